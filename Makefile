@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs
+# (a virtual environment at .venv, the Node dev tools from package-lock.json) and skips the
+# install when nothing changed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(PY) -m localazure smoke
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

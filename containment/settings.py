@@ -1,0 +1,184 @@
+"""Every app setting the app reads, typed, with its default, validated once.
+
+A bad value stops the function with one error that lists every bad setting by name, what
+was given and what is accepted, so an operator fixes them all in one round. The table
+`SETTINGS` is the single source: the README's settings table and
+local.settings.sample.json are checked against it by the tests.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """One or more app settings are invalid; `problems` names each one."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid app settings:\n  " + "\n  ".join(problems))
+
+
+def _items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _mode(raw: str) -> str:
+    if raw not in ("dry-run", "enforce"):
+        raise ValueError("accepted: dry-run, enforce")
+    return raw
+
+
+def _guids(raw: str) -> frozenset[str]:
+    bad = [item for item in _items(raw) if not _GUID.match(item)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not a GUID; accepted: comma-separated GUIDs")
+    return frozenset(item.lower() for item in _items(raw))
+
+
+def _optional_guid(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not _GUID.match(raw.strip()):
+        raise ValueError("accepted: one GUID (the object ID of the app's managed identity)")
+    return raw.strip().lower()
+
+
+def _tag(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise ValueError("accepted: name=value")
+    return name.strip(), value.strip()
+
+
+def _resource_ids(raw: str) -> tuple[str, ...]:
+    ids = _items(raw)
+    bad = [item for item in ids if not re.match(r"^/subscriptions/[^/]+(/resourceGroups/[^/]+.*)?$", item, re.IGNORECASE)]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not an ARM ID; accepted: comma-separated subscription, "
+                         "resource-group or resource IDs")
+    return tuple(item.rstrip("/") for item in ids)
+
+
+def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks, bad = [], []
+    for item in _items(raw):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            bad.append(item)
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not a CIDR; accepted: comma-separated CIDRs such as 10.20.0.0/16")
+    return tuple(networks)
+
+
+def _name(pattern: str, accepted: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not re.match(pattern, raw):
+            raise ValueError(f"accepted: {accepted}")
+        return raw
+    return parse
+
+
+def _loopback_endpoint(raw: str) -> str | None:
+    """The local emulator's URL. Only loopback is honoured: a setting that could point the
+    app's ARM calls (and its bearer tokens) at another host must never take effect."""
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme != "https" or not loopback or parts.path not in ("", "/"):
+        raise ValueError("accepted: https://127.0.0.1:PORT (loopback only; empty in Azure)")
+    return raw.rstrip("/")
+
+
+def _existing_file(raw: str) -> str | None:
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ValueError("accepted: the path of the emulator's CA certificate (PEM)")
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    meaning: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CONTAINMENT_MODE", "mode", "dry-run", _mode,
+            "`enforce` acts; `dry-run` records what it would do and changes nothing"),
+    Setting("CONTAINMENT_SUBSCRIPTIONS", "subscriptions", "", _guids,
+            "comma-separated subscription IDs the app may act in; events about any other are "
+            "recorded `rejected` (empty: every subscription the identity can see)"),
+    Setting("CONTAINMENT_SCOPE_TAG", "scope_tag", "data-classification=synthetic", _tag,
+            "`name=value` of the tag that marks synthetic-data resources"),
+    Setting("CONTAINMENT_PROTECTED_SCOPES", "protected_scopes", "", _resource_ids,
+            "comma-separated resource or resource-group IDs protected with or without the tag"),
+    Setting("CONTAINMENT_SELF_PRINCIPAL_ID", "self_principal_id", "", _optional_guid,
+            "object ID of the app's own managed identity; changes it makes are not re-judged"),
+    Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _guids,
+            "comma-separated object IDs allowed to hold data-access roles on protected scopes"),
+    Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
+            "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers)"),
+    Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
+            _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
+            "Storage queue that carries containment requests from detection to the isolated containment function"),
+    Setting("LOCAL_AZURE_ENDPOINT", "local_azure_endpoint", "", _loopback_endpoint,
+            "development only: the local ARM + Log Analytics emulator's URL; honoured for loopback "
+            "addresses only; empty in Azure (the app then uses Azure Resource Manager and managed identity)"),
+    Setting("LOCAL_AZURE_CA_BUNDLE", "local_azure_ca_bundle", "", _existing_file,
+            "development only: the emulator's CA certificate (PEM), trusted for the emulator alone"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    subscriptions: frozenset[str]
+    scope_tag: tuple[str, str]
+    protected_scopes: tuple[str, ...]
+    self_principal_id: str | None
+    allowed_principals: frozenset[str]
+    allowed_cidrs: tuple
+    containment_queue: str
+    local_azure_endpoint: str | None
+    local_azure_ca_bundle: str | None
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode == "enforce"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise SettingsError naming all the bad ones."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        raw = environ.get(setting.name, setting.default).strip()
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as error:
+            problems.append(f"{setting.name}={raw!r}: {error}")
+    if not problems and bool(values["local_azure_endpoint"]) != bool(values["local_azure_ca_bundle"]):
+        problems.append("LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)")
+    if problems:
+        raise SettingsError(problems)
+    assert {f.name for f in fields(Settings)} == set(values)  # the table and the dataclass agree
+    return Settings(**values)

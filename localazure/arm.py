@@ -1,0 +1,636 @@
+"""The Azure Resource Manager side of the local emulator: a stateful resource store and
+the operations the app calls, at the API versions its pinned SDKs send.
+
+Bodies are kept as ARM returns them (the shape of ../shared/recorded-arm and of the
+x-ms-examples). Writes follow ARM: PATCH merges, PUT replaces, DELETE removes, every write
+changes the ETag, and `If-Match` is honoured with a 412.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import secrets
+import threading
+import uuid
+from base64 import b64encode
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+# The API version each resource provider family answers; anything else gets ARM's 400, so
+# an SDK upgrade that changes the version shows up here and in the oav conformance test.
+API_VERSIONS = {
+    "microsoft.storage": "2026-09-01",
+    "microsoft.network": "2026-03-01",
+    "microsoft.authorization": "2022-04-01",
+}
+
+STORAGE_ACCOUNT = "microsoft.storage/storageaccounts"
+CONTAINER = "microsoft.storage/storageaccounts/blobservices/containers"
+NSG = "microsoft.network/networksecuritygroups"
+SECURITY_RULE = "microsoft.network/networksecuritygroups/securityrules"
+ROLE_ASSIGNMENT = "microsoft.authorization/roleassignments"
+ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
+SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION}
+
+BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
+
+
+class ArmError(Exception):
+    """An ARM error answer: status, code and message, in ARM's error body."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class SeedError(ValueError):
+    """A resource body that cannot be seeded; the message names where it came from."""
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def resource_type(resource_id: str) -> str:
+    """`microsoft.storage/storageaccounts/blobservices/containers` from a full ARM ID.
+
+    Types come from the last `/providers/` segment, so extension resources (role
+    assignments at any scope) are typed by their own provider. Lower case throughout.
+    """
+    parts = resource_id.strip("/").lower().split("/")
+    if "providers" not in parts:
+        raise SeedError(f"{resource_id!r} is not an ARM resource ID (no /providers/ segment)")
+    start = len(parts) - 1 - parts[::-1].index("providers")
+    rest = parts[start + 1:]
+    if len(rest) < 3 or len(rest) % 2 == 0:
+        raise SeedError(f"{resource_id!r} is not an ARM resource ID (type and name segments do not pair)")
+    return "/".join([rest[0]] + rest[1::2])
+
+
+def _key(resource_id: str) -> str:
+    return "/" + resource_id.strip("/").lower()
+
+
+def _parent(key: str) -> str:
+    return key.rsplit("/", 1)[0]
+
+
+def _new_etag() -> str:
+    return f'W/"{uuid.uuid4()}"'
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _merge(target: dict, patch: dict) -> dict:
+    """JSON merge patch (RFC 7396), as ARM applies a PATCH body to a resource."""
+    for name, value in patch.items():
+        if value is None:
+            target.pop(name, None)
+        elif isinstance(value, dict) and isinstance(target.get(name), dict):
+            _merge(target[name], value)
+        else:
+            target[name] = copy.deepcopy(value)
+    return target
+
+
+def _subscription_of(key: str) -> str:
+    parts = key.strip("/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "subscriptions" else ""
+
+
+class ArmState:
+    """Every resource the emulator knows, keyed by lower-cased ID."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.resources: dict[str, dict] = {}
+        self.etags: dict[str, str] = {}
+        self.keys: dict[str, list[dict]] = {}  # storage account key -> listKeys entries
+        self.user_delegation_keys_revoked: dict[str, str] = {}  # account key -> when
+        self.operations: dict[str, str] = {}  # async operation id -> status
+        self.builtin_roles = {
+            role["name"].lower(): role for role in json.loads(BUILTIN_ROLES_FILE.read_text())
+        }
+
+    # -- seeding -------------------------------------------------------------------
+    def seed(self, bodies: list[dict], origin: str = "resources") -> None:
+        """Load ARM bodies: single resources or list answers (`{"value": [...]}`)."""
+        for index, body in enumerate(bodies):
+            where = f"{origin}[{index}]"
+            if isinstance(body, dict) and isinstance(body.get("value"), list) and "id" not in body:
+                self.seed(body["value"], f"{where}.value")
+                continue
+            self._seed_one(body, where)
+
+    def _seed_one(self, body: Any, where: str) -> None:
+        if not isinstance(body, dict):
+            raise SeedError(f"{where}: a resource must be a JSON object, got {type(body).__name__}")
+        resource_id = body.get("id")
+        if not isinstance(resource_id, str) or not resource_id.startswith("/"):
+            raise SeedError(f"{where}.id: a resource needs its full ARM ID, got {resource_id!r}")
+        try:
+            kind = resource_type(resource_id)
+        except SeedError as error:
+            raise SeedError(f"{where}.id: {error}") from None
+        declared = body.get("type")
+        if not isinstance(declared, str) or declared.lower() != kind:
+            raise SeedError(f"{where}.type: {declared!r} does not match the type of its ID ({kind})")
+        if kind not in SEEDABLE_TYPES:
+            raise SeedError(f"{where}.type: the emulator does not serve {declared}")
+        key = _key(resource_id)
+        with self._lock:
+            self.resources[key] = copy.deepcopy(body)
+            self.etags[key] = body.get("etag") or _new_etag()
+            if kind == STORAGE_ACCOUNT:
+                self.keys[key] = [self._new_key("key1"), self._new_key("key2")]
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, resource_id: str) -> dict | None:
+        with self._lock:
+            body = self.resources.get(_key(resource_id))
+            return copy.deepcopy(body) if body is not None else None
+
+    def snapshot(self) -> dict[str, dict]:
+        with self._lock:
+            return {body["id"]: copy.deepcopy(body) for body in self.resources.values()}
+
+    def _require(self, key: str, kind: str, not_found: Callable[[], ArmError]) -> dict:
+        body = self.resources.get(key)
+        if body is None or resource_type(key) != kind:
+            raise not_found()
+        return body
+
+    def _check_if_match(self, key: str, headers: dict[str, str]) -> None:
+        wanted = headers.get("if-match")
+        if wanted and wanted != "*" and wanted != self.etags.get(key):
+            raise ArmError(
+                412, "PreconditionFailed",
+                "The condition specified using HTTP conditional header(s) is not met.",
+            )
+
+    def concurrent_write(self, path: str) -> None:
+        """Someone else writes the resource (or the NSG holding a rule): its ETag moves on."""
+        with self._lock:
+            key = _key(path)
+            while key.count("/") > 2 and key not in self.resources:
+                key = _parent(key)
+            if key in self.resources:
+                self._touch(key)
+                if resource_type(key) == NSG:
+                    self._stamp_nsg(key)
+
+    def _touch(self, key: str) -> str:
+        etag = self.etags[key] = _new_etag()
+        if "etag" in self.resources[key]:  # containers and NSGs carry theirs in the body too
+            self.resources[key]["etag"] = etag
+        return etag
+
+    @staticmethod
+    def _new_key(name: str) -> dict:
+        return {
+            "keyName": name,
+            "value": b64encode(secrets.token_bytes(64)).decode(),
+            "permissions": "FULL",
+            "creationTime": _now(),
+        }
+
+    # -- routing -------------------------------------------------------------------
+    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               body: Any) -> Answer:
+        path = "/" + path.strip("/")
+        lower = path.lower()
+        for pattern, methods in _ROUTES:
+            match = pattern.match(lower)
+            if match is None:
+                continue
+            handler = methods.get(method)
+            if handler is None:
+                raise ArmError(405, "MethodNotAllowed", f"The requested method {method} is not allowed on {path}.")
+            if "api-version" not in query:
+                raise ArmError(400, "MissingApiVersionParameter",
+                               "The api-version query parameter (?api-version=) is required for all requests.")
+            provider = _provider_of(lower)
+            expected = API_VERSIONS.get(provider)
+            if provider and expected and query["api-version"] != expected:
+                raise ArmError(
+                    400, "InvalidApiVersionParameter",
+                    f"The api-version '{query['api-version']}' is invalid. The emulator serves "
+                    f"{provider} at '{expected}' only (the version the pinned SDK sends).",
+                )
+            with self._lock:
+                return handler(self, path, match, query, headers, body)
+        raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
+                       f"The emulator has no operation for {method} {path}.")
+
+    # -- storage accounts ----------------------------------------------------------
+    def _account_not_found(self, path: str) -> Callable[[], ArmError]:
+        name = path.rstrip("/").split("/")[-1]
+        return lambda: ArmError(
+            404, "ResourceNotFound",
+            f"The Resource 'Microsoft.Storage/storageAccounts/{name}' was not found.",
+        )
+
+    def get_account(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        account = self._require(key, STORAGE_ACCOUNT, self._account_not_found(path))
+        return Answer(200, copy.deepcopy(account), {"ETag": self.etags[key]})
+
+    def patch_account(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        account = self._require(key, STORAGE_ACCOUNT, self._account_not_found(path))
+        self._check_if_match(key, headers)
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+        if "tags" in body:  # tags are replaced as a whole, not merged
+            account["tags"] = copy.deepcopy(body["tags"])
+        _merge(account, {k: v for k, v in body.items() if k != "tags"})
+        return Answer(200, copy.deepcopy(account), {"ETag": self._touch(key)})
+
+    def list_accounts(self, path, match, query, headers, body) -> Answer:
+        return Answer(200, {"value": self._list(_key(path), STORAGE_ACCOUNT)})
+
+    def list_keys(self, path, match, query, headers, body) -> Answer:
+        key = _parent(_key(path))
+        self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        return Answer(200, {"keys": copy.deepcopy(self.keys[key])})
+
+    def regenerate_key(self, path, match, query, headers, body) -> Answer:
+        key = _parent(_key(path))
+        account = self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        name = body.get("keyName") if isinstance(body, dict) else None
+        names = [entry["keyName"] for entry in self.keys[key]]
+        if name not in names:
+            raise ArmError(400, "InvalidValuesForRequestParameters",
+                           f"Values for request parameters are invalid: keyName (got {name!r}, expected one of {names}).")
+        fresh = self._new_key(name)
+        self.keys[key] = [fresh if entry["keyName"] == name else entry for entry in self.keys[key]]
+        times = account.setdefault("properties", {}).setdefault("keyCreationTime", {})
+        times[name] = fresh["creationTime"]
+        self._touch(key)
+        return Answer(200, {"keys": copy.deepcopy(self.keys[key])})
+
+    def revoke_user_delegation_keys(self, path, match, query, headers, body) -> Answer:
+        key = _parent(_key(path))
+        self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        self.user_delegation_keys_revoked[key] = _now()
+        return Answer(200)
+
+    # -- blob containers -----------------------------------------------------------
+    @staticmethod
+    def _container_not_found() -> ArmError:
+        return ArmError(404, "ContainerNotFound", "The specified container does not exist.")
+
+    def list_containers(self, path, match, query, headers, body) -> Answer:
+        account = _key(path).split("/blobservices/")[0]
+        self._require(account, STORAGE_ACCOUNT, self._account_not_found(account))
+        return Answer(200, {"value": self._list(_key(path), CONTAINER)})
+
+    def get_container(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        container = self._require(key, CONTAINER, self._container_not_found)
+        return Answer(200, copy.deepcopy(container), {"ETag": self.etags[key]})
+
+    def patch_container(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        container = self._require(key, CONTAINER, self._container_not_found)
+        self._check_if_match(key, headers)
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+        _merge(container, {k: v for k, v in body.items() if k in ("properties",)})
+        etag = self._touch(key)
+        return Answer(200, copy.deepcopy(container), {"ETag": etag})
+
+    # -- network security groups -----------------------------------------------------
+    @staticmethod
+    def _nsg_not_found(path: str) -> Callable[[], ArmError]:
+        segments = path.strip("/").split("/")
+        name = segments[7] if len(segments) > 7 else path
+        return lambda: ArmError(
+            404, "ResourceNotFound", f"The Resource 'Microsoft.Network/networkSecurityGroups/{name}' was not found.",
+        )
+
+    def get_nsg(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        nsg = self._require(key, NSG, self._nsg_not_found(path))
+        return Answer(200, copy.deepcopy(nsg), {"ETag": self.etags[key]})
+
+    def list_nsgs(self, path, match, query, headers, body) -> Answer:
+        return Answer(200, {"value": self._list(_key(path), NSG)})
+
+    def put_nsg(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        existing = self.resources.get(key)
+        self._check_if_match(key, headers)
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+        nsg_id = existing["id"] if existing else path
+        properties = copy.deepcopy(body.get("properties") or {})
+        rules = properties.get("securityRules") or []
+        self._validate_rules(rules)
+        nsg = {
+            "id": nsg_id,
+            "name": nsg_id.rsplit("/", 1)[1],
+            "type": "Microsoft.Network/networkSecurityGroups",
+            "location": body.get("location") or (existing or {}).get("location"),
+            "properties": properties,
+        }
+        if body.get("tags") is not None:
+            nsg["tags"] = copy.deepcopy(body["tags"])
+        previous = (existing or {}).get("properties", {})
+        properties["securityRules"] = [self._rule_body(nsg_id, rule) for rule in rules]
+        properties["defaultSecurityRules"] = previous.get("defaultSecurityRules") or _default_rules(nsg_id)
+        properties["resourceGuid"] = previous.get("resourceGuid") or str(uuid.uuid4())
+        properties["provisioningState"] = "Succeeded"
+        self.resources[key] = nsg
+        self.etags[key] = _new_etag()  # before _stamp_nsg, which spreads it to the rules
+        self._stamp_nsg(key)
+        return self._accepted(nsg_id, 200 if existing else 201, copy.deepcopy(nsg), location_header=False)
+
+    def list_rules(self, path, match, query, headers, body) -> Answer:
+        nsg_key = _parent(_key(path))
+        nsg = self._require(nsg_key, NSG, self._nsg_not_found(path))
+        return Answer(200, {"value": copy.deepcopy(nsg["properties"].get("securityRules", []))})
+
+    def _find_rule(self, path: str) -> tuple[str, dict, int | None]:
+        nsg_key = _parent(_parent(_key(path)))
+        nsg = self._require(nsg_key, NSG, self._nsg_not_found(path))
+        name = path.rsplit("/", 1)[1].lower()
+        rules = nsg["properties"].setdefault("securityRules", [])
+        for index, rule in enumerate(rules):
+            if rule.get("name", "").lower() == name:
+                return nsg_key, nsg, index
+        return nsg_key, nsg, None
+
+    def get_rule(self, path, match, query, headers, body) -> Answer:
+        nsg_key, nsg, index = self._find_rule(path)
+        if index is None:
+            raise ArmError(404, "NotFound", f"Resource {path} not found.")
+        rule = nsg["properties"]["securityRules"][index]
+        return Answer(200, copy.deepcopy(rule), {"ETag": rule.get("etag", "")})
+
+    def put_rule(self, path, match, query, headers, body) -> Answer:
+        nsg_key, nsg, index = self._find_rule(path)
+        rules = nsg["properties"]["securityRules"]
+        if index is not None and headers.get("if-match") not in (None, "*", rules[index].get("etag")):
+            raise ArmError(412, "PreconditionFailed",
+                           "The condition specified using HTTP conditional header(s) is not met.")
+        if not isinstance(body, dict):
+            raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+        rule = self._rule_body(nsg["id"], {**body, "name": path.rsplit("/", 1)[1]})
+        candidate = [r for i, r in enumerate(rules) if i != index] + [rule]
+        self._validate_rules(candidate)
+        if index is None:
+            rules.append(rule)
+        else:
+            rules[index] = rule
+        self.etags[nsg_key] = _new_etag()
+        self._stamp_nsg(nsg_key)
+        return self._accepted(rule["id"], 200 if index is not None else 201, copy.deepcopy(rule),
+                              location_header=False)
+
+    def delete_rule(self, path, match, query, headers, body) -> Answer:
+        nsg_key, nsg, index = self._find_rule(path)
+        if index is None:
+            return Answer(204)
+        del nsg["properties"]["securityRules"][index]
+        self.etags[nsg_key] = _new_etag()
+        self._stamp_nsg(nsg_key)
+        return self._accepted(path, 202, None, location_header=True)
+
+    def _rule_body(self, nsg_id: str, rule: dict) -> dict:
+        name = rule.get("name")
+        if not isinstance(name, str) or not name:
+            raise ArmError(400, "InvalidRequestFormat", "Every security rule needs a name.")
+        properties = copy.deepcopy(rule.get("properties") or {})
+        properties["provisioningState"] = "Succeeded"
+        return {
+            "name": name,
+            "id": f"{nsg_id}/securityRules/{name}",
+            "type": "Microsoft.Network/networkSecurityGroups/securityRules",
+            "properties": properties,
+        }
+
+    def _stamp_nsg(self, nsg_key: str) -> None:
+        """An NSG and its rules share one ETag that changes with any write, as in Azure."""
+        nsg = self.resources[nsg_key]
+        etag = self.etags[nsg_key]
+        nsg["etag"] = etag
+        for rule in nsg["properties"].get("securityRules", []) + nsg["properties"].get("defaultSecurityRules", []):
+            rule["etag"] = etag
+
+    @staticmethod
+    def _validate_rules(rules: list[dict]) -> None:
+        seen: dict[tuple[int, str], str] = {}
+        for rule in rules:
+            properties = (rule or {}).get("properties") or {}
+            priority, direction = properties.get("priority"), properties.get("direction")
+            name = (rule or {}).get("name")
+            if not isinstance(priority, int) or not 100 <= priority <= 4096:
+                raise ArmError(400, "SecurityRuleInvalidPriority",
+                               f"Security rule {name} has invalid priority {priority!r}. Value provided: {priority}. Allowed range 100-4096.")
+            clash = seen.get((priority, str(direction).lower()))
+            if clash is not None:
+                raise ArmError(400, "SecurityRuleConflict",
+                               f"Security rule {name} conflicts with rule {clash}. Rules cannot have the same Priority and Direction.")
+            seen[(priority, str(direction).lower())] = name
+
+    def _accepted(self, target_id: str, status: int, body: Any, *, location_header: bool) -> Answer:
+        """A long-running network operation: ARM's Azure-AsyncOperation header to poll."""
+        operation = str(uuid.uuid4())
+        self.operations[operation] = "Succeeded"
+        subscription = _subscription_of(_key(target_id))
+        base = f"/subscriptions/{subscription}/providers/Microsoft.Network/locations/local"
+        version = API_VERSIONS["microsoft.network"]
+        headers = {"Azure-AsyncOperation": f"{{base}}{base}/operations/{operation}?api-version={version}",
+                   "Retry-After": "0"}
+        if location_header:
+            headers["Location"] = f"{{base}}{base}/operationResults/{operation}?api-version={version}"
+        return Answer(status, body, headers)
+
+    def get_operation(self, path, match, query, headers, body) -> Answer:
+        operation = path.rsplit("/", 1)[1]
+        status = self.operations.get(operation)
+        if status is None:
+            raise ArmError(404, "NotFound", f"Operation {operation} not found.")
+        return Answer(200, {"status": status})
+
+    def get_operation_result(self, path, match, query, headers, body) -> Answer:
+        return Answer(204)
+
+    # -- role assignments and definitions ---------------------------------------------
+    @staticmethod
+    def _assignment_not_found() -> ArmError:
+        return ArmError(404, "RoleAssignmentNotFound", "The role assignment does not exist.")
+
+    def get_assignment(self, path, match, query, headers, body) -> Answer:
+        assignment = self._require(_key(path), ROLE_ASSIGNMENT, self._assignment_not_found)
+        return Answer(200, copy.deepcopy(assignment))
+
+    def delete_assignment(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        if key not in self.resources:
+            return Answer(204)
+        assignment = self.resources.pop(key)
+        self.etags.pop(key, None)
+        return Answer(200, assignment)
+
+    def put_assignment(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        properties = (body or {}).get("properties") if isinstance(body, dict) else None
+        if not isinstance(properties, dict) or not properties.get("roleDefinitionId") or not properties.get("principalId"):
+            raise ArmError(400, "InvalidRoleAssignmentRequest",
+                           "A role assignment needs properties.roleDefinitionId and properties.principalId.")
+        scope = path[: path.lower().rindex("/providers/microsoft.authorization/roleassignments/")] or "/"
+        existing = self.resources.get(key)
+        if existing is not None:
+            same = (existing["properties"]["principalId"], existing["properties"]["roleDefinitionId"].lower())
+            if same != (properties["principalId"], properties["roleDefinitionId"].lower()):
+                raise ArmError(409, "RoleAssignmentUpdateNotPermitted",
+                               "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+            return Answer(201, copy.deepcopy(existing))
+        now = _now()
+        assignment = {
+            "id": path,
+            "name": path.rsplit("/", 1)[1],
+            "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {
+                "scope": scope,
+                "principalType": "User",
+                "createdOn": now,
+                "updatedOn": now,
+                **copy.deepcopy(properties),
+            },
+        }
+        self.resources[key] = assignment
+        self.etags[key] = _new_etag()
+        return Answer(201, copy.deepcopy(assignment))
+
+    def list_assignments(self, path, match, query, headers, body) -> Answer:
+        scope = _key(match.group("scope") or "/")
+        wanted = query.get("$filter", "")
+        at_scope_only = "atscope()" in wanted.lower()
+        principal = re.search(r"(?:principalId\s+eq\s+|assignedTo\()'([^']+)'", wanted, re.IGNORECASE)
+        found = []
+        for key, assignment in self.resources.items():
+            if resource_type(key) != ROLE_ASSIGNMENT:
+                continue
+            own = _key(assignment["properties"].get("scope") or "/")
+            above = scope == own or scope.startswith(own.rstrip("/") + "/")
+            below = own.startswith(scope.rstrip("/") + "/")
+            if not (above or (below and not at_scope_only)):
+                continue
+            if principal and assignment["properties"].get("principalId", "").lower() != principal.group(1).lower():
+                continue
+            found.append(copy.deepcopy(assignment))
+        return Answer(200, {"value": found})
+
+    def get_role_definition(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        custom = self.resources.get(key)
+        if custom is None:  # custom roles may be read at any scope they are assignable at
+            name = key.rsplit("/", 1)[1]
+            custom = next((b for k, b in self.resources.items()
+                           if resource_type(k) == ROLE_DEFINITION and k.rsplit("/", 1)[1] == name), None)
+        if custom is not None:
+            return Answer(200, copy.deepcopy(custom))
+        builtin = self.builtin_roles.get(key.rsplit("/", 1)[1])
+        if builtin is None:
+            raise ArmError(404, "RoleDefinitionDoesNotExist", "The specified role definition with ID "
+                           f"'{path.rsplit('/', 1)[1]}' does not exist.")
+        scope = match.group("scope") or ""
+        return Answer(200, {**copy.deepcopy(builtin),
+                            "id": f"{scope}/providers/Microsoft.Authorization/roleDefinitions/{builtin['name']}"})
+
+    # -- shared ------------------------------------------------------------------------
+    def _list(self, collection: str, kind: str) -> list[dict]:
+        """Resources of a type directly in a collection, or anywhere in its subscription
+        when the collection is the subscription-wide one."""
+        subscription_wide = collection.count("/") == 5  # /subscriptions/s/providers/ns/type
+        prefix = collection.split("/providers/")[0] + "/"
+        return [
+            copy.deepcopy(body)
+            for key, body in sorted(self.resources.items())
+            if resource_type(key) == kind
+            and (key.startswith(prefix) if subscription_wide else _parent(key) == collection)
+        ]
+
+
+def _provider_of(lower_path: str) -> str:
+    if "/providers/" not in lower_path:
+        return ""
+    return lower_path.rsplit("/providers/", 1)[1].split("/", 1)[0]
+
+
+def _default_rules(nsg_id: str) -> list[dict]:
+    """The six rules Azure puts in every NSG (priorities 65000-65500)."""
+    shapes = [
+        ("AllowVnetInBound", "Inbound", "Allow", 65000, "VirtualNetwork", "VirtualNetwork"),
+        ("AllowAzureLoadBalancerInBound", "Inbound", "Allow", 65001, "AzureLoadBalancer", "*"),
+        ("DenyAllInBound", "Inbound", "Deny", 65500, "*", "*"),
+        ("AllowVnetOutBound", "Outbound", "Allow", 65000, "VirtualNetwork", "VirtualNetwork"),
+        ("AllowInternetOutBound", "Outbound", "Allow", 65001, "*", "Internet"),
+        ("DenyAllOutBound", "Outbound", "Deny", 65500, "*", "*"),
+    ]
+    return [
+        {
+            "name": name,
+            "id": f"{nsg_id}/defaultSecurityRules/{name}",
+            "type": "Microsoft.Network/networkSecurityGroups/defaultSecurityRules",
+            "properties": {
+                "protocol": "*", "sourcePortRange": "*", "destinationPortRange": "*",
+                "sourceAddressPrefix": source, "destinationAddressPrefix": destination,
+                "access": access, "priority": priority, "direction": direction,
+                "provisioningState": "Succeeded",
+            },
+        }
+        for name, direction, access, priority, source, destination in shapes
+    ]
+
+
+_SUB = r"/subscriptions/[^/]+"
+_RG = _SUB + r"/resourcegroups/[^/]+"
+_ACCOUNT = _RG + r"/providers/microsoft\.storage/storageaccounts/[^/]+"
+_NSG = _RG + r"/providers/microsoft\.network/networksecuritygroups/[^/]+"
+_AUTH = r"(?P<scope>.*?)/providers/microsoft\.authorization"
+_ROUTES: list[tuple[re.Pattern, dict[str, Callable]]] = [
+    (re.compile(pattern + "$"), methods) for pattern, methods in [
+        (_SUB + r"/providers/microsoft\.storage/storageaccounts", {"GET": ArmState.list_accounts}),
+        (_RG + r"/providers/microsoft\.storage/storageaccounts", {"GET": ArmState.list_accounts}),
+        (_ACCOUNT, {"GET": ArmState.get_account, "PATCH": ArmState.patch_account}),
+        (_ACCOUNT + r"/listkeys", {"POST": ArmState.list_keys}),
+        (_ACCOUNT + r"/regeneratekey", {"POST": ArmState.regenerate_key}),
+        (_ACCOUNT + r"/revokeuserdelegationkeys", {"POST": ArmState.revoke_user_delegation_keys}),
+        (_ACCOUNT + r"/blobservices/default/containers", {"GET": ArmState.list_containers}),
+        (_ACCOUNT + r"/blobservices/default/containers/[^/]+",
+         {"GET": ArmState.get_container, "PATCH": ArmState.patch_container}),
+        (_SUB + r"/providers/microsoft\.network/networksecuritygroups", {"GET": ArmState.list_nsgs}),
+        (_RG + r"/providers/microsoft\.network/networksecuritygroups", {"GET": ArmState.list_nsgs}),
+        (_NSG, {"GET": ArmState.get_nsg, "PUT": ArmState.put_nsg}),
+        (_NSG + r"/securityrules", {"GET": ArmState.list_rules}),
+        (_NSG + r"/securityrules/[^/]+",
+         {"GET": ArmState.get_rule, "PUT": ArmState.put_rule, "DELETE": ArmState.delete_rule}),
+        (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operations/[^/]+", {"GET": ArmState.get_operation}),
+        (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+",
+         {"GET": ArmState.get_operation_result}),
+        (_AUTH + r"/roleassignments",
+         {"GET": ArmState.list_assignments}),
+        (_AUTH + r"/roleassignments/[^/]+",
+         {"GET": ArmState.get_assignment, "DELETE": ArmState.delete_assignment, "PUT": ArmState.put_assignment}),
+        (_AUTH + r"/roledefinitions/[^/]+", {"GET": ArmState.get_role_definition}),
+    ]
+]
+
+# Polling endpoints are ARM plumbing, not operations in the resource providers' specs:
+# traffic capture leaves them out of what oav validates.
+POLLING_PATH = re.compile(r"/providers/microsoft\.network/locations/[^/]+/operation(s|results)/", re.IGNORECASE)

@@ -1,0 +1,79 @@
+"""Fault injection for the emulator: what Azure does on its bad days, on demand.
+
+A fault matches calls by method and a regular expression on the path; it lets `skip`
+matching calls through, then fires on the next `times` of them (None: for ever). The
+reliability tests drive ARM throttling, server errors, dropped connections, slow answers,
+concurrent writers and Log Analytics partial results through it.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+KINDS = ("status", "drop", "slow", "etag-conflict", "partial-error")
+
+_ERROR_CODES = {
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str = ""
+    method: str | None = None
+    status: int = 500
+    retry_after: int | None = None
+    delay: float = 0.0
+    skip: int = 0
+    times: int | None = 1
+    seen: int = 0
+    fired: int = 0
+    _pattern: re.Pattern = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"fault kind {self.kind!r} is not one of {KINDS}")
+        self._pattern = re.compile(self.path, re.IGNORECASE)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and bool(self._pattern.search(path))
+
+    @property
+    def error_code(self) -> str:
+        return _ERROR_CODES.get(self.status, "InternalServerError")
+
+
+class FaultPlan:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, kind: str, path: str = "", **options) -> Fault:
+        fault = Fault(kind=kind, path=path, **options)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str, path: str) -> list[Fault]:
+        """The faults that fire on this call, counting it against every matching fault."""
+        firing = []
+        with self._lock:
+            for fault in self._faults:
+                if not fault.matches(method, path):
+                    continue
+                fault.seen += 1
+                exhausted = fault.times is not None and fault.fired >= fault.times
+                if fault.seen > fault.skip and not exhausted:
+                    fault.fired += 1
+                    firing.append(fault)
+        return firing

@@ -1,0 +1,101 @@
+"""Small ARM resource bodies, in the shape a GET returns them, for tests to seed."""
+from __future__ import annotations
+
+SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-111122223333"
+OTHER_SUBSCRIPTION = "9f2c3a10-5b6d-4e7f-8a9b-444455556666"
+RG = "rg-synthetic"
+RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}"
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+def storage_account(name: str = "synthtrain01", *, tags: dict | None = None, subscription: str = SUBSCRIPTION,
+                    group: str = RG, **properties) -> dict:
+    return {
+        "id": f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Storage/storageAccounts/{name}",
+        "name": name,
+        "type": "Microsoft.Storage/storageAccounts",
+        "location": "westeurope",
+        "kind": "StorageV2",
+        "sku": {"name": "Standard_LRS", "tier": "Standard"},
+        "tags": {"data-classification": "synthetic"} if tags is None else tags,
+        "properties": {
+            "provisioningState": "Succeeded",
+            "allowBlobPublicAccess": False,
+            "allowSharedKeyAccess": False,
+            "allowCrossTenantReplication": False,
+            "minimumTlsVersion": "TLS1_2",
+            "publicNetworkAccess": "Enabled",
+            "supportsHttpsTrafficOnly": True,
+            "networkAcls": {"bypass": "AzureServices", "defaultAction": "Deny", "ipRules": [],
+                            "virtualNetworkRules": []},
+            **properties,
+        },
+    }
+
+
+def container(account_id: str, name: str = "training", public_access: str = "None") -> dict:
+    return {
+        "id": f"{account_id}/blobServices/default/containers/{name}",
+        "name": name,
+        "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
+        "etag": '"0x8DCAFE0000000001"',
+        "properties": {"publicAccess": public_access, "hasImmutabilityPolicy": False, "hasLegalHold": False},
+    }
+
+
+def security_rule(name: str, priority: int, *, source: str = "10.20.0.0/16", access: str = "Allow",
+                  direction: str = "Inbound", port: str = "443") -> dict:
+    return {
+        "name": name,
+        "properties": {
+            "protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": port,
+            "sourceAddressPrefix": source, "destinationAddressPrefix": "*",
+            "access": access, "priority": priority, "direction": direction,
+        },
+    }
+
+
+def nsg(name: str = "nsg-synthetic-data", rules: list[dict] = (), *, tags: dict | None = None) -> dict:
+    nsg_id = f"{RG_ID}/providers/Microsoft.Network/networkSecurityGroups/{name}"
+    return {
+        "id": nsg_id,
+        "name": name,
+        "type": "Microsoft.Network/networkSecurityGroups",
+        "location": "westeurope",
+        "etag": 'W/"00000000-0000-0000-0000-000000000001"',
+        "tags": {"data-classification": "synthetic"} if tags is None else tags,
+        "properties": {
+            "provisioningState": "Succeeded",
+            "resourceGuid": "5f0c6a7e-3f4a-4b0e-9d0a-6c1c2f3e4d5a",
+            "securityRules": [
+                {**rule, "id": f"{nsg_id}/securityRules/{rule['name']}",
+                 "type": "Microsoft.Network/networkSecurityGroups/securityRules",
+                 "etag": 'W/"00000000-0000-0000-0000-000000000001"',
+                 "properties": {**rule["properties"], "provisioningState": "Succeeded"}}
+                for rule in rules
+            ],
+        },
+    }
+
+
+def role_assignment(scope: str, principal_id: str, role_guid: str, *, name: str,
+                    principal_type: str = "ServicePrincipal") -> dict:
+    return {
+        "id": f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        "name": name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+            "principalId": principal_id,
+            "principalType": principal_type,
+            "scope": scope,
+            "createdOn": "2026-11-20T09:00:00.0000000Z",
+            "updatedOn": "2026-11-20T09:00:00.0000000Z",
+            "createdBy": "3c1a2b4d-0000-4000-8000-000000000042",
+            "updatedBy": "3c1a2b4d-0000-4000-8000-000000000042",
+        },
+    }
+
+
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"

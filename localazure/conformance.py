@@ -5,8 +5,9 @@ The emulator writes one file per call in oav's traffic format (`write_traffic_fi
 the whole directory, against the spec subset in ../shared/azure-specs (see its README).
 
 oav is driven through `validateTrafficAgainstSpec`, the exported function its
-`validate-traffic` command calls, with the same options the command passes (`--report ""`,
-`--jsonReport`, a log file). The command line alone is not enough, because:
+`validate-traffic` command calls, with the options the command passes for `--report ""`,
+`--jsonReport` and `--logFilepath` (a temporary one: by default oav writes a log under
+~/oav_output on every run). The command line alone is not enough, because:
   * its JSON report names neither the traffic file nor the JSON path of an error;
   * traffic that matches no operation is only printed ("Error: Undefined operation {...}"),
     and the command still exits 0. The README explains why that must fail here: an SDK
@@ -36,13 +37,12 @@ LOG_ANALYTICS_API_VERSION = "2022-10-27"
 # oav's Severity enum (oav/dist/lib/util/severity.d.ts).
 _OAV_SEVERITIES = {0: "Critical", 1: "Error", 2: "Warning", 3: "Information", 4: "Verbose"}
 
-_UNDEFINED_OPERATION = "Error: Undefined operation "
-
 # argv: oav package dir, spec dir, traffic dir, JSON report path, log file path.
 # Prints {"results": oav's per-file results, "undefined": [validationRequest, ...]}.
 _DRIVER = r"""
 const [oavDir, specDir, trafficDir, jsonReportPath, logFilepath] = process.argv.slice(1);
 const { validateTrafficAgainstSpec } = require(oavDir);
+const UNDEFINED = "Error: Undefined operation ";
 const undefinedRequests = [];
 // oav reports unmatched traffic only through console.log; everything else it prints there
 // (e.g. "Exception when loading spec" for the examples/ files it tries as specs) is noise.
@@ -64,9 +64,7 @@ validateTrafficAgainstSpec(specDir, trafficDir, {
     process.exit(2);
   },
 );
-""".replace("UNDEFINED", json.dumps(_UNDEFINED_OPERATION), 1).replace(
-    "(UNDEFINED.length)", f"({len(_UNDEFINED_OPERATION)})"
-)
+"""
 
 
 class OavUnavailable(RuntimeError):
@@ -123,12 +121,13 @@ def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> Conform
     if not traffic_dir.is_dir():
         raise FileNotFoundError(f"no traffic directory at {traffic_dir}")
     spec_dir = Path(spec_dir) if spec_dir else shared_file("azure-specs", "specification")
+    if not spec_dir.exists():
+        raise FileNotFoundError(f"no spec file or directory at {spec_dir}")
     node = shutil.which("node")
-    if node is None or not (OAV_PACKAGE / "package.json").is_file():
-        raise OavUnavailable(
-            f"oav is not installed ({'node is not on PATH' if node is None else OAV_PACKAGE} "
-            f"{'' if node is None else 'is missing'}): run `npm ci` in {REPO_ROOT}"
-        )
+    if node is None:
+        raise OavUnavailable("node is not on PATH: install Node.js, then run `npm ci`")
+    if not (OAV_PACKAGE / "package.json").is_file():
+        raise OavUnavailable(f"oav is not installed at {OAV_PACKAGE}: run `npm ci` in {REPO_ROOT}")
     traffic_files = sorted(traffic_dir.rglob("*.json"))
 
     with tempfile.TemporaryDirectory(prefix="oav-") as work:
@@ -177,7 +176,8 @@ def _findings(result: dict, traffic_dir: Path) -> list[Finding]:
         for error in result.get("errors") or []
     ]
     # A runtime exception (unreadable file, unresolvable spec) means the file was not
-    # validated; it must not pass as clean.
+    # validated; it must not pass as clean. oav stops at an unreadable file, so the files
+    # after it go unchecked too: the finding names the file to fix.
     findings += [
         Finding(
             file=file,

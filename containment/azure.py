@@ -94,13 +94,13 @@ class AzureClients:
             return TableServiceClient.from_connection_string(connection)
         return TableServiceClient(url, credential=self._storage_credential)
 
-    def queue(self, name: str):
+    def queue(self, name: str, **options: Any):
         from azure.storage.queue import QueueClient
 
         connection, url = _storage_target("queue")
         if connection:
-            return QueueClient.from_connection_string(connection, name)
-        return QueueClient(url, name, credential=self._storage_credential)
+            return QueueClient.from_connection_string(connection, name, **options)
+        return QueueClient(url, name, credential=self._storage_credential, **options)
 
     @cached_property
     def _storage_credential(self):

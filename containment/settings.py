@@ -87,6 +87,17 @@ def _name(pattern: str, accepted: str) -> Callable[[str], str]:
     return parse
 
 
+def _rule_ids(raw: str) -> frozenset[str]:
+    from containment.catalogue import RULES  # every rule module registered
+
+    wanted = _items(raw)
+    unknown = [item for item in wanted if item not in RULES]
+    if unknown:
+        raise ValueError(f"unknown rule {', '.join(unknown)}; accepted: comma-separated rule IDs from "
+                         f"{', '.join(sorted(RULES))}")
+    return frozenset(wanted)
+
+
 def _loopback_endpoint(raw: str) -> str | None:
     """The local emulator's URL. Only loopback is honoured: a setting that could point the
     app's ARM calls (and its bearer tokens) at another host must never take effect."""
@@ -139,6 +150,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
+    Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
+            "storage_blob_public_access_allowed,storage_container_public_access", _rule_ids,
+            "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
+            "findings of every other rule are recorded `reported`"),
+    Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
+            _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
+            "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
     Setting("LOCAL_AZURE_ENDPOINT", "local_azure_endpoint", "", _loopback_endpoint,
             "development only: the local ARM + Log Analytics emulator's URL; honoured for loopback "
             "addresses only; empty in Azure (the app then uses Azure Resource Manager and managed identity)"),
@@ -157,6 +175,8 @@ class Settings:
     allowed_principals: frozenset[str]
     allowed_cidrs: tuple
     containment_queue: str
+    auto_contain: frozenset[str]
+    ledger_table: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None
 

@@ -5,12 +5,9 @@ account behind `AzureWebJobsStorage`; locally that is this Azurite.
 """
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 from localazure.shared import REPO_ROOT
 
@@ -29,7 +26,6 @@ class Azurite:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
-        self._workdir: Path | None = None
 
     def start(self, timeout: float = 30.0) -> "Azurite":
         # Free ports can be taken between the probe and Azurite's bind: try a few times.
@@ -52,9 +48,8 @@ class Azurite:
         if not binary.exists():
             raise RuntimeError(f"{binary} is missing: run 'npm ci' (the Makefile's setup does)")
         self.ports = ports
-        self._workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
-        command = [str(binary), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
-                   "--location", str(self._workdir)]
+        # In memory: nothing written to disk, and a restart loses everything, like an outage.
+        command = [str(binary), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose"]
         for service, port in ports.items():
             command += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -79,9 +74,6 @@ class Azurite:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
 
     def __enter__(self) -> "Azurite":
         return self.start()

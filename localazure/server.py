@@ -77,6 +77,7 @@ class LocalAzure:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        self.logs.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

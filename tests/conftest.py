@@ -52,3 +52,61 @@ def clients(emulator):
     from containment.settings import load_settings
 
     return AzureClients(load_settings(emulator.settings()))
+
+
+class AppUnderTest:
+    """The Function App as the host runs it, wired to the emulator and Azurite, with its
+    own ledger table and queue so that every test starts from nothing."""
+
+    def __init__(self, emulator, azurite, monkeypatch, name: str):
+        self.emulator, self.azurite, self.monkeypatch = emulator, azurite, monkeypatch
+        suffix = "".join(ch for ch in name.lower() if ch.isalnum())[-20:] + str(id(self) % 10000)
+        self.base = {
+            **emulator.settings(),
+            "AzureWebJobsStorage": azurite.connection_string,
+            "CONTAINMENT_LEDGER_TABLE": "t" + suffix,
+            "CONTAINMENT_QUEUE": "q" + suffix,
+        }
+        self.configure()
+
+    def configure(self, **settings: str) -> None:
+        from containment import runtime
+        from containment.settings import SETTINGS
+
+        for setting in SETTINGS:
+            self.monkeypatch.delenv(setting.name, raising=False)
+        for name, value in {**self.base, **settings}.items():
+            self.monkeypatch.setenv(name, value)
+        runtime.reset()
+
+    @property
+    def runtime(self):
+        from containment import runtime
+
+        return runtime.current()
+
+    def deliver(self, event: dict):
+        import function_app
+        from localazure.functions_host import deliver_event
+
+        return deliver_event(function_app.app, event)
+
+    def drain(self):
+        import function_app
+        from localazure.functions_host import drain_queue
+
+        return drain_queue(function_app.app, "contain", self.runtime.queue, self.runtime.max_attempts)
+
+    def records(self):
+        return self.runtime.ledger.decisions()
+
+    def writes(self) -> list:
+        return [x for x in self.emulator.traffic if x.method in ("PATCH", "PUT", "DELETE", "POST")]
+
+
+@pytest.fixture
+def app(emulator, azurite, monkeypatch, request):
+    from containment import runtime
+
+    yield AppUnderTest(emulator, azurite, monkeypatch, request.node.name)
+    runtime.reset()

@@ -1,0 +1,56 @@
+"""Containment actions: what each one changes, and the ARM permissions it needs.
+
+An action is declared once, here, with the merge body that contains the exposure and the
+rule it fixes; whether it is still needed is that rule's own judgement of the current
+state, so "needed" and "fixed" can never disagree with what detection reports.
+The permissions are what infra/'s custom role must grant, and no more.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from containment.resource_ids import BLOB_CONTAINER, STORAGE_ACCOUNT
+
+_ACCOUNT_RW = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/write")
+_CONTAINER_RW = ("Microsoft.Storage/storageAccounts/blobServices/containers/read",
+                 "Microsoft.Storage/storageAccounts/blobServices/containers/write")
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    resource_type: str
+    fixes: str  # the rule ID whose finding this action contains
+    permissions: tuple[str, ...]
+    change: Callable[[dict], dict[str, Any]]  # current ARM JSON -> PATCH body
+
+    def describe(self) -> str:
+        return self.name.replace("_", " ")
+
+
+def _set(**properties: Any) -> Callable[[dict], dict[str, Any]]:
+    return lambda current: {"properties": dict(properties)}
+
+
+def _deny_by_default(current: dict) -> dict[str, Any]:
+    # Keep the account's IP and virtual-network rules and bypass: only the default flips,
+    # so allowed training networks keep working.
+    acls = dict((current.get("properties") or {}).get("networkAcls") or {})
+    acls["defaultAction"] = "Deny"
+    return {"properties": {"networkAcls": acls}}
+
+
+ACTIONS: dict[str, Action] = {action.name: action for action in (
+    Action("disable_blob_public_access", STORAGE_ACCOUNT, "storage_blob_public_access_allowed", _ACCOUNT_RW,
+           _set(allowBlobPublicAccess=False)),
+    Action("deny_public_network_by_default", STORAGE_ACCOUNT, "storage_network_open_to_internet", _ACCOUNT_RW,
+           _deny_by_default),
+    Action("disable_shared_key_access", STORAGE_ACCOUNT, "storage_shared_key_access_allowed", _ACCOUNT_RW,
+           _set(allowSharedKeyAccess=False)),
+    Action("disable_cross_tenant_replication", STORAGE_ACCOUNT, "storage_cross_tenant_replication_allowed",
+           _ACCOUNT_RW, _set(allowCrossTenantReplication=False)),
+    Action("require_tls_1_2", STORAGE_ACCOUNT, "storage_tls_below_1_2", _ACCOUNT_RW, _set(minimumTlsVersion="TLS1_2")),
+    Action("make_container_private", BLOB_CONTAINER, "storage_container_public_access", _CONTAINER_RW,
+           _set(publicAccess="None")),
+)}

@@ -1,0 +1,95 @@
+"""The isolated containment function: takes a request from the queue and carries it out.
+
+It holds the only code path that changes customer resources. Each request is the
+decision record detection made; the worker acts once per claim (an ETag-guarded move of
+the claim to `acting`), and writes the one decision record with the state before and
+after. A request that keeps failing becomes a `failed` record on its last attempt, with a
+loud log line, and still goes to the poison queue: never silence.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from containment import clock
+from containment.contain import carry_out
+from containment.decisions import PlannedAction
+from containment.ledger import DecisionRecord
+from containment.runtime import Runtime, current
+
+log = logging.getLogger("containment")
+
+
+class MalformedRequest(ValueError):
+    pass
+
+
+def on_containment_request(message: Any, runtime: Runtime | None = None) -> DecisionRecord | None:
+    runtime = runtime or current()
+    try:
+        record = _parse(message.get_body())
+    except MalformedRequest as malformed:
+        # Only this app writes the queue: a malformed request is a bug or tampering, kept as evidence.
+        log.error("rejected containment request %s: %s", message.id, malformed)
+        rejected = DecisionRecord(key=f"message-{message.id}", resource_id="", outcome="rejected",
+                                  mode=runtime.settings.mode, reason=f"malformed containment request: {malformed}",
+                                  decided_at=clock.iso())
+        return rejected if runtime.ledger.write(rejected) else None
+    if runtime.ledger.find(record.resource_id, record.key) is not None:
+        return None  # already contained (or failed) and recorded
+    claim = runtime.ledger.get_claim(record.key)
+    holder = str(message.id)
+    if claim is None or claim["state"] == "done":
+        return None
+    if claim["state"].startswith("acting") and claim["holder"] != holder:
+        return None  # another delivery of this request is carrying it out
+    if not runtime.ledger.move_claim(claim, "acting", holder):
+        return None  # lost the race to a concurrent delivery
+    try:
+        results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings) for step in record.plan]
+    except Exception as error:  # noqa: BLE001 - every failure must end as evidence, not silence
+        if (message.dequeue_count or 1) < runtime.max_attempts:
+            raise  # the host delivers the same message again; the claim stays this holder's
+        log.error("CONTAINMENT FAILED for %s after %s attempts: %s", record.resource_id,
+                  message.dequeue_count, error)
+        record.outcome, record.reason = "failed", f"{type(error).__name__}: {error}"
+        _finish(runtime, record)
+        raise
+    record.outcome = "contained"
+    # A retry after a partial success finds earlier targets already changed: their state
+    # before containment is the one detection read.
+    seen = {rid.lower(): body for rid, body in record.before.items()}
+    record.before = {r.target: r.before if r.changed else seen.get(r.target.lower(), r.before) for r in results}
+    record.after = {r.target: r.after for r in results}
+    changed = [r.action for r in results if r.changed]
+    record.reason += "" if changed else " (already contained when the request ran)"
+    record.contained_at = clock.iso()
+    return _finish(runtime, record)
+
+
+def _finish(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+    written = runtime.ledger.write(record)
+    claim = runtime.ledger.get_claim(record.key)
+    if claim is not None:
+        runtime.ledger.move_claim(claim, "done")
+    if written:
+        log.info("%s %s: %s", record.outcome, record.resource_id, ", ".join(record.actions))
+    return record if written else None
+
+
+def _parse(body: bytes) -> DecisionRecord:
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedRequest(f"not JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise MalformedRequest("not a JSON object")
+    try:
+        record = DecisionRecord(**request)
+    except TypeError as error:
+        raise MalformedRequest(str(error)) from None
+    plan = record.plan if isinstance(record.plan, list) else None
+    if not plan or not all(isinstance(s, dict) and set(s) == {"action", "target"} for s in plan):
+        raise MalformedRequest("plan must be a non-empty list of {action, target}")
+    return record

@@ -1,0 +1,117 @@
+"""From an ARM event to a recorded decision: the path every Event Grid trigger shares.
+
+    parse -> in our subscriptions? -> made by us? -> assess (re-read + judge) -> decide
+          -> record (dry-run, reported, compliant, ...) or claim + enqueue (enforce)
+
+Each resource family supplies only its `assess` step; everything else, the safety checks
+and the once-per-event guarantee, is here once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from containment import clock
+from containment.decisions import CONTAIN, Decision, decide
+from containment.events import ArmEvent, MalformedEvent, envelope, parse_event
+from containment.findings import SEVERITIES, Finding
+from containment.ledger import DecisionRecord, decision_key
+from containment.runtime import Runtime
+
+log = logging.getLogger("containment")
+
+
+@dataclass
+class Assessment:
+    """What re-reading the resource showed. `ignored` is the reason to stop, if any."""
+
+    resource_id: str
+    findings: list[Finding] = field(default_factory=list)
+    state: dict[str, dict] = field(default_factory=dict)  # ARM ID -> body, as read
+    ignored: str | None = None
+
+
+Assess = Callable[[ArmEvent, Runtime], Assessment]
+
+
+def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRecord | None:
+    """Judge one delivered event; return the record written, or None for a redelivery."""
+    try:
+        parsed = parse_event(event)
+    except MalformedEvent as malformed:
+        key = decision_key(malformed.event_id, _raw(event))
+        log.warning("rejected event %s: %s", key, malformed.reason)
+        return _record(runtime, DecisionRecord(key=key, resource_id="", outcome="rejected",
+                                               mode=runtime.settings.mode, reason=malformed.reason,
+                                               event_id=malformed.event_id, decided_at=clock.iso()))
+    record = DecisionRecord(
+        key=decision_key(parsed.id), resource_id=parsed.resource.text, outcome="", mode=runtime.settings.mode,
+        reason="", event_id=parsed.id, operation=parsed.operation, actor=parsed.actor.as_dict(),
+        event_time=clock.iso(parsed.time) if parsed.time else None, decided_at=clock.iso(),
+    )
+    settings = runtime.settings
+    if settings.subscriptions and parsed.resource.subscription not in settings.subscriptions:
+        return _record(runtime, _with(record, "rejected", f"subscription {parsed.resource.subscription} is "
+                                      "outside CONTAINMENT_SUBSCRIPTIONS: not acted on"))
+    if settings.self_principal_id and settings.self_principal_id in (
+            (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
+        return _record(runtime, _with(record, "ignored", "the change was made by this app's own identity"))
+    if runtime.ledger.find(record.resource_id, record.key) is not None:
+        return None  # a redelivery of an event already decided: nothing to read or do
+    assessment = assess(parsed, runtime)
+    record.resource_id = assessment.resource_id
+    if assessment.ignored:
+        return _record(runtime, _with(record, "ignored", assessment.ignored))
+    decision = decide(assessment.findings, settings)
+    _describe(record, decision, assessment)
+    if decision.outcome == CONTAIN:
+        return _request_containment(runtime, record)
+    return _record(runtime, _with(record, decision.outcome, decision.reason))
+
+
+def _describe(record: DecisionRecord, decision: Decision, assessment: Assessment) -> None:
+    record.findings = [finding.as_dict() for finding in decision.findings]
+    record.rules = sorted({finding.rule for finding in decision.findings})
+    record.severity = max((f.severity for f in decision.findings), key=SEVERITIES.index, default=None)
+    record.plan = [step.as_dict() for step in decision.plan]
+    record.actions = [step.action for step in decision.plan]
+    record.reason = decision.reason
+    judged = {f.resource_id.lower() for f in decision.findings} | {assessment.resource_id.lower()}
+    record.before = {rid: body for rid, body in assessment.state.items() if rid.lower() in judged}
+
+
+def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:
+    """Claim the event, then queue the request for the isolated containment function.
+
+    A claim left un-queued by a crash is queued by the next delivery; a request queued
+    twice is harmless, as the containment function acts once per claim."""
+    request = asdict(record)
+    fresh, claim = runtime.ledger.claim(record.key, request)
+    if not fresh and claim["state"] != "new":
+        return None
+    runtime.queue.send_message(json.dumps(request))
+    runtime.ledger.move_claim(claim, "queued")
+    log.info("containment requested for %s (%s): %s", record.resource_id, record.key, ", ".join(record.actions))
+    return None
+
+
+def _with(record: DecisionRecord, outcome: str, reason: str) -> DecisionRecord:
+    record.outcome, record.reason = outcome, reason
+    return record
+
+
+def _record(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+    if runtime.ledger.write(record):
+        log.info("%s %s: %s", record.outcome, record.resource_id or "(no resource)", record.reason)
+        return record
+    return None
+
+
+def _raw(event: Any) -> Any:
+    try:
+        event_id, event_type, subject, time, data = envelope(event)
+        return {"id": event_id, "type": event_type, "subject": subject, "data": data}
+    except Exception:  # noqa: BLE001 - only used to key a record for an unreadable event
+        return repr(event)

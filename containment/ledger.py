@@ -1,0 +1,169 @@
+"""The decision ledger in Table Storage: the evidence an auditor asks for.
+
+One table (CONTAINMENT_LEDGER_TABLE) holds three kinds of entity:
+
+| kind     | PartitionKey                 | RowKey                      | answers                            |
+|----------|------------------------------|-----------------------------|------------------------------------|
+| decision | `resource <resource id>`     | `<decision key>`            | everything about this resource     |
+| by-day   | `day <YYYY-MM-DD>`           | `<decided at> <decision key>` | everything decided on this day   |
+| claim    | `claim <decision key>`       | `claim`                     | is this event already being handled |
+
+The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
+decision entity is what makes one delivered event lead to one record, however often Event
+Grid redelivers it and however many instances handle it at once. Resource IDs are
+lower-cased and '/' becomes '|' (Table keys may not hold '/').
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
+_JSON_FIELDS = ("actions", "findings", "plan", "actor", "before", "after", "rules")
+UNRESOLVED = "unresolved"
+
+
+def decision_key(event_id: str | None, raw: Any = None) -> str:
+    """A RowKey for an event: its ID where that is safe, else a digest of what arrived."""
+    if isinstance(event_id, str) and _SAFE_KEY.match(event_id):
+        return event_id
+    material = event_id if isinstance(event_id, str) else json.dumps(raw, sort_keys=True, default=str)
+    return "sha256-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
+
+
+def resource_partition(resource_id: str | None) -> str:
+    return "resource " + (resource_id.lower().replace("/", "|") if resource_id else UNRESOLVED)
+
+
+@dataclass
+class DecisionRecord:
+    key: str
+    resource_id: str
+    outcome: str
+    mode: str
+    reason: str
+    event_id: str | None = None
+    operation: str | None = None
+    actions: list[str] = field(default_factory=list)
+    plan: list[dict] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    severity: str | None = None
+    findings: list[dict] = field(default_factory=list)
+    actor: dict = field(default_factory=dict)
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+    event_time: str | None = None
+    decided_at: str | None = None
+    contained_at: str | None = None
+    recorded_at: str = ""  # ns since the epoch, zero-padded, when written: orders the ledger
+
+    def to_entity(self) -> dict[str, Any]:
+        entity = {name: (json.dumps(value) if name in _JSON_FIELDS else value)
+                  for name, value in asdict(self).items() if value is not None}
+        entity["PartitionKey"] = resource_partition(self.resource_id)
+        entity["RowKey"] = self.key
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> "DecisionRecord":
+        names = cls.__dataclass_fields__
+        values = {name: (json.loads(entity[name]) if name in _JSON_FIELDS else entity[name])
+                  for name in names if name in entity}
+        return cls(**values)
+
+    def as_output(self) -> dict[str, Any]:
+        """The record as the replay contract prints it (SCENARIOS.md)."""
+        record = asdict(self)
+        record.pop("recorded_at")
+        return record
+
+
+def _day_key(record: DecisionRecord) -> tuple[str, str]:
+    decided = record.decided_at or ""
+    return "day " + decided[:10], f"{decided} {record.key}"
+
+
+class Ledger:
+    """Adapter over one TableClient. It records; it does not decide."""
+
+    def __init__(self, table):
+        self.table = table
+
+    @classmethod
+    def open(cls, table_service, name: str) -> "Ledger":
+        return cls(table_service.create_table_if_not_exists(name))
+
+    def write(self, record: DecisionRecord) -> bool:
+        """Insert the decision unless one with its key exists; True when this call wrote it."""
+        from azure.core.exceptions import ResourceExistsError
+
+        record.recorded_at = f"{time.time_ns():020d}"
+        try:
+            self.table.create_entity(record.to_entity())
+        except ResourceExistsError:
+            return False
+        partition, row = _day_key(record)
+        self.table.upsert_entity({**record.to_entity(), "PartitionKey": partition, "RowKey": row})
+        return True
+
+    def find(self, resource_id: str | None, key: str) -> DecisionRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return DecisionRecord.from_entity(self.table.get_entity(resource_partition(resource_id), key))
+        except ResourceNotFoundError:
+            return None
+
+    # -- claims: who handles an event that needs containment ---------------------------
+    def claim(self, key: str, request: dict) -> tuple[bool, dict]:
+        """Claim an event for containment. (True, claim) when new; (False, existing) else."""
+        from azure.core.exceptions import ResourceExistsError
+
+        entity = {"PartitionKey": f"claim {key}", "RowKey": "claim", "state": "new",
+                  "request": json.dumps(request), "holder": ""}
+        try:
+            self.table.create_entity(entity)
+            return True, self.table.get_entity(entity["PartitionKey"], "claim")
+        except ResourceExistsError:
+            return False, self.table.get_entity(entity["PartitionKey"], "claim")
+
+    def get_claim(self, key: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.table.get_entity(f"claim {key}", "claim")
+        except ResourceNotFoundError:
+            return None
+
+    def move_claim(self, claim: dict, state: str, holder: str = "") -> bool:
+        """Move a claim to a new state if nobody moved it since it was read (ETag)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        updated = {**claim, "state": state, "holder": holder}
+        try:
+            self.table.update_entity(updated, etag=claim.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    # -- reading for people and replay -------------------------------------------------
+    def decisions(self) -> list[DecisionRecord]:
+        """Every decision, in the order written."""
+        entities = self.table.query_entities("PartitionKey ge 'resource ' and PartitionKey lt 'resource!'")
+        return sorted((DecisionRecord.from_entity(e) for e in entities), key=lambda r: r.recorded_at)
+
+    def for_resource(self, resource_id: str) -> Iterator[DecisionRecord]:
+        partition = resource_partition(resource_id)
+        for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": partition}):
+            yield DecisionRecord.from_entity(entity)
+
+    def for_day(self, day: datetime) -> Iterator[DecisionRecord]:
+        partition = "day " + day.strftime("%Y-%m-%d")
+        for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": partition}):
+            yield DecisionRecord.from_entity(entity)

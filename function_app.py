@@ -1,0 +1,29 @@
+"""The Function App (Python v2 programming model). Thin on purpose: each function says what
+triggers it and why, and hands over to the `containment` package.
+
+Azure SDKs are imported by the package on first use, never here: importing this module is
+the cold start of every instance.
+"""
+import azure.functions as func
+
+app = func.FunctionApp()
+
+
+@app.function_name("storage_exposure")
+@app.event_grid_trigger(arg_name="event")
+def storage_exposure(event: func.EventGridEvent) -> None:
+    """ARM wrote a storage account or blob container (subscription system topic,
+    ResourceWriteSuccess): re-read it, judge it, record the decision, request containment."""
+    from containment.storage_exposure import on_storage_write
+
+    on_storage_write(event)
+
+
+@app.function_name("contain")
+@app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
+def contain(message: func.QueueMessage) -> None:
+    """A containment request from detection: carry it out once, verify it, record before
+    and after. Isolated from detection so that only this function changes resources."""
+    from containment.containment_worker import on_containment_request
+
+    on_containment_request(message)

@@ -1,0 +1,260 @@
+"""Storage exposure end to end, through the function entry points as the host invokes them,
+against the ARM emulator and Azurite."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests import arm_bodies as b
+from tests.events import ACCOUNT_WRITE, CONTAINER_WRITE, SELF, write_event
+
+ACCOUNT = b.storage_account()
+PUBLIC = b.container(ACCOUNT["id"], "training", "Container")
+PRIVATE = b.container(ACCOUNT["id"], "eval")
+
+
+def container_access(emulator, container=PUBLIC) -> str:
+    return emulator.arm.get(container["id"])["properties"]["publicAccess"]
+
+
+def test_enforce_makes_a_public_container_private_and_records_the_evidence(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+
+    app.deliver(event)
+    assert container_access(emulator) == "Container"  # detection never writes: only the queue function does
+    app.drain()
+
+    assert container_access(emulator) == "None"
+    [record] = app.records()
+    assert record.outcome == "contained"
+    assert record.event_id == event["id"]
+    assert record.resource_id == PUBLIC["id"]  # as ARM spells it, not the event's 'resourcegroups'
+    assert record.actions == ["make_container_private"]
+    assert record.rules == ["storage_container_public_access"] and record.severity == "high"
+    assert record.actor["object_id"] == "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f"
+    assert record.before[PUBLIC["id"]]["properties"]["publicAccess"] == "Container"
+    assert record.after[PUBLIC["id"]]["properties"]["publicAccess"] == "None"
+    assert record.event_time.startswith("2026-11-24T10:00:00.123456") and record.decided_at and record.contained_at
+    assert [(w.method, w.url.split("?")[0].rsplit("/", 1)[1]) for w in app.writes()] == [("PATCH", "training")]
+
+
+def test_dry_run_records_would_contain_and_changes_nothing(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="dry-run")
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.drain()
+
+    [record] = app.records()
+    assert (record.outcome, record.mode, record.actions) == ("would-contain", "dry-run", ["make_container_private"])
+    assert container_access(emulator) == "Container"
+    assert app.writes() == []
+
+
+def test_dry_run_is_the_default_mode(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    assert [r.outcome for r in app.records()] == ["would-contain"]
+
+
+def test_a_redelivered_event_leads_to_one_record_and_one_write(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    for _ in range(3):
+        app.deliver(event)
+        app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_two_concurrent_deliveries_act_once(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    runtime = app.runtime  # one process, two invocations at once, as two worker threads would
+    failures = []
+
+    def deliver():
+        failures.extend(i.error for i in app.deliver(event) if i.error)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and runtime is app.runtime
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_two_instances_draining_duplicate_requests_act_once(app, emulator):
+    """Two deliveries that both queued a request (one crashed before marking it queued) and
+    two instances taking them at once: the claim lets exactly one act."""
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    app.deliver(event)
+    claim = app.runtime.ledger.get_claim(event["id"])
+    app.runtime.ledger.move_claim(claim, "new")  # as if the first delivery died before marking it queued
+    app.deliver(event)
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 2
+    threads = [threading.Thread(target=app.drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_the_apps_own_change_is_ignored_without_reading_anything(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SELF_PRINCIPAL_ID=SELF)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE, actor=SELF))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "own identity" in record.reason
+    assert emulator.traffic == []
+
+
+def test_a_foreign_subscription_is_rejected_and_never_read(app, emulator):
+    foreign = b.storage_account("synthforeign", subscription=b.OTHER_SUBSCRIPTION, allowBlobPublicAccess=True)
+    emulator.seed([foreign])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    app.deliver(write_event(foreign["id"], ACCOUNT_WRITE, subscription=b.OTHER_SUBSCRIPTION))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and "CONTAINMENT_SUBSCRIPTIONS" in record.reason
+    assert emulator.traffic == []
+    assert emulator.arm.get(foreign["id"])["properties"]["allowBlobPublicAccess"] is True
+
+
+def test_a_malformed_event_is_rejected_and_the_good_ones_around_it_are_handled(app, emulator):
+    other_public = b.container(ACCOUNT["id"], "eval", "Blob")
+    emulator.seed([ACCOUNT, PUBLIC, other_public])
+    app.configure(CONTAINMENT_MODE="enforce")
+    bad = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    bad["subject"] = bad["data"]["resourceUri"] = "/subscriptions/../../etc/passwd"
+    wrong_type = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    wrong_type["data"]["resourceUri"] = wrong_type["subject"] = 42
+    for event in (write_event(PUBLIC["id"], CONTAINER_WRITE), bad, wrong_type,
+                  write_event(other_public["id"], CONTAINER_WRITE)):
+        assert all(i.error is None for i in app.deliver(event))
+        app.drain()
+    outcomes = {(r.event_id, r.outcome) for r in app.records()}
+    assert (bad["id"], "rejected") in outcomes and (wrong_type["id"], "rejected") in outcomes
+    assert [r.outcome for r in app.records()].count("contained") == 2
+    rejected = next(r for r in app.records() if r.event_id == bad["id"])
+    assert "not a well-formed ARM resource ID" in rejected.reason
+    assert container_access(emulator, other_public) == "None"
+
+
+def test_a_cloudevent_is_accepted_like_an_event_grid_event(app, emulator):
+    from containment.storage_exposure import on_storage_write
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+    import json
+
+    emulator.seed([ACCOUNT, PUBLIC])
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    cloud = {"specversion": "1.0", "id": event["id"], "source": event["topic"], "subject": event["subject"],
+             "type": event["eventType"], "time": event["eventTime"], "data": event["data"]}
+    decoded = EventGridEventInConverter.decode(func.meta.Datum(json.dumps(cloud), "json"), trigger_metadata={})
+    assert isinstance(decoded, func.CloudEvent)
+    on_storage_write(decoded)
+    assert [r.outcome for r in app.records()] == ["would-contain"]
+
+
+def test_a_protected_account_that_loses_its_tag_is_a_finding(app, emulator):
+    untagged = b.storage_account(tags={"team": "ml"})
+    emulator.seed([untagged])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_PROTECTED_SCOPES=b.RG_ID)
+    app.deliver(write_event(untagged["id"], ACCOUNT_WRITE))
+    [record] = app.records()
+    assert record.outcome == "reported"
+    assert record.rules == ["storage_scope_tag_removed"]
+
+
+def test_an_untagged_account_outside_protected_scopes_is_ignored(app, emulator):
+    scratch = b.storage_account("scratch01", tags={}, allowBlobPublicAccess=True)
+    emulator.seed([scratch])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(scratch["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "not synthetic data" in record.reason
+    assert app.writes() == []
+
+
+def test_a_resource_that_no_longer_exists_is_ignored(app, emulator):
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    [record] = app.records()
+    assert record.outcome == "ignored" and "no longer exists" in record.reason
+
+
+def test_an_account_write_judges_the_account_and_its_containers(app, emulator):
+    opened = b.storage_account(allowBlobPublicAccess=True, allowSharedKeyAccess=True)
+    emulator.seed([opened, b.container(opened["id"], "training", "Container"), PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(opened["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained"
+    assert sorted(record.actions) == ["disable_blob_public_access", "make_container_private"]
+    assert "storage_shared_key_access_allowed" in record.rules  # found, reported, not contained by default
+    assert "recorded only" in record.reason
+    account = emulator.arm.get(opened["id"])["properties"]
+    assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is True
+
+
+def test_throttling_and_a_server_error_during_containment_do_not_stop_it(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    throttled = emulator.faults.add("status", path="containers/training$", method="PATCH", status=429, retry_after=0)
+    broken = emulator.faults.add("status", path="containers/training$", method="PATCH", status=500, retry_after=0)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.drain()
+    assert (throttled.fired, broken.fired) == (1, 1)
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert container_access(emulator) == "None"
+
+
+def test_a_request_that_always_fails_ends_as_one_failed_record_and_the_queue_flows_on(app, emulator, monkeypatch):
+    second = b.container(ACCOUNT["id"], "eval", "Blob")
+    emulator.seed([ACCOUNT, PUBLIC, second])
+    app.configure(CONTAINMENT_MODE="enforce")
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__maxDequeueCount", "2")
+    emulator.faults.add("status", path="containers/training$", method="PATCH", status=500, retry_after=0, times=None)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.deliver(write_event(second["id"], CONTAINER_WRITE))
+    app.drain()
+    by_resource = {r.resource_id: r for r in app.records()}
+    assert by_resource[PUBLIC["id"]].outcome == "failed"
+    assert "500" in by_resource[PUBLIC["id"]].reason
+    assert by_resource[second["id"]].outcome == "contained"
+    poison = app.runtime.clients.queue(app.runtime.settings.containment_queue + "-poison")
+    assert poison.get_queue_properties().approximate_message_count == 1
+
+
+def test_a_malformed_containment_request_is_rejected_on_the_record(app, emulator):
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.runtime.queue.send_message('{"key": "x", "plan": "everything"}')
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and "malformed containment request" in record.reason
+
+
+def test_ledger_answers_the_auditors_questions(app, emulator):
+    from datetime import datetime
+
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.deliver(write_event(PRIVATE["id"], CONTAINER_WRITE))
+    ledger = app.runtime.ledger
+    assert [r.outcome for r in ledger.for_resource(PUBLIC["id"].upper())] == ["would-contain"]
+    today = datetime.fromisoformat(app.records()[0].decided_at.replace("Z", "+00:00"))
+    assert sorted(r.outcome for r in ledger.for_day(today)) == ["compliant", "would-contain"]

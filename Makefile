@@ -20,14 +20,19 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The bundled scenarios through the whole app: the timeline on the terminal, the decision
+# records in evidence/decisions.jsonl, one Markdown evidence report per scenario.
 demo: setup
-	$(PY) -m localazure smoke
+	mkdir -p evidence
+	$(PY) -m containment replay scenarios/*.json --report evidence > evidence/decisions.jsonl
+	@echo "decision records: evidence/decisions.jsonl; evidence reports: evidence/*.md"
 
 test: setup
 	$(PY) -m pytest
 
 bench: setup
 	$(PY) bench/cold_start.py
+	$(PY) bench/one_event.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

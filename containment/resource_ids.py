@@ -9,16 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 # ARM names: letters, digits and - _ . ( ) ; resource-provider namespaces are dotted words.
-_NAME = r"[A-Za-z0-9_\-.()]+"
-_PROVIDER = r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+"
-_ID = re.compile(
-    rf"^/subscriptions/(?P<subscription>{_GUID})"
-    rf"(?:/resourceGroups/(?P<group>{_NAME}))?"
-    rf"(?:/providers/(?P<provider>{_PROVIDER})(?P<path>(?:/{_NAME}/{_NAME})+))?$",
-    re.IGNORECASE,
-)
+_NAME = re.compile(r"[A-Za-z0-9_\-.()]+")
+_PROVIDER = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+")
 MAX_LENGTH = 1024
 
 
@@ -28,7 +22,11 @@ class MalformedResourceId(ValueError):
 
 @dataclass(frozen=True)
 class ResourceId:
-    """A parsed ARM ID. `text` keeps the spelling it came with; `key` is for comparing."""
+    """A parsed ARM ID. `text` keeps the spelling it came with; `key` is for comparing.
+
+    Extension resources (a role assignment on a storage account) have more than one
+    `/providers/` segment: the type and names come from the last one, and `scope` is
+    everything before it."""
 
     text: str
     subscription: str
@@ -36,6 +34,7 @@ class ResourceId:
     provider: str | None
     types: tuple[str, ...]
     names: tuple[str, ...]
+    scope: str
 
     @property
     def key(self) -> str:
@@ -58,12 +57,8 @@ class ResourceId:
         keep = len(self.types) - levels
         if keep < 1:
             raise ValueError(f"{self.text} has no resource {levels} levels up")
-        segments = [f"/subscriptions/{self.subscription}"]
-        if self.resource_group:
-            segments.append(f"/resourceGroups/{self.resource_group}")
-        segments.append(f"/providers/{self.provider}")
-        segments += [f"/{t}/{n}" for t, n in zip(self.types[:keep], self.names[:keep])]
-        return parse_resource_id("".join(segments))
+        pairs = "".join(f"/{t}/{n}" for t, n in zip(self.types[:keep], self.names[:keep]))
+        return parse_resource_id(f"{self.scope}/providers/{self.provider}{pairs}")
 
     def is_within(self, scope: str) -> bool:
         """True when this resource is the scope or lies under it (case-insensitive)."""
@@ -78,20 +73,42 @@ def parse_resource_id(text: object) -> ResourceId:
         raise MalformedResourceId(f"resource ID is {len(text)} characters long; ARM IDs are at most {MAX_LENGTH}")
     if not text.isascii():
         raise MalformedResourceId(f"resource ID {text[:120]!r} has non-ASCII characters")
-    match = _ID.match(text)
-    if match is None:
-        raise MalformedResourceId(f"{text[:200]!r} is not a well-formed ARM resource ID")
-    if match["group"] in (".", "..") or any(part in (".", "..") for part in (match["path"] or "").split("/")):
-        raise MalformedResourceId(f"{text[:200]!r} has a '.' or '..' segment")
-    pairs = (match["path"] or "").strip("/").split("/") if match["path"] else []
+    segments = text.split("/")
+    if any(part in (".", "..") for part in segments):
+        raise _refused(text, "it has a '.' or '..' segment")
+    if segments[0] != "" or len(segments) < 3 or segments[1].lower() != "subscriptions" \
+            or not _GUID.fullmatch(segments[2]):
+        raise _refused(text, "it must start /subscriptions/<subscription GUID>")
+    rest = segments[3:]
+    group = None
+    if rest[:1] and rest[0].lower() == "resourcegroups":
+        if len(rest) < 2 or not _NAME.fullmatch(rest[1]):
+            raise _refused(text, "no well-formed resource group name")
+        group, rest = rest[1], rest[2:]
+    provider, types, names, scope_length = None, [], [], 3 + (2 if group else 0)
+    while rest:
+        if rest[0].lower() != "providers" or len(rest) < 4 or not _PROVIDER.fullmatch(rest[1]):
+            raise _refused(text, "expected /providers/<Namespace>/<type>/<name>")
+        scope_length = len(segments) - len(rest)
+        provider, pairs = rest[1], rest[2:]
+        end = next((i for i in range(0, len(pairs), 2) if pairs[i].lower() == "providers"), len(pairs))
+        own, rest = pairs[:end], pairs[end:]
+        if len(own) % 2 or not all(_NAME.fullmatch(part) for part in own):
+            raise _refused(text, "a type without a name, or a name with characters ARM does not allow")
+        types, names = own[0::2], own[1::2]
     return ResourceId(
         text=text,
-        subscription=match["subscription"].lower(),
-        resource_group=match["group"],
-        provider=match["provider"],
-        types=tuple(pairs[0::2]),
-        names=tuple(pairs[1::2]),
+        subscription=segments[2].lower(),
+        resource_group=group,
+        provider=provider,
+        types=tuple(types),
+        names=tuple(names),
+        scope="/".join(segments[:scope_length]),
     )
+
+
+def _refused(text: str, detail: str) -> MalformedResourceId:
+    return MalformedResourceId(f"{text[:200]!r} is not a well-formed ARM resource ID: {detail}")
 
 
 STORAGE_ACCOUNT = "Microsoft.Storage/storageAccounts"

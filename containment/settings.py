@@ -87,14 +87,15 @@ def _name(pattern: str, accepted: str) -> Callable[[str], str]:
     return parse
 
 
-def _rule_ids(raw: str) -> frozenset[str]:
-    from containment.catalogue import RULES  # every rule module registered
+def _containable_rule_ids(raw: str) -> frozenset[str]:
+    from containment.catalogue import ACTIONS  # every rule and action module registered
 
+    containable = sorted(action.fixes for action in ACTIONS.values())
     wanted = _items(raw)
-    unknown = [item for item in wanted if item not in RULES]
+    unknown = [item for item in wanted if item not in containable]
     if unknown:
-        raise ValueError(f"unknown rule {', '.join(unknown)}; accepted: comma-separated rule IDs from "
-                         f"{', '.join(sorted(RULES))}")
+        raise ValueError(f"{', '.join(unknown)} cannot be contained automatically; accepted: comma-separated "
+                         f"rule IDs from {', '.join(containable)}")
     return frozenset(wanted)
 
 
@@ -151,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
-            "storage_blob_public_access_allowed,storage_container_public_access", _rule_ids,
+            "storage_blob_public_access_allowed,storage_container_public_access", _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
@@ -196,7 +197,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[setting.field] = setting.parse(raw)
         except ValueError as error:
             problems.append(f"{setting.name}={raw!r}: {error}")
-    if not problems and bool(values["local_azure_endpoint"]) != bool(values["local_azure_ca_bundle"]):
+    given = {name: bool(environ.get(name, "").strip()) for name in ("LOCAL_AZURE_ENDPOINT", "LOCAL_AZURE_CA_BUNDLE")}
+    if len(set(given.values())) > 1:
         problems.append("LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)")
     if problems:
         raise SettingsError(problems)

@@ -27,8 +27,6 @@ def _smoke_account(subscription: str) -> dict:
 def smoke() -> dict:
     """One round trip through the real clients: ARM GET + PATCH, a Log Analytics query,
     a table insert and read, a queue send and receive."""
-    from azure.mgmt.storage.models import StorageAccountUpdateParameters
-
     from containment.azure import AzureClients
     from containment.settings import load_settings
     from localazure.azurite import Azurite
@@ -40,31 +38,43 @@ def smoke() -> dict:
         azure.seed([_smoke_account(subscription)], {"StorageBlobLogs": [{
             "TimeGenerated": (now - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
             "AccountName": "smokesynth", "OperationName": "GetBlob", "AuthenticationType": "Anonymous",
-            "CallerIpAddress": "203.0.113.7:51234", "ResponseBodySize": 1048576, "StatusCode": 200,
+            "CallerIpAddress": "203.0.113.7:51234", "ResponseBodySize": 1048576, "StatusCode": "200",
         }]})
-        os.environ["AzureWebJobsStorage"] = storage.connection_string
-        clients = AzureClients(load_settings(azure.settings()))
-        accounts = clients.storage(subscription).storage_accounts
-        before = accounts.get_properties("rg-smoke", "smokesynth").allow_blob_public_access
-        after = accounts.update("rg-smoke", "smokesynth",
-                                StorageAccountUpdateParameters(allow_blob_public_access=False)).allow_blob_public_access
-        result = clients.logs.query_workspace(
-            "00000000-0000-4000-8000-0000000000aa",
-            "StorageBlobLogs | summarize Bytes = sum(ResponseBodySize) by AuthenticationType",
-            timespan=(now - timedelta(hours=1), now))
-        tables = clients.table_service()
-        table = tables.create_table_if_not_exists("smoke")
-        table.upsert_entity({"PartitionKey": "smoke", "RowKey": "1", "outcome": "contained"})
-        queue = clients.queue("smoke")
-        queue.create_queue()
-        queue.send_message("hello")
-        received = [message.content for message in queue.receive_messages()]
-        return {
-            "arm": {"allowBlobPublicAccess": {"before": before, "after": after}},
-            "log_analytics": [list(row) for row in result.tables[0].rows],
-            "table": table.get_entity("smoke", "1")["outcome"],
-            "queue": received,
-        }
+        previous = os.environ.get("AzureWebJobsStorage")
+        os.environ["AzureWebJobsStorage"] = storage.connection_string  # as the host's setting would be
+        try:
+            return _round_trip(AzureClients(load_settings(azure.settings())), subscription, now)
+        finally:
+            if previous is None:
+                os.environ.pop("AzureWebJobsStorage")
+            else:
+                os.environ["AzureWebJobsStorage"] = previous
+
+
+def _round_trip(clients, subscription: str, now: datetime) -> dict:
+    from azure.mgmt.storage.models import StorageAccountUpdateParameters
+
+    accounts = clients.storage(subscription).storage_accounts
+    before = accounts.get_properties("rg-smoke", "smokesynth").allow_blob_public_access
+    after = accounts.update("rg-smoke", "smokesynth",
+                            StorageAccountUpdateParameters(allow_blob_public_access=False)).allow_blob_public_access
+    result = clients.logs.query_workspace(
+        "00000000-0000-4000-8000-0000000000aa",
+        "StorageBlobLogs | summarize Bytes = sum(ResponseBodySize) by AuthenticationType",
+        timespan=(now - timedelta(hours=1), now))
+    tables = clients.table_service()
+    table = tables.create_table_if_not_exists("smoke")
+    table.upsert_entity({"PartitionKey": "smoke", "RowKey": "1", "outcome": "contained"})
+    queue = clients.queue("smoke")
+    queue.create_queue()
+    queue.send_message("hello")
+    received = [message.content for message in queue.receive_messages()]
+    return {
+        "arm": {"allowBlobPublicAccess": {"before": before, "after": after}},
+        "log_analytics": [list(row) for row in result.tables[0].rows],
+        "table": table.get_entity("smoke", "1")["outcome"],
+        "queue": received,
+    }
 
 
 def serve() -> None:

@@ -201,7 +201,7 @@ class ArmState:
         return {
             "keyName": name,
             "value": b64encode(secrets.token_bytes(64)).decode(),
-            "permissions": "FULL",
+            "permissions": "Full",
             "creationTime": _now(),
         }
 

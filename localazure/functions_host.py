@@ -29,13 +29,17 @@ class Invocation:
 _indexed: dict[int, dict[str, Any]] = {}
 
 
-def user_function(app: func.FunctionApp, name: str):
-    """The app's function by name. The worker indexes an app once (a second
-    get_functions() call refuses the same names), so the index is kept."""
+def index(app: func.FunctionApp) -> dict[str, Any]:
+    """The app's functions by name, as the worker indexes them: once per app (a second
+    get_functions() call refuses the names it has already seen)."""
     if id(app) not in _indexed:
-        _indexed[id(app)] = {f.get_function_name(): f.get_user_function() for f in app.get_functions()}
+        _indexed[id(app)] = {f.get_function_name(): f for f in app.get_functions()}
+    return _indexed[id(app)]
+
+
+def user_function(app: func.FunctionApp, name: str):
     try:
-        return _indexed[id(app)][name]
+        return index(app)[name].get_user_function()
     except KeyError:
         raise KeyError(f"the app has no function named {name!r}") from None
 

@@ -1,0 +1,95 @@
+"""One fresh process for bench/cold_start.py: measure, print one JSON line, exit.
+
+    python bench/_cold_child.py bare|app|sdks     # the import cost of nothing, function_app, the nine SDKs
+    python bench/_cold_child.py invoke < payload  # load the app as the worker does, invoke one function twice
+
+Only the standard library is loaded before the measurements, and nothing of the app or
+the SDKs: whatever this process imports is what it measures. Timestamps are
+time.monotonic(), system-wide on Linux, so the parent can put them next to the moment
+it started this process.
+"""
+import time
+
+STARTED = time.monotonic()
+
+import json  # noqa: E402 - the clock starts first
+import os  # noqa: E402
+import sys  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",  # as in _harness.SDKS
+        "azure.mgmt.authorization", "azure.eventgrid", "azure.monitor.query", "azure.data.tables",
+        "azure.storage.queue")
+
+
+def imports(what: str) -> dict:
+    began = time.monotonic()
+    if what == "app":
+        import function_app  # noqa: F401
+    elif what == "sdks":
+        import importlib
+
+        for name in SDKS:
+            importlib.import_module(name)
+    return {"import": time.monotonic() - began}
+
+
+def invoke(payload: dict) -> dict:
+    """Load the app as the Python worker does (import it, index its functions), then invoke
+    one function on the first trigger payload, and again on the second (warm)."""
+    began = time.monotonic()
+    import function_app
+
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    loaded = time.monotonic()
+    function = functions[payload["function"]]
+    decode = _event if payload["function"] == "storage_exposure" else _message
+    function(decode(payload["first"]))
+    first = time.monotonic()
+    peak_after_first = _peak()
+    sdks = [name for name in SDKS if name in sys.modules]
+    function(decode(payload["second"]))
+    second = time.monotonic()
+    return {"began": began, "loaded": loaded, "first": first, "second": second,
+            "peak_after_first_kib": peak_after_first, "sdks_loaded": sdks}
+
+
+def _event(event: dict):
+    """The trigger argument, decoded by the worker's own converter (as functions_host does)."""
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+
+    return EventGridEventInConverter.decode(func.meta.Datum(json.dumps(event), "json"), trigger_metadata={})
+
+
+def _message(message: dict):
+    import azure.functions as func
+    from azure.functions.queue import QueueMessageInConverter
+
+    metadata = {"Id": func.meta.Datum(message["id"], "string"),
+                "DequeueCount": func.meta.Datum(message["dequeue_count"], "int"),
+                "PopReceipt": func.meta.Datum(message["pop_receipt"], "string")}
+    return QueueMessageInConverter.decode(func.meta.Datum(message["body"].encode(), "bytes"), trigger_metadata=metadata)
+
+
+def _peak() -> int:
+    """Peak RSS in KiB: VmHWM, for the reason given in _harness.peak_rss_kib (not imported
+    here, so that its own imports stay out of this process's figures)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    payload = json.load(sys.stdin) if mode == "invoke" else None  # read before any clock runs
+    result = invoke(payload) if mode == "invoke" else imports(mode)
+    result.update(started=STARTED, peak_kib=_peak())
+    print(json.dumps(result))

@@ -1,0 +1,337 @@
+"""What the benchmarks share: the local Azure stack, app settings, test resources, HTTP call
+accounting, statistics and printing.
+
+Standard library only at import time: bench/_cold_child.py imports this module after it
+has taken its measurements, and it must not load anything the measurements are about.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # `python bench/x.py` puts bench/, not the repository, on the path
+    sys.path.insert(0, str(REPO))
+
+# The nine Azure SDKs the app depends on (requirements.txt), as the app imports them.
+SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",
+        "azure.mgmt.authorization", "azure.eventgrid", "azure.monitor.query", "azure.data.tables",
+        "azure.storage.queue")
+
+
+# -- the machine -------------------------------------------------------------------------
+def machine() -> list[tuple[str, str]]:
+    return [("platform", platform.platform()),
+            ("cpus", f"{os.cpu_count()} x {_cpu_model()}"),
+            ("python", f"{platform.python_implementation()} {platform.python_version()}")]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size (KiB).
+
+    Linux's VmHWM, not getrusage's ru_maxrss: a child started by fork/vfork + exec inherits its
+    parent's ru_maxrss, so a child of this (large) benchmark process would report at least
+    the parent's peak. VmHWM belongs to the process's own address space, which exec replaces.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
+
+
+# -- statistics and printing -----------------------------------------------------------------
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def p95(values) -> float:
+    """Nearest-rank 95th percentile: a value that was actually observed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def ratio(numerator: float, denominator: float) -> str:
+    return f"{numerator / denominator:.1f}x" if denominator else "n/a"
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A plain table; first column left-aligned, the figures right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    print(f"\n{title}")
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print(line(row))
+
+
+def print_machine() -> None:
+    print("\nMachine")
+    for name, value in machine():
+        print(f"{name:<9} {value}")
+
+
+# -- the local Azure stack -------------------------------------------------------------------
+def _emulator_main(conn) -> None:
+    """The ARM + Log Analytics emulator, in its own process (see EmulatorProcess)."""
+    from localazure.server import LocalAzure
+
+    with LocalAzure() as azure:
+        conn.send(azure.settings())
+        while True:
+            op, args = conn.recv()
+            if op == "stop":
+                conn.send(None)
+                return
+            try:
+                if op == "seed":
+                    result = azure.seed(args)
+                elif op == "clear_traffic":
+                    result = azure.clear_traffic()
+                elif op == "traffic":  # method, path, status of each captured exchange
+                    result = [(x.method, urlsplit(x.url).path, x.status) for x in list(azure.traffic)]
+                elif op == "get":
+                    result = azure.arm.get(args)
+                else:
+                    result = ValueError(f"unknown emulator request {op!r}")
+            except Exception as error:  # noqa: BLE001 - handed back to the caller and raised there
+                result = RuntimeError(f"emulator {op}: {error!r}")
+            conn.send(result)
+
+
+class EmulatorProcess:
+    """localazure.server.LocalAzure run in a child process, driven over a pipe.
+
+    Not in the benchmark's own process, as the tests run it: there its request handling
+    would share the app's interpreter (GIL, and tracemalloc's view of the app's memory).
+    Real ARM is another machine; another process is the nearer stand-in.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_emulator_main, args=(child,), name="localazure", daemon=True)
+        self._process.start()
+        self.settings: dict[str, str] = self._conn.recv()
+        self.port = urlsplit(self.settings["LOCAL_AZURE_ENDPOINT"]).port
+
+    def _call(self, op: str, args=None):
+        self._conn.send((op, args))
+        result = self._conn.recv()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def seed(self, resources: list[dict]) -> None:
+        self._call("seed", list(resources))
+
+    def clear_traffic(self) -> None:
+        self._call("clear_traffic")
+
+    def traffic(self) -> list[tuple[str, str, int]]:
+        return self._call("traffic")
+
+    def get(self, resource_id: str) -> dict | None:
+        return self._call("get", resource_id)
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            try:
+                self._call("stop")
+            except (EOFError, OSError):
+                pass
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join()
+
+
+class Stack:
+    """The ARM emulator and Azurite, started together and stopped together."""
+
+    def __enter__(self) -> "Stack":
+        from localazure.azurite import Azurite
+
+        self.emulator = EmulatorProcess()
+        try:
+            self.azurite = Azurite().start()
+        except BaseException:
+            self.emulator.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.azurite.stop()
+        finally:
+            self.emulator.stop()
+
+    def app_settings(self, name: str, mode: str = "enforce") -> dict[str, str]:
+        """The app's settings, as tests/conftest.py's AppUnderTest sets them: this stack, a
+        ledger table and containment queue of the benchmark's own."""
+        from tests.arm_bodies import SUBSCRIPTION
+
+        return {**self.emulator.settings, "AzureWebJobsStorage": self.azurite.connection_string,
+                "CONTAINMENT_LEDGER_TABLE": "bench" + name, "CONTAINMENT_QUEUE": "bench-" + name,
+                "CONTAINMENT_MODE": mode, "CONTAINMENT_SUBSCRIPTIONS": SUBSCRIPTION}
+
+    def services(self) -> dict[int, str]:
+        """Which service answers on which loopback port."""
+        return {self.emulator.port: "arm", **{port: name for name, port in self.azurite.ports.items()}}
+
+
+def apply_settings(settings: dict[str, str]) -> None:
+    """Make `settings` the app's whole configuration in this process, and forget the
+    runtime built from the previous one (as AppUnderTest.configure does)."""
+    from containment import runtime
+    from containment.settings import SETTINGS
+
+    for setting in SETTINGS:
+        os.environ.pop(setting.name, None)
+    os.environ.update(settings)
+    runtime.reset()
+
+
+# -- resources the benchmarks judge ------------------------------------------------------------
+def synthetic_account(name: str = "benchsynth01") -> dict:
+    """A storage account tagged as synthetic data (in scope), private itself."""
+    from tests.arm_bodies import storage_account
+
+    return storage_account(name)
+
+
+def public_containers(account: dict, prefix: str, count: int) -> list[dict]:
+    """`count` fresh containers open to anonymous reads: each one event's worth of work."""
+    from tests.arm_bodies import container
+
+    return [container(account["id"], f"{prefix}{index:03d}", "Container") for index in range(count)]
+
+
+def container_event(container: dict) -> dict:
+    """The Event Grid event ARM sends when someone writes the container (a fresh event ID)."""
+    from tests.events import CONTAINER_WRITE, write_event
+
+    return write_event(container["id"], CONTAINER_WRITE)
+
+
+# -- HTTP call accounting --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Call:
+    origin: str   # the app function that made it (storage_exposure, contain), "host" or "bench"
+    service: str  # arm, table, queue
+    method: str
+    path: str
+    seconds: float
+
+    def describe(self) -> str:
+        """What the call did, without the names that differ per event."""
+        parts = [unquote(p) for p in self.path.strip("/").split("/")]
+        if self.service == "arm":
+            what = parts[-2] if len(parts) >= 2 else self.path  # the type segment: storageAccounts, containers
+        elif self.service == "table":
+            what = "entity" if "(" in parts[-1] else ("create table" if parts[-1] == "Tables" else "insert")
+        else:
+            what = "message" if len(parts) >= 4 else (parts[-1] if parts[-1] == "messages" else "queue")
+        return f"{self.service} {self.method} {what}"
+
+
+class HttpCalls:
+    """Counts every HTTP request this process sends through `requests` (azure-core's default
+    transport), and who sent it.
+
+    A pass-through wrapper around requests' HTTPAdapter.send, the one place every SDK call
+    goes through: the request still goes out and its answer comes back unchanged. It is the
+    only way to see the app's Table and Queue calls, which the ARM emulator's traffic list
+    does not hold (they go to Azurite).
+    """
+
+    def __init__(self, services: dict[int, str]) -> None:
+        self.services = services
+        self.calls: list[Call] = []
+        self._original = None
+
+    def __enter__(self) -> "HttpCalls":
+        from requests.adapters import HTTPAdapter
+
+        original = self._original = HTTPAdapter.send
+        counter = self
+
+        def send(adapter, request, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(adapter, request, *args, **kwargs)
+            finally:
+                counter._note(request, time.perf_counter() - started)
+
+        HTTPAdapter.send = send
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from requests.adapters import HTTPAdapter
+
+        HTTPAdapter.send = self._original
+
+    def take(self) -> list[Call]:
+        """The calls since the last take."""
+        calls, self.calls = self.calls, []
+        return calls
+
+    def _note(self, request, seconds: float) -> None:
+        url = urlsplit(request.url)
+        self.calls.append(Call(_origin(), self.services.get(url.port, f"port {url.port}"), request.method,
+                               url.path, seconds))
+
+
+_FUNCTION_APP = str(REPO / "function_app.py")
+_FUNCTIONS_HOST = str(REPO / "localazure" / "functions_host.py")
+
+
+def _origin() -> str:
+    """The app function on the stack (its entry point in function_app.py), else the local
+    Functions host, else the benchmark itself."""
+    frame, host = sys._getframe(2), False
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename == _FUNCTION_APP:
+            return frame.f_code.co_name
+        host = host or filename == _FUNCTIONS_HOST
+        frame = frame.f_back
+    return "host" if host else "bench"

@@ -1,0 +1,93 @@
+"""`python -m containment replay` keeps the contract in ../shared/SCENARIOS.md, and every
+bundled scenario ends as it says it does."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localazure.shared import REPO_ROOT
+
+SCENARIOS = REPO_ROOT / "scenarios"
+REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id"}
+EXPECTED = {
+    "account-opened-up.json": ["contained"],
+    "foreign-subscription-rejected.json": ["rejected"],
+    "malformed-event-among-good.json": ["contained", "rejected", "contained"],
+    "own-change-ignored.json": ["ignored"],
+    "public-container-dry-run.json": ["would-contain"],
+    "public-container-enforce.json": ["contained"],
+    "redelivered-event.json": ["contained"],
+    "scope-tag-removed.json": ["reported", "ignored"],
+}
+
+
+def replay(*files: Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "containment", "replay", *map(str, files)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def runs(stdout: str) -> list[tuple[list[dict], dict]]:
+    """Split JSON Lines output into (records, final_state) per scenario."""
+    result, records = [], []
+    for line in stdout.splitlines():
+        document = json.loads(line)  # every line is JSON: nothing else is printed on stdout
+        if "final_state" in document:
+            result.append((records, document["final_state"]))
+            records = []
+        else:
+            records.append(document)
+    assert records == [], "records after the last final_state line"
+    return result
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    files = sorted(SCENARIOS.glob("*.json"))
+    assert {f.name for f in files} == set(EXPECTED), "every bundled scenario has an expected ending here"
+    completed = replay(*files)
+    assert completed.returncode == 0, completed.stderr
+    return dict(zip((f.name for f in files), runs(completed.stdout))), completed.stderr
+
+
+def test_each_scenario_ends_as_expected(bundled):
+    outputs, _ = bundled
+    for name, (records, _) in outputs.items():
+        assert [r["outcome"] for r in records] == EXPECTED[name], name
+        for record in records:
+            assert REQUIRED <= set(record), (name, record)
+
+
+def test_final_state_shows_the_containment(bundled):
+    outputs, _ = bundled
+    records, final_state = outputs["public-container-enforce.json"]
+    container = records[0]["resource_id"]
+    assert final_state[container]["properties"]["publicAccess"] == "None"
+    _, dry_final = outputs["public-container-dry-run.json"]
+    assert dry_final[container]["properties"]["publicAccess"] == "Container"
+
+
+def test_the_timeline_goes_to_stderr(bundled):
+    _, stderr = bundled
+    assert "contained" in stderr and "public-container-enforce.json" in stderr
+
+
+def test_a_malformed_scenario_is_named_with_its_json_path(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "steps": [{"at": "yesterday", "event": {}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0
+    assert str(bad) in completed.stderr and "$.steps[0].at" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_a_bad_setting_in_a_scenario_is_named(tmp_path):
+    bad = tmp_path / "bad-setting.json"
+    bad.write_text(json.dumps({"settings": {"CONTAINMENT_MODE": "yolo"}, "steps": [{"at": "2026-11-24T10:00:00Z",
+                                                                                   "event": {}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0
+    assert "$.settings.CONTAINMENT_MODE" in completed.stderr and "dry-run, enforce" in completed.stderr

@@ -1,0 +1,185 @@
+"""App settings: the documented defaults, one error naming every bad value, and the local
+emulator endpoint honoured for loopback only."""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from containment.catalogue import RULES
+from containment.settings import SETTINGS, SettingsError, load_settings
+
+SUB = "0B1F6471-1BF0-4DDA-AEC3-111122223333"
+RG = "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg-synthetic"
+ENDPOINT_REFUSED = "accepted: https://127.0.0.1:PORT (loopback only; empty in Azure)"
+
+
+@pytest.fixture
+def ca_bundle(tmp_path):
+    path = tmp_path / "emulator-ca.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    return str(path)
+
+
+def problems(environ: dict) -> list[str]:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environ)
+    return raised.value.problems
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+def scenario_defaults(shared) -> dict[str, str]:
+    """The 'Settings that scenarios rely on' table: name -> default ('' where it says none)."""
+    text = (shared / "SCENARIOS.md").read_text()
+    table = text.split("## Settings that scenarios rely on", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z_]+)` \|.*\| (.+?) \|$", table, re.MULTILINE)
+    assert len(rows) >= 7, "the SCENARIOS.md settings table was not found"
+    return {name: "" if default.startswith("none") else default.strip("`") for name, default in rows}
+
+
+def test_defaults_are_the_ones_scenarios_md_documents(shared):
+    documented = scenario_defaults(shared)
+    ours = {setting.name: setting.default for setting in SETTINGS}
+    assert {name: ours.get(name) for name in documented} == documented
+
+
+def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
+    settings = load_settings({})
+    assert settings.mode == "dry-run" and not settings.enforcing
+    assert settings.scope_tag == ("data-classification", "synthetic")
+    assert settings.subscriptions == frozenset() and settings.allowed_principals == frozenset()
+    assert settings.protected_scopes == () and settings.allowed_cidrs == ()
+    assert settings.self_principal_id is None
+    assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access"}
+    assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")
+    assert (settings.local_azure_endpoint, settings.local_azure_ca_bundle) == (None, None)
+
+
+def test_values_are_trimmed_and_normalised():
+    settings = load_settings({
+        "CONTAINMENT_MODE": " enforce ",
+        "CONTAINMENT_SUBSCRIPTIONS": f" {SUB} , ,",
+        "CONTAINMENT_SCOPE_TAG": " env = synthetic ",
+        "CONTAINMENT_PROTECTED_SCOPES": f"{RG}/ ",
+        "CONTAINMENT_ALLOWED_CIDRS": "10.20.0.5/16, 2001:db8::/32",
+    })
+    assert settings.enforcing
+    assert settings.subscriptions == {SUB.lower()}
+    assert settings.scope_tag == ("env", "synthetic")
+    assert settings.protected_scopes == (RG,)
+    assert settings.allowed_cidrs == (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("2001:db8::/32"))
+
+
+# --- bad values -------------------------------------------------------------------------------
+
+def test_every_bad_setting_is_named_in_one_error_with_the_value_and_what_is_accepted():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({
+            "CONTAINMENT_MODE": "enforced",
+            "CONTAINMENT_SUBSCRIPTIONS": f"{SUB},prod",
+            "CONTAINMENT_SCOPE_TAG": "synthetic",
+            "CONTAINMENT_SELF_PRINCIPAL_ID": "me",
+            "CONTAINMENT_ALLOWED_CIDRS": "10.0.0.0/8,10.0.0.0/33",
+            "CONTAINMENT_QUEUE": "Containment_Requests",
+            "CONTAINMENT_PROTECTED_SCOPES": "rg-synthetic",
+        })
+    assert raised.value.problems == [
+        "CONTAINMENT_MODE='enforced': accepted: dry-run, enforce",
+        f"CONTAINMENT_SUBSCRIPTIONS='{SUB},prod': prod not a GUID; accepted: comma-separated GUIDs",
+        "CONTAINMENT_SCOPE_TAG='synthetic': accepted: name=value",
+        "CONTAINMENT_PROTECTED_SCOPES='rg-synthetic': rg-synthetic not an ARM ID; accepted: comma-separated "
+        "subscription, resource-group or resource IDs",
+        "CONTAINMENT_SELF_PRINCIPAL_ID='me': accepted: one GUID (the object ID of the app's managed identity)",
+        "CONTAINMENT_ALLOWED_CIDRS='10.0.0.0/8,10.0.0.0/33': 10.0.0.0/33 not a CIDR; accepted: comma-separated "
+        "CIDRs such as 10.20.0.0/16",
+        "CONTAINMENT_QUEUE='Containment_Requests': accepted: a storage queue name (3-63 lower-case letters, "
+        "digits, dashes)",
+    ]
+    assert str(raised.value).startswith("invalid app settings:\n  CONTAINMENT_MODE='enforced'")
+
+
+@pytest.mark.parametrize("value", ["=synthetic", "data-classification=", "data-classification"])
+def test_a_scope_tag_needs_both_name_and_value(value):
+    assert problems({"CONTAINMENT_SCOPE_TAG": value}) == [f"CONTAINMENT_SCOPE_TAG={value!r}: accepted: name=value"]
+
+
+@pytest.mark.parametrize("name", ["ab", "a--b", "-abc", "abc-", "a" * 64])
+def test_queue_names_follow_the_storage_rules(name):
+    assert [p.split(":")[0] for p in problems({"CONTAINMENT_QUEUE": name})] == [f"CONTAINMENT_QUEUE={name!r}"]
+
+
+def test_auto_contain_rejects_an_unknown_rule_listing_the_containable_ones():
+    containable = sorted(rule for rule in RULES if rule != "storage_scope_tag_removed")
+    assert problems({"CONTAINMENT_AUTO_CONTAIN": "storage_container_public_access, storage_public_blobs"}) == [
+        "CONTAINMENT_AUTO_CONTAIN='storage_container_public_access, storage_public_blobs': storage_public_blobs "
+        f"cannot be contained automatically; accepted: comma-separated rule IDs from {', '.join(containable)}"
+    ]
+
+
+def test_auto_contain_refuses_a_rule_that_has_no_containment_action():
+    [problem] = problems({"CONTAINMENT_AUTO_CONTAIN": "storage_scope_tag_removed"})
+    assert "storage_scope_tag_removed cannot be contained automatically" in problem
+
+
+def test_auto_contain_can_name_any_known_rule_or_none():
+    assert load_settings({"CONTAINMENT_AUTO_CONTAIN": "storage_tls_below_1_2"}).auto_contain == {"storage_tls_below_1_2"}
+    assert load_settings({"CONTAINMENT_AUTO_CONTAIN": ""}).auto_contain == frozenset()
+
+
+# --- the local emulator endpoint --------------------------------------------------------------
+
+@pytest.mark.parametrize("endpoint", [
+    pytest.param("http://127.0.0.1:8443", id="plain-http-loopback"),
+    pytest.param("https://10.0.0.1:8443", id="private-address"),
+    pytest.param("https://example.com", id="public-name"),
+    pytest.param("https://127.0.0.1.evil.com", id="loopback-look-alike-name"),
+    pytest.param("https://127.0.0.1@evil.com", id="loopback-as-userinfo"),
+    pytest.param("https://localhost.evil.com", id="localhost-prefix"),
+    pytest.param("https://0.0.0.0:8443", id="any-address"),
+    pytest.param("https://127.0.0.1:8443/subscriptions", id="with-a-path"),
+    pytest.param("127.0.0.1:8443", id="no-scheme"),
+])
+def test_an_endpoint_that_is_not_loopback_https_is_refused(endpoint, ca_bundle):
+    assert problems({"LOCAL_AZURE_ENDPOINT": endpoint, "LOCAL_AZURE_CA_BUNDLE": ca_bundle}) == [
+        f"LOCAL_AZURE_ENDPOINT={endpoint!r}: {ENDPOINT_REFUSED}"
+    ]
+
+
+@pytest.mark.parametrize("endpoint, honoured", [
+    ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+    ("https://127.0.0.2:8443/", "https://127.0.0.2:8443"),
+    ("https://[::1]:443", "https://[::1]:443"),
+    ("https://localhost", "https://localhost"),
+    ("https://LOCALHOST:9000", "https://LOCALHOST:9000"),
+])
+def test_a_loopback_https_endpoint_is_honoured_with_its_ca_bundle(endpoint, honoured, ca_bundle):
+    settings = load_settings({"LOCAL_AZURE_ENDPOINT": endpoint, "LOCAL_AZURE_CA_BUNDLE": ca_bundle})
+    assert (settings.local_azure_endpoint, settings.local_azure_ca_bundle) == (honoured, ca_bundle)
+
+
+def test_an_endpoint_without_a_ca_bundle_is_refused():
+    assert problems({"LOCAL_AZURE_ENDPOINT": "https://127.0.0.1:8443"}) == [
+        "LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)"
+    ]
+
+
+def test_a_ca_bundle_without_an_endpoint_is_refused(ca_bundle):
+    assert problems({"LOCAL_AZURE_CA_BUNDLE": ca_bundle}) == [
+        "LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)"
+    ]
+
+
+def test_a_ca_bundle_that_is_not_a_file_is_refused(tmp_path):
+    missing = str(tmp_path / "missing.pem")
+    assert problems({"LOCAL_AZURE_ENDPOINT": "https://127.0.0.1:8443", "LOCAL_AZURE_CA_BUNDLE": missing}) == [
+        f"LOCAL_AZURE_CA_BUNDLE={missing!r}: accepted: the path of the emulator's CA certificate (PEM)"
+    ]
+
+
+def test_the_endpoint_pairing_problem_is_listed_alongside_other_bad_settings():
+    assert problems({"CONTAINMENT_MODE": "enforced", "LOCAL_AZURE_ENDPOINT": "https://127.0.0.1:8443"}) == [
+        "CONTAINMENT_MODE='enforced': accepted: dry-run, enforce",
+        "LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)",
+    ]

@@ -75,6 +75,7 @@ class LocalAzure:
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
+            self._server.close_connections()
             self._server.server_close()
             self._server = None
         self.logs.close()
@@ -177,6 +178,26 @@ class LocalAzure:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     emulator: LocalAzure
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+
+    def process_request(self, request, client_address) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End the clients' keep-alive connections, so no handler thread outlives the server."""
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request, client_address) -> None:
         # A client that hangs up mid-call (a test's dropped connection, a timeout) is normal.

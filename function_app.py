@@ -19,6 +19,16 @@ def storage_exposure(event: func.EventGridEvent) -> None:
     on_storage_write(event)
 
 
+@app.function_name("role_assignment_grant")
+@app.event_grid_trigger(arg_name="event")
+def role_assignment_grant(event: func.EventGridEvent) -> None:
+    """A role assignment was written (subscription system topic, ResourceWriteSuccess):
+    re-read it and its role, and contain it if it opens protected data to someone not allowed."""
+    from containment.role_assignments import on_role_assignment_write
+
+    on_role_assignment_write(event)
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:

@@ -108,17 +108,18 @@ def print_machine() -> None:
 
 
 # -- the local Azure stack -------------------------------------------------------------------
-def _emulator_main(conn) -> None:
+def _emulator_main(conn, nodelay: bool) -> None:
     """The ARM + Log Analytics emulator, in its own process (see EmulatorProcess)."""
     from localazure.server import LocalAzure
 
+    if nodelay:
+        _disable_nagle()
     with LocalAzure() as azure:
         conn.send(azure.settings())
         while True:
             op, args = conn.recv()
             if op == "stop":
-                conn.send(None)
-                return
+                break
             try:
                 if op == "seed":
                     result = azure.seed(args)
@@ -133,6 +134,23 @@ def _emulator_main(conn) -> None:
             except Exception as error:  # noqa: BLE001 - handed back to the caller and raised there
                 result = RuntimeError(f"emulator {op}: {error!r}")
             conn.send(result)
+    conn.send(None)  # stopped, its temporary directory removed
+    # Skip interpreter finalization: duckdb's bindings (nanobind) print dozens of "leaked
+    # instance" lines there when the emulator ran in a spawned process; nothing is left to flush.
+    os._exit(0)
+
+
+def _disable_nagle() -> None:
+    """Answer with TCP_NODELAY (socketserver's own switch), in this process only.
+
+    The emulator writes a response's headers and its body in two sends; with Nagle's
+    algorithm on, the body waits for the client's delayed ACK of the headers, about 40 ms
+    on Linux, on every ARM call. `--nodelay` shows the figures without that stall, which
+    belongs to the emulator, not to the app or to ARM.
+    """
+    from localazure.server import _Handler
+
+    _Handler.disable_nagle_algorithm = True
 
 
 class EmulatorProcess:
@@ -143,12 +161,13 @@ class EmulatorProcess:
     Real ARM is another machine; another process is the nearer stand-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nodelay: bool = False) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_emulator_main, args=(child,), name="localazure", daemon=True)
+        self._process = context.Process(target=_emulator_main, args=(child, nodelay), name="localazure",
+                                        daemon=True)
         self._process.start()
         self.settings: dict[str, str] = self._conn.recv()
         self.port = urlsplit(self.settings["LOCAL_AZURE_ENDPOINT"]).port
@@ -187,10 +206,13 @@ class EmulatorProcess:
 class Stack:
     """The ARM emulator and Azurite, started together and stopped together."""
 
+    def __init__(self, nodelay: bool = False) -> None:
+        self.nodelay = nodelay
+
     def __enter__(self) -> "Stack":
         from localazure.azurite import Azurite
 
-        self.emulator = EmulatorProcess()
+        self.emulator = EmulatorProcess(self.nodelay)
         try:
             self.azurite = Azurite().start()
         except BaseException:
@@ -274,11 +296,13 @@ class Call:
 
 
 class HttpCalls:
-    """Counts every HTTP request this process sends through `requests` (azure-core's default
-    transport), and who sent it.
+    """Counts every HTTP request this process's Azure SDK clients send, times it, and notes
+    who sent it.
 
-    A pass-through wrapper around requests' HTTPAdapter.send, the one place every SDK call
-    goes through: the request still goes out and its answer comes back unchanged. It is the
+    A pass-through wrapper around azure-core's RequestsTransport.send, the one place every
+    SDK call goes through (the clients' default transport): the request still goes out and
+    its answer comes back unchanged. The time includes reading the response body, which
+    azure-core does inside send (requests' own HTTPAdapter.send returns before it). It is the
     only way to see the app's Table and Queue calls, which the ARM emulator's traffic list
     does not hold (they go to Azurite).
     """
@@ -289,25 +313,25 @@ class HttpCalls:
         self._original = None
 
     def __enter__(self) -> "HttpCalls":
-        from requests.adapters import HTTPAdapter
+        from azure.core.pipeline.transport import RequestsTransport
 
-        original = self._original = HTTPAdapter.send
+        original = self._original = RequestsTransport.send
         counter = self
 
-        def send(adapter, request, *args, **kwargs):
+        def send(transport, request, *args, **kwargs):
             started = time.perf_counter()
             try:
-                return original(adapter, request, *args, **kwargs)
+                return original(transport, request, *args, **kwargs)
             finally:
                 counter._note(request, time.perf_counter() - started)
 
-        HTTPAdapter.send = send
+        RequestsTransport.send = send
         return self
 
     def __exit__(self, *exc) -> None:
-        from requests.adapters import HTTPAdapter
+        from azure.core.pipeline.transport import RequestsTransport
 
-        HTTPAdapter.send = self._original
+        RequestsTransport.send = self._original
 
     def take(self) -> list[Call]:
         """The calls since the last take."""

@@ -25,8 +25,8 @@ class NotVerified(RuntimeError):
 class ActionResult:
     action: str
     target: str
-    before: dict
-    after: dict
+    before: dict | None  # None: the resource was already gone
+    after: dict | None  # None: the resource no longer exists (deleted, or already gone)
     changed: bool
 
 
@@ -40,7 +40,17 @@ def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings) ->
     target = parse_resource_id(step.target)
     if not target.is_type(action.resource_type):
         raise ValueError(f"{step.action} applies to {action.resource_type}, not {target.type}")
-    before = resources.read(clients, target)
+    try:
+        before = resources.read(clients, target)
+    except resources.ResourceGone:
+        return ActionResult(step.action, step.target, None, None, changed=False)  # nothing left to expose
+    if action.change is None:
+        resources.delete(clients, target)
+        try:
+            resources.read(clients, target)
+        except resources.ResourceGone:
+            return ActionResult(step.action, step.target, before, None, changed=True)
+        raise NotVerified(f"{step.action} on {step.target}: ARM accepted the DELETE but the resource is still there")
     if not still_exposed(step.action, before, settings):
         return ActionResult(step.action, step.target, before, before, changed=False)
     resources.patch(clients, target, action.change(before))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from containment.catalogue import action_for
+from containment.catalogue import ACTIONS, action_for
 from containment.findings import Finding
+from containment.resource_ids import parse_resource_id
 from containment.settings import Settings
 
 OUTCOMES = ("contained", "would-contain", "pending-approval", "reported", "compliant", "exempt",
@@ -48,6 +49,10 @@ def decide(findings: list[Finding], settings: Settings) -> Decision:
     if not plan:
         return Decision("reported", only, tuple(findings))
     why = f"contain {', '.join(contained)}" + (f"; {only}" if only else "")
+    approvals = sorted({reason for step in plan
+                        if (reason := ACTIONS[step.action].approval(parse_resource_id(step.target), settings))})
+    if approvals:
+        return Decision("pending-approval", f"{why}: {'; '.join(approvals)}", tuple(findings), tuple(plan))
     if not settings.enforcing:
         return Decision("would-contain", f"{why} (CONTAINMENT_MODE is dry-run: nothing changed)", tuple(findings),
                         tuple(plan))

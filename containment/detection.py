@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from containment import clock
@@ -29,8 +29,9 @@ class Assessment:
 
     resource_id: str
     findings: list[Finding] = field(default_factory=list)
-    state: dict[str, dict] = field(default_factory=dict)  # ARM ID -> body, as read
+    state: dict[str, dict] = field(default_factory=dict)  # ARM ID -> body as read: the evidence kept
     ignored: str | None = None
+    note: str | None = None  # why a resource with no finding is compliant, where that needs saying
 
 
 Assess = Callable[[ArmEvent, Runtime], Assessment]
@@ -65,6 +66,8 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     if assessment.ignored:
         return _record(runtime, _with(record, "ignored", assessment.ignored))
     decision = decide(assessment.findings, settings)
+    if decision.outcome == "compliant" and assessment.note:
+        decision = replace(decision, reason=assessment.note)
     _describe(record, decision, assessment)
     if decision.outcome == CONTAIN:
         return _request_containment(runtime, record)
@@ -78,8 +81,7 @@ def _describe(record: DecisionRecord, decision: Decision, assessment: Assessment
     record.plan = [step.as_dict() for step in decision.plan]
     record.actions = [step.action for step in decision.plan]
     record.reason = decision.reason
-    judged = {f.resource_id.lower() for f in decision.findings} | {assessment.resource_id.lower()}
-    record.before = {rid: body for rid, body in assessment.state.items() if rid.lower() in judged}
+    record.before = assessment.state
 
 
 def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:

@@ -200,7 +200,9 @@ class Replayer:
 
 
 def _timeline_line(at: datetime, record: DecisionRecord) -> str:
-    target = record.resource_id.split("/providers/")[-1] if record.resource_id else "(unparsed event)"
+    from containment.report import short
+
+    target = short(record.resource_id)
     actions = f" [{', '.join(record.actions)}]" if record.actions else ""
     return f"{at:%H:%M:%S}  {record.outcome:<15} {target}{actions}: {record.reason}"
 

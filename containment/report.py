@@ -17,10 +17,10 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
              "| decided at | resource | outcome | rules | actions | actor |", "|---|---|---|---|---|---|"]
     for record in records:
         actor = record.actor.get("name") or record.actor.get("object_id") or record.actor.get("app_id") or ""
-        lines.append(f"| {record.decided_at or ''} | {_short(record.resource_id)} | **{record.outcome}** | "
+        lines.append(f"| {record.decided_at or ''} | {short(record.resource_id)} | **{record.outcome}** | "
                      f"{', '.join(record.rules)} | {', '.join(record.actions)} | {actor} |")
     for number, record in enumerate(records, 1):
-        lines += ["", f"## {number}. {record.outcome}: {_short(record.resource_id)}", "",
+        lines += ["", f"## {number}. {record.outcome}: {short(record.resource_id)}", "",
                   f"- Why: {record.reason}",
                   f"- Event: `{record.event_id}` ({record.operation or 'n/a'}), at {record.event_time or 'n/a'}",
                   f"- Decided at {record.decided_at}" + (f", contained at {record.contained_at}" if record.contained_at else ""),
@@ -30,11 +30,11 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
                          f"evidence `{json.dumps(finding['evidence'])}`")
         for label, state in (("before", record.before), ("after", record.after)):
             for rid, body in state.items():
-                lines += ["", f"<details><summary>State {label}: {_short(rid)}</summary>", "", "```json",
+                lines += ["", f"<details><summary>State {label}: {short(rid)}</summary>", "", "```json",
                           json.dumps(body, indent=2), "```", "</details>"]
     lines += ["", "## Final state", ""]
     for rid, body in final_state.items():
-        lines.append(f"- {_short(rid)}: {'deleted' if body is None else 'present'}")
+        lines.append(f"- {short(rid)}: {'deleted' if body is None else 'present'}")
     return "\n".join(lines) + "\n"
 
 
@@ -45,5 +45,16 @@ def write_report(directory: Path, scenario, records: list[DecisionRecord], final
     return path
 
 
-def _short(resource_id: str) -> str:
-    return resource_id.split("/providers/")[-1] if resource_id else "(unparsed event)"
+def short(resource_id: str) -> str:
+    """An ARM ID as a person reads it: without the subscription and provider boilerplate,
+    keeping the scope of an extension resource (a role assignment on an account)."""
+    if not resource_id:
+        return "(unparsed event)"
+    scope, *providers = resource_id.split("/providers/")
+    parts = [part.split("/", 1)[1] if "/" in part else part for part in providers]
+    if not parts:
+        return resource_id
+    if providers[0].lower().startswith("microsoft.authorization/"):  # assigned at a group or subscription
+        group = scope.split("/")[4] if scope.count("/") >= 4 else None
+        parts.insert(0, f"resourceGroups/{group}" if group else "subscription")
+    return " > ".join(parts)

@@ -112,4 +112,5 @@ def _refused(text: str, detail: str) -> MalformedResourceId:
 
 
 STORAGE_ACCOUNT = "Microsoft.Storage/storageAccounts"
+ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 BLOB_CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"

@@ -5,7 +5,7 @@ Rules are pure: (resource JSON, context) -> None when compliant, or (summary, ev
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from containment.findings import SEVERITIES, Finding
@@ -17,6 +17,9 @@ from containment.settings import Settings
 class Context:
     settings: Settings
     protection: Protection
+    # What the assessor read besides the resource itself (a role assignment's role
+    # definition, the protected resources its scope covers), for rules that need it.
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 Check = Callable[[dict, Context], "tuple[str, dict[str, Any]] | None"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -49,6 +50,45 @@ def _optional_guid(raw: str) -> str | None:
     if not _GUID.match(raw.strip()):
         raise ValueError("accepted: one GUID (the object ID of the app's managed identity)")
     return raw.strip().lower()
+
+
+def _allowlist(raw: str) -> dict[str, "datetime | None"]:
+    """`<object id>[@<expiry>]`, comma-separated. The expiry is an ISO 8601 UTC date or time;
+    a date alone allows the grant through the end of that day (UTC)."""
+    allowed, bad = {}, []
+    for item in _items(raw):
+        principal, _, until = item.partition("@")
+        principal = principal.strip().lower()
+        expiry = None
+        try:
+            if not _GUID.match(principal):
+                raise ValueError
+            if until:
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", until.strip()):
+                    expiry = datetime.fromisoformat(until.strip()).replace(tzinfo=timezone.utc) + timedelta(days=1)
+                else:
+                    expiry = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+                    if expiry.tzinfo is None:
+                        raise ValueError
+        except ValueError:
+            bad.append(item)
+            continue
+        allowed[principal] = expiry
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not understood; accepted: comma-separated object IDs, each optionally "
+                         "followed by @YYYY-MM-DD or @YYYY-MM-DDThh:mm:ssZ (allowed until then)")
+    return allowed
+
+
+SCOPE_LEVELS = ("managementGroup", "subscription", "resourceGroup", "resource")
+
+
+def _scope_levels(raw: str) -> frozenset[str]:
+    levels = _items(raw)
+    bad = [level for level in levels if level not in SCOPE_LEVELS]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} unknown; accepted: comma-separated from {', '.join(SCOPE_LEVELS)}")
+    return frozenset(levels)
 
 
 def _tag(raw: str) -> tuple[str, str]:
@@ -144,17 +184,23 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated resource or resource-group IDs protected with or without the tag"),
     Setting("CONTAINMENT_SELF_PRINCIPAL_ID", "self_principal_id", "", _optional_guid,
             "object ID of the app's own managed identity; changes it makes are not re-judged"),
-    Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _guids,
-            "comma-separated object IDs allowed to hold data-access roles on protected scopes"),
+    Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _allowlist,
+            "comma-separated object IDs allowed to hold data-access roles on protected scopes; "
+            "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
     Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
             "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
-            "storage_blob_public_access_allowed,storage_container_public_access", _containable_rule_ids,
+            "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access",
+            _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`"),
+    Setting("CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES", "role_deletion_approval_scopes",
+            "managementGroup,subscription", _scope_levels,
+            "scope levels (managementGroup, subscription, resourceGroup, resource) at which deleting a risky role "
+            "assignment is left to a person: recorded `pending-approval`, not deleted"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -173,10 +219,11 @@ class Settings:
     scope_tag: tuple[str, str]
     protected_scopes: tuple[str, ...]
     self_principal_id: str | None
-    allowed_principals: frozenset[str]
+    allowed_principals: dict
     allowed_cidrs: tuple
     containment_queue: str
     auto_contain: frozenset[str]
+    role_deletion_approval_scopes: frozenset[str]
     ledger_table: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None

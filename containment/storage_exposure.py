@@ -44,7 +44,10 @@ def assess_storage(event: ArmEvent, runtime: Runtime) -> Assessment:
     # An account write can make containers that were set public earlier readable: judge them too.
     containers = resources.list_containers(runtime.clients, account_id)
     findings = judge(STORAGE_ACCOUNT, account, context)
+    state = {spelled: account}
     for body in containers:
-        findings += judge(BLOB_CONTAINER, body, context)
-    state = {spelled: account, **{body["id"]: body for body in containers}}
+        exposed = judge(BLOB_CONTAINER, body, context)
+        if exposed:  # the evidence keeps the containers that matter, not every one
+            findings += exposed
+            state[body["id"]] = body
     return Assessment(spelled, findings, state)

@@ -26,7 +26,8 @@ def test_the_app_declares_its_triggers():
     metadata = _metadata()
     triggers = {name: next(b for b in meta["bindings"] if b["type"].endswith("Trigger"))["type"]
                 for name, (_, meta) in metadata.items()}
-    assert triggers == {"storage_exposure": "eventGridTrigger", "contain": "queueTrigger"}
+    assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
+                        "contain": "queueTrigger"}
 
 
 def test_binding_names_match_parameter_names_and_settings_exist():

@@ -22,6 +22,12 @@ EXPECTED = {
     "public-container-enforce.json": ["contained"],
     "redelivered-event.json": ["contained"],
     "scope-tag-removed.json": ["reported", "ignored"],
+    "role-data-reader-to-unknown-principal.json": ["contained"],
+    "role-allowlist-and-expiry.json": ["compliant", "contained"],
+    "role-contributor-on-resource-group.json": ["contained"],
+    "role-subscription-scope-needs-approval.json": ["pending-approval"],
+    "role-without-data-path-compliant.json": ["compliant", "compliant"],
+    "role-gone-and-own-identity.json": ["ignored", "ignored"],
 }
 
 

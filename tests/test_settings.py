@@ -49,10 +49,12 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
     settings = load_settings({})
     assert settings.mode == "dry-run" and not settings.enforcing
     assert settings.scope_tag == ("data-classification", "synthetic")
-    assert settings.subscriptions == frozenset() and settings.allowed_principals == frozenset()
+    assert settings.subscriptions == frozenset() and settings.allowed_principals == {}
     assert settings.protected_scopes == () and settings.allowed_cidrs == ()
     assert settings.self_principal_id is None
-    assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access"}
+    assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access",
+                                     "role_assignment_grants_data_access"}
+    assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")
     assert (settings.local_azure_endpoint, settings.local_azure_ca_bundle) == (None, None)
 
@@ -183,3 +185,32 @@ def test_the_endpoint_pairing_problem_is_listed_alongside_other_bad_settings():
         "CONTAINMENT_MODE='enforced': accepted: dry-run, enforce",
         "LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)",
     ]
+
+
+# --- the allowlist with expiries --------------------------------------------------------------
+
+def test_allowlist_entries_may_carry_an_expiry():
+    from datetime import datetime, timezone
+
+    allowed = load_settings({"CONTAINMENT_ALLOWED_PRINCIPALS":
+                             "1A2B3C4D-5E6F-4A7B-8C9D-0E1F2A3B4C5D@2026-12-31, "
+                             "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e@2026-12-31T18:00:00Z,"
+                             "3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f"}).allowed_principals
+    assert allowed == {
+        "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d": datetime(2027, 1, 1, tzinfo=timezone.utc),  # through Dec 31
+        "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e": datetime(2026, 12, 31, 18, tzinfo=timezone.utc),
+        "3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f": None,
+    }
+
+
+def test_an_allowlist_entry_with_a_bad_expiry_is_named():
+    [problem] = problems({"CONTAINMENT_ALLOWED_PRINCIPALS": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d@next-friday"})
+    assert "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d@next-friday not understood" in problem
+    [local] = problems({"CONTAINMENT_ALLOWED_PRINCIPALS": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d@2026-12-31T18:00:00"})
+    assert "not understood" in local  # a time without a zone is ambiguous
+
+
+def test_role_deletion_approval_scopes_are_validated():
+    assert load_settings({"CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES": ""}).role_deletion_approval_scopes == frozenset()
+    [problem] = problems({"CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES": "subscription,tenant"})
+    assert "tenant unknown" in problem

@@ -29,6 +29,16 @@ def role_assignment_grant(event: func.EventGridEvent) -> None:
     on_role_assignment_write(event)
 
 
+@app.function_name("nsg_exposure")
+@app.event_grid_trigger(arg_name="event")
+def nsg_exposure(event: func.EventGridEvent) -> None:
+    """A network security group or one of its rules was written (subscription system topic,
+    ResourceWriteSuccess): re-read the NSG and contain any rule that opens synthetic data."""
+    from containment.nsg_exposure import on_nsg_write
+
+    on_nsg_write(event)
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:

@@ -19,7 +19,8 @@ import sys  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",  # as in _harness.SDKS
+# The nine Azure SDKs the app depends on (requirements.txt), as the app imports them.
+SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",
         "azure.mgmt.authorization", "azure.eventgrid", "azure.monitor.query", "azure.data.tables",
         "azure.storage.queue")
 
@@ -75,8 +76,12 @@ def _message(message: dict):
 
 
 def _peak() -> int:
-    """Peak RSS in KiB: VmHWM, for the reason given in _harness.peak_rss_kib (not imported
-    here, so that its own imports stay out of this process's figures)."""
+    """This process's peak resident set size, KiB.
+
+    Linux's VmHWM, not getrusage's ru_maxrss: a child started by fork/vfork + exec inherits
+    its parent's ru_maxrss, so this process would report at least the benchmark's own peak.
+    VmHWM belongs to the address space, which exec replaced.
+    """
     try:
         with open("/proc/self/status") as status:
             return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))

@@ -1,11 +1,12 @@
 """What the benchmarks share: the local Azure stack, app settings, test resources, HTTP call
 accounting, statistics and printing.
 
-Standard library only at import time: bench/_cold_child.py imports this module after it
-has taken its measurements, and it must not load anything the measurements are about.
+Standard library only at import time; the app, the SDKs and the emulator are imported
+where they are used.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -19,11 +20,6 @@ from urllib.parse import unquote, urlsplit
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python bench/x.py` puts bench/, not the repository, on the path
     sys.path.insert(0, str(REPO))
-
-# The nine Azure SDKs the app depends on (requirements.txt), as the app imports them.
-SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",
-        "azure.mgmt.authorization", "azure.eventgrid", "azure.monitor.query", "azure.data.tables",
-        "azure.storage.queue")
 
 
 # -- the machine -------------------------------------------------------------------------
@@ -42,26 +38,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def peak_rss_kib() -> int:
-    """This process's peak resident set size (KiB).
-
-    Linux's VmHWM, not getrusage's ru_maxrss: a child started by fork/vfork + exec inherits its
-    parent's ru_maxrss, so a child of this (large) benchmark process would report at least
-    the parent's peak. VmHWM belongs to the process's own address space, which exec replaces.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
 
 
 # -- statistics and printing -----------------------------------------------------------------
@@ -282,6 +258,7 @@ class Call:
     method: str
     path: str
     seconds: float
+    entity: str = ""  # for Table calls: the ledger entity's kind, from its PartitionKey
 
     def describe(self) -> str:
         """What the call did, without the names that differ per event."""
@@ -289,10 +266,29 @@ class Call:
         if self.service == "arm":
             what = parts[-2] if len(parts) >= 2 else self.path  # the type segment: storageAccounts, containers
         elif self.service == "table":
-            what = "entity" if "(" in parts[-1] else ("create table" if parts[-1] == "Tables" else "insert")
+            what = "create table" if parts[-1] == "Tables" else (self.entity or "entity")
         else:
             what = "message" if len(parts) >= 4 else (parts[-1] if parts[-1] == "messages" else "queue")
         return f"{self.service} {self.method} {what}"
+
+
+# The ledger's entity kinds by PartitionKey prefix (containment/ledger.py's table).
+_LEDGER_KINDS = {"resource": "decision", "day": "by-day index", "claim": "claim", "bare": "record"}
+
+
+def _ledger_entity(path: str, body) -> str:
+    """The kind of ledger entity a Table call is about: from the key in the URL
+    (`table(PartitionKey='claim ...',RowKey='claim')`), else from the inserted body."""
+    key = ""
+    path = unquote(path)
+    if "PartitionKey='" in path:
+        key = path.split("PartitionKey='", 1)[1]
+    elif body:
+        try:
+            key = json.loads(body).get("PartitionKey", "")
+        except (ValueError, AttributeError, TypeError):
+            key = ""
+    return _LEDGER_KINDS.get(key.split(" ", 1)[0], "") if key else ""
 
 
 class HttpCalls:
@@ -340,8 +336,9 @@ class HttpCalls:
 
     def _note(self, request, seconds: float) -> None:
         url = urlsplit(request.url)
-        self.calls.append(Call(_origin(), self.services.get(url.port, f"port {url.port}"), request.method,
-                               url.path, seconds))
+        service = self.services.get(url.port, f"port {url.port}")
+        entity = _ledger_entity(url.path, getattr(request, "content", None)) if service == "table" else ""
+        self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity))
 
 
 _FUNCTION_APP = str(REPO / "function_app.py")

@@ -1,16 +1,18 @@
 """Containment actions: what each one changes, and the ARM permissions it needs.
 
-An action is declared once, here, with the merge body that contains the exposure and the
-rule it fixes; whether it is still needed is that rule's own judgement of the current
-state, so "needed" and "fixed" can never disagree with what detection reports.
-The permissions are what infra/'s custom role must grant, and no more.
+An action is declared once, here: the rule whose finding it contains, and how to plan the
+one write that contains it from the resource's current state. Whether it is still needed
+is that rule's own judgement of the current state (unless the action says otherwise), so
+"needed" and "fixed" can never disagree with what detection reports. The permissions are
+what infra/'s custom role must grant, and no more.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from containment.resource_ids import BLOB_CONTAINER, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId
+from containment.resource_ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, ROLE_ASSIGNMENT, SECURITY_RULE,
+                                      STORAGE_ACCOUNT, ResourceId)
 from containment.settings import Settings
 
 _ACCOUNT_RW = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/write")
@@ -19,26 +21,71 @@ _CONTAINER_RW = ("Microsoft.Storage/storageAccounts/blobServices/containers/read
 
 
 @dataclass(frozen=True)
+class State:
+    """A target as ARM has it now. For an NSG rule, `facts` holds its NSG (judging a rule
+    needs the rules around it) and `etag` the NSG's ETag, the precondition of any write."""
+
+    body: dict | None  # None: the resource no longer exists
+    facts: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+    @property
+    def evidence(self) -> dict | None:
+        """What the ledger keeps as before/after: the whole NSG for a rule, else the body."""
+        return self.facts.get("nsg", self.body)
+
+
+@dataclass(frozen=True)
+class Write:
+    method: str  # PATCH, PUT or DELETE
+    resource_id: str
+    body: dict[str, Any] | None = None
+    if_match: str | None = None
+
+
+Plan = Callable[[State, ResourceId, Settings], Write]
+
+
+@dataclass(frozen=True)
 class Action:
     name: str
-    resource_type: str
+    resource_types: tuple[str, ...]
     fixes: str  # the rule ID whose finding this action contains
     permissions: tuple[str, ...]
-    change: Callable[[dict], dict[str, Any]] | None  # current ARM JSON -> PATCH body; None: DELETE
+    plan: Plan
+    # Whether the exposure is still there; None: the fixed rule's own judgement.
+    exposed: Callable[[State, Settings], bool] | None = None
     # Why a person must approve this action on this target under these settings, or None.
     approval: Callable[[ResourceId, Settings], str | None] = lambda target, settings: None
 
+    def applies_to(self, target: ResourceId) -> bool:
+        return any(target.is_type(kind) for kind in self.resource_types)
 
-def _set(**properties: Any) -> Callable[[dict], dict[str, Any]]:
-    return lambda current: {"properties": dict(properties)}
+
+class CannotContain(RuntimeError):
+    """No write can contain this exposure here (it needs a person)."""
 
 
-def _deny_by_default(current: dict) -> dict[str, Any]:
+def _patch(**properties: Any) -> Plan:
+    return lambda state, target, settings: Write("PATCH", target.text, {"properties": dict(properties)})
+
+
+def _deny_by_default(state: State, target: ResourceId, settings: Settings) -> Write:
     # Keep the account's IP and virtual-network rules and bypass: only the default flips,
     # so allowed training networks keep working.
-    acls = dict((current.get("properties") or {}).get("networkAcls") or {})
+    acls = dict((state.body.get("properties") or {}).get("networkAcls") or {})
     acls["defaultAction"] = "Deny"
-    return {"properties": {"networkAcls": acls}}
+    return Write("PATCH", target.text, {"properties": {"networkAcls": acls}})
+
+
+def _delete(state: State, target: ResourceId, settings: Settings) -> Write:
+    return Write("DELETE", target.text)
+
+
+def _contain_nsg_rule(state: State, target: ResourceId, settings: Settings) -> Write:
+    from containment.nsg_containment import plan_rule_containment
+
+    return plan_rule_containment(state, target, settings)
 
 
 def scope_level(scope: str) -> str:
@@ -59,21 +106,31 @@ def _role_deletion_approval(target: ResourceId, settings: Settings) -> str | Non
     return None
 
 
+_NSG_RULE_RW = ("Microsoft.Network/networkSecurityGroups/read",
+                "Microsoft.Network/networkSecurityGroups/securityRules/read",
+                "Microsoft.Network/networkSecurityGroups/securityRules/write")
+
 ACTIONS: dict[str, Action] = {action.name: action for action in (
-    Action("disable_blob_public_access", STORAGE_ACCOUNT, "storage_blob_public_access_allowed", _ACCOUNT_RW,
-           _set(allowBlobPublicAccess=False)),
-    Action("deny_public_network_by_default", STORAGE_ACCOUNT, "storage_network_open_to_internet", _ACCOUNT_RW,
+    Action("disable_blob_public_access", (STORAGE_ACCOUNT,), "storage_blob_public_access_allowed", _ACCOUNT_RW,
+           _patch(allowBlobPublicAccess=False)),
+    Action("deny_public_network_by_default", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", _ACCOUNT_RW,
            _deny_by_default),
-    Action("disable_shared_key_access", STORAGE_ACCOUNT, "storage_shared_key_access_allowed", _ACCOUNT_RW,
-           _set(allowSharedKeyAccess=False)),
-    Action("disable_cross_tenant_replication", STORAGE_ACCOUNT, "storage_cross_tenant_replication_allowed",
-           _ACCOUNT_RW, _set(allowCrossTenantReplication=False)),
-    Action("require_tls_1_2", STORAGE_ACCOUNT, "storage_tls_below_1_2", _ACCOUNT_RW, _set(minimumTlsVersion="TLS1_2")),
-    Action("make_container_private", BLOB_CONTAINER, "storage_container_public_access", _CONTAINER_RW,
-           _set(publicAccess="None")),
+    Action("disable_shared_key_access", (STORAGE_ACCOUNT,), "storage_shared_key_access_allowed", _ACCOUNT_RW,
+           _patch(allowSharedKeyAccess=False)),
+    Action("disable_cross_tenant_replication", (STORAGE_ACCOUNT,), "storage_cross_tenant_replication_allowed",
+           _ACCOUNT_RW, _patch(allowCrossTenantReplication=False)),
+    Action("require_tls_1_2", (STORAGE_ACCOUNT,), "storage_tls_below_1_2", _ACCOUNT_RW,
+           _patch(minimumTlsVersion="TLS1_2")),
+    Action("make_container_private", (BLOB_CONTAINER,), "storage_container_public_access", _CONTAINER_RW,
+           _patch(publicAccess="None")),
     # The full assignment body is recorded before the delete, so it can be recreated exactly.
-    Action("delete_role_assignment", ROLE_ASSIGNMENT, "role_assignment_grants_data_access",
+    Action("delete_role_assignment", (ROLE_ASSIGNMENT,), "role_assignment_grants_data_access",
            ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/delete",
             "Microsoft.Authorization/roleDefinitions/read"),
-           None, _role_deletion_approval),
+           _delete, exposed=lambda state, settings: state.body is not None, approval=_role_deletion_approval),
+    # A Deny with precedence over the rule (or the rule itself set to Deny): see nsg_containment.
+    Action("block_untrusted_inbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_inbound_admits_untrusted_sources",
+           _NSG_RULE_RW, _contain_nsg_rule),
+    Action("block_internet_outbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_outbound_open_to_internet",
+           _NSG_RULE_RW, _contain_nsg_rule),
 )}

@@ -1,7 +1,8 @@
 """Carry out one planned action: re-read, change only if still needed, read back, verify.
 
 Idempotent by construction: a redelivered request finds the resource already contained
-and changes nothing.
+and changes nothing. A write whose precondition fails (someone changed the resource since
+it was read: 412) is never forced: the resource is read and judged again.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from containment import resources
 from containment.azure import AzureClients
+from containment.actions import Action, State
 from containment.catalogue import ACTIONS, RULES
 from containment.decisions import PlannedAction
 from containment.resource_ids import parse_resource_id
@@ -25,37 +27,36 @@ class NotVerified(RuntimeError):
 class ActionResult:
     action: str
     target: str
-    before: dict | None  # None: the resource was already gone
+    before: dict | None  # what the ledger keeps (the whole NSG for a rule); None: already gone
     after: dict | None  # None: the resource no longer exists (deleted, or already gone)
     changed: bool
 
 
-def still_exposed(action_name: str, body: dict, settings: Settings) -> bool:
-    rule = RULES[ACTIONS[action_name].fixes]
-    return rule.check(body, Context(settings, Protection(tagged=True, protected_scope=None))) is not None
+def still_exposed(action: Action, state: State, settings: Settings) -> bool:
+    if action.exposed is not None:
+        return action.exposed(state, settings)
+    if state.body is None:
+        return False  # nothing left to expose
+    context = Context(settings, Protection(tagged=True, protected_scope=None), state.facts)
+    return RULES[action.fixes].check(state.body, context) is not None
 
 
-def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings) -> ActionResult:
+def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, attempts: int = 3) -> ActionResult:
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
-    if not target.is_type(action.resource_type):
-        raise ValueError(f"{step.action} applies to {action.resource_type}, not {target.type}")
-    try:
-        before = resources.read(clients, target)
-    except resources.ResourceGone:
-        return ActionResult(step.action, step.target, None, None, changed=False)  # nothing left to expose
-    if action.change is None:
-        resources.delete(clients, target)
+    if not action.applies_to(target):
+        raise ValueError(f"{step.action} does not apply to {target.type}")
+    for _ in range(attempts):
+        before = resources.read_state(clients, target)
+        if not still_exposed(action, before, settings):
+            return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
         try:
-            resources.read(clients, target)
-        except resources.ResourceGone:
-            return ActionResult(step.action, step.target, before, None, changed=True)
-        raise NotVerified(f"{step.action} on {step.target}: ARM accepted the DELETE but the resource is still there")
-    if not still_exposed(step.action, before, settings):
-        return ActionResult(step.action, step.target, before, before, changed=False)
-    resources.patch(clients, target, action.change(before))
-    after = resources.read(clients, target)
-    if still_exposed(step.action, after, settings):
-        raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
-                          "still shows the exposure")
-    return ActionResult(step.action, step.target, before, after, changed=True)
+            resources.write(clients, action.plan(before, target, settings))
+        except resources.ChangedConcurrently:
+            continue  # someone else changed it since it was read: read and judge it again
+        after = resources.read_state(clients, target)
+        if still_exposed(action, after, settings):
+            raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
+                              "still shows the exposure")
+        return ActionResult(step.action, step.target, before.evidence, after.evidence, changed=True)
+    raise resources.ChangedConcurrently(f"{step.target} changed under every one of {attempts} attempts")

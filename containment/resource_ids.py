@@ -113,4 +113,7 @@ def _refused(text: str, detail: str) -> MalformedResourceId:
 
 STORAGE_ACCOUNT = "Microsoft.Storage/storageAccounts"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
+NSG = "Microsoft.Network/networkSecurityGroups"
+SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/securityRules"
+DEFAULT_SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/defaultSecurityRules"
 BLOB_CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"

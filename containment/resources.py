@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from containment.actions import State, Write
 from containment.azure import AzureClients
-from containment.resource_ids import BLOB_CONTAINER, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId
+from containment.resource_ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, NSG, ROLE_ASSIGNMENT, SECURITY_RULE,
+                                      STORAGE_ACCOUNT, ResourceId, parse_resource_id)
 
 
 class ResourceGone(LookupError):
     """The resource no longer exists (ARM answered 404)."""
+
+
+class ChangedConcurrently(RuntimeError):
+    """A write's precondition failed (412): someone changed the resource since it was read."""
 
 
 def _as_sent(pipeline_response, deserialized, headers) -> Any:
@@ -42,7 +48,28 @@ def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     if resource.is_type(ROLE_ASSIGNMENT):
         assignments = clients.authorization(resource.subscription).role_assignments
         return _arm(lambda: assignments.get_by_id(resource.text, cls=_as_sent))
+    if resource.is_type(NSG):
+        groups = clients.network(resource.subscription).network_security_groups
+        return _arm(lambda: groups.get(resource.resource_group, resource.name, cls=_as_sent))
     raise ValueError(f"no reader for {resource.type}")
+
+
+def read_state(clients: AzureClients, target: ResourceId) -> State:
+    """The target as it is now, with what judging it needs; State(None) when it is gone.
+    An NSG rule is read through its NSG: one GET gives the rule, its neighbours and the ETag."""
+    try:
+        if target.is_type(SECURITY_RULE) or target.is_type(DEFAULT_SECURITY_RULE):
+            nsg = read(clients, target.ancestor(1))
+            return State(find_rule(nsg, target.name), {"nsg": nsg}, nsg.get("etag"))
+        return State(read(clients, target))
+    except ResourceGone:
+        return State(None)
+
+
+def find_rule(nsg: dict, name: str) -> dict | None:
+    properties = nsg.get("properties") or {}
+    rules = list(properties.get("securityRules") or []) + list(properties.get("defaultSecurityRules") or [])
+    return next((rule for rule in rules if str(rule.get("name", "")).lower() == name.lower()), None)
 
 
 def read_role_definition(clients: AzureClients, subscription: str, role_definition_id: str) -> dict[str, Any]:
@@ -62,19 +89,29 @@ def list_accounts(clients: AzureClients, subscription: str, resource_group: str 
     return _arm(lambda: [item.as_dict() for item in pages])
 
 
-def patch(clients: AzureClients, resource: ResourceId, body: dict[str, Any]) -> None:
-    """PATCH the resource with an ARM JSON merge body."""
-    storage = clients.storage(resource.subscription)
-    if resource.is_type(STORAGE_ACCOUNT):
-        _arm(lambda: storage.storage_accounts.update(resource.resource_group, resource.name, body))
-    elif resource.is_type(BLOB_CONTAINER):
-        _arm(lambda: storage.blob_containers.update(resource.resource_group, resource.names[0], resource.name, body))
-    else:
-        raise ValueError(f"no writer for {resource.type}")
+def write(clients: AzureClients, change: Write) -> None:
+    """Send one containment write; ChangedConcurrently on a failed If-Match."""
+    from azure.core.exceptions import HttpResponseError
 
-
-def delete(clients: AzureClients, resource: ResourceId) -> None:
-    if resource.is_type(ROLE_ASSIGNMENT):
-        _arm(lambda: clients.authorization(resource.subscription).role_assignments.delete_by_id(resource.text))
-    else:
-        raise ValueError(f"this app never deletes a {resource.type}")
+    target = parse_resource_id(change.resource_id)
+    headers = {"If-Match": change.if_match} if change.if_match else {}
+    try:
+        if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.update(
+                target.resource_group, target.name, change.body, headers=headers)
+        elif change.method == "PATCH" and target.is_type(BLOB_CONTAINER):
+            clients.storage(target.subscription).blob_containers.update(
+                target.resource_group, target.names[0], target.name, change.body, headers=headers)
+        elif change.method == "PUT" and target.is_type(SECURITY_RULE):
+            clients.network(target.subscription).security_rules.begin_create_or_update(
+                target.resource_group, target.names[0], target.name, change.body, headers=headers).result()
+        elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
+            clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
+        else:
+            raise ValueError(f"this app never sends {change.method} to a {target.type}")
+    except HttpResponseError as error:
+        if error.status_code == 412:
+            raise ChangedConcurrently(f"{change.method} {change.resource_id}: {error.message}") from None
+        if error.status_code == 404:
+            raise ResourceGone(str(error.message or error)) from None
+        raise

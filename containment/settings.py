@@ -31,10 +31,15 @@ def _items(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def _mode(raw: str) -> str:
-    if raw not in ("dry-run", "enforce"):
-        raise ValueError("accepted: dry-run, enforce")
-    return raw
+def _choice(*accepted: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in accepted:
+            raise ValueError(f"accepted: {', '.join(accepted)}")
+        return raw
+    return parse
+
+
+_mode = _choice("dry-run", "enforce")
 
 
 def _guids(raw: str) -> frozenset[str]:
@@ -193,7 +198,8 @@ SETTINGS: tuple[Setting, ...] = (
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
-            "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access",
+            "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
+            "nsg_inbound_admits_untrusted_sources",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`"),
@@ -201,6 +207,10 @@ SETTINGS: tuple[Setting, ...] = (
             "managementGroup,subscription", _scope_levels,
             "scope levels (managementGroup, subscription, resourceGroup, resource) at which deleting a risky role "
             "assignment is left to a person: recorded `pending-approval`, not deleted"),
+    Setting("CONTAINMENT_NSG_STRATEGY", "nsg_strategy", "deny-above",
+            _choice("deny-above", "disable-rule"),
+            "how an NSG rule that opens synthetic data is contained: `deny-above` adds a Deny with precedence "
+            "over it (falling back to `disable-rule` where no priority is free), `disable-rule` sets it to Deny"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -224,6 +234,7 @@ class Settings:
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]
+    nsg_strategy: str
     ledger_table: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from containment.events import WRITE_SUCCESS
+from containment.nsg_exposure import OPERATIONS as NSG_OPERATIONS
 from containment.role_assignments import OPERATIONS as ROLE_ASSIGNMENT_OPERATIONS
 from containment.storage_exposure import OPERATIONS as STORAGE_OPERATIONS
 
@@ -24,4 +25,5 @@ class EventSubscription:
 EVENT_SUBSCRIPTIONS: dict[str, EventSubscription] = {
     "storage_exposure": EventSubscription((WRITE_SUCCESS,), STORAGE_OPERATIONS),
     "role_assignment_grant": EventSubscription((WRITE_SUCCESS,), ROLE_ASSIGNMENT_OPERATIONS),
+    "nsg_exposure": EventSubscription((WRITE_SUCCESS,), NSG_OPERATIONS),
 }

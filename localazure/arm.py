@@ -349,7 +349,7 @@ class ArmState:
             nsg["tags"] = copy.deepcopy(body["tags"])
         previous = (existing or {}).get("properties", {})
         properties["securityRules"] = [self._rule_body(nsg_id, rule) for rule in rules]
-        properties["defaultSecurityRules"] = previous.get("defaultSecurityRules") or _default_rules(nsg_id)
+        properties["defaultSecurityRules"] = previous.get("defaultSecurityRules") or default_rules(nsg_id)
         properties["resourceGuid"] = previous.get("resourceGuid") or str(uuid.uuid4())
         properties["provisioningState"] = "Succeeded"
         self.resources[key] = nsg
@@ -382,9 +382,8 @@ class ArmState:
     def put_rule(self, path, match, query, headers, body) -> Answer:
         nsg_key, nsg, index = self._find_rule(path)
         rules = nsg["properties"]["securityRules"]
-        if index is not None and headers.get("if-match") not in (None, "*", rules[index].get("etag")):
-            raise ArmError(412, "PreconditionFailed",
-                           "The condition specified using HTTP conditional header(s) is not met.")
+        # Rules carry their NSG's ETag, so a new rule's If-Match is checked against it too.
+        self._check_if_match(nsg_key, headers)
         if not isinstance(body, dict):
             raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
         rule = self._rule_body(nsg["id"], {**body, "name": path.rsplit("/", 1)[1]})
@@ -572,7 +571,7 @@ def _provider_of(lower_path: str) -> str:
     return lower_path.rsplit("/providers/", 1)[1].split("/", 1)[0]
 
 
-def _default_rules(nsg_id: str) -> list[dict]:
+def default_rules(nsg_id: str) -> list[dict]:
     """The six rules Azure puts in every NSG (priorities 65000-65500)."""
     shapes = [
         ("AllowVnetInBound", "Inbound", "Allow", 65000, "VirtualNetwork", "VirtualNetwork"),

@@ -28,6 +28,11 @@ EXPECTED = {
     "role-subscription-scope-needs-approval.json": ["pending-approval"],
     "role-without-data-path-compliant.json": ["compliant", "compliant"],
     "role-gone-and-own-identity.json": ["ignored", "ignored"],
+    "nsg-allow-any-at-priority-100.json": ["contained"],
+    "nsg-internet-https-at-300.json": ["contained", "ignored"],
+    "nsg-compliant-allowed-and-shadowed.json": ["compliant", "compliant"],
+    "nsg-one-foreign-source-prefix.json": ["contained"],
+    "nsg-unprotected-ignored.json": ["ignored"],
 }
 
 

@@ -53,7 +53,8 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
     assert settings.protected_scopes == () and settings.allowed_cidrs == ()
     assert settings.self_principal_id is None
     assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access",
-                                     "role_assignment_grants_data_access"}
+                                     "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources"}
+    assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")
     assert (settings.local_azure_endpoint, settings.local_azure_ca_bundle) == (None, None)
@@ -113,7 +114,9 @@ def test_queue_names_follow_the_storage_rules(name):
 
 
 def test_auto_contain_rejects_an_unknown_rule_listing_the_containable_ones():
-    containable = sorted(rule for rule in RULES if rule != "storage_scope_tag_removed")
+    from containment.catalogue import ACTIONS
+
+    containable = sorted(action.fixes for action in ACTIONS.values())
     assert problems({"CONTAINMENT_AUTO_CONTAIN": "storage_container_public_access, storage_public_blobs"}) == [
         "CONTAINMENT_AUTO_CONTAIN='storage_container_public_access, storage_public_blobs': storage_public_blobs "
         f"cannot be contained automatically; accepted: comma-separated rule IDs from {', '.join(containable)}"

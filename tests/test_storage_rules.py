@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from containment.actions import ACTIONS
+from containment.actions import ACTIONS, State
 from containment.catalogue import RULES, action_for
 from containment.contain import still_exposed
 from containment.decisions import CONTAIN, Decision, PlannedAction, decide
@@ -205,16 +205,29 @@ def test_an_untagged_account_outside_any_protected_scope_is_no_finding():
 def test_every_action_fixes_a_registered_rule_on_the_same_resource_type():
     for action in ACTIONS.values():
         assert action.fixes in RULES, action.name
-        assert RULES[action.fixes].resource_type == action.resource_type, action.name
+        assert RULES[action.fixes].resource_type in action.resource_types, action.name
         assert action_for(action.fixes) is action
 
 
-PATCHING = [action for action in ACTIONS.values() if action.change is not None]  # the storage actions
+PATCHING = [action for action in ACTIONS.values()  # the storage actions
+            if set(action.resource_types) & {STORAGE_ACCOUNT, BLOB_CONTAINER}]
+
+
+def change(action_name: str, body: dict) -> dict:
+    """The PATCH body an action plans for this current state."""
+    write = ACTIONS[action_name].plan(State(body), parse_resource_id(body["id"]), DEFAULTS)
+    assert (write.method, write.resource_id) == ("PATCH", body["id"])
+    return write.body
+
+
+def exposed_now(action_name: str, body: dict) -> bool:
+    return still_exposed(ACTIONS[action_name], State(body), DEFAULTS)
 
 
 def test_every_patching_action_declares_read_and_write_on_its_resource_type_only():
     for action in PATCHING:
-        assert set(action.permissions) == {f"{action.resource_type}/read", f"{action.resource_type}/write"}
+        [kind] = action.resource_types
+        assert set(action.permissions) == {f"{kind}/read", f"{kind}/write"}
 
 
 EXPOSED = [  # each action against its rule's exposed case, then against the absent-property defaults
@@ -231,11 +244,11 @@ EXPOSED = [  # each action against its rule's exposed case, then against the abs
 def test_an_actions_change_merged_into_an_exposed_body_clears_the_exposure(action_name, exposed):
     action = ACTIONS[action_name]
     before = copy.deepcopy(exposed)
-    assert still_exposed(action_name, exposed, DEFAULTS)
+    assert exposed_now(action_name, exposed)
 
-    after = merge_patch(exposed, action.change(exposed))
+    after = merge_patch(exposed, change(action_name, exposed))
 
-    assert not still_exposed(action_name, after, DEFAULTS)
+    assert not exposed_now(action_name, after)
     assert action.fixes not in {f.rule for f in findings(after)}
     assert exposed == before  # change() reads the current body, never edits it
     changed = {k for k in after["properties"] if after["properties"].get(k) != exposed["properties"].get(k)}
@@ -254,11 +267,11 @@ def test_deny_by_default_keeps_the_ip_and_network_rules_and_bypass():
     exposed = account(networkAcls=acls)
     before = copy.deepcopy(exposed)
 
-    change = ACTIONS["deny_public_network_by_default"].change(exposed)
+    planned = change("deny_public_network_by_default", exposed)
 
     # The storage RP replaces networkAcls as a whole on PATCH (a deep merge would hide a missing
     # copy), so the body sent must itself carry every rule and the bypass.
-    assert change == {"properties": {"networkAcls": {**acls, "defaultAction": "Deny"}}}
+    assert planned == {"properties": {"networkAcls": {**acls, "defaultAction": "Deny"}}}
     assert exposed == before  # the current body is not changed in place
 
 

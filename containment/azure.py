@@ -43,8 +43,12 @@ class AzureClients:
 
     @cached_property
     def credential(self):
-        if self.local:
-            return LocalAzureCredential()
+        """For ARM and Log Analytics: the emulator's local token, or the managed identity."""
+        return LocalAzureCredential() if self.local else self._identity
+
+    @cached_property
+    def _identity(self):
+        # One credential for every client, so the chain is probed and tokens cached once.
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()
@@ -92,7 +96,7 @@ class AzureClients:
         connection, url = _storage_target("table")
         if connection:
             return TableServiceClient.from_connection_string(connection)
-        return TableServiceClient(url, credential=self._storage_credential)
+        return TableServiceClient(url, credential=self._identity)
 
     def queue(self, name: str, **options: Any):
         from azure.storage.queue import QueueClient
@@ -100,13 +104,7 @@ class AzureClients:
         connection, url = _storage_target("queue")
         if connection:
             return QueueClient.from_connection_string(connection, name, **options)
-        return QueueClient(url, name, credential=self._storage_credential, **options)
-
-    @cached_property
-    def _storage_credential(self):
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential()
+        return QueueClient(url, name, credential=self._identity, **options)
 
 
 # Azurite's well-known development account, which 'UseDevelopmentStorage=true' stands for.

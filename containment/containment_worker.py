@@ -15,7 +15,7 @@ from typing import Any
 from containment import clock
 from containment.contain import carry_out
 from containment.decisions import PlannedAction
-from containment.ledger import DecisionRecord
+from containment.ledger import Claim, DecisionRecord
 from containment.runtime import Runtime, current
 
 log = logging.getLogger("containment")
@@ -40,11 +40,12 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         return None  # already contained (or failed) and recorded
     claim = runtime.ledger.get_claim(record.key)
     holder = str(message.id)
-    if claim is None or claim["state"] == "done":
+    if claim is None or claim.state == "done":
         return None
-    if claim["state"].startswith("acting") and claim["holder"] != holder:
+    if claim.state == "acting" and claim.holder != holder:
         return None  # another delivery of this request is carrying it out
-    if not runtime.ledger.move_claim(claim, "acting", holder):
+    claim = runtime.ledger.move_claim(claim, "acting", holder)
+    if claim is None:
         return None  # lost the race to a concurrent delivery
     try:
         results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings) for step in record.plan]
@@ -54,7 +55,7 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         log.error("CONTAINMENT FAILED for %s after %s attempts: %s", record.resource_id,
                   message.dequeue_count, error)
         record.outcome, record.reason = "failed", f"{type(error).__name__}: {error}"
-        _finish(runtime, record)
+        _finish(runtime, record, claim)
         raise
     record.outcome = "contained"
     # A retry after a partial success finds earlier targets already changed: their state
@@ -65,14 +66,12 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     changed = [r.action for r in results if r.changed]
     record.reason += "" if changed else " (already contained when the request ran)"
     record.contained_at = clock.iso()
-    return _finish(runtime, record)
+    return _finish(runtime, record, claim)
 
 
-def _finish(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim) -> DecisionRecord | None:
     written = runtime.ledger.write(record)
-    claim = runtime.ledger.get_claim(record.key)
-    if claim is not None:
-        runtime.ledger.move_claim(claim, "done")
+    runtime.ledger.move_claim(claim, "done")
     if written:
         log.info("%s %s: %s", record.outcome, record.resource_id, ", ".join(record.actions))
     return record if written else None

@@ -89,11 +89,10 @@ def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:
 
     A claim left un-queued by a crash is queued by the next delivery; a request queued
     twice is harmless, as the containment function acts once per claim."""
-    request = asdict(record)
-    fresh, claim = runtime.ledger.claim(record.key, request)
-    if not fresh and claim["state"] != "new":
+    fresh, claim = runtime.ledger.claim(record.key)
+    if not fresh and claim.state != "new":
         return None
-    runtime.queue.send_message(json.dumps(request))
+    runtime.queue.send_message(json.dumps(asdict(record)))
     runtime.ledger.move_claim(claim, "queued")
     log.info("containment requested for %s (%s): %s", record.resource_id, record.key, ", ".join(record.actions))
     return None

@@ -6,7 +6,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds three kinds of entity:
 |----------|------------------------------|-----------------------------|------------------------------------|
 | decision | `resource <resource id>`     | `<decision key>`            | everything about this resource     |
 | by-day   | `day <YYYY-MM-DD>`           | `<decided at> <decision key>` | everything decided on this day   |
-| claim    | `claim <decision key>`       | `claim`                     | is this event already being handled |
+| claim    | `claim <decision key>`       | `claim`                     | who contains this event, in what state |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -83,6 +83,16 @@ class DecisionRecord:
         return record
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Who carries out an event's containment: new -> queued -> acting (holder) -> done."""
+
+    key: str
+    state: str
+    holder: str
+    etag: str
+
+
 def _day_key(record: DecisionRecord) -> tuple[str, str]:
     decided = record.decided_at or ""
     return "day " + decided[:10], f"{decided} {record.key}"
@@ -119,38 +129,40 @@ class Ledger:
         except ResourceNotFoundError:
             return None
 
-    # -- claims: who handles an event that needs containment ---------------------------
-    def claim(self, key: str, request: dict) -> tuple[bool, dict]:
-        """Claim an event for containment. (True, claim) when new; (False, existing) else."""
+    # -- claims: who carries out an event's containment -------------------------------
+    def claim(self, key: str) -> tuple[bool, "Claim"]:
+        """Claim an event for containment: (True, claim) when this call made it, else
+        (False, the existing claim)."""
         from azure.core.exceptions import ResourceExistsError
 
-        entity = {"PartitionKey": f"claim {key}", "RowKey": "claim", "state": "new",
-                  "request": json.dumps(request), "holder": ""}
         try:
-            self.table.create_entity(entity)
-            return True, self.table.get_entity(entity["PartitionKey"], "claim")
+            written = self.table.create_entity({"PartitionKey": f"claim {key}", "RowKey": "claim",
+                                                "state": "new", "holder": ""})
+            return True, Claim(key, "new", "", written["etag"])
         except ResourceExistsError:
-            return False, self.table.get_entity(entity["PartitionKey"], "claim")
+            return False, self.get_claim(key)
 
-    def get_claim(self, key: str) -> dict | None:
+    def get_claim(self, key: str) -> "Claim | None":
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return self.table.get_entity(f"claim {key}", "claim")
+            entity = self.table.get_entity(f"claim {key}", "claim")
         except ResourceNotFoundError:
             return None
+        return Claim(key, entity["state"], entity["holder"], entity.metadata["etag"])
 
-    def move_claim(self, claim: dict, state: str, holder: str = "") -> bool:
-        """Move a claim to a new state if nobody moved it since it was read (ETag)."""
+    def move_claim(self, claim: "Claim", state: str, holder: str = "") -> "Claim | None":
+        """Move a claim on, if nobody moved it since it was read (ETag); None if somebody did."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        updated = {**claim, "state": state, "holder": holder}
         try:
-            self.table.update_entity(updated, etag=claim.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+            written = self.table.update_entity(
+                {"PartitionKey": f"claim {claim.key}", "RowKey": "claim", "state": state, "holder": holder},
+                etag=claim.etag, match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+        return Claim(claim.key, state, holder, written["etag"])
 
     # -- reading for people and replay -------------------------------------------------
     def decisions(self) -> list[DecisionRecord]:

@@ -84,12 +84,10 @@ def print_machine() -> None:
 
 
 # -- the local Azure stack -------------------------------------------------------------------
-def _emulator_main(conn, nodelay: bool) -> None:
+def _emulator_main(conn) -> None:
     """The ARM + Log Analytics emulator, in its own process (see EmulatorProcess)."""
     from localazure.server import LocalAzure
 
-    if nodelay:
-        _disable_nagle()
     with LocalAzure() as azure:
         conn.send(azure.settings())
         while True:
@@ -116,19 +114,6 @@ def _emulator_main(conn, nodelay: bool) -> None:
     os._exit(0)
 
 
-def _disable_nagle() -> None:
-    """Answer with TCP_NODELAY (socketserver's own switch), in this process only.
-
-    The emulator writes a response's headers and its body in two sends; with Nagle's
-    algorithm on, the body waits for the client's delayed ACK of the headers, about 40 ms
-    on Linux, on every ARM call. `--nodelay` shows the figures without that stall, which
-    belongs to the emulator, not to the app or to ARM.
-    """
-    from localazure.server import _Handler
-
-    _Handler.disable_nagle_algorithm = True
-
-
 class EmulatorProcess:
     """localazure.server.LocalAzure run in a child process, driven over a pipe.
 
@@ -137,12 +122,12 @@ class EmulatorProcess:
     Real ARM is another machine; another process is the nearer stand-in.
     """
 
-    def __init__(self, nodelay: bool = False) -> None:
+    def __init__(self) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_emulator_main, args=(child, nodelay), name="localazure",
+        self._process = context.Process(target=_emulator_main, args=(child,), name="localazure",
                                         daemon=True)
         self._process.start()
         self.settings: dict[str, str] = self._conn.recv()
@@ -182,13 +167,10 @@ class EmulatorProcess:
 class Stack:
     """The ARM emulator and Azurite, started together and stopped together."""
 
-    def __init__(self, nodelay: bool = False) -> None:
-        self.nodelay = nodelay
-
     def __enter__(self) -> "Stack":
         from localazure.azurite import Azurite
 
-        self.emulator = EmulatorProcess(self.nodelay)
+        self.emulator = EmulatorProcess()
         try:
             self.azurite = Azurite().start()
         except BaseException:

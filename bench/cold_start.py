@@ -1,6 +1,6 @@
 """Cold start: what a fresh Functions instance pays before it decides anything.
 
-    .venv/bin/python bench/cold_start.py [--imports N] [--invocations M] [--nodelay]
+    .venv/bin/python bench/cold_start.py [--imports N] [--invocations M]
 
 1. Import cost, each in a fresh interpreter, N times: nothing (the interpreter's floor),
    `import function_app` (the app's cold start; it imports the SDKs lazily), and the nine
@@ -123,12 +123,12 @@ def as_trigger(message) -> dict:
             "body": base64.b64decode(message.content).decode()}  # the app writes base64 (host default)
 
 
-def measure_invocations(rounds: int, nodelay: bool) -> dict[str, list[dict]]:
+def measure_invocations(rounds: int) -> dict[str, list[dict]]:
     from containment.ledger import Ledger
 
     results: dict[str, list[dict]] = {"storage_exposure": [], "contain": []}
     warmup = 1  # discarded: compiles the containment package's .pyc files
-    with Stack(nodelay=nodelay) as stack:
+    with Stack() as stack:
         settings = stack.app_settings("cold")
         env = child_env(settings)
         table, queue = prepare_storage(stack, settings)
@@ -158,7 +158,7 @@ def measure_invocations(rounds: int, nodelay: bool) -> dict[str, list[dict]]:
     return results
 
 
-def report_invocations(results: dict[str, list[dict]], nodelay: bool) -> dict[str, dict[str, float]]:
+def report_invocations(results: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     rows, summary = [], {}
     decision = {"storage_exposure": "request queued", "contain": "record written"}
     for function, runs in results.items():
@@ -173,9 +173,7 @@ def report_invocations(results: dict[str, list[dict]], nodelay: bool) -> dict[st
         rows.append([f"{function} ({decision[function]})", ms(median(startup)), ms(median(load)),
                      ms(median(first)), f"{ms(median(total))} / {ms(min(total))}", ms(median(warm)),
                      ratio(median(first), median(warm)), mib(median(peak))])
-    emulator = "TCP_NODELAY (--nodelay)" if nodelay else "as shipped"
-    print_table(f"First invocation in a fresh process ({len(results['contain'])} runs each, medians; "
-                f"ARM emulator {emulator})",
+    print_table(f"First invocation in a fresh process ({len(results['contain'])} runs each, medians)",
                 ["function", "interpreter ms", "load app ms", "1st invocation ms", "start->decision ms (med/min)",
                  "warm 2nd ms", "1st/warm", "peak RSS MiB"], rows)
     print("load app = import function_app + index its functions (as the worker does); 1st invocation includes "
@@ -189,13 +187,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--imports", type=int, default=10, help="fresh processes per import variant")
     parser.add_argument("--invocations", type=int, default=5, help="fresh processes per function")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="run the ARM emulator with TCP_NODELAY, without its ~40 ms stall per call")
     args = parser.parse_args()
 
     began = time.monotonic()
     imports = report_imports(measure_imports(args.imports))
-    invocations = report_invocations(measure_invocations(args.invocations, args.nodelay), args.nodelay)
+    invocations = report_invocations(measure_invocations(args.invocations))
 
     rows = [["import function_app", ms(imports["app"]), mib(imports["app_rss"])],
             ["import the nine SDKs eagerly", ms(imports["sdks"]), mib(imports["sdks_rss"])],

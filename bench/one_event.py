@@ -93,12 +93,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50, help="measured events per path")
     parser.add_argument("--memory", type=int, default=5, help="events per path in the tracemalloc pass")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="run the ARM emulator with TCP_NODELAY, without its ~40 ms stall per call")
     args = parser.parse_args()
     began = time.monotonic()
 
-    with Stack(nodelay=args.nodelay) as stack, HttpCalls(stack.services()) as http:
+    with Stack() as stack, HttpCalls(stack.services()) as http:
         apply_settings(stack.app_settings("oneevent", mode="enforce"))
         account = synthetic_account()
         count = WARMUP + args.events + args.memory
@@ -128,12 +126,12 @@ def main() -> None:
             peaks["bare"].append(traced_peak(bench.bare_event, bare_containers[index]))
         tracemalloc.stop()
 
-    report(timings, calls, arm_traffic, peaks, args.nodelay)
+    report(timings, calls, arm_traffic, peaks)
     print_machine()
     print(f"\n(ran in {time.monotonic() - began:.0f} s)")
 
 
-def report(timings, calls, arm_traffic, peaks, nodelay: bool) -> None:
+def report(timings, calls, arm_traffic, peaks) -> None:
     app, bare = timings["app"], timings["bare"]
     n_app = median([sum(c.origin != "host" for c in made) for made in calls["app"]])
     n_host = median([sum(c.origin == "host" for c in made) for made in calls["app"]])
@@ -141,9 +139,7 @@ def report(timings, calls, arm_traffic, peaks, nodelay: bool) -> None:
     arm_app, arm_bare = median(arm_traffic["app"]), median(arm_traffic["bare"])
     peak_app, peak_bare = median(peaks["app"]) / 1024, median(peaks["bare"]) / 1024
 
-    emulator = "TCP_NODELAY (--nodelay)" if nodelay else "as shipped"
-    print_table(f"One event end to end, enforce mode ({len(app)} events per path, alternating; "
-                f"ARM emulator {emulator})",
+    print_table(f"One event end to end, enforce mode ({len(app)} events per path, alternating)",
                 ["", "median ms", "p95 ms", "min ms", "ARM calls", "all HTTP calls", "traced peak KiB"],
                 [["app: deliver_event + drain_queue", ms(median(app)), ms(p95(app)), ms(min(app)), f"{arm_app:.0f}",
                   f"{n_app:.0f} (+{n_host:.0f} host)", f"{peak_app:.0f}"],

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from containment import clock
-from containment.contain import carry_out
+from containment.contain import ActionResult, carry_out
 from containment.decisions import PlannedAction
 from containment.ledger import Claim, DecisionRecord
 from containment.runtime import Runtime, current
@@ -58,15 +58,26 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         _finish(runtime, record, claim)
         raise
     record.outcome = "contained"
-    # A retry after a partial success finds earlier targets already changed: their state
-    # before containment is the one detection read.
-    seen = {rid.lower(): body for rid, body in record.before.items()}
-    record.before = {r.target: r.before if r.changed else seen.get(r.target.lower(), r.before) for r in results}
-    record.after = {r.target: r.after for r in results}
+    record.before, record.after = _states(record.before, results)
     changed = [r.action for r in results if r.changed]
     record.reason += "" if changed else " (already contained when the request ran)"
     record.contained_at = clock.iso()
     return _finish(runtime, record, claim)
+
+
+def _states(detected: dict, results: list[ActionResult]) -> tuple[dict, dict]:
+    """Before and after, keyed by the resource the evidence is (the NSG for a rule):
+    before is the state when containment began, after the state when it ended. A retry
+    after a partial success finds earlier targets already changed; for those, the state
+    detection read is the one before containment."""
+    detected = {rid.lower(): body for rid, body in detected.items()}
+    before, after = {}, {}
+    for result in results:
+        key = (result.before or result.after or {}).get("id") or result.target
+        if key not in before:
+            before[key] = result.before if result.changed else detected.get(key.lower(), result.before)
+        after[key] = result.after
+    return before, after
 
 
 def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim) -> DecisionRecord | None:

@@ -44,8 +44,11 @@ def decide(findings: list[Finding], settings: Settings) -> Decision:
             if step not in plan:
                 plan.append(step)
     contained = sorted({f.rule for f in findings if f.rule in settings.auto_contain and action_for(f.rule)})
-    reported = sorted({f.rule for f in findings} - set(contained))
-    only = f"recorded only (not in CONTAINMENT_AUTO_CONTAIN): {', '.join(reported)}" if reported else ""
+    no_action = sorted({f.rule for f in findings if not action_for(f.rule)})
+    not_chosen = sorted({f.rule for f in findings} - set(contained) - set(no_action))
+    only = "; ".join(part for part in (
+        f"recorded only (not in CONTAINMENT_AUTO_CONTAIN): {', '.join(not_chosen)}" if not_chosen else "",
+        f"recorded only (no containment action exists): {', '.join(no_action)}" if no_action else "") if part)
     if not plan:
         return Decision("reported", only, tuple(findings))
     why = f"contain {', '.join(contained)}" + (f"; {only}" if only else "")

@@ -21,6 +21,7 @@ from containment.ledger import DecisionRecord, decision_key
 from containment.runtime import Runtime
 
 log = logging.getLogger("containment")
+MAX_REQUEST = 45 * 1024
 
 
 @dataclass
@@ -92,7 +93,12 @@ def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:
     fresh, claim = runtime.ledger.claim(record.key)
     if not fresh and claim.state != "new":
         return None
-    runtime.queue.send_message(json.dumps(asdict(record)))
+    request = json.dumps(asdict(record))
+    if len(request) > MAX_REQUEST:
+        # A queue message holds 64 KiB (48 KiB of text once base64-encoded). The state read
+        # at detection is only a fallback: the containment function reads its own before-state.
+        request = json.dumps({**asdict(record), "before": {}})
+    runtime.queue.send_message(request)
     runtime.ledger.move_claim(claim, "queued")
     log.info("containment requested for %s (%s): %s", record.resource_id, record.key, ", ".join(record.actions))
     return None

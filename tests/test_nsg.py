@@ -34,8 +34,10 @@ def test_allow_any_at_priority_100_is_contained_by_disabling_it(app, emulator):
     [record] = contain(app, nsg)
     assert (record.outcome, record.actions) == ("contained", ["block_untrusted_inbound"])
     assert rules_of(emulator, nsg)["allow-any"]["access"] == "Deny"  # no priority above 100: fallback
-    before = next(iter(record.before.values()))
+    assert list(record.before) == list(record.after) == [nsg["id"]]  # the evidence is the whole NSG
+    before = record.before[nsg["id"]]
     assert before["properties"]["securityRules"][0]["properties"]["access"] == "Allow"  # undo is possible
+    assert record.after[nsg["id"]]["properties"]["securityRules"][0]["properties"]["access"] == "Deny"
 
 
 def test_internet_on_443_at_300_gets_a_deny_just_above_it(app, emulator):

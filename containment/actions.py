@@ -37,26 +37,29 @@ class State:
 
 @dataclass(frozen=True)
 class Write:
-    method: str  # PATCH, PUT or DELETE
+    method: str  # PATCH, PUT, DELETE, or POST of an `operation` (revokeUserDelegationKeys, regenerateKey)
     resource_id: str
     body: dict[str, Any] | None = None
     if_match: str | None = None
+    operation: str | None = None
 
 
-Plan = Callable[[State, ResourceId, Settings], Write]
+Plan = Callable[[State, ResourceId, Settings], list[Write]]
 
 
 @dataclass(frozen=True)
 class Action:
     name: str
     resource_types: tuple[str, ...]
-    fixes: str  # the rule ID whose finding this action contains
+    fixes: str | None  # the rule whose finding this action contains; None: used by severity (egress)
     permissions: tuple[str, ...]
     plan: Plan
     # Whether the exposure is still there; None: the fixed rule's own judgement.
     exposed: Callable[[State, Settings], bool] | None = None
     # Why a person must approve this action on this target under these settings, or None.
     approval: Callable[[ResourceId, Settings], str | None] = lambda target, settings: None
+    # False where nothing ARM returns shows the change (a revocation): ARM's 2xx is the proof.
+    verified_by_reading: bool = True
 
     def applies_to(self, target: ResourceId) -> bool:
         return any(target.is_type(kind) for kind in self.resource_types)
@@ -67,25 +70,46 @@ class CannotContain(RuntimeError):
 
 
 def _patch(**properties: Any) -> Plan:
-    return lambda state, target, settings: Write("PATCH", target.text, {"properties": dict(properties)})
+    return lambda state, target, settings: [Write("PATCH", target.text, {"properties": dict(properties)})]
 
 
-def _deny_by_default(state: State, target: ResourceId, settings: Settings) -> Write:
+def _lock_network(state: State, target: ResourceId, settings: Settings) -> list[Write]:
+    if settings.network_lock == "disable-public-network-access":
+        return [Write("PATCH", target.text, {"properties": {"publicNetworkAccess": "Disabled"}})]
     # Keep the account's IP and virtual-network rules and bypass: only the default flips,
-    # so allowed training networks keep working.
+    # so authorised training networks keep working. (The storage RP replaces networkAcls
+    # as a whole on PATCH, so the body carries all of it.)
     acls = dict((state.body.get("properties") or {}).get("networkAcls") or {})
     acls["defaultAction"] = "Deny"
-    return Write("PATCH", target.text, {"properties": {"networkAcls": acls}})
+    return [Write("PATCH", target.text, {"properties": {"networkAcls": acls}})]
 
 
-def _delete(state: State, target: ResourceId, settings: Settings) -> Write:
-    return Write("DELETE", target.text)
+def _delete(state: State, target: ResourceId, settings: Settings) -> list[Write]:
+    return [Write("DELETE", target.text)]
 
 
-def _contain_nsg_rule(state: State, target: ResourceId, settings: Settings) -> Write:
+def _contain_nsg_rule(state: State, target: ResourceId, settings: Settings) -> list[Write]:
     from containment.nsg_containment import plan_rule_containment
 
-    return plan_rule_containment(state, target, settings)
+    return [plan_rule_containment(state, target, settings)]
+
+
+def _revoke_user_delegation_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
+    return [Write("POST", target.text, operation="revokeUserDelegationKeys")]
+
+
+def _rotate_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
+    # Both keys: a SAS signed with either stays valid while that key lives.
+    return [Write("POST", target.text, {"keyName": name}, operation="regenerateKey") for name in ("key1", "key2")]
+
+
+def _keys_older_than_decision(state: State, settings: Settings) -> bool:
+    """Rotation is still needed while a key was created before the decision to rotate it."""
+    if state.body is None:
+        return False
+    created = (state.body.get("properties") or {}).get("keyCreationTime") or {}
+    decided = state.facts.get("decided_at") or ""
+    return any(not created.get(name) or str(created[name]) < decided for name in ("key1", "key2"))
 
 
 def scope_level(scope: str) -> str:
@@ -113,8 +137,8 @@ _NSG_RULE_RW = ("Microsoft.Network/networkSecurityGroups/read",
 ACTIONS: dict[str, Action] = {action.name: action for action in (
     Action("disable_blob_public_access", (STORAGE_ACCOUNT,), "storage_blob_public_access_allowed", _ACCOUNT_RW,
            _patch(allowBlobPublicAccess=False)),
-    Action("deny_public_network_by_default", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", _ACCOUNT_RW,
-           _deny_by_default),
+    Action("lock_account_network", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", _ACCOUNT_RW,
+           _lock_network),
     Action("disable_shared_key_access", (STORAGE_ACCOUNT,), "storage_shared_key_access_allowed", _ACCOUNT_RW,
            _patch(allowSharedKeyAccess=False)),
     Action("disable_cross_tenant_replication", (STORAGE_ACCOUNT,), "storage_cross_tenant_replication_allowed",
@@ -128,6 +152,15 @@ ACTIONS: dict[str, Action] = {action.name: action for action in (
            ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/delete",
             "Microsoft.Authorization/roleDefinitions/read"),
            _delete, exposed=lambda state, settings: state.body is not None, approval=_role_deletion_approval),
+    # Invalidates every user-delegation SAS; nothing on the account shows it, so "needed"
+    # is decided once, by the claim, and the write is trusted on ARM's 200.
+    Action("revoke_user_delegation_keys", (STORAGE_ACCOUNT,), None,
+           ("Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action",),
+           _revoke_user_delegation_keys, exposed=lambda state, settings: state.body is not None,
+           verified_by_reading=False),
+    Action("rotate_account_keys", (STORAGE_ACCOUNT,), None,
+           ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/regeneratekey/action"),
+           _rotate_keys, exposed=_keys_older_than_decision),
     # A Deny with precedence over the rule (or the rule itself set to Deny): see nsg_containment.
     Action("block_untrusted_inbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_inbound_admits_untrusted_sources",
            _NSG_RULE_RW, _contain_nsg_rule),

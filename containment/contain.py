@@ -32,6 +32,10 @@ class ActionResult:
     changed: bool
 
 
+def _with_decision(state: State, decided_at: str) -> State:
+    return State(state.body, {**state.facts, "decided_at": decided_at}, state.etag)
+
+
 def still_exposed(action: Action, state: State, settings: Settings) -> bool:
     if action.exposed is not None:
         return action.exposed(state, settings)
@@ -41,21 +45,23 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
     return RULES[action.fixes].check(state.body, context) is not None
 
 
-def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, attempts: int = 3) -> ActionResult:
+def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, decided_at: str = "",
+              attempts: int = 3) -> ActionResult:
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
     for _ in range(attempts):
-        before = resources.read_state(clients, target)
+        before = _with_decision(resources.read_state(clients, target), decided_at)
         if not still_exposed(action, before, settings):
             return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
         try:
-            resources.write(clients, action.plan(before, target, settings))
+            for write in action.plan(before, target, settings):
+                resources.write(clients, write)
         except resources.ChangedConcurrently:
             continue  # someone else changed it since it was read: read and judge it again
-        after = resources.read_state(clients, target)
-        if still_exposed(action, after, settings):
+        after = _with_decision(resources.read_state(clients, target), decided_at)
+        if action.verified_by_reading and still_exposed(action, after, settings):
             raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
                               "still shows the exposure")
         return ActionResult(step.action, step.target, before.evidence, after.evidence, changed=True)

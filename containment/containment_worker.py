@@ -48,7 +48,8 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     if claim is None:
         return None  # lost the race to a concurrent delivery
     try:
-        results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings) for step in record.plan]
+        results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings, record.decided_at or "")
+                   for step in record.plan]
     except Exception as error:  # noqa: BLE001 - every failure must end as evidence, not silence
         if (message.dequeue_count or 1) < runtime.max_attempts:
             raise  # the host delivers the same message again; the claim stays this holder's

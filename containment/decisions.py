@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from containment.catalogue import ACTIONS, action_for
+from containment.catalogue import ACTIONS, RULES, action_for
 from containment.findings import Finding
 from containment.resource_ids import parse_resource_id
 from containment.settings import Settings
@@ -31,32 +31,55 @@ class Decision:
     reason: str
     findings: tuple[Finding, ...] = ()
     plan: tuple[PlannedAction, ...] = field(default=())
+    awaiting: tuple[PlannedAction, ...] = field(default=())  # held back for a person's approval
+
+
+def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedAction], str]:
+    """Which actions contain these findings under these settings, and what is only recorded.
+
+    Most rules name the one action that contains them (CONTAINMENT_AUTO_CONTAIN chooses
+    which run); egress findings are contained by severity (CONTAINMENT_EGRESS_CONTAINMENT)."""
+    plan, contained, not_chosen, no_action = [], set(), set(), set()
+    for finding in findings:
+        if RULES[finding.rule].contained_by_severity:
+            names = settings.egress_containment.get(finding.severity, ())
+            (contained if names else not_chosen).add(finding.rule)
+        else:
+            action = action_for(finding.rule)
+            names = (action.name,) if action and finding.rule in settings.auto_contain else ()
+            (contained if names else no_action if action is None else not_chosen).add(finding.rule)
+        for name in names:
+            step = PlannedAction(name, finding.resource_id)
+            if step not in plan:
+                plan.append(step)
+    reasons = [f"contain {', '.join(sorted(contained))}" if contained else "",
+               f"recorded only (not chosen for automatic containment): {', '.join(sorted(not_chosen))}"
+               if not_chosen else "",
+               f"recorded only (no containment action exists): {', '.join(sorted(no_action))}" if no_action else ""]
+    return plan, "; ".join(r for r in reasons if r)
+
+
+def approval_needed(step: PlannedAction, settings: Settings) -> str | None:
+    if step.action in settings.approval_actions:
+        return f"{step.action} waits for a person (CONTAINMENT_APPROVAL_ACTIONS)"
+    return ACTIONS[step.action].approval(parse_resource_id(step.target), settings)
 
 
 def decide(findings: list[Finding], settings: Settings) -> Decision:
     if not findings:
         return Decision("compliant", "no rule found an exposure")
-    plan = []
-    for finding in findings:
-        action = action_for(finding.rule)
-        if action is not None and finding.rule in settings.auto_contain:
-            step = PlannedAction(action.name, finding.resource_id)
-            if step not in plan:
-                plan.append(step)
-    contained = sorted({f.rule for f in findings if f.rule in settings.auto_contain and action_for(f.rule)})
-    no_action = sorted({f.rule for f in findings if not action_for(f.rule)})
-    not_chosen = sorted({f.rule for f in findings} - set(contained) - set(no_action))
-    only = "; ".join(part for part in (
-        f"recorded only (not in CONTAINMENT_AUTO_CONTAIN): {', '.join(not_chosen)}" if not_chosen else "",
-        f"recorded only (no containment action exists): {', '.join(no_action)}" if no_action else "") if part)
+    plan, why = plan_for(findings, settings)
     if not plan:
-        return Decision("reported", only, tuple(findings))
-    why = f"contain {', '.join(contained)}" + (f"; {only}" if only else "")
-    approvals = sorted({reason for step in plan
-                        if (reason := ACTIONS[step.action].approval(parse_resource_id(step.target), settings))})
-    if approvals:
-        return Decision("pending-approval", f"{why}: {'; '.join(approvals)}", tuple(findings), tuple(plan))
+        return Decision("reported", why, tuple(findings))
+    approvals = {step: reason for step in plan if (reason := approval_needed(step, settings))}
+    held = "; ".join(sorted(set(approvals.values())))
+    runnable = tuple(step for step in plan if step not in approvals)
+    awaiting = tuple(step for step in plan if step in approvals)
+    if not runnable:
+        return Decision("pending-approval", f"{why}: {held}", tuple(findings), awaiting, awaiting)
+    if awaiting:
+        why += f"; held for approval: {held}"
     if not settings.enforcing:
         return Decision("would-contain", f"{why} (CONTAINMENT_MODE is dry-run: nothing changed)", tuple(findings),
-                        tuple(plan))
-    return Decision(CONTAIN, why, tuple(findings), tuple(plan))
+                        runnable, awaiting)
+    return Decision(CONTAIN, why, tuple(findings), runnable, awaiting)

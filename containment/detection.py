@@ -81,6 +81,7 @@ def _describe(record: DecisionRecord, decision: Decision, assessment: Assessment
     record.severity = max((f.severity for f in decision.findings), key=SEVERITIES.index, default=None)
     record.plan = [step.as_dict() for step in decision.plan]
     record.actions = [step.action for step in decision.plan]
+    record.awaiting_approval = [step.as_dict() for step in decision.awaiting]
     record.reason = decision.reason
     record.before = assessment.state
 

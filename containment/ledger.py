@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Iterator
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
-_JSON_FIELDS = ("actions", "findings", "plan", "actor", "before", "after", "rules")
+_JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules")
 UNRESOLVED = "unresolved"
 
 
@@ -51,6 +51,7 @@ class DecisionRecord:
     operation: str | None = None
     actions: list[str] = field(default_factory=list)
     plan: list[dict] = field(default_factory=list)
+    awaiting_approval: list[dict] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     severity: str | None = None
     findings: list[dict] = field(default_factory=list)

@@ -105,6 +105,13 @@ def write(clients: AzureClients, change: Write) -> None:
         elif change.method == "PUT" and target.is_type(SECURITY_RULE):
             clients.network(target.subscription).security_rules.begin_create_or_update(
                 target.resource_group, target.names[0], target.name, change.body, headers=headers).result()
+        elif change.method == "POST" and change.operation == "revokeUserDelegationKeys" \
+                and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.revoke_user_delegation_keys(
+                target.resource_group, target.name)
+        elif change.method == "POST" and change.operation == "regenerateKey" and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.regenerate_key(
+                target.resource_group, target.name, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
         else:

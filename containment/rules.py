@@ -31,15 +31,18 @@ class Rule:
     severity: str
     resource_type: str
     check: Check
+    # Contained by the actions CONTAINMENT_EGRESS_CONTAINMENT maps its severity to, rather
+    # than by the one action that names it.
+    contained_by_severity: bool = False
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, *, severity: str, resource_type: str):
+def rule(rule_id: str, *, severity: str, resource_type: str, contained_by_severity: bool = False):
     assert severity in SEVERITIES and rule_id not in RULES
     def register(check: Check) -> Check:
-        RULES[rule_id] = Rule(rule_id, severity, resource_type, check)
+        RULES[rule_id] = Rule(rule_id, severity, resource_type, check, contained_by_severity)
         return check
     return register
 

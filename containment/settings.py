@@ -49,12 +49,17 @@ def _guids(raw: str) -> frozenset[str]:
     return frozenset(item.lower() for item in _items(raw))
 
 
-def _optional_guid(raw: str) -> str | None:
-    if not raw:
-        return None
-    if not _GUID.match(raw.strip()):
-        raise ValueError("accepted: one GUID (the object ID of the app's managed identity)")
-    return raw.strip().lower()
+def _optional_guid_named(what: str) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        if not raw:
+            return None
+        if not _GUID.match(raw.strip()):
+            raise ValueError(f"accepted: one GUID ({what})")
+        return raw.strip().lower()
+    return parse
+
+
+_optional_guid = _optional_guid_named("the object ID of the app's managed identity")
 
 
 def _allowlist(raw: str) -> dict[str, "datetime | None"]:
@@ -96,6 +101,54 @@ def _scope_levels(raw: str) -> frozenset[str]:
     return frozenset(levels)
 
 
+def _positive(kind: type, accepted: str) -> Callable[[str], Any]:
+    def parse(raw: str):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"accepted: {accepted}") from None
+        if value <= 0:
+            raise ValueError(f"accepted: {accepted}")
+        return value
+    return parse
+
+
+def _ncrontab(raw: str) -> str:
+    """Six fields (second minute hour day month weekday), as the Functions timer reads them."""
+    fields = raw.split()
+    if len(fields) != 6 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z]+", f) for f in fields):
+        raise ValueError("accepted: a six-field NCRONTAB expression such as '0 */5 * * * *'")
+    return raw
+
+
+def _egress_containment(raw: str) -> dict[str, tuple[str, ...]]:
+    """`severity:action+action;severity:...`, which containment each egress severity gets."""
+    from containment.catalogue import ACTIONS
+
+    mapping, bad = {}, []
+    for part in (p.strip() for p in raw.split(";") if p.strip()):
+        severity, _, actions = part.partition(":")
+        names = tuple(a.strip() for a in actions.split("+") if a.strip())
+        if severity.strip() not in ("low", "medium", "high", "critical") or any(a not in ACTIONS for a in names):
+            bad.append(part)
+            continue
+        mapping[severity.strip()] = names
+    if bad:
+        raise ValueError(f"{'; '.join(bad)} not understood; accepted: severity:action+action;... with severities "
+                         f"low, medium, high, critical and actions from {', '.join(sorted(ACTIONS))}")
+    return mapping
+
+
+def _action_names(raw: str) -> frozenset[str]:
+    from containment.catalogue import ACTIONS
+
+    names = _items(raw)
+    bad = [n for n in names if n not in ACTIONS]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} unknown; accepted: comma-separated from {', '.join(sorted(ACTIONS))}")
+    return frozenset(names)
+
+
 def _tag(raw: str) -> tuple[str, str]:
     name, sep, value = raw.partition("=")
     if not sep or not name.strip() or not value.strip():
@@ -135,7 +188,7 @@ def _name(pattern: str, accepted: str) -> Callable[[str], str]:
 def _containable_rule_ids(raw: str) -> frozenset[str]:
     from containment.catalogue import ACTIONS  # every rule and action module registered
 
-    containable = sorted(action.fixes for action in ACTIONS.values())
+    containable = sorted(action.fixes for action in ACTIONS.values() if action.fixes)
     wanted = _items(raw)
     unknown = [item for item in wanted if item not in containable]
     if unknown:
@@ -211,6 +264,42 @@ SETTINGS: tuple[Setting, ...] = (
             _choice("deny-above", "disable-rule"),
             "how an NSG rule that opens synthetic data is contained: `deny-above` adds a Deny with precedence "
             "over it (falling back to `disable-rule` where no priority is free), `disable-rule` sets it to Deny"),
+    Setting("CONTAINMENT_APPROVAL_ACTIONS", "approval_actions", "rotate_account_keys", _action_names,
+            "containment actions that always wait for a person (`pending-approval`): rotating keys breaks every "
+            "client that uses them"),
+    Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
+            _choice("deny-by-default", "disable-public-network-access"),
+            "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "
+            "virtual-network rules (authorised training keeps working), or `publicNetworkAccess=Disabled`"),
+    Setting("CONTAINMENT_LOG_WORKSPACE_ID", "log_workspace_id", "", _optional_guid_named("the workspace ID (GUID) of "
+            "the Log Analytics workspace that holds StorageBlobLogs"),
+            "Log Analytics workspace ID that receives the protected accounts' StorageBlobLogs; empty: the egress "
+            "scan records that it cannot run"),
+    Setting("CONTAINMENT_EGRESS_SCHEDULE", "egress_schedule", "0 */5 * * * *", _ncrontab,
+            "NCRONTAB schedule of the egress scan"),
+    Setting("CONTAINMENT_EGRESS_WINDOW_MINUTES", "egress_window_minutes", "5", _positive(int, "whole minutes > 0"),
+            "length of one scan window; thresholds are per caller per window"),
+    Setting("CONTAINMENT_EGRESS_LAG_MINUTES", "egress_lag_minutes", "10", _positive(int, "whole minutes > 0"),
+            "how long ago the newest scanned window ends: resource logs arrive 3 to 10 minutes late"),
+    Setting("CONTAINMENT_EGRESS_MAX_WINDOWS", "egress_max_windows", "12", _positive(int, "a whole number > 0"),
+            "most windows one scan covers: after downtime the scan catches up this many at a time"),
+    Setting("CONTAINMENT_EGRESS_BASELINE_DAYS", "egress_baseline_days", "7", _positive(int, "whole days > 0"),
+            "lookback of a caller's baseline (its history of bytes read per window)"),
+    Setting("CONTAINMENT_EGRESS_VOLUME_FLOOR_MB", "egress_volume_floor_mb", "2048", _positive(float, "MB > 0"),
+            "bytes read by one caller in one window never count as anomalous below this (MB)"),
+    Setting("CONTAINMENT_EGRESS_VOLUME_SIGMAS", "egress_volume_sigmas", "4", _positive(float, "a number > 0"),
+            "a known caller is anomalous above its baseline mean plus this many standard deviations"),
+    Setting("CONTAINMENT_EGRESS_NEW_CALLER_MB", "egress_new_caller_mb", "512", _positive(float, "MB > 0"),
+            "a caller with no history in the baseline is anomalous above this many MB in one window"),
+    Setting("CONTAINMENT_EGRESS_ENUMERATION_BLOBS", "egress_enumeration_blobs", "1000",
+            _positive(int, "a whole number > 0"),
+            "distinct blobs read by one caller in one window above which it is bulk enumeration"),
+    Setting("CONTAINMENT_EGRESS_CONTAINMENT", "egress_containment",
+            "critical:disable_blob_public_access+lock_account_network+revoke_user_delegation_keys+rotate_account_keys;"
+            "high:lock_account_network+revoke_user_delegation_keys",
+            _egress_containment,
+            "containment per egress finding severity, `severity:action+action;...` (a severity not listed is "
+            "recorded only)"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -235,6 +324,19 @@ class Settings:
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]
     nsg_strategy: str
+    approval_actions: frozenset[str]
+    network_lock: str
+    log_workspace_id: str | None
+    egress_schedule: str
+    egress_window_minutes: int
+    egress_lag_minutes: int
+    egress_max_windows: int
+    egress_baseline_days: int
+    egress_volume_floor_mb: float
+    egress_volume_sigmas: float
+    egress_new_caller_mb: float
+    egress_enumeration_blobs: int
+    egress_containment: dict
     ledger_table: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None

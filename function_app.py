@@ -39,6 +39,17 @@ def nsg_exposure(event: func.EventGridEvent) -> None:
     on_nsg_write(event)
 
 
+@app.function_name("egress_scan")
+@app.timer_trigger(schedule="%CONTAINMENT_EGRESS_SCHEDULE%", arg_name="timer", use_monitor=True)
+def egress_scan(timer: func.TimerRequest) -> None:
+    """Every few minutes: query StorageBlobLogs for the windows that are due (anonymous
+    reads, keys or SAS from untrusted networks, volume against each caller's baseline, bulk
+    enumeration) and contain what the findings' severities call for."""
+    from containment.egress_scan import run_egress_scan
+
+    run_egress_scan()
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:

@@ -1,5 +1,5 @@
 """Every rule and action the app knows, registered by importing their modules here."""
-from containment import nsg_rules, role_rules, storage_rules  # noqa: F401  (register their rules)
+from containment import egress_rules, nsg_rules, role_rules, storage_rules  # noqa: F401  (register their rules)
 from containment.actions import ACTIONS
 from containment.rules import RULES
 

@@ -45,7 +45,7 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     except MalformedEvent as malformed:
         key = decision_key(malformed.event_id, _raw(event))
         log.warning("rejected event %s: %s", key, malformed.reason)
-        return _record(runtime, DecisionRecord(key=key, resource_id="", outcome="rejected",
+        return record_once(runtime, DecisionRecord(key=key, resource_id="", outcome="rejected",
                                                mode=runtime.settings.mode, reason=malformed.reason,
                                                event_id=malformed.event_id, decided_at=clock.iso()))
     record = DecisionRecord(
@@ -55,27 +55,26 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     )
     settings = runtime.settings
     if settings.subscriptions and parsed.resource.subscription not in settings.subscriptions:
-        return _record(runtime, _with(record, "rejected", f"subscription {parsed.resource.subscription} is "
+        return record_once(runtime, _with(record, "rejected", f"subscription {parsed.resource.subscription} is "
                                       "outside CONTAINMENT_SUBSCRIPTIONS: not acted on"))
     if settings.self_principal_id and settings.self_principal_id in (
             (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
-        return _record(runtime, _with(record, "ignored", "the change was made by this app's own identity"))
+        return record_once(runtime, _with(record, "ignored", "the change was made by this app's own identity"))
     if runtime.ledger.find(record.resource_id, record.key) is not None:
         return None  # a redelivery of an event already decided: nothing to read or do
     assessment = assess(parsed, runtime)
     record.resource_id = assessment.resource_id
     if assessment.ignored:
-        return _record(runtime, _with(record, "ignored", assessment.ignored))
+        return record_once(runtime, _with(record, "ignored", assessment.ignored))
     decision = decide(assessment.findings, settings)
     if decision.outcome == "compliant" and assessment.note:
         decision = replace(decision, reason=assessment.note)
-    _describe(record, decision, assessment)
-    if decision.outcome == CONTAIN:
-        return _request_containment(runtime, record)
-    return _record(runtime, _with(record, decision.outcome, decision.reason))
+    return conclude(runtime, record, decision, assessment.state)
 
 
-def _describe(record: DecisionRecord, decision: Decision, assessment: Assessment) -> None:
+def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict]):
+    """Record the decision, or (to contain) claim it and queue the request; the record
+    written, or None when it was already there (or is the containment function's to write)."""
     record.findings = [finding.as_dict() for finding in decision.findings]
     record.rules = sorted({finding.rule for finding in decision.findings})
     record.severity = max((f.severity for f in decision.findings), key=SEVERITIES.index, default=None)
@@ -83,7 +82,10 @@ def _describe(record: DecisionRecord, decision: Decision, assessment: Assessment
     record.actions = [step.action for step in decision.plan]
     record.awaiting_approval = [step.as_dict() for step in decision.awaiting]
     record.reason = decision.reason
-    record.before = assessment.state
+    record.before = state
+    if decision.outcome == CONTAIN:
+        return _request_containment(runtime, record)
+    return record_once(runtime, _with(record, decision.outcome, decision.reason))
 
 
 def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:
@@ -110,7 +112,8 @@ def _with(record: DecisionRecord, outcome: str, reason: str) -> DecisionRecord:
     return record
 
 
-def _record(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+def record_once(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+    """Write the record unless one with its key exists (a redelivery); the record if written."""
     if runtime.ledger.write(record):
         log.info("%s %s: %s", record.outcome, record.resource_id or "(no resource)", record.reason)
         return record

@@ -7,6 +7,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds three kinds of entity:
 | decision | `resource <resource id>`     | `<decision key>`            | everything about this resource     |
 | by-day   | `day <YYYY-MM-DD>`           | `<decided at> <decision key>` | everything decided on this day   |
 | claim    | `claim <decision key>`       | `claim`                     | who contains this event, in what state |
+| checkpoint | `checkpoint`               | scan name                   | where the egress scan got to       |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -164,6 +165,30 @@ class Ledger:
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
         return Claim(claim.key, state, holder, written["etag"])
+
+    # -- checkpoints: where a scan got to ----------------------------------------------------
+    def checkpoint(self, name: str) -> tuple[str | None, str | None]:
+        """(the position, its ETag), or (None, None) before the first scan."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("checkpoint", name)
+        except ResourceNotFoundError:
+            return None, None
+        return entity["position"], entity.metadata["etag"]
+
+    def advance(self, name: str, position: str, etag: str | None) -> str | None:
+        """Move the checkpoint on if nobody else did since it was read; its new ETag, or None."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+        entity = {"PartitionKey": "checkpoint", "RowKey": name, "position": position}
+        try:
+            if etag is None:
+                return self.table.create_entity(entity)["etag"]
+            return self.table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)["etag"]
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
 
     # -- reading for people and replay -------------------------------------------------
     def decisions(self) -> list[DecisionRecord]:

@@ -108,11 +108,22 @@ def load_scenario(path: Path) -> Scenario:
         kind = kinds[0]
         if kind == "event" and not isinstance(raw["event"], dict):
             raise ScenarioError(file, f"{where}.event", "an event is a JSON object (Event Grid schema)")
-        if kind in ("timer", "http"):
-            # This build has no timer- or HTTP-triggered function yet: such a step cannot run.
-            raise ScenarioError(file, f"{where}.{kind}", f"the app has no {kind}-triggered function to invoke")
+        if kind == "timer" and raw["timer"] not in _timer_functions():
+            raise ScenarioError(file, f"{where}.timer", f"{raw['timer']!r} is not one of the app's timer functions "
+                                f"({', '.join(_timer_functions())})")
+        if kind == "http":
+            # This build has no HTTP-triggered function yet: such a step cannot run.
+            raise ScenarioError(file, f"{where}.http", "the app has no HTTP-triggered function to invoke")
         scenario.steps.append(Step(_time(raw.get("at"), file, f"{where}.at"), kind, raw[kind], f"{where}.{kind}"))
     return scenario
+
+
+def _timer_functions() -> list[str]:
+    import function_app
+    from localazure.functions_host import index
+
+    return sorted(name for name, function in index(function_app.app).items()
+                  if '"timerTrigger"' in function.get_function_json())
 
 
 class Replayer:
@@ -136,7 +147,7 @@ class Replayer:
     def run(self, scenario: Scenario) -> tuple[list[DecisionRecord], dict[str, Any]]:
         import function_app
         from localazure.arm import SeedError
-        from localazure.functions_host import deliver_event, drain_queue
+        from localazure.functions_host import deliver_event, drain_queue, fire_timer
 
         self._fresh_state()
         try:
@@ -163,6 +174,8 @@ class Replayer:
                         if not invocations:
                             self._say(f"{step.at:%H:%M:%S}  event {step.payload.get('id')}: no function subscribes "
                                       "to it (Event Grid would not deliver it)")
+                    else:
+                        fire_timer(function_app.app, step.payload)
                     drain_queue(function_app.app, "contain", app_runtime.queue, app_runtime.max_attempts)
                     for record in app_runtime.ledger.decisions():
                         if record.key not in seen:

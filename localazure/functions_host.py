@@ -66,6 +66,24 @@ def deliver_event(app: func.FunctionApp, event: dict) -> list[Invocation]:
     return invocations
 
 
+def fire_timer(app: func.FunctionApp, name: str, past_due: bool = False) -> Invocation:
+    """Invoke a timer-triggered function once, decoded as the host hands it over."""
+    from azure.functions.timer import TimerRequestConverter
+
+    function = index(app).get(name)
+    if function is None or not any(b["type"] == "timerTrigger" for b in json.loads(function.get_function_json())["bindings"]):
+        raise KeyError(f"the app has no timer-triggered function named {name!r}")
+    invocation = Invocation(name)
+    timer = TimerRequestConverter.decode(func.meta.Datum(json.dumps({"IsPastDue": past_due}), "json"),
+                                         trigger_metadata={})
+    try:
+        function.get_user_function()(timer)
+    except Exception as error:  # noqa: BLE001 - the host logs a failed invocation and goes on
+        log.warning("function %s failed: %s", name, error)
+        invocation.error = error
+    return invocation
+
+
 def drain_queue(app: func.FunctionApp, function: str, queue, max_dequeue_count: int,
                 max_rounds: int = 1000) -> list[Invocation]:
     """Run the queue function until its queue is empty: a failed message becomes visible

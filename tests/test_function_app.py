@@ -27,7 +27,7 @@ def test_the_app_declares_its_triggers():
     triggers = {name: next(b for b in meta["bindings"] if b["type"].endswith("Trigger"))["type"]
                 for name, (_, meta) in metadata.items()}
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
-                        "nsg_exposure": "eventGridTrigger", "contain": "queueTrigger"}
+                        "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "contain": "queueTrigger"}
 
 
 def test_binding_names_match_parameter_names_and_settings_exist():

@@ -1,0 +1,147 @@
+"""The egress scan: what happens every few minutes (timer) to find synthetic data leaving.
+
+    checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
+    -> each caller's baseline (one lookback query) -> per window: the window query
+    -> per protected account with findings: decide -> record or claim + enqueue
+    -> advance the checkpoint (ETag-guarded)
+
+A window's decision is keyed by account and window, so a scan re-run over the same
+window finds nothing new. A query that does not answer completely ends the scan as a
+`failed` record and leaves the checkpoint where it was: the next scan retries the window.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from containment import clock, log_queries, resources
+from containment.decisions import decide
+from containment.detection import conclude, record_once
+from containment.egress_rules import TABLE
+from containment.ledger import DecisionRecord
+from containment.resource_ids import STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+from containment.rules import Context, judge
+from containment.runtime import Runtime, current
+from containment.scope import protection_of
+
+log = logging.getLogger("containment")
+CHECKPOINT = "egress_scan"
+OPERATION = "egress_scan"
+
+
+def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
+    runtime = runtime or current()
+    settings = runtime.settings
+    windows, etag = due_windows(runtime)
+    if not windows:
+        return []
+    if settings.log_workspace_id is None:
+        return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan")
+    written, window = [], windows[0]
+    try:
+        baseline = _baseline(runtime, windows[0][0])
+        for window in windows:
+            start, end = window
+            rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_window", start, end,
+                                   window_start=start, window_end=end)
+            written += _judge_window(runtime, start, end, rows, baseline)
+            etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
+            if etag is None:
+                log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
+                break
+    except log_queries.QueryFailed as failure:
+        written += _failed(runtime, window, str(failure))
+    return written
+
+
+def due_windows(runtime: Runtime) -> tuple[list[tuple[datetime, datetime]], str | None]:
+    """The windows to scan now: from the checkpoint to an ingestion lag ago, at most N."""
+    settings = runtime.settings
+    window = timedelta(minutes=settings.egress_window_minutes)
+    newest_end = _floor(clock.now() - timedelta(minutes=settings.egress_lag_minutes), window)
+    position, etag = runtime.ledger.checkpoint(CHECKPOINT)
+    start = datetime.fromisoformat(position.replace("Z", "+00:00")) if position else newest_end - window
+    windows = []
+    while start + window <= newest_end and len(windows) < settings.egress_max_windows:
+        windows.append((start, start + window))
+        start += window
+    return windows, etag
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], dict]:
+    settings = runtime.settings
+    window = timedelta(minutes=settings.egress_window_minutes)
+    lookback = timedelta(days=settings.egress_baseline_days)
+    rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_baseline", first_start - lookback,
+                           first_start, lookback_start=first_start - lookback, lookback_end=first_start,
+                           window=window, windows=int(lookback / window))
+    return {(row["ResourceId"], row["Caller"]): row for row in rows}
+
+
+def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],
+                  baseline: dict) -> list[DecisionRecord]:
+    by_account: dict[str, list[dict]] = {}
+    for row in rows:
+        by_account.setdefault(row["ResourceId"], []).append(row)
+    written = []
+    for resource_id, callers in sorted(by_account.items()):
+        record = _judge_account(runtime, start, end, resource_id, callers, baseline)
+        if record is not None:
+            written.append(record)
+    return written
+
+
+def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
+                   baseline: dict) -> DecisionRecord | None:
+    """Judge one account's window; only protected accounts with findings are recorded
+    (a record per account per window for quiet accounts would bury the ledger)."""
+    try:
+        account_id = parse_resource_id(resource_id)
+    except MalformedResourceId:
+        log.warning("egress scan: a log row names %r, not a storage account ID", resource_id)
+        return None
+    if not account_id.is_type(STORAGE_ACCOUNT):
+        return None
+    try:
+        account = resources.read(runtime.clients, account_id)
+    except resources.ResourceGone:
+        return None
+    protection = protection_of(account_id, account.get("tags"), runtime.settings)
+    if not protection.protected:
+        return None
+    spelled = account.get("id") or account_id.text
+    activity = {"id": spelled, "window": {"start": clock.iso(start), "end": clock.iso(end)}, "callers": callers}
+    findings = judge(TABLE, activity, Context(runtime.settings, protection, facts={"baseline": baseline}))
+    if not findings:
+        return None
+    record = DecisionRecord(
+        key=window_key(spelled, start), resource_id=spelled, outcome="", mode=runtime.settings.mode, reason="",
+        operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+    )
+    findings = [replace(f, evidence={**f.evidence, **activity["window"]}) for f in findings]
+    return conclude(runtime, record, decide(findings, runtime.settings), {spelled: account})
+
+
+def window_key(resource_id: str, start: datetime) -> str:
+    digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:20]
+    return f"egress-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{digest}"
+
+
+def _failed(runtime: Runtime, window: tuple[datetime, datetime], reason: str) -> list[DecisionRecord]:
+    start, end = window
+    log.error("EGRESS SCAN FAILED for the window from %s: %s", clock.iso(start), reason)
+    record = DecisionRecord(
+        key=f"egress-scan-{start.astimezone(timezone.utc):%Y%m%dT%H%M}", resource_id="", outcome="failed",
+        mode=runtime.settings.mode, reason=f"egress scan of {clock.iso(start)} to {clock.iso(end)}: {reason}; "
+        "the checkpoint stays, the next scan retries this window", operation=OPERATION,
+        event_time=clock.iso(end), decided_at=clock.iso(),
+    )
+    written = record_once(runtime, record)
+    return [written] if written else []

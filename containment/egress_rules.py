@@ -20,8 +20,15 @@ MB = 1024 * 1024
 def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
     keep = ("Caller", "Bytes", "Blobs", "Requests", "AuthenticationTypes", "Addresses", "SampleUris",
             "FirstRead", "LastRead")
-    return {**{k: (str(caller[k]) if k in ("FirstRead", "LastRead") else caller.get(k)) for k in keep if k in caller},
-            **extra}
+    evidence = {}
+    for name in keep:
+        value = caller.get(name)
+        if isinstance(value, list):
+            value = value[:10]  # samples, not the whole log: the rows stay in Log Analytics
+        elif name in ("FirstRead", "LastRead") and value is not None:
+            value = str(value)
+        evidence[name] = value
+    return {**evidence, **extra}
 
 
 def _trusted(address: str, allowed) -> bool:

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Iterator
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
+_CHUNK = 30_000
 _JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules")
 UNRESOLVED = "unresolved"
 
@@ -65,17 +66,36 @@ class DecisionRecord:
     recorded_at: str = ""  # ns since the epoch, zero-padded, when written: orders the ledger
 
     def to_entity(self) -> dict[str, Any]:
-        entity = {name: (json.dumps(value) if name in _JSON_FIELDS else value)
-                  for name, value in asdict(self).items() if value is not None}
+        entity: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if value is None:
+                continue
+            if name not in _JSON_FIELDS:
+                entity[name] = value
+                continue
+            # A Table property holds 32K characters; long evidence (an NSG's full body) is
+            # split over numbered properties (an entity holds 1 MiB).
+            text = json.dumps(value)
+            chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+            entity[name] = chunks[0]
+            entity.update({f"{name}_{n}": chunk for n, chunk in enumerate(chunks[1:], 1)})
         entity["PartitionKey"] = resource_partition(self.resource_id)
         entity["RowKey"] = self.key
         return entity
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> "DecisionRecord":
-        names = cls.__dataclass_fields__
-        values = {name: (json.loads(entity[name]) if name in _JSON_FIELDS else entity[name])
-                  for name in names if name in entity}
+        values = {}
+        for name in cls.__dataclass_fields__:
+            if name not in entity:
+                continue
+            if name not in _JSON_FIELDS:
+                values[name] = entity[name]
+                continue
+            text, n = entity[name], 1
+            while f"{name}_{n}" in entity:
+                text, n = text + entity[f"{name}_{n}"], n + 1
+            values[name] = json.loads(text)
         return cls(**values)
 
     def as_output(self) -> dict[str, Any]:

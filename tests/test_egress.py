@@ -191,3 +191,13 @@ def test_parameters_are_rendered_typed_and_must_exist():
         with_parameters(text, window_end=NOW)
     with pytest.raises(TypeError):
         with_parameters(text, windows="2016; StorageBlobLogs | take 1")
+
+
+def test_evidence_longer_than_a_table_property_is_kept_whole(app):
+    from containment.ledger import DecisionRecord
+
+    huge = {"rules": [{"name": f"rule-{i}", "description": "x" * 200} for i in range(600)]}  # ~150 KB of JSON
+    record = DecisionRecord(key="long-evidence", resource_id=ACCOUNT["id"], outcome="reported", mode="dry-run",
+                            reason="test", before={ACCOUNT["id"]: huge}, decided_at="2026-11-24T12:00:00Z")
+    assert app.runtime.ledger.write(record)
+    assert app.runtime.ledger.find(ACCOUNT["id"], "long-evidence").before == {ACCOUNT["id"]: huge}

@@ -33,6 +33,9 @@ EXPECTED = {
     "nsg-compliant-allowed-and-shadowed.json": ["compliant", "compliant"],
     "nsg-one-foreign-source-prefix.json": ["contained"],
     "nsg-unprotected-ignored.json": ["ignored"],
+    "egress-leaked-sas-from-unknown-network.json": ["contained"],
+    "egress-baseline-spike-and-enumeration.json": ["would-contain"],
+    "egress-catch-up-after-downtime.json": ["contained"],
 }
 
 

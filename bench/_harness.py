@@ -40,6 +40,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def max_rss_kib() -> int:
+    """This process's peak resident memory so far, KiB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 # -- statistics and printing -----------------------------------------------------------------
 def median(values) -> float:
     return statistics.median(values)
@@ -103,6 +110,17 @@ def _emulator_main(conn) -> None:
                     result = [(x.method, urlsplit(x.url).path, x.status) for x in list(azure.traffic)]
                 elif op == "get":
                     result = azure.arm.get(args)
+                elif op == "seed_logs":  # {table: rows}: the seconds LogStore.seed took, in here
+                    started = time.perf_counter()
+                    azure.seed(logs=args)
+                    result = time.perf_counter() - started
+                elif op == "logs_query":  # a query request body, answered by the LogStore itself
+                    started = time.perf_counter()
+                    status, body = azure.logs.query(args, now=azure.clock())
+                    elapsed = time.perf_counter() - started
+                    result = (elapsed, status, len(body["tables"][0]["rows"]) if status == 200 else body)
+                elif op == "max_rss":
+                    result = max_rss_kib()
                 else:
                     result = ValueError(f"unknown emulator request {op!r}")
             except Exception as error:  # noqa: BLE001 - handed back to the caller and raised there
@@ -151,6 +169,20 @@ class EmulatorProcess:
 
     def get(self, resource_id: str) -> dict | None:
         return self._call("get", resource_id)
+
+    def seed_logs(self, logs: dict[str, list[dict]]) -> float:
+        """Append Log Analytics rows; the seconds the emulator's LogStore.seed took (the
+        rows' trip through the pipe is not in it)."""
+        return self._call("seed_logs", logs)
+
+    def logs_query(self, body: dict) -> tuple[float, int, object]:
+        """A query request body answered by the emulator's LogStore directly, no HTTP:
+        (seconds, status, row count or the error body)."""
+        return self._call("logs_query", body)
+
+    def max_rss(self) -> int:
+        """The emulator process's peak resident memory so far, KiB."""
+        return self._call("max_rss")
 
     def stop(self) -> None:
         if self._process.is_alive():

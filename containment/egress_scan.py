@@ -27,6 +27,10 @@ from containment.runtime import Runtime, current
 from containment.scope import protection_of
 
 log = logging.getLogger("containment")
+# What a scan reads: the accounts named in the logs, and the logs (workspace query, per table).
+PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.OperationalInsights/workspaces/read",
+               "Microsoft.OperationalInsights/workspaces/query/read",
+               "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read")
 CHECKPOINT = "egress_scan"
 OPERATION = "egress_scan"
 

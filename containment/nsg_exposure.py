@@ -16,6 +16,7 @@ from containment.rules import Context, judge
 from containment.runtime import Runtime, current
 from containment.scope import protection_of
 
+PERMISSIONS = ("Microsoft.Network/networkSecurityGroups/read",)  # what assessing reads
 OPERATIONS = ("Microsoft.Network/networkSecurityGroups/write",
               "Microsoft.Network/networkSecurityGroups/securityRules/write")
 

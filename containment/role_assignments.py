@@ -17,6 +17,8 @@ from containment.rules import Context, judge
 from containment.runtime import Runtime, current
 from containment.scope import Protection, has_scope_tag
 
+PERMISSIONS = ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleDefinitions/read",
+               "Microsoft.Storage/storageAccounts/read")  # what assessing reads (accounts under a scope too)
 OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",)
 
 

@@ -16,6 +16,8 @@ from containment.rules import Context, judge
 from containment.runtime import Runtime, current
 from containment.scope import protection_of
 
+PERMISSIONS = ("Microsoft.Storage/storageAccounts/read",
+               "Microsoft.Storage/storageAccounts/blobServices/containers/read")  # what assessing reads
 OPERATIONS = ("Microsoft.Storage/storageAccounts/write",
               "Microsoft.Storage/storageAccounts/blobServices/containers/write")
 

@@ -6,7 +6,9 @@ the cold start of every instance.
 """
 import azure.functions as func
 
-app = func.FunctionApp()
+# Operator endpoints need a function key at least; in Azure, put Entra authentication
+# (App Service Authentication) in front so the approver's identity is recorded.
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
 @app.function_name("storage_exposure")
@@ -58,3 +60,48 @@ def contain(message: func.QueueMessage) -> None:
     from containment.containment_worker import on_containment_request
 
     on_containment_request(message)
+
+
+@app.function_name("pending_approvals")
+@app.route(route="decisions/pending", methods=["GET"])
+def pending_approvals(req: func.HttpRequest) -> func.HttpResponse:
+    """What waits for a person's approval, with when each expires."""
+    from containment.http_api import respond
+
+    return respond(req, "pending")
+
+
+@app.function_name("approve")
+@app.route(route="decisions/{key}/approve", methods=["POST"])
+def approve(req: func.HttpRequest) -> func.HttpResponse:
+    """A person approves a held decision: its actions go through the containment queue."""
+    from containment.http_api import respond
+
+    return respond(req, "approve")
+
+
+@app.function_name("deny")
+@app.route(route="decisions/{key}/deny", methods=["POST"])
+def deny(req: func.HttpRequest) -> func.HttpResponse:
+    """A person denies a held decision: recorded, nothing done."""
+    from containment.http_api import respond
+
+    return respond(req, "deny")
+
+
+@app.function_name("break_glass")
+@app.route(route="contain", methods=["POST"])
+def break_glass(req: func.HttpRequest) -> func.HttpResponse:
+    """Contain a resource now: the actions asked for, or everything its type supports."""
+    from containment.http_api import respond
+
+    return respond(req, "contain")
+
+
+@app.function_name("exemptions")
+@app.route(route="exemptions", methods=["GET", "POST", "DELETE"])
+def exemptions(req: func.HttpRequest) -> func.HttpResponse:
+    """List, add (scope, reason, owner, expiry) or remove (?scope=) exemptions."""
+    from containment.http_api import respond
+
+    return respond(req, "exemptions")

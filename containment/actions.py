@@ -108,8 +108,22 @@ def _keys_older_than_decision(state: State, settings: Settings) -> bool:
     if state.body is None:
         return False
     created = (state.body.get("properties") or {}).get("keyCreationTime") or {}
-    decided = state.facts.get("decided_at") or ""
-    return any(not created.get(name) or str(created[name]) < decided for name in ("key1", "key2"))
+    decided = _instant(state.facts.get("decided_at"))
+    return any(decided is None or _instant(created.get(name)) is None or _instant(created[name]) < decided
+               for name in ("key1", "key2"))
+
+
+def _instant(text: Any):
+    """An ARM or ledger timestamp as a datetime (ARM writes 7 fractional digits, Python reads 6)."""
+    from datetime import datetime
+
+    if not isinstance(text, str) or not text:
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00" if fraction else f"{head}+00:00")
+    except ValueError:
+        return None
 
 
 def scope_level(scope: str) -> str:

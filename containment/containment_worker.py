@@ -19,6 +19,8 @@ from containment.ledger import Claim, DecisionRecord
 from containment.runtime import Runtime, current
 
 log = logging.getLogger("containment")
+# Decisions a person made (approval, break-glass) are not counted against the blast-radius limit.
+PERSON_DECIDED = ("approval", "break-glass")
 
 
 class MalformedRequest(ValueError):
@@ -47,6 +49,18 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     claim = runtime.ledger.move_claim(claim, "acting", holder)
     if claim is None:
         return None  # lost the race to a concurrent delivery
+    first_attempt = (message.dequeue_count or 1) == 1  # a retry was counted by its first attempt
+    if record.operation not in PERSON_DECIDED and first_attempt and not runtime.ledger.spend_budget(
+            len(record.plan), runtime.settings.max_actions_per_hour, clock.now().timestamp()):
+        # A bad threshold must not lock down the whole estate: beyond the limit, a person decides.
+        log.error("BLAST-RADIUS LIMIT: %s actions in the last hour reached; %s waits for approval",
+                  runtime.settings.max_actions_per_hour, record.resource_id)
+        record.outcome = "pending-approval"
+        record.reason += (f"; held: the blast-radius limit of {runtime.settings.max_actions_per_hour} containment "
+                          "actions per hour is reached (CONTAINMENT_MAX_ACTIONS_PER_HOUR)")
+        record.awaiting_approval, record.actions = record.awaiting_approval + record.plan, []
+        record.plan = []
+        return _finish(runtime, record, claim)
     try:
         results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings, record.decided_at or "")
                    for step in record.plan]

@@ -72,9 +72,16 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     return conclude(runtime, record, decision, assessment.state)
 
 
-def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict]):
+def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict],
+             check_exemptions: bool = True):
     """Record the decision, or (to contain) claim it and queue the request; the record
-    written, or None when it was already there (or is the containment function's to write)."""
+    written, or None when it was already there (or is the containment function's to write).
+    A finding on an exempt scope is recorded `exempt` (a person's explicit request is not)."""
+    exemption = exemption_for(runtime, record.resource_id) if check_exemptions and decision.findings else None
+    if exemption is not None:
+        decision = replace(decision, outcome="exempt", plan=(), awaiting=(), reason=(
+            f"exempt until {exemption['expires_at']} ({exemption['scope']}): {exemption['reason']}, owner "
+            f"{exemption['owner']}; would have: {decision.reason}"))
     record.findings = [finding.as_dict() for finding in decision.findings]
     record.rules = sorted({finding.rule for finding in decision.findings})
     record.severity = max((f.severity for f in decision.findings), key=SEVERITIES.index, default=None)
@@ -86,6 +93,18 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
     if decision.outcome == CONTAIN:
         return _request_containment(runtime, record)
     return record_once(runtime, _with(record, decision.outcome, decision.reason))
+
+
+def exemption_for(runtime: Runtime, resource_id: str) -> dict | None:
+    """The unexpired exemption covering the resource (itself or a scope above it), if any.
+    Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it."""
+    now = clock.iso()
+    key = resource_id.lower()
+    for exemption in runtime.ledger.exemptions():
+        scope = exemption["scope"].lower()
+        if (key == scope or key.startswith(scope + "/")) and exemption["expires_at"] > now:
+            return exemption
+    return None
 
 
 def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:

@@ -1,6 +1,6 @@
 """The decision ledger in Table Storage: the evidence an auditor asks for.
 
-One table (CONTAINMENT_LEDGER_TABLE) holds three kinds of entity:
+One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 
 | kind     | PartitionKey                 | RowKey                      | answers                            |
 |----------|------------------------------|-----------------------------|------------------------------------|
@@ -8,6 +8,9 @@ One table (CONTAINMENT_LEDGER_TABLE) holds three kinds of entity:
 | by-day   | `day <YYYY-MM-DD>`           | `<decided at> <decision key>` | everything decided on this day   |
 | claim    | `claim <decision key>`       | `claim`                     | who contains this event, in what state |
 | checkpoint | `checkpoint`               | scan name                   | where the egress scan got to       |
+| pending  | `pending`                    | `<decision key>`            | what waits for a person's approval |
+| exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
+| budget   | `budget`                     | `containment`               | actions taken in the last hour (blast radius) |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -141,7 +144,77 @@ class Ledger:
             return False
         partition, row = _day_key(record)
         self.table.upsert_entity({**record.to_entity(), "PartitionKey": partition, "RowKey": row})
+        if record.outcome == "pending-approval" or record.awaiting_approval:
+            # What waits for a person is listed in one partition, so approval finds it by key.
+            self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
+                                      "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
         return True
+
+    # -- what waits for approval ------------------------------------------------------------
+    def pending(self) -> list[dict]:
+        return [{"key": e["RowKey"], "resource_id": e["resource_id"], "decided_at": e["decided_at"]}
+                for e in self.table.query_entities("PartitionKey eq 'pending'")]
+
+    def take_pending(self, key: str) -> dict | None:
+        """Remove a pending approval and return it; None if it is not (or no longer) pending.
+        The delete is ETag-guarded: of two people acting at once, one takes it."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("pending", key)
+            self.table.delete_entity("pending", key, etag=entity.metadata["etag"],
+                                     match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return None
+        return {"key": key, "resource_id": entity["resource_id"], "decided_at": entity["decided_at"]}
+
+    # -- exemptions -------------------------------------------------------------------------
+    def exempt(self, scope: str, reason: str, owner: str, expires_at: str, created_by: str, created_at: str) -> None:
+        self.table.upsert_entity({"PartitionKey": "exemption", "RowKey": scope.lower().replace("/", "|"),
+                                  "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
+                                  "created_by": created_by, "created_at": created_at})
+
+    def exemptions(self) -> list[dict]:
+        keep = ("scope", "reason", "owner", "expires_at", "created_by", "created_at")
+        return [{k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'exemption'")]
+
+    def remove_exemption(self, scope: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self.table.get_entity("exemption", scope.lower().replace("/", "|"))
+        except ResourceNotFoundError:
+            return False
+        self.table.delete_entity("exemption", scope.lower().replace("/", "|"))
+        return True
+
+    # -- the blast-radius budget ---------------------------------------------------------------
+    def spend_budget(self, actions: int, limit: int, now: float) -> bool:
+        """Count `actions` against the limit per rolling hour, across every instance (one
+        entity, ETag-guarded); False, spending nothing, when they would exceed it."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+        for _ in range(10):  # contention between instances: read again and retry
+            try:
+                entity = self.table.get_entity("budget", "containment")
+                times, etag = json.loads(entity["times"]), entity.metadata["etag"]
+            except ResourceNotFoundError:
+                times, etag = [], None
+            recent = [t for t in times if t > now - 3600]
+            if len(recent) + actions > limit:
+                return False
+            updated = {"PartitionKey": "budget", "RowKey": "containment", "times": json.dumps(recent + [now] * actions)}
+            try:
+                if etag is None:
+                    self.table.create_entity(updated)
+                else:
+                    self.table.update_entity(updated, etag=etag, match_condition=MatchConditions.IfNotModified)
+                return True
+            except (ResourceExistsError, ResourceModifiedError):
+                continue
+        raise RuntimeError("the containment budget is contended beyond 10 attempts")
 
     def find(self, resource_id: str | None, key: str) -> DecisionRecord | None:
         from azure.core.exceptions import ResourceNotFoundError

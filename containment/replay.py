@@ -111,9 +111,10 @@ def load_scenario(path: Path) -> Scenario:
         if kind == "timer" and raw["timer"] not in _timer_functions():
             raise ScenarioError(file, f"{where}.timer", f"{raw['timer']!r} is not one of the app's timer functions "
                                 f"({', '.join(_timer_functions())})")
-        if kind == "http":
-            # This build has no HTTP-triggered function yet: such a step cannot run.
-            raise ScenarioError(file, f"{where}.http", "the app has no HTTP-triggered function to invoke")
+        if kind == "http" and (not isinstance(raw["http"], dict) or not isinstance(raw["http"].get("route"), str)
+                               or raw["http"].get("method", "POST") not in ("GET", "POST", "DELETE")):
+            raise ScenarioError(file, f"{where}.http", "an http step is {\"method\": GET|POST|DELETE, \"route\": ..., "
+                                "\"body\": ...}")
         scenario.steps.append(Step(_time(raw.get("at"), file, f"{where}.at"), kind, raw[kind], f"{where}.{kind}"))
     return scenario
 
@@ -174,8 +175,10 @@ class Replayer:
                         if not invocations:
                             self._say(f"{step.at:%H:%M:%S}  event {step.payload.get('id')}: no function subscribes "
                                       "to it (Event Grid would not deliver it)")
-                    else:
+                    elif step.kind == "timer":
                         fire_timer(function_app.app, step.payload)
+                    else:
+                        self._http(step)
                     drain_queue(function_app.app, "contain", app_runtime.queue, app_runtime.max_attempts)
                     for record in app_runtime.ledger.decisions():
                         if record.key not in seen:
@@ -186,6 +189,20 @@ class Replayer:
                 clock.set_source(None)
                 runtime.reset()
         return records, self._final_state(scenario)
+
+    def _http(self, step: Step) -> None:
+        """An operator's request, authorised as the host would after App Service Authentication."""
+        import function_app
+        from localazure.functions_host import call_http
+
+        request = step.payload
+        try:
+            response = call_http(function_app.app, request.get("method", "POST"), request["route"], request.get("body"),
+                                 {"x-ms-client-principal-name": "operator@scenario"})
+        except KeyError as error:
+            raise ScenarioError("(scenario)", step.path, str(error)) from None
+        self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "
+                  f"{response.status_code} {response.get_body().decode()[:200]}")
 
     def _fresh_state(self) -> None:
         from azure.data.tables import TableServiceClient

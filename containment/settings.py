@@ -267,6 +267,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_APPROVAL_ACTIONS", "approval_actions", "rotate_account_keys", _action_names,
             "containment actions that always wait for a person (`pending-approval`): rotating keys breaks every "
             "client that uses them"),
+    Setting("CONTAINMENT_APPROVAL_EXPIRY_HOURS", "approval_expiry_hours", "24", _positive(float, "hours > 0"),
+            "a decision waiting for approval expires after this long: approving it later is refused"),
+    Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
+            "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
+            "wait for approval (approved and break-glass actions are not counted against it)"),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
             _choice("deny-by-default", "disable-public-network-access"),
             "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "
@@ -325,6 +330,8 @@ class Settings:
     role_deletion_approval_scopes: frozenset[str]
     nsg_strategy: str
     approval_actions: frozenset[str]
+    approval_expiry_hours: float
+    max_actions_per_hour: int
     network_lock: str
     log_workspace_id: str | None
     egress_schedule: str

@@ -88,8 +88,8 @@ def _new_etag() -> str:
     return f'W/"{uuid.uuid4()}"'
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
 def _merge(target: dict, patch: dict) -> dict:
@@ -112,7 +112,9 @@ def _subscription_of(key: str) -> str:
 class ArmState:
     """Every resource the emulator knows, keyed by lower-cased ID."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        # The emulator's clock (a scenario step's time in replay) stamps what ARM stamps.
+        self.clock = clock
         self._lock = threading.RLock()
         self.resources: dict[str, dict] = {}
         self.etags: dict[str, str] = {}
@@ -196,13 +198,12 @@ class ArmState:
             self.resources[key]["etag"] = etag
         return etag
 
-    @staticmethod
-    def _new_key(name: str) -> dict:
+    def _new_key(self, name: str) -> dict:
         return {
             "keyName": name,
             "value": b64encode(secrets.token_bytes(64)).decode(),
             "permissions": "Full",
-            "creationTime": _now(),
+            "creationTime": _timestamp(self.clock()),
         }
 
     # -- routing -------------------------------------------------------------------
@@ -283,7 +284,7 @@ class ArmState:
     def revoke_user_delegation_keys(self, path, match, query, headers, body) -> Answer:
         key = _parent(_key(path))
         self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
-        self.user_delegation_keys_revoked[key] = _now()
+        self.user_delegation_keys_revoked[key] = _timestamp(self.clock())
         return Answer(200)
 
     # -- blob containers -----------------------------------------------------------
@@ -498,7 +499,7 @@ class ArmState:
                 raise ArmError(409, "RoleAssignmentUpdateNotPermitted",
                                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
             return Answer(201, copy.deepcopy(existing))
-        now = _now()
+        now = _timestamp(self.clock())
         assignment = {
             "id": path,
             "name": path.rsplit("/", 1)[1],

@@ -84,6 +84,30 @@ def fire_timer(app: func.FunctionApp, name: str, past_due: bool = False) -> Invo
     return invocation
 
 
+def call_http(app: func.FunctionApp, method: str, route: str, body: Any = None,
+              headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """Send one request to the HTTP function whose route template and methods match, as
+    the host would after checking its function key."""
+    import re
+    from urllib.parse import parse_qsl, urlsplit
+
+    path, query = urlsplit(route).path.strip("/"), dict(parse_qsl(urlsplit(route).query))
+    for function in index(app).values():
+        binding = next((b for b in json.loads(function.get_function_json())["bindings"]
+                        if b["type"] == "httpTrigger"), None)
+        if binding is None or method.lower() not in [m.lower() for m in binding.get("methods", [])]:
+            continue
+        template = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(binding["route"].strip("/")))
+        match = re.fullmatch(template, path)
+        if match is None:
+            continue
+        request = func.HttpRequest(method=method.upper(), url=f"http://localhost:7071/api/{path}",
+                                   headers=headers or {}, params=query, route_params=match.groupdict(),
+                                   body=json.dumps(body).encode() if body is not None else b"")
+        return function.get_user_function()(request)
+    raise KeyError(f"no HTTP function serves {method} {route}")
+
+
 def drain_queue(app: func.FunctionApp, function: str, queue, max_dequeue_count: int,
                 max_rounds: int = 1000) -> list[Invocation]:
     """Run the queue function until its queue is empty: a failed message becomes visible

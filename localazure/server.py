@@ -51,7 +51,7 @@ class LocalAzure:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="localazure-"))
         self.ca_bundle, cert, key = make_loopback_certificate(self.workdir / "tls")
-        self.arm = ArmState()
+        self.arm = ArmState(lambda: self.clock())
         self.logs = LogStore()
         self.faults = FaultPlan()
         self.traffic: list[Exchange] = []
@@ -105,7 +105,7 @@ class LocalAzure:
             self.logs.seed(table, rows)
 
     def reset(self) -> None:
-        self.arm = ArmState()
+        self.arm = ArmState(lambda: self.clock())
         self.logs.clear()
         self.faults.clear()
         self.clear_traffic()

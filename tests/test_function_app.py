@@ -27,7 +27,16 @@ def test_the_app_declares_its_triggers():
     triggers = {name: next(b for b in meta["bindings"] if b["type"].endswith("Trigger"))["type"]
                 for name, (_, meta) in metadata.items()}
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
-                        "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "contain": "queueTrigger"}
+                        "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "contain": "queueTrigger",
+                        "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
+                        "break_glass": "httpTrigger", "exemptions": "httpTrigger"}
+
+
+def test_operator_endpoints_need_a_function_key_at_least():
+    for name, (_, meta) in _metadata().items():
+        for binding in meta["bindings"]:
+            if binding["type"] == "httpTrigger":
+                assert binding["authLevel"] in ("FUNCTION", "ADMIN"), name
 
 
 def test_binding_names_match_parameter_names_and_settings_exist():
@@ -35,7 +44,7 @@ def test_binding_names_match_parameter_names_and_settings_exist():
     for name, (function, meta) in _metadata().items():
         parameters = set(inspect.signature(function).parameters)
         for binding in meta["bindings"]:
-            assert binding["name"] in parameters, (name, binding)
+            assert binding["name"] in parameters | {"$return"}, (name, binding)  # $return: the HTTP response
             for key in ("queueName", "schedule", "tableName"):
                 value = binding.get(key)
                 if value is None:

@@ -36,6 +36,8 @@ EXPECTED = {
     "egress-leaked-sas-from-unknown-network.json": ["contained"],
     "egress-baseline-spike-and-enumeration.json": ["would-contain"],
     "egress-catch-up-after-downtime.json": ["contained"],
+    "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
+    "operator-break-glass.json": ["contained"],
 }
 
 

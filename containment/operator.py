@@ -1,0 +1,133 @@
+"""What the security team does by hand: approve or deny what waits for them, contain a
+resource now (break-glass), and exempt a scope for a while. Every use is a decision record
+naming the person (the platform's authenticated principal where it provides one).
+
+Each function takes the parsed request and returns (HTTP status, JSON body); the HTTP
+functions in function_app.py and the CLI are thin adapters over them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from containment import clock
+from containment.catalogue import ACTIONS
+from containment.decisions import CONTAIN, Decision, PlannedAction
+from containment.detection import conclude, record_once
+from containment.findings import Finding
+from containment.ledger import DecisionRecord, decision_key
+from containment.resource_ids import MalformedResourceId, parse_resource_id
+from containment.runtime import Runtime
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def list_pending(runtime: Runtime) -> Answer:
+    expiry = timedelta(hours=runtime.settings.approval_expiry_hours)
+    return 200, {"pending": [{**item, "expires_at": clock.iso(_parse_time(item["decided_at"]) + expiry)}
+                             for item in runtime.ledger.pending()]}
+
+
+def approve(runtime: Runtime, key: str, operator: str) -> Answer:
+    return _settle(runtime, key, operator, approved=True)
+
+
+def deny(runtime: Runtime, key: str, operator: str) -> Answer:
+    return _settle(runtime, key, operator, approved=False)
+
+
+def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer:
+    pending = runtime.ledger.take_pending(key)
+    if pending is None:
+        return 404, {"error": f"no decision {key!r} waits for approval"}
+    original = runtime.ledger.find(pending["resource_id"], key)
+    steps = original.awaiting_approval or original.plan
+    follow_up = DecisionRecord(
+        key=f"{key}.{'approved' if approved else 'denied'}", resource_id=original.resource_id, outcome="",
+        mode=runtime.settings.mode, reason="", event_id=original.event_id, operation="approval",
+        actor={"name": operator}, findings=original.findings, rules=original.rules, severity=original.severity,
+        event_time=original.event_time, decided_at=clock.iso(),
+    )
+    expires = _parse_time(original.decided_at) + timedelta(hours=runtime.settings.approval_expiry_hours)
+    if clock.now() >= expires:
+        follow_up.key = f"{key}.expired"
+        follow_up.outcome, follow_up.reason = "reported", (
+            f"approval expired at {clock.iso(expires)}: {', '.join(s['action'] for s in steps)} not carried out")
+        record_once(runtime, follow_up)
+        return 409, {"error": follow_up.reason, "decision": follow_up.key}
+    if not approved:
+        follow_up.outcome, follow_up.reason = "reported", (
+            f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out")
+        record_once(runtime, follow_up)
+        return 200, {"decision": follow_up.key, "outcome": "reported"}
+    plan = tuple(PlannedAction(**step) for step in steps)
+    decision = Decision(CONTAIN if runtime.settings.enforcing else "would-contain",
+                        f"approved by {operator}: decision {key}", plan=plan)
+    conclude(runtime, follow_up, decision, original.before, check_exemptions=False)
+    return 202, {"decision": follow_up.key, "actions": [s.action for s in plan]}
+
+
+def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
+    """Break-glass: the actions asked for (or every action for the resource's type) on one
+    resource, through the same queue, checks and records as automatic containment."""
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object with resourceId and, optionally, actions"}
+    try:
+        resource = parse_resource_id(body.get("resourceId"))
+    except MalformedResourceId as error:
+        return 400, {"error": f"resourceId: {error}"}
+    settings = runtime.settings
+    if settings.subscriptions and resource.subscription not in settings.subscriptions:
+        return 403, {"error": f"subscription {resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS"}
+    applicable = [name for name, action in ACTIONS.items() if action.applies_to(resource)]
+    wanted = body.get("actions", "everything")
+    names = applicable if wanted == "everything" else wanted
+    if not isinstance(names, list) or not names or any(n not in applicable for n in names):
+        return 400, {"error": f"actions must be \"everything\" or a list from {', '.join(applicable) or '(none)'} "
+                              f"for a {resource.type}"}
+    record = DecisionRecord(
+        key=decision_key(None, {"resource": resource.key, "actions": names, "at": clock.iso(), "by": operator}),
+        resource_id=resource.text, outcome="", mode=settings.mode, reason="", operation="break-glass",
+        actor={"name": operator}, decided_at=clock.iso(),
+    )
+    finding = Finding("break_glass", "critical", resource.text, f"containment requested by {operator}",
+                      {"actions": names, "note": body.get("reason")})
+    decision = Decision(CONTAIN if settings.enforcing else "would-contain", f"break-glass by {operator}",
+                        (finding,), tuple(PlannedAction(name, resource.text) for name in names))
+    conclude(runtime, record, decision, {}, check_exemptions=False)
+    return 202, {"decision": record.key, "actions": names}
+
+
+def add_exemption(runtime: Runtime, body: Any, operator: str) -> Answer:
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
+    problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
+                if not isinstance(body.get(name), str) or not body[name].strip()]
+    if problems:
+        return 400, {"error": "; ".join(problems)}
+    try:
+        parse_resource_id(body["scope"].rstrip("/"))
+        expires = _parse_time(body["expires"])
+        if expires.tzinfo is None:
+            raise ValueError("a time zone is needed (write Z for UTC)")
+    except (MalformedResourceId, ValueError) as error:
+        return 400, {"error": str(error)}
+    if expires <= clock.now():
+        return 400, {"error": f"expires {body['expires']} is already past"}
+    runtime.ledger.exempt(body["scope"].rstrip("/"), body["reason"], body["owner"], clock.iso(expires), operator,
+                          clock.iso())
+    return 201, {"scope": body["scope"].rstrip("/"), "expires_at": clock.iso(expires)}
+
+
+def list_exemptions(runtime: Runtime) -> Answer:
+    return 200, {"exemptions": runtime.ledger.exemptions()}
+
+
+def remove_exemption(runtime: Runtime, scope: str) -> Answer:
+    if runtime.ledger.remove_exemption(scope.rstrip("/")):
+        return 200, {"removed": scope}
+    return 404, {"error": f"no exemption for {scope!r}"}

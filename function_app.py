@@ -98,6 +98,15 @@ def break_glass(req: func.HttpRequest) -> func.HttpResponse:
     return respond(req, "contain")
 
 
+@app.function_name("release")
+@app.route(route="release", methods=["POST"])
+def release(req: func.HttpRequest) -> func.HttpResponse:
+    """Undo a containment from its recorded before-state (refused if changed since, unless forced)."""
+    from containment.http_api import respond
+
+    return respond(req, "release")
+
+
 @app.function_name("exemptions")
 @app.route(route="exemptions", methods=["GET", "POST", "DELETE"])
 def exemptions(req: func.HttpRequest) -> func.HttpResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from containment.resource_ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, ROLE_ASSIGNMENT, SECURITY_RULE,
+from containment.resource_ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, NSG, ROLE_ASSIGNMENT, SECURITY_RULE,
                                       STORAGE_ACCOUNT, ResourceId)
 from containment.settings import Settings
 
@@ -60,6 +60,8 @@ class Action:
     approval: Callable[[ResourceId, Settings], str | None] = lambda target, settings: None
     # False where nothing ARM returns shows the change (a revocation): ARM's 2xx is the proof.
     verified_by_reading: bool = True
+    # Whether a person may ask for it by name (break-glass); restoring is release's alone.
+    on_request: bool = True
 
     def applies_to(self, target: ResourceId) -> bool:
         return any(target.is_type(kind) for kind in self.resource_types)
@@ -92,6 +94,18 @@ def _contain_nsg_rule(state: State, target: ResourceId, settings: Settings) -> l
     from containment.nsg_containment import plan_rule_containment
 
     return [plan_rule_containment(state, target, settings)]
+
+
+def _restore(state: State, target: ResourceId, settings: Settings) -> list[Write]:
+    from containment.restore import restore_writes
+
+    return restore_writes(state, target, settings)
+
+
+def _differs_from_recorded(state: State, settings: Settings) -> bool:
+    from containment.restore import needs_restoring
+
+    return needs_restoring(state, settings)
 
 
 def _revoke_user_delegation_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
@@ -175,6 +189,12 @@ ACTIONS: dict[str, Action] = {action.name: action for action in (
     Action("rotate_account_keys", (STORAGE_ACCOUNT,), None,
            ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/regeneratekey/action"),
            _rotate_keys, exposed=_keys_older_than_decision),
+    # Release: back to the state recorded before containment (see restore.py).
+    Action("restore_recorded_state", (STORAGE_ACCOUNT, BLOB_CONTAINER, ROLE_ASSIGNMENT, NSG), None,
+           ("Microsoft.Storage/storageAccounts/write", "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+            "Microsoft.Authorization/roleAssignments/write", "Microsoft.Network/networkSecurityGroups/securityRules/write",
+            "Microsoft.Network/networkSecurityGroups/securityRules/delete"),
+           _restore, exposed=_differs_from_recorded, on_request=False),
     # A Deny with precedence over the rule (or the rule itself set to Deny): see nsg_containment.
     Action("block_untrusted_inbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_inbound_admits_untrusted_sources",
            _NSG_RULE_RW, _contain_nsg_rule),

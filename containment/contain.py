@@ -32,8 +32,10 @@ class ActionResult:
     changed: bool
 
 
-def _with_decision(state: State, decided_at: str) -> State:
-    return State(state.body, {**state.facts, "decided_at": decided_at}, state.etag)
+def _in_context(state: State, context: dict) -> State:
+    """The state with what the decision adds to judging it: when it was made (rotation),
+    and for a release what it is to be restored to."""
+    return State(state.body, {**state.facts, **context}, state.etag)
 
 
 def still_exposed(action: Action, state: State, settings: Settings) -> bool:
@@ -46,13 +48,15 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
 
 
 def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, decided_at: str = "",
-              attempts: int = 3) -> ActionResult:
+              restore: dict[str, dict] | None = None, attempts: int = 3) -> ActionResult:
+    """`restore`: for a release, the recorded before-state by resource ID (lower case)."""
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
+    context = {"decided_at": decided_at, "restore": restore or {}, "target": target}
     for _ in range(attempts):
-        before = _with_decision(resources.read_state(clients, target), decided_at)
+        before = _in_context(resources.read_state(clients, target), context)
         if not still_exposed(action, before, settings):
             return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
         try:
@@ -60,7 +64,7 @@ def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, de
                 resources.write(clients, write)
         except resources.ChangedConcurrently:
             continue  # someone else changed it since it was read: read and judge it again
-        after = _with_decision(resources.read_state(clients, target), decided_at)
+        after = _in_context(resources.read_state(clients, target), context)
         if action.verified_by_reading and still_exposed(action, after, settings):
             raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
                               "still shows the exposure")

@@ -20,7 +20,7 @@ from containment.runtime import Runtime, current
 
 log = logging.getLogger("containment")
 # Decisions a person made (approval, break-glass) are not counted against the blast-radius limit.
-PERSON_DECIDED = ("approval", "break-glass")
+PERSON_DECIDED = ("approval", "break-glass", "release")
 
 
 class MalformedRequest(ValueError):
@@ -62,7 +62,8 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         record.plan = []
         return _finish(runtime, record, claim)
     try:
-        results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings, record.decided_at or "")
+        restore = {rid.lower(): body for rid, body in record.before.items()} if record.operation == "release" else None
+        results = [carry_out(runtime.clients, PlannedAction(**step), runtime.settings, record.decided_at or "", restore)
                    for step in record.plan]
     except Exception as error:  # noqa: BLE001 - every failure must end as evidence, not silence
         if (message.dequeue_count or 1) < runtime.max_attempts:
@@ -72,7 +73,9 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         record.outcome, record.reason = "failed", f"{type(error).__name__}: {error}"
         _finish(runtime, record, claim)
         raise
-    record.outcome = "contained"
+    # The contract's outcomes have no "released": a release is recorded as a report of what
+    # was restored (its operation says release).
+    record.outcome = "reported" if record.operation == "release" else "contained"
     record.before, record.after = _states(record.before, results)
     changed = [r.action for r in results if r.changed]
     record.reason += "" if changed else " (already contained when the request ran)"

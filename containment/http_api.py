@@ -41,6 +41,8 @@ def _dispatch(runtime, req, what: str, body: Any, who: str) -> tuple[int, dict]:
         return getattr(operator, what)(runtime, req.route_params.get("key", ""), who)
     if what == "contain":
         return operator.contain_now(runtime, body, who)
+    if what == "release":
+        return operator.release(runtime, body, who)
     if req.method == "GET":
         return operator.list_exemptions(runtime)
     if req.method == "DELETE":

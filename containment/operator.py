@@ -83,7 +83,7 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
     settings = runtime.settings
     if settings.subscriptions and resource.subscription not in settings.subscriptions:
         return 403, {"error": f"subscription {resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS"}
-    applicable = [name for name, action in ACTIONS.items() if action.applies_to(resource)]
+    applicable = [name for name, action in ACTIONS.items() if action.on_request and action.applies_to(resource)]
     wanted = body.get("actions", "everything")
     names = applicable if wanted == "everything" else wanted
     if not isinstance(names, list) or not names or any(n not in applicable for n in names):
@@ -131,3 +131,48 @@ def remove_exemption(runtime: Runtime, scope: str) -> Answer:
     if runtime.ledger.remove_exemption(scope.rstrip("/")):
         return 200, {"removed": scope}
     return 404, {"error": f"no exemption for {scope!r}"}
+
+
+def release(runtime: Runtime, body: Any, operator: str) -> Answer:
+    """Undo a containment from its recorded before-state, through the containment queue.
+    Refused, naming what changed, when a resource is no longer as containment left it
+    (someone has worked on it since), unless `force` is true."""
+    from containment import resources
+    from containment.restore import IRREVERSIBLE, differences
+
+    if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or not body.get("resourceId"):
+        return 400, {"error": "the body must be a JSON object with resourceId and decision (the contained one)"}
+    record = runtime.ledger.find(str(body["resourceId"]), body["decision"])
+    if record is None:
+        return 404, {"error": f"no decision {body['decision']!r} about {body['resourceId']}"}
+    if record.outcome != "contained":
+        return 409, {"error": f"decision {record.key} is {record.outcome}: only a contained decision can be released"}
+    changed_since, steps = {}, []
+    for rid, after in record.after.items():
+        target = parse_resource_id(rid)
+        if not any(target.is_type(kind) for kind in ACTIONS["restore_recorded_state"].resource_types):
+            continue
+        current = resources.read_state(runtime.clients, target).body
+        drift = differences(after, current, target)
+        if drift:
+            changed_since[rid] = drift
+        if differences(record.before.get(rid), after, target):
+            steps.append(PlannedAction("restore_recorded_state", rid))
+    if changed_since and body.get("force") is not True:
+        return 409, {"error": "changed since containment; release with force to overwrite", "changed": changed_since}
+    irreversible = [a for a in record.actions if a in IRREVERSIBLE]
+    released = DecisionRecord(
+        key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
+        reason="", event_id=record.event_id, operation="release", actor={"name": operator},
+        findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
+    )
+    why = (f"released by {operator}: decision {record.key} undone from its recorded before-state"
+           + (f"; cannot be undone: {', '.join(irreversible)}" if irreversible else "")
+           + ("; forced over later changes" if changed_since else ""))
+    if not steps:
+        released.outcome, released.reason = "reported", why + "; nothing to restore"
+        record_once(runtime, released)
+        return 200, {"decision": released.key, "restoring": [], "irreversible": irreversible}
+    decision = Decision(CONTAIN if runtime.settings.enforcing else "would-contain", why, plan=tuple(steps))
+    conclude(runtime, released, decision, record.before, check_exemptions=False)
+    return 202, {"decision": released.key, "restoring": [s.target for s in steps], "irreversible": irreversible}

@@ -112,6 +112,11 @@ def write(clients: AzureClients, change: Write) -> None:
         elif change.method == "POST" and change.operation == "regenerateKey" and target.is_type(STORAGE_ACCOUNT):
             clients.storage(target.subscription).storage_accounts.regenerate_key(
                 target.resource_group, target.name, change.body)
+        elif change.method == "DELETE" and target.is_type(SECURITY_RULE):
+            clients.network(target.subscription).security_rules.begin_delete(
+                target.resource_group, target.names[0], target.name, headers=headers).result()
+        elif change.method == "PUT" and target.is_type(ROLE_ASSIGNMENT):
+            clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
         else:

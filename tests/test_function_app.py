@@ -29,7 +29,7 @@ def test_the_app_declares_its_triggers():
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
                         "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
-                        "break_glass": "httpTrigger", "exemptions": "httpTrigger"}
+                        "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger"}
 
 
 def test_operator_endpoints_need_a_function_key_at_least():

@@ -162,3 +162,68 @@ def test_exemptions_are_validated_and_removable(app):
     assert http("POST", "exemptions", ok)[0] == 201
     assert http("DELETE", f"exemptions?scope={ACCOUNT['id']}")[0] == 200
     assert http("GET", "exemptions")[1]["exemptions"] == []
+
+
+# -- release ----------------------------------------------------------------------------------
+
+def contained(app, emulator, resources, event_resource, operation, **settings):
+    emulator.seed(resources)
+    app.configure(CONTAINMENT_MODE="enforce", **settings)
+    app.deliver(write_event(event_resource, operation))
+    app.drain()
+    [record] = [r for r in app.records() if r.outcome == "contained"]
+    return record
+
+
+def test_release_puts_a_container_back_as_it_was(app, emulator):
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    record = contained(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE)
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    app.drain()
+    assert status == 202 and body["irreversible"] == []
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
+    released = next(r for r in app.records() if r.key == f"{record.key}.released")
+    assert (released.outcome, released.operation) == ("reported", "release")
+    assert "released by sec-oncall@contoso.example" in released.reason
+
+
+def test_release_recreates_a_deleted_role_assignment_exactly(app, emulator):
+    grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e01")
+    record = contained(app, emulator, [ACCOUNT, grant], grant["id"], "Microsoft.Authorization/roleAssignments/write")
+    assert emulator.arm.get(grant["id"]) is None
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+    app.drain()
+    restored = emulator.arm.get(grant["id"])["properties"]
+    for field in ("principalId", "roleDefinitionId", "scope"):
+        assert restored[field].lower() == grant["properties"][field].lower()
+
+
+def test_release_removes_the_deny_the_app_added(app, emulator):
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    record = contained(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                       CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+    app.drain()
+    assert [r["name"] for r in emulator.arm.get(nsg["id"])["properties"]["securityRules"]] == ["allow-https"]
+
+
+def test_release_is_refused_when_the_resource_changed_since_unless_forced(app, emulator):
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    record = contained(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE)
+    emulator.arm.resources[public["id"].lower()]["properties"]["publicAccess"] = "Blob"  # someone's later change
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    assert status == 409 and body["changed"] == {public["id"]: ["publicAccess"]}
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})[0] == 202
+    app.drain()
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
+
+
+def test_release_says_what_cannot_be_undone(app, emulator):
+    emulator.seed([ACCOUNT])
+    app.configure(CONTAINMENT_MODE="enforce")
+    http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["lock_account_network", "rotate_account_keys"]})
+    app.drain()
+    [record] = app.records()
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    assert body["irreversible"] == ["rotate_account_keys"]
+    assert http("POST", "release", {"resourceId": ACCOUNT["id"], "decision": "nope"})[0] == 404

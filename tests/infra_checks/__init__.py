@@ -1,0 +1,1 @@
+"""checkov checks of the project (see containment_checks.py)."""

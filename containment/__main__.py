@@ -1,4 +1,10 @@
-"""python -m containment replay SCENARIO.json [SCENARIO.json ...] [--report DIR]"""
+"""The command line.
+
+    python -m containment replay SCENARIO.json [...] [--report DIR]
+    python -m containment export decisions|incidents [--since ISO] [--until ISO] [--format jsonl|csv]
+    python -m containment incident-report INCIDENT_ID --out report.html
+    python -m containment exemptions list|add|remove [--scope ID --reason R --owner O --expires ISO]
+"""
 from __future__ import annotations
 
 import argparse
@@ -14,16 +20,48 @@ def main(argv: list[str] | None = None) -> int:
     replay_command.add_argument("scenarios", nargs="+", type=Path)
     replay_command.add_argument("--report", type=Path, default=None,
                                 help="write a Markdown evidence report per scenario into this folder")
+    export = commands.add_parser("export", help="decisions or incidents for a time range, from the ledger "
+                                 "(AzureWebJobsStorage and CONTAINMENT_* settings from the environment)")
+    export.add_argument("what", choices=["decisions", "incidents"])
+    export.add_argument("--since", type=_instant, default=None, help="ISO 8601, UTC (default: 7 days ago)")
+    export.add_argument("--until", type=_instant, default=None, help="ISO 8601, UTC (default: now)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    report = commands.add_parser("incident-report", help="one incident as a self-contained HTML page")
+    report.add_argument("incident")
+    report.add_argument("--since", type=_instant, default=None)
+    report.add_argument("--until", type=_instant, default=None)
+    report.add_argument("--out", type=Path, required=True)
+    exemptions = commands.add_parser("exemptions", help="list, add or remove exemptions in the ledger")
+    exemptions.add_argument("verb", choices=["list", "add", "remove"])
+    exemptions.add_argument("--scope")
+    exemptions.add_argument("--reason")
+    exemptions.add_argument("--owner")
+    exemptions.add_argument("--expires")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from containment.replay import ScenarioError, replay
+    if args.command == "replay":
+        from containment.replay import ScenarioError, replay
 
-    try:
-        return replay(args.scenarios, report_dir=args.report)
-    except ScenarioError as error:
-        print(f"malformed scenario: {error}", file=sys.stderr)
-        return 2
+        try:
+            return replay(args.scenarios, report_dir=args.report)
+        except ScenarioError as error:
+            print(f"malformed scenario: {error}", file=sys.stderr)
+            return 2
+    from containment.cli import export_command, exemptions_command, incident_report_command
+
+    if args.command == "export":
+        return export_command(args.what, args.since, args.until, args.format)
+    if args.command == "incident-report":
+        return incident_report_command(args.incident, args.since, args.until, args.out)
+    return exemptions_command(args.verb, args.scope, args.reason, args.owner, args.expires)
+
+
+def _instant(text: str):
+    from datetime import datetime, timezone
+
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 if __name__ == "__main__":

@@ -272,6 +272,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
+    Setting("CONTAINMENT_INCIDENT_WINDOW_HOURS", "incident_window_hours", "24", _positive(float, "hours > 0"),
+            "decisions about one resource each within this long of the previous one form one incident"),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
             _choice("deny-by-default", "disable-public-network-access"),
             "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "
@@ -332,6 +334,7 @@ class Settings:
     approval_actions: frozenset[str]
     approval_expiry_hours: float
     max_actions_per_hour: int
+    incident_window_hours: float
     network_lock: str
     log_workspace_id: str | None
     egress_schedule: str

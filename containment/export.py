@@ -74,8 +74,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;ma
 line-height:1.45}h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid
 #d0d7de;padding-bottom:.3rem}.clock{padding:.8rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}
 .clock.due{background:#ffebe9;border:1px solid #ff8182}.clock.ok{background:#fff8c5;border:1px solid #d4a72c}
-table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.35rem .5rem;
-text-align:left;vertical-align:top}th{background:#f6f8fa}.outcome{font-weight:600}.contained{color:#1a7f37}
+table{border-collapse:collapse;width:100%;font-size:.9rem;table-layout:fixed}th,td{border:1px solid #d0d7de;
+padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th:last-child{width:32%}th{background:#f6f8fa}.outcome{font-weight:600}.contained{color:#1a7f37}
 .failed,.pending-approval{color:#cf222e}.would-contain,.reported,.exempt{color:#9a6700}code,pre{font-family:
 ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8rem}pre{background:#f6f8fa;padding:.6rem;overflow:auto;
 max-height:24rem}details{margin:.3rem 0}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
@@ -108,13 +108,20 @@ def incident_html(incident: Incident, now: datetime) -> str:
     for record in incident.decisions:
         who = record.actor.get("name") or record.actor.get("object_id") or ""
         held = [a["action"] for a in record.awaiting_approval]
-        actions = ", ".join(record.actions) + (f" (held for approval: {', '.join(held)})" if held else "")
+        if record.outcome == "pending-approval":
+            actions = f"{', '.join(held)} (waits for approval)"
+        else:
+            actions = ", ".join(record.actions) + (f" (held for approval: {', '.join(held)})" if held else "")
         parts.append(f"<tr><td>{e(record.decided_at or '')}</td><td class='outcome {e(record.outcome)}'>"
                      f"{e(record.outcome)}</td><td>{e(record.operation or '')}</td><td>{e(actions)}</td>"
                      f"<td>{e(who)}</td><td>{e(record.reason)}</td></tr>")
     parts.append("</table><h2>Findings and evidence</h2>")
+    shown = set()
     for record in incident.decisions:
         for finding in record.findings:
+            if (finding["rule"], finding["summary"]) in shown:
+                continue  # an approval or release carries the findings it settles
+            shown.add((finding["rule"], finding["summary"]))
             parts.append(f"<p><strong>{e(finding['rule'])}</strong> ({e(finding['severity'])}): "
                          f"{e(finding['summary'])}</p><details><summary>evidence</summary>"
                          f"<pre>{e(json.dumps(finding['evidence'], indent=2, default=str))}</pre></details>")

@@ -89,6 +89,18 @@ class AzureClients:
                                    connection_verify=self.settings.local_azure_ca_bundle)
         return LogsQueryClient(self.credential)
 
+    @cached_property
+    def _publisher(self):
+        from azure.eventgrid import EventGridPublisherClient
+
+        return EventGridPublisherClient(self.settings.notify_topic_endpoint, self.credential)
+
+    def publish(self, events: list) -> None:
+        """Send events to the notifications topic (identity-based in Azure)."""
+        # The publisher takes the emulator's CA per request, not at construction.
+        options = {"connection_verify": self.settings.local_azure_ca_bundle} if self.local else {}
+        self._publisher.send(events, **options)
+
     # -- the app's own storage account (ledger tables, containment queue) --------------
     def table_service(self):
         from azure.data.tables import TableServiceClient

@@ -16,6 +16,7 @@ from containment import clock
 from containment.contain import ActionResult, carry_out
 from containment.decisions import PlannedAction
 from containment.ledger import Claim, DecisionRecord
+from containment.notifications import notify
 from containment.runtime import Runtime, current
 
 log = logging.getLogger("containment")
@@ -100,6 +101,8 @@ def _states(detected: dict, results: list[ActionResult]) -> tuple[dict, dict]:
 
 def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim) -> DecisionRecord | None:
     written = runtime.ledger.write(record)
+    if written:
+        notify(runtime, record)
     runtime.ledger.move_claim(claim, "done")
     if written:
         log.info("%s %s: %s", record.outcome, record.resource_id, ", ".join(record.actions))

@@ -133,7 +133,10 @@ def _with(record: DecisionRecord, outcome: str, reason: str) -> DecisionRecord:
 
 def record_once(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
     """Write the record unless one with its key exists (a redelivery); the record if written."""
+    from containment.notifications import notify
+
     if runtime.ledger.write(record):
+        notify(runtime, record)
         log.info("%s %s: %s", record.outcome, record.resource_id or "(no resource)", record.reason)
         return record
     return None

@@ -11,6 +11,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | pending  | `pending`                    | `<decision key>`            | what waits for a person's approval |
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
 | budget   | `budget`                     | `containment`               | actions taken in the last hour (blast radius) |
+| notification failure | `notification-failure` | `<decision key>` | a notification that could not be published |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -149,6 +150,15 @@ class Ledger:
             self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
                                       "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
         return True
+
+    def notification_failed(self, record: DecisionRecord, reason: str) -> None:
+        """Keep a failed notification, naming the decision it was about."""
+        self.table.upsert_entity({"PartitionKey": "notification-failure", "RowKey": record.key,
+                                  "resource_id": record.resource_id, "reason": reason[:30_000]})
+
+    def notification_failures(self) -> list[dict]:
+        return [{"decision": e["RowKey"], "resource_id": e["resource_id"], "reason": e["reason"]}
+                for e in self.table.query_entities("PartitionKey eq 'notification-failure'")]
 
     # -- what waits for approval ------------------------------------------------------------
     def pending(self) -> list[dict]:

@@ -213,6 +213,15 @@ def _loopback_endpoint(raw: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _https_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("accepted: an https:// URL (the topic's endpoint), or empty")
+    return raw
+
+
 def _existing_file(raw: str) -> str | None:
     if not raw:
         return None
@@ -307,6 +316,9 @@ SETTINGS: tuple[Setting, ...] = (
             _egress_containment,
             "containment per egress finding severity, `severity:action+action;...` (a severity not listed is "
             "recorded only)"),
+    Setting("CONTAINMENT_NOTIFY_TOPIC_ENDPOINT", "notify_topic_endpoint", "", _https_url,
+            "Event Grid custom topic endpoint (`https://<topic>.<region>-1.eventgrid.azure.net/api/events`) that "
+            "receives a CloudEvent for every containment, pending approval, failure and release; empty: none"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -335,6 +347,7 @@ class Settings:
     approval_expiry_hours: float
     max_actions_per_hour: int
     incident_window_hours: float
+    notify_topic_endpoint: str | None
     network_lock: str
     log_workspace_id: str | None
     egress_schedule: str

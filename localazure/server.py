@@ -30,6 +30,7 @@ from localazure.faults import FaultPlan
 from localazure.logs import LogStore, partial_error
 
 LOGS_QUERY = "/v1/workspaces/"
+TOPIC_PATH = "/api/events"  # where an Event Grid custom topic takes events
 # Any non-empty bearer token is accepted: the emulator checks that the SDK authenticates,
 # not who it is (the app's own identity checks are tested on event claims).
 _BEARER = "bearer "
@@ -55,6 +56,7 @@ class LocalAzure:
         self.logs = LogStore()
         self.faults = FaultPlan()
         self.traffic: list[Exchange] = []
+        self.notifications: list[dict] = []  # CloudEvents published to the topic endpoint
         self._traffic_lock = threading.Lock()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -96,7 +98,8 @@ class LocalAzure:
 
     def settings(self) -> dict[str, str]:
         """The app settings that point the app at this emulator."""
-        return {"LOCAL_AZURE_ENDPOINT": self.endpoint, "LOCAL_AZURE_CA_BUNDLE": str(self.ca_bundle)}
+        return {"LOCAL_AZURE_ENDPOINT": self.endpoint, "LOCAL_AZURE_CA_BUNDLE": str(self.ca_bundle),
+                "CONTAINMENT_NOTIFY_TOPIC_ENDPOINT": self.endpoint + TOPIC_PATH}
 
     # -- state ---------------------------------------------------------------------
     def seed(self, resources: list[dict] = (), logs: dict[str, list[dict]] | None = None) -> None:
@@ -106,6 +109,7 @@ class LocalAzure:
 
     def reset(self) -> None:
         self.arm = ArmState(lambda: self.clock())
+        self.notifications.clear()
         self.logs.clear()
         self.faults.clear()
         self.clear_traffic()
@@ -152,6 +156,8 @@ class LocalAzure:
         if not headers.get("authorization", "").lower().startswith(_BEARER):
             error = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             return Answer(401, error.body())
+        if path.lower() == TOPIC_PATH:
+            return self.topic_answer(method, headers, body)
         if logs_call:
             status, response = self.logs_answer(method, path, body)
             if partial and status == 200:
@@ -162,6 +168,17 @@ class LocalAzure:
         except ArmError as error:
             return Answer(error.status, error.body())
 
+    def topic_answer(self, method: str, headers: dict[str, str], body: Any) -> Answer:
+        """An Event Grid custom topic: accepts a CloudEvents batch and keeps it."""
+        if method != "POST" or not isinstance(body, list):
+            return Answer(400, {"error": {"code": "BadRequest", "message": "expected a JSON array of CloudEvents"}})
+        if not all(isinstance(e, dict) and e.get("specversion") == "1.0" and e.get("id") and e.get("source")
+                   and e.get("type") for e in body):
+            return Answer(400, {"error": {"code": "BadRequest", "message": "every event needs specversion 1.0, id, "
+                                                                             "source and type"}})
+        self.notifications.extend(body)
+        return Answer(200)
+
     def logs_answer(self, method: str, path: str, body: Any) -> tuple[int, dict]:
         segments = path.strip("/").split("/")
         if method != "POST" or len(segments) != 4 or segments[3].lower() != "query":
@@ -169,7 +186,8 @@ class LocalAzure:
         return self.logs.query(body if isinstance(body, dict) else {}, now=self.clock())
 
     def capture(self, exchange: Exchange) -> None:
-        if POLLING_PATH.search(urlsplit(exchange.url).path):
+        # ARM's polling and the notification topic are outside the specs oav checks.
+        if POLLING_PATH.search(urlsplit(exchange.url).path) or urlsplit(exchange.url).path.lower() == TOPIC_PATH:
             return
         with self._traffic_lock:
             self.traffic.append(exchange)

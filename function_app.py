@@ -52,6 +52,16 @@ def egress_scan(timer: func.TimerRequest) -> None:
     run_egress_scan()
 
 
+@app.function_name("drift_sweep")
+@app.timer_trigger(schedule="%CONTAINMENT_SWEEP_SCHEDULE%", arg_name="timer", use_monitor=True)
+def drift_sweep(timer: func.TimerRequest) -> None:
+    """Hourly: re-judge every protected account, container, NSG and role assignment through
+    ARM list calls, so what no event reported is still found."""
+    from containment.drift_sweep import run_drift_sweep
+
+    run_drift_sweep()
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:

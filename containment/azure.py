@@ -8,6 +8,7 @@ emulator, trusting only LOCAL_AZURE_CA_BUNDLE.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from functools import cached_property
@@ -97,8 +98,12 @@ class AzureClients:
 
     def publish(self, events: list) -> None:
         """Send events to the notifications topic (identity-based in Azure)."""
-        # The publisher takes the emulator's CA per request, not at construction.
-        options = {"connection_verify": self.settings.local_azure_ca_bundle} if self.local else {}
+        options = {}
+        if self.local:
+            # This client takes a CA only per request (not from its constructor or transport),
+            # and then warns that its event model ignores the option: it does not.
+            options["connection_verify"] = self.settings.local_azure_ca_bundle
+            logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
         self._publisher.send(events, **options)
 
     # -- the app's own storage account (ledger tables, containment queue) --------------

@@ -14,7 +14,8 @@ def action_for(rule_id: str):
 def required_permissions() -> set[str]:
     """Every ARM (and Log Analytics) operation the app's code can perform: what assessing
     reads, and what each containment action declares. infra/'s custom role grants these."""
-    from containment import egress_scan, nsg_exposure, role_assignments, storage_exposure
+    from containment import drift_sweep, egress_scan, nsg_exposure, role_assignments, storage_exposure
 
-    reads = {p for module in (storage_exposure, role_assignments, nsg_exposure, egress_scan) for p in module.PERMISSIONS}
+    reads = {p for module in (storage_exposure, role_assignments, nsg_exposure, egress_scan, drift_sweep)
+             for p in module.PERMISSIONS}
     return reads | {p for action in ACTIONS.values() for p in action.permissions}

@@ -293,6 +293,9 @@ SETTINGS: tuple[Setting, ...] = (
             "scan records that it cannot run"),
     Setting("CONTAINMENT_EGRESS_SCHEDULE", "egress_schedule", "0 */5 * * * *", _ncrontab,
             "NCRONTAB schedule of the egress scan"),
+    Setting("CONTAINMENT_SWEEP_SCHEDULE", "sweep_schedule", "0 0 * * * *", _ncrontab,
+            "NCRONTAB schedule of the drift sweep, which re-judges every protected resource of "
+            "CONTAINMENT_SUBSCRIPTIONS through ARM list calls"),
     Setting("CONTAINMENT_EGRESS_WINDOW_MINUTES", "egress_window_minutes", "5", _positive(int, "whole minutes > 0"),
             "length of one scan window; thresholds are per caller per window"),
     Setting("CONTAINMENT_EGRESS_LAG_MINUTES", "egress_lag_minutes", "10", _positive(int, "whole minutes > 0"),
@@ -351,6 +354,7 @@ class Settings:
     network_lock: str
     log_workspace_id: str | None
     egress_schedule: str
+    sweep_schedule: str
     egress_window_minutes: int
     egress_lag_minutes: int
     egress_max_windows: int

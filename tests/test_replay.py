@@ -38,6 +38,7 @@ EXPECTED = {
     "egress-catch-up-after-downtime.json": ["contained"],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["contained"],
+    "drift-sweep-finds-what-no-event-reported.json": ["contained"],
 }
 
 

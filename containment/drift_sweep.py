@@ -57,6 +57,8 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Asses
 
 
 def _sweep_one(runtime: Runtime, resource_id: str, assess: Assess) -> DecisionRecord | None:
+    if runtime.settings.is_own(resource_id):
+        return None  # the app's own deployment is never judged
     resource = parse_resource_id(resource_id)
     event = ArmEvent(id=f"sweep {resource.key}", type="DriftSweep", time=clock.now(), operation=OPERATION,
                      resource=resource, actor=Actor(name="drift sweep"))

@@ -111,7 +111,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     except MalformedResourceId:
         log.warning("egress scan: a log row names %r, not a storage account ID", resource_id)
         return None
-    if not account_id.is_type(STORAGE_ACCOUNT):
+    if not account_id.is_type(STORAGE_ACCOUNT) or runtime.settings.is_own(account_id.text):
         return None
     try:
         account = resources.read(runtime.clients, account_id)

@@ -83,6 +83,8 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
     settings = runtime.settings
     if settings.subscriptions and resource.subscription not in settings.subscriptions:
         return 403, {"error": f"subscription {resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS"}
+    if settings.is_own(resource.text):
+        return 403, {"error": "the app's own resources (CONTAINMENT_OWN_SCOPES) are never acted on"}
     applicable = [name for name, action in ACTIONS.items() if action.on_request and action.applies_to(resource)]
     wanted = body.get("actions", "everything")
     names = applicable if wanted == "everything" else wanted

@@ -251,6 +251,9 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated resource or resource-group IDs protected with or without the tag"),
     Setting("CONTAINMENT_SELF_PRINCIPAL_ID", "self_principal_id", "", _optional_guid,
             "object ID of the app's own managed identity; changes it makes are not re-judged"),
+    Setting("CONTAINMENT_OWN_SCOPES", "own_scopes", "", _resource_ids,
+            "comma-separated resource-group or resource IDs of the app's own deployment; never judged or acted on "
+            "(infra sets the app's resource group)"),
     Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _allowlist,
             "comma-separated object IDs allowed to hold data-access roles on protected scopes; "
             "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
@@ -340,6 +343,7 @@ class Settings:
     scope_tag: tuple[str, str]
     protected_scopes: tuple[str, ...]
     self_principal_id: str | None
+    own_scopes: tuple[str, ...]
     allowed_principals: dict
     allowed_cidrs: tuple
     containment_queue: str
@@ -371,6 +375,11 @@ class Settings:
     @property
     def enforcing(self) -> bool:
         return self.mode == "enforce"
+
+    def is_own(self, resource_id: str) -> bool:
+        """Whether the resource belongs to the app's own deployment (never acted on)."""
+        key = resource_id.lower()
+        return any(key == scope.lower() or key.startswith(scope.lower() + "/") for scope in self.own_scopes)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -258,3 +258,15 @@ def test_ledger_answers_the_auditors_questions(app, emulator):
     assert [r.outcome for r in ledger.for_resource(PUBLIC["id"].upper())] == ["would-contain"]
     today = datetime.fromisoformat(app.records()[0].decided_at.replace("Z", "+00:00"))
     assert sorted(r.outcome for r in ledger.for_day(today)) == ["compliant", "would-contain"]
+
+
+def test_the_apps_own_resources_are_never_judged_or_touched(app, emulator):
+    own_group = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+    own = b.storage_account("containmentapp01", group="rg-containment", allowBlobPublicAccess=True)
+    emulator.seed([own])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=own_group)
+    app.deliver(write_event(own["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "own resources" in record.reason
+    assert emulator.traffic == []

@@ -227,3 +227,29 @@ def test_release_says_what_cannot_be_undone(app, emulator):
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     assert body["irreversible"] == ["rotate_account_keys"]
     assert http("POST", "release", {"resourceId": ACCOUNT["id"], "decision": "nope"})[0] == 404
+
+
+def test_the_operator_flows_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
+    """Release recreates a role assignment (PUT) and removes the app's Deny (DELETE rule);
+    break-glass rotates keys and revokes user-delegation keys: all checked by oav."""
+    from localazure.conformance import validate_traffic
+
+    grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e01")
+    record = contained(app, emulator, [ACCOUNT, grant], grant["id"], "Microsoft.Authorization/roleAssignments/write")
+    http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    emulator.seed([nsg])
+    app.deliver(write_event(nsg["id"], "Microsoft.Network/networkSecurityGroups/write"))
+    app.drain()
+    nsg_record = next(r for r in app.records() if r.resource_id == nsg["id"])
+    http("POST", "release", {"resourceId": nsg["id"], "decision": nsg_record.key})
+    http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["revoke_user_delegation_keys",
+                                                                      "rotate_account_keys"]})
+    app.drain()
+    assert emulator.arm.get(grant["id"]) is not None and len(emulator.arm.get(nsg["id"])["properties"]["securityRules"]) == 1
+    emulator.write_traffic(tmp_path)
+    report = validate_traffic(tmp_path)
+    assert report.ok, str(report)
+    covered = {op.lower() for op in report.operations_covered}
+    assert {"roleassignments_create", "securityrules_delete", "storageaccounts_regeneratekey",
+            "storageaccounts_revokeuserdelegationkeys"} <= covered, covered

@@ -1,7 +1,7 @@
 """Local Azure from the command line.
 
     python -m localazure smoke   # start everything, one round trip through every client, stop
-    python -m localazure serve   # keep the emulator and Azurite running for `func start`
+    python -m localazure serve [--seed SCENARIO.json ...]   # keep them running for `func start`
 """
 from __future__ import annotations
 
@@ -77,12 +77,17 @@ def _round_trip(clients, subscription: str, now: datetime) -> dict:
     }
 
 
-def serve() -> None:
-    """Run until interrupted; print the settings that point `func start` at this machine."""
+def serve(scenarios: list[str]) -> None:
+    """Run until interrupted; print the settings that point `func start` at this machine.
+    The resources and log rows of the given scenario files are seeded first."""
+    from containment.replay import load_scenario
     from localazure.azurite import Azurite
     from localazure.server import LocalAzure
 
     with LocalAzure() as azure, Azurite() as storage:
+        for file in scenarios:
+            scenario = load_scenario(file)
+            azure.seed(scenario.resources, scenario.logs)
         settings = {**azure.settings(), "AzureWebJobsStorage": storage.connection_string}
         print(json.dumps(settings, indent=2), flush=True)
         print("Put these in local.settings.json 'Values'; Ctrl-C stops.", file=sys.stderr, flush=True)
@@ -98,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localazure", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["smoke", "serve"])
+    parser.add_argument("--seed", nargs="*", default=[], metavar="SCENARIO.json",
+                        help="serve: seed the resources and log rows of these scenarios")
     args = parser.parse_args(argv)
     if args.command == "smoke":
         print(json.dumps(smoke(), indent=2))
     else:
-        serve()
+        serve(args.seed)
     return 0
 
 

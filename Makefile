@@ -1,19 +1,29 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs
-# (a virtual environment at .venv, the Node dev tools from package-lock.json) and skips the
-# install when nothing changed.
+# (a virtual environment at .venv, the Node dev tools from package-lock.json, checkov in its
+# own virtual environment at .venv-tools) and skips the install when nothing changed.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov (the Bicep scanner of tests/test_infra.py) pins dependencies that conflict with the
+# app's Azure SDKs, so it lives in a virtual environment of its own.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+TOOLS_REQUIREMENTS := tests/infra_checks/requirements-checkov.txt
 
 .PHONY: setup demo test bench clean
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TOOLS_STAMP): $(TOOLS_REQUIREMENTS)
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(TOOLS_REQUIREMENTS)
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -33,6 +43,7 @@ test: setup
 bench: setup
 	$(PY) bench/cold_start.py
 	$(PY) bench/one_event.py
+	$(PY) bench/egress_scan.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache

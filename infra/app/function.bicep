@@ -1,0 +1,285 @@
+// The Function App and what only it uses: its storage account (decision ledger table,
+// containment queue and its poison queue, the Flex deployment container, the Event Grid
+// dead-letter container), the Flex Consumption plan, the site with every app setting, and
+// the Event Grid custom topic the app publishes notifications to. The identity's data roles
+// are scoped to this storage account and this topic, nothing wider.
+param location string
+param tags object
+param resourceToken string
+param identityName string
+param applicationInsightsName string
+@description('Workspace ID (GUID) of the workspace that holds the protected accounts\' StorageBlobLogs.')
+param logWorkspaceCustomerId string
+param storageSkuName string
+@description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account).')
+param ledgerReaderPrincipalIds array
+param maximumInstanceCount int
+param instanceMemoryMB int
+@description('Every CONTAINMENT_* app setting, by name (see main.bicep).')
+param containmentSettings object
+
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletter'
+
+// Built-in roles (IDs are the same in every tenant).
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageTableDataReader = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
+var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = {
+  name: identityName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: the app has no virtual network (Flex Consumption without VNet integration), so its instances reach this account over the public endpoint; every request needs Entra ID (shared key off, CKV_SDC_2)
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: disabling public network access would cut the app off from its own ledger and queue
+  // checkov:skip=CKV_AZURE_206: zone-redundant by default (storageSkuName, Standard_ZRS; GZRS allowed); checkov accepts only geo-replicated SKUs and cannot read a parameter
+  // checkov:skip=CKV_AZURE_43: false positive: the name is 'st' + uniqueString() (15 lower-case letters and digits), which checkov cannot evaluate
+  name: 'st${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: storageSkuName }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      // The app has no virtual network (Flex Consumption without VNet integration): its
+      // instances reach this account over the public endpoint, Entra ID only.
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: { enabled: true, keyType: 'Account' }
+        file: { enabled: true, keyType: 'Account' }
+        queue: { enabled: true, keyType: 'Account' }
+        table: { enabled: true, keyType: 'Account' }
+      }
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+    containerDeleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: { publicAccess: 'None' }
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: { publicAccess: 'None' }
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource containmentQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: containmentSettings.CONTAINMENT_QUEUE
+}
+
+// Where the Functions host moves a request after maxDequeueCount failed attempts.
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${containmentSettings.CONTAINMENT_QUEUE}-poison'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: containmentSettings.CONTAINMENT_LEDGER_TABLE
+}
+
+// Data roles on this account only: blobs (host leases, timer state, deployment package),
+// the queue, the ledger table.
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in [storageBlobDataOwner, storageQueueDataContributor, storageTableDataContributor]: {
+  name: guid(storage.id, identity.id, role)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}]
+
+// People who read the ledger (the audit evidence): read-only, this account only.
+resource ledgerReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in ledgerReaderPrincipalIds: {
+  name: guid(storage.id, principalId, storageTableDataReader)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReader)
+    principalId: principalId
+  }
+}]
+
+resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, identity.id, monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Notifications the app publishes (CloudEvents, CONTAINMENT_NOTIFY_TOPIC_ENDPOINT; Entra ID only:
+// no access keys).
+resource notificationTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  // checkov:skip=CKV_AZURE_193: the app publishes from Flex Consumption without a virtual network, over the public endpoint; publishing needs Entra ID (local auth disabled, CKV_AZURE_192)
+  // checkov:skip=CKV_AZURE_191: a topic identity only serves identity-based delivery to subscribers; the topic has none, and an unused identity is a principal for nothing
+  name: 'evgt-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    publicNetworkAccess: 'Enabled'
+    minimumTlsVersionAllowed: '1.2'
+  }
+}
+
+resource notificationSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(notificationTopic.id, identity.id, eventGridDataSender)
+  scope: notificationTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventGridDataSender)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption exists in some regions only; Event Grid retries (24 h) and the queue carry work across an instance or zone loss
+  name: 'plan-${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+// Host and identity settings. Flex Consumption sets the worker runtime from
+// functionAppConfig.runtime (FUNCTIONS_WORKER_RUNTIME is not allowed here).
+var hostSettings = {
+  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.properties.clientId
+  AZURE_CLIENT_ID: identity.properties.clientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  CONTAINMENT_SELF_PRINCIPAL_ID: identity.properties.principalId
+  CONTAINMENT_LOG_WORKSPACE_ID: logWorkspaceCustomerId
+  CONTAINMENT_NOTIFY_TOPIC_ENDPOINT: notificationTopic.properties.endpoint
+  // The app's own deployment (its storage, its topic, ...) is never judged or acted on.
+  CONTAINMENT_OWN_SCOPES: resourceGroup().id
+}
+var appSettings = union(containmentSettings, hostSettings)
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the functions over the app's public endpoint (AzureFunction destination, authenticated by the host's Event Grid system key); operators call the HTTP endpoints with function keys
+  // checkov:skip=CKV_AZURE_17: Event Grid does not present a client certificate, so requiring one would stop event delivery; operators authenticate with function keys
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales per trigger from zero; failover is Event Grid's retries and the queue's redelivery, not standing instances
+  // checkov:skip=CKV_AZURE_213: Flex Consumption scales instances per trigger from zero; there is no standing instance pool for a health check to evict from
+  name: 'func-${resourceToken}'
+  location: location
+  tags: union(tags, { 'azd-service-name': 'containment' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [for setting in items(appSettings): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+  dependsOn: [storageRoles, metricsPublisher, deploymentContainer, containmentQueue, poisonQueue, ledgerTable]
+}
+
+// No FTP or basic-auth SCM publishing: deployments use Entra ID (azd, func, az).
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: { allow: false }
+}
+
+output functionAppId string = site.id
+output functionAppName string = site.name
+output storageAccountName string = storage.name
+output deadLetterContainerName string = deadLetterContainer.name
+output notificationTopicEndpoint string = notificationTopic.properties.endpoint

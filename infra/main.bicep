@@ -1,0 +1,295 @@
+// The whole deployment, at subscription scope: `azd up` (or `az deployment sub create`)
+// deploys this file. It creates the app's resource group and everything in it, the
+// least-privilege access the app needs in each watched subscription, the Event Grid
+// routing of ARM writes to the app's functions, and the storage logs that egress
+// detection reads. Plain resources only (no registry modules): everything here parses and
+// is checked offline by tests/test_infra.py.
+targetScope = 'subscription'
+
+// ---------------------------------------------------------------------------------------
+// Where and what
+// ---------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(32)
+@description('Name of the azd environment; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the app and its resources (one that offers Flex Consumption).')
+param location string
+
+@description('Resource group of the app. Empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Resource ID of an existing Log Analytics workspace for Application Insights and the protected accounts\' StorageBlobLogs. Empty: a new workspace in the app\'s resource group.')
+param logAnalyticsWorkspaceId string = ''
+
+@description('Comma-separated resource IDs of the storage accounts that hold synthetic data: each gets a diagnostic setting sending StorageRead/StorageWrite/StorageDelete of its blob service to the workspace, so egress detection has data.')
+param protectedStorageAccountIds string = ''
+
+@description('Comma-separated subscription IDs watched in addition to this one: each gets the containment role, an Event Grid system topic and the event subscriptions. The deploying principal needs Owner (or User Access Administrator + Contributor) there too.')
+param additionalSubscriptionIds string = ''
+
+@description('Comma-separated object IDs (users or groups of the security team) that may read the decision ledger: Storage Table Data Reader on the app\'s storage account.')
+param ledgerReaderPrincipalIds string = ''
+
+@description('Whether the Event Grid subscriptions to the app\'s functions are deployed. Creating an AzureFunction destination fails until the function code is deployed (Azure/bicep#11656): the first provision runs with false; the azd postdeploy hook (infra/hooks) sets it to true and provisions again.')
+param eventSubscriptionsEnabled bool = false
+
+@description('Comma-separated role definition IDs (GUIDs) whose assignments the app must never delete or create, on top of Owner, User Access Administrator and Role Based Access Control Administrator (enforced by an ABAC condition on the app\'s role assignment).')
+param additionalProtectedRoleDefinitionIds string = ''
+
+@description('Replication of the app\'s storage account (the decision ledger is audit evidence: zone-redundant by default; Standard_LRS where the region has no zones).')
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
+param storageSkuName string = 'Standard_ZRS'
+
+@description('Flex Consumption: most instances the app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Flex Consumption: memory of each instance (MB).')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+// ---------------------------------------------------------------------------------------
+// App settings: one parameter per setting the code reads (containment/settings.py), with
+// the code's default. CONTAINMENT_SELF_PRINCIPAL_ID, CONTAINMENT_LOG_WORKSPACE_ID,
+// CONTAINMENT_NOTIFY_TOPIC_ENDPOINT and CONTAINMENT_OWN_SCOPES are not parameters: they are
+// this deployment's identity, workspace, notification topic and resource group. The local emulator's
+// settings are for development and are never set in Azure.
+// ---------------------------------------------------------------------------------------
+
+@allowed(['dry-run', 'enforce'])
+@description('CONTAINMENT_MODE: `enforce` acts; `dry-run` records what it would do and changes nothing.')
+param containmentMode string = 'dry-run'
+
+@description('CONTAINMENT_SUBSCRIPTIONS: comma-separated subscription IDs the app may act in (empty: every subscription the identity can see, i.e. the watched ones).')
+param containmentSubscriptions string = ''
+
+@description('CONTAINMENT_SCOPE_TAG: name=value of the tag that marks synthetic-data resources.')
+param containmentScopeTag string = 'data-classification=synthetic'
+
+@description('CONTAINMENT_PROTECTED_SCOPES: comma-separated resource or resource-group IDs protected with or without the tag.')
+param containmentProtectedScopes string = ''
+
+@description('CONTAINMENT_ALLOWED_PRINCIPALS: comma-separated object IDs allowed to hold data-access roles on protected scopes, each optionally @YYYY-MM-DD.')
+param containmentAllowedPrincipals string = ''
+
+@description('CONTAINMENT_ALLOWED_CIDRS: comma-separated CIDRs allowed to reach protected data.')
+param containmentAllowedCidrs string = ''
+
+@description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')
+param containmentQueue string = 'containment-requests'
+
+@description('CONTAINMENT_AUTO_CONTAIN: rule IDs whose findings are contained automatically in enforce mode.')
+param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources'
+
+@description('CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: scope levels at which deleting a risky role assignment is left to a person.')
+param containmentRoleDeletionApprovalScopes string = 'managementGroup,subscription'
+
+@allowed(['deny-above', 'disable-rule'])
+@description('CONTAINMENT_NSG_STRATEGY: how an NSG rule that opens synthetic data is contained.')
+param containmentNsgStrategy string = 'deny-above'
+
+@description('CONTAINMENT_APPROVAL_ACTIONS: containment actions that always wait for a person.')
+param containmentApprovalActions string = 'rotate_account_keys'
+
+@description('CONTAINMENT_APPROVAL_EXPIRY_HOURS: a decision waiting for approval expires after this long.')
+param containmentApprovalExpiryHours string = '24'
+
+@description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
+param containmentMaxActionsPerHour string = '20'
+
+@description('CONTAINMENT_INCIDENT_WINDOW_HOURS: decisions about one resource each within this long of the previous one form one incident.')
+param containmentIncidentWindowHours string = '24'
+
+@allowed(['deny-by-default', 'disable-public-network-access'])
+@description('CONTAINMENT_NETWORK_LOCK: how lock_account_network locks an account.')
+param containmentNetworkLock string = 'deny-by-default'
+
+@description('CONTAINMENT_EGRESS_SCHEDULE: NCRONTAB schedule of the egress scan.')
+param containmentEgressSchedule string = '0 */5 * * * *'
+
+@description('CONTAINMENT_SWEEP_SCHEDULE: NCRONTAB schedule of the drift sweep (re-judges every protected resource through ARM list calls).')
+param containmentSweepSchedule string = '0 0 * * * *'
+
+@description('CONTAINMENT_EGRESS_WINDOW_MINUTES: length of one scan window.')
+param containmentEgressWindowMinutes string = '5'
+
+@description('CONTAINMENT_EGRESS_LAG_MINUTES: how long ago the newest scanned window ends.')
+param containmentEgressLagMinutes string = '10'
+
+@description('CONTAINMENT_EGRESS_MAX_WINDOWS: most windows one scan covers.')
+param containmentEgressMaxWindows string = '12'
+
+@description('CONTAINMENT_EGRESS_BASELINE_DAYS: lookback of a caller\'s baseline.')
+param containmentEgressBaselineDays string = '7'
+
+@description('CONTAINMENT_EGRESS_VOLUME_FLOOR_MB: bytes read in one window never anomalous below this (MB).')
+param containmentEgressVolumeFloorMb string = '2048'
+
+@description('CONTAINMENT_EGRESS_VOLUME_SIGMAS: standard deviations above a known caller\'s baseline mean that are anomalous.')
+param containmentEgressVolumeSigmas string = '4'
+
+@description('CONTAINMENT_EGRESS_NEW_CALLER_MB: MB in one window above which a caller with no history is anomalous.')
+param containmentEgressNewCallerMb string = '512'
+
+@description('CONTAINMENT_EGRESS_ENUMERATION_BLOBS: distinct blobs in one window above which a caller is enumerating.')
+param containmentEgressEnumerationBlobs string = '1000'
+
+@description('CONTAINMENT_EGRESS_CONTAINMENT: containment per egress finding severity.')
+param containmentEgressContainment string = 'critical:disable_blob_public_access+lock_account_network+revoke_user_delegation_keys+rotate_account_keys;high:lock_account_network+revoke_user_delegation_keys'
+
+@description('CONTAINMENT_LEDGER_TABLE: the decision ledger table (created here).')
+param containmentLedgerTable string = 'decisions'
+
+// ---------------------------------------------------------------------------------------
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var appResourceGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var createWorkspace = empty(logAnalyticsWorkspaceId)
+var workspaceName = 'log-${resourceToken}'
+var newWorkspaceId = '${subscription().id}/resourceGroups/${appResourceGroupName}/providers/Microsoft.OperationalInsights/workspaces/${workspaceName}'
+var workspaceId = createWorkspace ? newWorkspaceId : logAnalyticsWorkspaceId
+// Comma-separated parameters as lists: 'a, b,,c' -> ['a', 'b', 'c'] (IDs have no spaces).
+var additionalSubscriptions = filter(split(replace(additionalSubscriptionIds, ' ', ''), ','), id => !empty(id))
+var watchedSubscriptionIds = union([subscription().subscriptionId], additionalSubscriptions)
+var protectedAccounts = filter(split(replace(protectedStorageAccountIds, ' ', ''), ','), id => !empty(id))
+var ledgerReaders = filter(split(replace(ledgerReaderPrincipalIds, ' ', ''), ','), id => !empty(id))
+var protectedRoles = filter(split(replace(additionalProtectedRoleDefinitionIds, ' ', ''), ','), id => !empty(id))
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: appResourceGroupName
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'containment-monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    createWorkspace: createWorkspace
+    workspaceName: workspaceName
+    workspaceId: workspaceId
+    applicationInsightsName: 'appi-${resourceToken}'
+  }
+}
+
+// The app: identity, storage (ledger, queues, deployment and dead-letter containers), plan,
+// Function App with every app setting, notification topic.
+module app 'app/function.bicep' = {
+  name: 'containment-app'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    identityName: identity.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    logWorkspaceCustomerId: logsAccess.outputs.customerId
+    storageSkuName: storageSkuName
+    ledgerReaderPrincipalIds: ledgerReaders
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    containmentSettings: {
+      CONTAINMENT_MODE: containmentMode
+      CONTAINMENT_SUBSCRIPTIONS: containmentSubscriptions
+      CONTAINMENT_SCOPE_TAG: containmentScopeTag
+      CONTAINMENT_PROTECTED_SCOPES: containmentProtectedScopes
+      CONTAINMENT_ALLOWED_PRINCIPALS: containmentAllowedPrincipals
+      CONTAINMENT_ALLOWED_CIDRS: containmentAllowedCidrs
+      CONTAINMENT_QUEUE: containmentQueue
+      CONTAINMENT_AUTO_CONTAIN: containmentAutoContain
+      CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: containmentRoleDeletionApprovalScopes
+      CONTAINMENT_NSG_STRATEGY: containmentNsgStrategy
+      CONTAINMENT_APPROVAL_ACTIONS: containmentApprovalActions
+      CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
+      CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
+      CONTAINMENT_INCIDENT_WINDOW_HOURS: containmentIncidentWindowHours
+      CONTAINMENT_NETWORK_LOCK: containmentNetworkLock
+      CONTAINMENT_EGRESS_SCHEDULE: containmentEgressSchedule
+      CONTAINMENT_SWEEP_SCHEDULE: containmentSweepSchedule
+      CONTAINMENT_EGRESS_WINDOW_MINUTES: containmentEgressWindowMinutes
+      CONTAINMENT_EGRESS_LAG_MINUTES: containmentEgressLagMinutes
+      CONTAINMENT_EGRESS_MAX_WINDOWS: containmentEgressMaxWindows
+      CONTAINMENT_EGRESS_BASELINE_DAYS: containmentEgressBaselineDays
+      CONTAINMENT_EGRESS_VOLUME_FLOOR_MB: containmentEgressVolumeFloorMb
+      CONTAINMENT_EGRESS_VOLUME_SIGMAS: containmentEgressVolumeSigmas
+      CONTAINMENT_EGRESS_NEW_CALLER_MB: containmentEgressNewCallerMb
+      CONTAINMENT_EGRESS_ENUMERATION_BLOBS: containmentEgressEnumerationBlobs
+      CONTAINMENT_EGRESS_CONTAINMENT: containmentEgressContainment
+      CONTAINMENT_LEDGER_TABLE: containmentLedgerTable
+    }
+  }
+}
+
+// Log Analytics: the app may query StorageBlobLogs in the workspace and nothing else
+// there (a workspace-scoped assignment of a three-action custom role).
+module logsAccess 'app/logs-access.bicep' = {
+  name: 'containment-logs-access'
+  scope: resourceGroup(split(workspaceId, '/')[2], split(workspaceId, '/')[4])
+  params: {
+    environmentName: environmentName
+    workspaceName: last(split(workspaceId, '/'))
+    principalId: identity.outputs.principalId
+  }
+  dependsOn: [monitoring]
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'containment-identity'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'id-${resourceToken}'
+  }
+}
+
+// Each watched subscription: the containment role (ABAC-guarded), the system topic on the
+// subscription and, once the code is deployed, the event subscriptions to the functions.
+module watch 'app/watch-subscription.bicep' = [for subscriptionId in watchedSubscriptionIds: {
+  name: 'containment-watch-${environmentName}-${take(subscriptionId, 8)}'
+  scope: subscription(subscriptionId)
+  params: {
+    environmentName: environmentName
+    location: location
+    tags: tags
+    topicResourceGroupName: subscriptionId == subscription().subscriptionId ? rg.name : 'rg-${environmentName}-events'
+    createTopicResourceGroup: subscriptionId != subscription().subscriptionId
+    principalId: identity.outputs.principalId
+    protectedRoleDefinitionIds: protectedRoles
+    functionAppId: app.outputs.functionAppId
+    appSubscriptionId: subscription().subscriptionId
+    appResourceGroupName: rg.name
+    deadLetterStorageAccountName: app.outputs.storageAccountName
+    deadLetterContainerName: app.outputs.deadLetterContainerName
+    eventSubscriptionsEnabled: eventSubscriptionsEnabled
+  }
+}]
+
+// Storage logs of the protected accounts, into the workspace egress detection queries.
+module storageLogs 'app/storage-logs.bicep' = [for accountId in protectedAccounts: {
+  name: 'containment-logs-${uniqueString(accountId)}'
+  scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+  params: {
+    storageAccountName: last(split(accountId, '/'))
+    workspaceId: workspaceId
+  }
+  dependsOn: [monitoring]
+}]
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
+output AZURE_LEDGER_TABLE string = containmentLedgerTable
+output AZURE_CONTAINMENT_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_LOG_WORKSPACE_CUSTOMER_ID string = logsAccess.outputs.customerId
+output NOTIFICATION_TOPIC_ENDPOINT string = app.outputs.notificationTopicEndpoint

@@ -370,3 +370,153 @@ def _origin() -> str:
         host = host or filename == _FUNCTIONS_HOST
         frame = frame.f_back
     return "host" if host else "bench"
+
+
+# -- the storm: many resources of every family, many events about each, out of order ----------
+# bench/storm.py runs it at scale; tests/test_reliability.py runs small ones under faults.
+STORM_FAMILIES = ("account", "container", "role", "nsg")
+STORM_SETTINGS = {
+    "CONTAINMENT_MODE": "enforce",
+    "CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16",  # the compliant NSG rules admit only this
+    "CONTAINMENT_MAX_ACTIONS_PER_HOUR": "1000000",  # the storm measures containment, not the limit
+}
+_STRANGER = "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"  # a principal on no allowlist
+_READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"  # Reader: no path to blob data
+_PER_HOST = 50  # containers (or role assignments) per supporting storage account
+
+
+@dataclass
+class StormUnit:
+    """One distinct resource the storm's events are about."""
+
+    family: str  # account, container, role, nsg
+    resource_id: str  # what the events name (for an NSG, the NSG itself)
+    offending: bool  # exposed when the storm starts: exactly one containment write expected
+
+    def owns_write(self, path: str) -> bool:
+        """Whether an ARM write to `path` (no query) is containment of this unit (an NSG's
+        containment writes one of its rules)."""
+        key, path = self.resource_id.lower(), "/" + path.lower().lstrip("/")
+        return path == key or (self.family == "nsg" and path.startswith(key + "/securityrules/"))
+
+
+@dataclass
+class Storm:
+    resources: list[dict]  # ARM bodies to seed
+    units: list[StormUnit]
+    events: list[dict]  # the distinct events, in the order they happened
+    deliveries: list[dict]  # what Event Grid delivers: each event 1 to 3 times, shuffled
+
+
+def storm(resources: int, deliveries: int | None = None, *, seed: int = 9, compliant_every: int = 5,
+          prefix: str = "") -> Storm:
+    """`resources` distinct resources, the four families in turn (every `compliant_every`-th
+    one compliant, the rest exposed), and `deliveries` Event Grid deliveries about them
+    (default 10 per resource): distinct events of one to three copies each, spread round the
+    resources, shuffled. Deterministic for a seed."""
+    import random
+    import uuid
+
+    from tests import arm_bodies as b
+    from tests.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
+
+    rng = random.Random(seed)
+    deliveries = 10 * resources if deliveries is None else deliveries
+    bodies: list[dict] = []
+    units: list[StormUnit] = []
+    hosts: dict[tuple[str, int], dict] = {}
+
+    def host(kind: str, number: int) -> dict:
+        if (kind, number) not in hosts:
+            account = b.storage_account(f"st{prefix}{kind}{number:04d}"[:24])  # tagged, private
+            hosts[kind, number] = account
+            bodies.append(account)
+        return hosts[kind, number]
+
+    for index in range(resources):
+        family = STORM_FAMILIES[index % len(STORM_FAMILIES)]
+        offending = compliant_every <= 0 or index % compliant_every != compliant_every - 1
+        if family == "account":
+            body = b.storage_account(f"st{prefix}acct{index:05d}"[:24], allowBlobPublicAccess=offending)
+        elif family == "container":
+            body = b.container(host("c", index // _PER_HOST)["id"], f"c{index:05d}",
+                               "Container" if offending else "None")
+        elif family == "role":
+            scope = host("r", index // _PER_HOST)["id"]
+            body = b.role_assignment(scope, _STRANGER, b.STORAGE_BLOB_DATA_READER if offending else _READER,
+                                     name=str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+        else:
+            rule = b.security_rule("allow-any", 300, source="Internet" if offending else "10.20.0.0/16", port="*")
+            body = b.nsg(f"nsg-{prefix}storm-{index:05d}", [rule])
+        bodies.append(body)
+        units.append(StormUnit(family, body["id"], offending))
+
+    operations = {"account": ACCOUNT_WRITE, "container": CONTAINER_WRITE,
+                  "role": "Microsoft.Authorization/roleAssignments/write",
+                  "nsg": "Microsoft.Network/networkSecurityGroups/write"}
+    events: list[dict] = []
+    delivered: list[dict] = []
+    while len(delivered) < deliveries:
+        unit = units[len(events) % len(units)]
+        second = len(events)  # event times move on: a later event is a later write
+        event = write_event(unit.resource_id, operations[unit.family],
+                            event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                            time=f"2026-11-24T{10 + second // 3600 % 12:02d}:{second // 60 % 60:02d}:"
+                                 f"{second % 60:02d}.0000000Z")
+        events.append(event)
+        copies = min(rng.randint(1, 3), deliveries - len(delivered))
+        delivered += [event] * copies
+    rng.shuffle(delivered)
+    return Storm(bodies, units, events, delivered)
+
+
+@dataclass
+class StormRun:
+    """What the host saw while the storm ran."""
+
+    deliveries: int = 0  # Event Grid deliveries made, retries included
+    failed_deliveries: int = 0  # invocations that raised (Event Grid delivers those again)
+    contain_invocations: int = 0
+    failed_contain_invocations: int = 0  # raised (the queue delivers those again, then poisons)
+    undelivered: int = 0  # events whose every delivery failed (Event Grid would dead-letter them)
+
+
+def run_storm(deliveries: list[dict], deliver, drain, *, drain_every: int = 25, max_attempts: int = 30,
+              before_delivery=None) -> StormRun:
+    """Deliver the storm as Event Grid and the Functions host would: each delivery to the
+    functions it subscribes to; the containment queue drained every `drain_every` deliveries
+    (the queue function runs beside the Event Grid functions); a delivery whose invocation
+    raised is delivered again later (Event Grid retries), at most `max_attempts` times.
+
+    deliver(event) -> [Invocation]; drain() -> [Invocation]; before_delivery(n) is called
+    before the n-th delivery (0-based), for a test to break something mid-run."""
+    run = StormRun()
+    pending = [(event, 1) for event in deliveries]
+    since_drain = 0
+
+    def drained() -> None:
+        invocations = drain()
+        run.contain_invocations += len(invocations)
+        run.failed_contain_invocations += sum(1 for i in invocations if i.error)
+
+    while pending:
+        retry = []
+        for event, attempt in pending:
+            if before_delivery is not None:
+                before_delivery(run.deliveries)
+            run.deliveries += 1
+            invocations = deliver(event)
+            if any(i.error for i in invocations):
+                run.failed_deliveries += 1
+                if attempt < max_attempts:
+                    retry.append((event, attempt + 1))
+                else:
+                    run.undelivered += 1
+            since_drain += 1
+            if since_drain >= drain_every:
+                drained()
+                since_drain = 0
+        drained()
+        since_drain = 0
+        pending = retry
+    return run

@@ -39,6 +39,13 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
                                   mode=runtime.settings.mode, reason=f"malformed containment request: {malformed}",
                                   decided_at=clock.iso())
         return rejected if runtime.ledger.write(rejected) else None
+    refused = out_of_scope(record, runtime.settings)
+    if refused:
+        log.error("refused containment request %s: %s", message.id, refused)
+        rejected = DecisionRecord(key=f"message-{message.id}", resource_id="", outcome="rejected",
+                                  mode=runtime.settings.mode, reason=f"containment request refused: {refused}",
+                                  decided_at=clock.iso())
+        return rejected if runtime.ledger.write(rejected) else None
     if runtime.ledger.find(record.resource_id, record.key) is not None:
         return None  # already contained (or failed) and recorded
     claim = runtime.ledger.get_claim(record.key)
@@ -123,4 +130,31 @@ def _parse(body: bytes) -> DecisionRecord:
     plan = record.plan if isinstance(record.plan, list) else None
     if not plan or not all(isinstance(s, dict) and set(s) == {"action", "target"} for s in plan):
         raise MalformedRequest("plan must be a non-empty list of {action, target}")
+    text_fields = ("key", "resource_id", "outcome", "mode", "reason")
+    wrong = [name for name in text_fields if not isinstance(getattr(record, name), str)]
+    wrong += [name for name in ("before", "actor") if not isinstance(getattr(record, name), dict)]
+    wrong += [name for name in ("actions", "awaiting_approval", "findings", "rules")
+              if not isinstance(getattr(record, name), list)]
+    if wrong or not all(isinstance(step["action"], str) and isinstance(step["target"], str) for step in plan):
+        raise MalformedRequest(f"fields of the wrong type: {', '.join(wrong) or 'plan'}")
     return record
+
+
+def out_of_scope(record: DecisionRecord, settings) -> str | None:
+    """Why a request must not be carried out here, checked again by the function that acts
+    (defence in depth: whoever can write the app's queue must not widen its scope)."""
+    from containment.catalogue import ACTIONS
+    from containment.resource_ids import MalformedResourceId, parse_resource_id
+
+    for step in record.plan:
+        if step["action"] not in ACTIONS:
+            return f"unknown action {step['action']!r}"
+        try:
+            target = parse_resource_id(step["target"])
+        except MalformedResourceId as error:
+            return str(error)
+        if settings.subscriptions and target.subscription not in settings.subscriptions:
+            return f"{step['target']} is outside CONTAINMENT_SUBSCRIPTIONS"
+        if settings.is_own(target.text):
+            return f"{step['target']} is one of the app's own resources (CONTAINMENT_OWN_SCOPES)"
+    return None

@@ -32,6 +32,13 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.OperationalI
                "Microsoft.OperationalInsights/workspaces/query/read",
                "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read")
 CHECKPOINT = "egress_scan"
+_NUMBER = (int, float)
+# The columns the rules read, with their types: anything else in an answer fails the scan.
+# (ResourceId is any: a row that names no account in scope is passed over, not trusted.)
+WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _NUMBER, "Blobs": _NUMBER, "Requests": _NUMBER,
+                  "AnonymousRequests": _NUMBER, "KeyOrSasRequests": _NUMBER, "Addresses": list, "SampleUris": list,
+                  "AuthenticationTypes": list}
+BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
 OPERATION = "egress_scan"
 
 
@@ -48,8 +55,9 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
         baseline = _baseline(runtime, windows[0][0])
         for window in windows:
             start, end = window
-            rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_window", start, end,
-                                   window_start=start, window_end=end)
+            rows = log_queries.checked(log_queries.run(
+                runtime.clients, settings.log_workspace_id, "egress_window", start, end,
+                window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
             written += _judge_window(runtime, start, end, rows, baseline)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
@@ -86,6 +94,7 @@ def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], 
     rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_baseline", first_start - lookback,
                            first_start, lookback_start=first_start - lookback, lookback_end=first_start,
                            window=window, windows=int(lookback / window))
+    rows = log_queries.checked(rows, "egress_baseline", BASELINE_COLUMNS)
     return {(row["ResourceId"], row["Caller"]): row for row in rows}
 
 
@@ -95,7 +104,7 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
     for row in rows:
         by_account.setdefault(row["ResourceId"], []).append(row)
     written = []
-    for resource_id, callers in sorted(by_account.items()):
+    for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
         record = _judge_account(runtime, start, end, resource_id, callers, baseline)
         if record is not None:
             written.append(record)
@@ -111,8 +120,10 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     except MalformedResourceId:
         log.warning("egress scan: a log row names %r, not a storage account ID", resource_id)
         return None
-    if not account_id.is_type(STORAGE_ACCOUNT) or runtime.settings.is_own(account_id.text):
-        return None
+    settings = runtime.settings
+    if not account_id.is_type(STORAGE_ACCOUNT) or settings.is_own(account_id.text) or (
+            settings.subscriptions and account_id.subscription not in settings.subscriptions):
+        return None  # logs can come from anywhere a diagnostic setting points: stay in scope
     try:
         account = resources.read(runtime.clients, account_id)
     except resources.ResourceGone:

@@ -202,20 +202,23 @@ class Ledger:
     # -- the blast-radius budget ---------------------------------------------------------------
     def spend_budget(self, actions: int, limit: int, now: float) -> bool:
         """Count `actions` against the limit per rolling hour, across every instance (one
-        entity, ETag-guarded); False, spending nothing, when they would exceed it."""
+        entity, ETag-guarded); False, spending nothing, when they would exceed it. Counts are
+        kept per minute, so the entity stays small however busy the hour."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
+        minute = int(now // 60)
         for _ in range(10):  # contention between instances: read again and retry
             try:
                 entity = self.table.get_entity("budget", "containment")
-                times, etag = json.loads(entity["times"]), entity.metadata["etag"]
-            except ResourceNotFoundError:
-                times, etag = [], None
-            recent = [t for t in times if t > now - 3600]
-            if len(recent) + actions > limit:
+                counts, etag = json.loads(entity["per_minute"]), entity.metadata["etag"]
+            except (ResourceNotFoundError, KeyError):
+                counts, etag = {}, None
+            recent = {m: n for m, n in counts.items() if int(m) > minute - 60}
+            if sum(recent.values()) + actions > limit:
                 return False
-            updated = {"PartitionKey": "budget", "RowKey": "containment", "times": json.dumps(recent + [now] * actions)}
+            recent[str(minute)] = recent.get(str(minute), 0) + actions
+            updated = {"PartitionKey": "budget", "RowKey": "containment", "per_minute": json.dumps(recent)}
             try:
                 if etag is None:
                     self.table.create_entity(updated)

@@ -48,6 +48,18 @@ def with_parameters(text: str, **values: Any) -> str:
     return text
 
 
+def checked(rows: list[dict[str, Any]], name: str, columns: dict[str, type | tuple]) -> list[dict[str, Any]]:
+    """The rows, if each has every column the app reads with the type it expects;
+    QueryFailed naming the first that does not (an answer the app cannot trust is no answer)."""
+    for index, row in enumerate(rows):
+        for column, kind in columns.items():
+            value = row.get(column)
+            if column not in row or not isinstance(value, kind) or isinstance(value, bool):  # bool: int to Python
+                raise QueryFailed(f"{name}: row {index} column {column!r} is {value!r}, not "
+                                  f"{getattr(kind, '__name__', kind)}")
+    return rows
+
+
 def run(clients: AzureClients, workspace_id: str, name: str, start: datetime, end: datetime,
         **parameters: Any) -> list[dict[str, Any]]:
     """Rows of query `name` (a file in queries/) over [start, end), as dicts by column."""
@@ -62,8 +74,12 @@ def run(clients: AzureClients, workspace_id: str, name: str, start: datetime, en
     if response.status != LogsQueryStatus.SUCCESS:
         partial = response.partial_error
         raise QueryFailed(f"{name}: partial result: {getattr(partial, 'message', None) or partial}")
+    if not response.tables:
+        raise QueryFailed(f"{name}: the answer has no table")
     table = response.tables[0]
     dynamic = [kind == "dynamic" for kind in table.columns_types]
-    # The service sends dynamic values as JSON text.
-    return [{name: json.loads(value) if is_dynamic and isinstance(value, str) else value
-             for name, value, is_dynamic in zip(table.columns, row, dynamic)} for row in table.rows]
+    try:  # the service sends dynamic values as JSON text
+        return [{column: json.loads(value) if is_dynamic and isinstance(value, str) else value
+                 for column, value, is_dynamic in zip(table.columns, row, dynamic)} for row in table.rows]
+    except ValueError as error:
+        raise QueryFailed(f"{name}: a dynamic value is not JSON: {error}") from None

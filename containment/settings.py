@@ -8,6 +8,7 @@ local.settings.sample.json are checked against it by the tests.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from datetime import datetime, timedelta, timezone
@@ -43,6 +44,8 @@ _mode = _choice("dry-run", "enforce")
 
 
 def _guids(raw: str) -> frozenset[str]:
+    if raw and not _items(raw):  # only separators: a typo must not widen the scope to "every"
+        raise ValueError("no GUID given; accepted: comma-separated GUIDs, or empty")
     bad = [item for item in _items(raw) if not _GUID.match(item)]
     if bad:
         raise ValueError(f"{', '.join(bad)} not a GUID; accepted: comma-separated GUIDs")
@@ -107,8 +110,9 @@ def _positive(kind: type, accepted: str) -> Callable[[str], Any]:
             value = kind(raw)
         except ValueError:
             raise ValueError(f"accepted: {accepted}") from None
-        if value <= 0:
-            raise ValueError(f"accepted: {accepted}")
+        # nan and inf parse as floats, and a NaN threshold would switch a signal off silently.
+        if not math.isfinite(value) or value <= 0 or value > 10**9:
+            raise ValueError(f"accepted: {accepted}, finite and at most 1e9")
         return value
     return parse
 
@@ -157,12 +161,18 @@ def _tag(raw: str) -> tuple[str, str]:
 
 
 def _resource_ids(raw: str) -> tuple[str, ...]:
-    ids = _items(raw)
-    bad = [item for item in ids if not re.match(r"^/subscriptions/[^/]+(/resourceGroups/[^/]+.*)?$", item, re.IGNORECASE)]
+    from containment.resource_ids import MalformedResourceId, parse_resource_id
+
+    ids, bad = [], []
+    for item in _items(raw):
+        try:
+            ids.append(parse_resource_id(item.rstrip("/")).text)
+        except MalformedResourceId:
+            bad.append(item)
     if bad:
         raise ValueError(f"{', '.join(bad)} not an ARM ID; accepted: comma-separated subscription, "
                          "resource-group or resource IDs")
-    return tuple(item.rstrip("/") for item in ids)
+    return tuple(ids)
 
 
 def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

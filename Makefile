@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/cold_start.py
 	$(PY) bench/one_event.py
 	$(PY) bench/egress_scan.py
+	$(PY) bench/storm.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache

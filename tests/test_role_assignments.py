@@ -22,6 +22,16 @@ def assignment(scope: str, principal: str = STRANGER, role: str = b.STORAGE_BLOB
     return b.role_assignment(scope, principal, role, name=name)
 
 
+def judge(app, emulator, grant: dict, *others: dict, **settings: str) -> list:
+    """Seed the grant and what it needs, deliver its write event in enforce mode, drain
+    the containment queue: the records written."""
+    emulator.seed([*others, grant])
+    app.configure(CONTAINMENT_MODE="enforce", **settings)
+    app.deliver(write_event(grant["id"], WRITE))
+    app.drain()
+    return app.records()
+
+
 def exists(emulator, body) -> bool:
     return emulator.arm.get(body["id"]) is not None
 
@@ -58,22 +68,14 @@ def test_dry_run_records_would_contain_and_deletes_nothing(app, emulator):
 
 def test_an_allowlisted_principal_is_compliant(app, emulator):
     grant = assignment(ACCOUNT["id"], principal=PIPELINE)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2099-12-31")
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2099-12-31")
     assert record.outcome == "compliant" and "CONTAINMENT_ALLOWED_PRINCIPALS until 2100-01-01" in record.reason
     assert exists(emulator, grant)
 
 
 def test_an_expired_allowlist_entry_no_longer_allows_the_grant(app, emulator):
     grant = assignment(ACCOUNT["id"], principal=PIPELINE)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2020-01-31")
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2020-01-31")
     assert record.outcome == "contained"
     assert record.findings[0]["evidence"]["allowlist_expired"].startswith("2020-02-01T00:00:00")
     assert not exists(emulator, grant)
@@ -81,11 +83,7 @@ def test_an_expired_allowlist_entry_no_longer_allows_the_grant(app, emulator):
 
 def test_contributor_on_the_resource_group_above_a_protected_account_is_contained(app, emulator):
     grant = assignment(b.RG_ID, role=b.CONTRIBUTOR)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT)
     assert record.outcome == "contained"
     assert "actions grant Microsoft.Storage/storageAccounts/listKeys/action" in record.findings[0]["evidence"]["data_paths"]
     assert not exists(emulator, grant)
@@ -93,11 +91,7 @@ def test_contributor_on_the_resource_group_above_a_protected_account_is_containe
 
 def test_a_role_at_subscription_scope_waits_for_a_person(app, emulator):
     grant = assignment(f"/subscriptions/{b.SUBSCRIPTION}", role=b.CONTRIBUTOR)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT)
     assert record.outcome == "pending-approval" and "subscription scope is reserved for a person" in record.reason
     assert record.actions == ["delete_role_assignment"]
     assert exists(emulator, grant) and app.writes() == []
@@ -113,10 +107,7 @@ def test_approval_scopes_are_a_setting(app, emulator):
 
 def test_reader_has_no_path_to_the_data(app, emulator):
     grant = assignment(ACCOUNT["id"], role=READER)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT)
     assert record.outcome == "compliant" and record.reason == "Reader has no path to blob data"
 
 
@@ -130,10 +121,7 @@ def test_a_custom_role_whose_not_data_actions_remove_read_is_compliant(app, emul
                                         "notDataActions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"]}]},
     }
     grant = assignment(ACCOUNT["id"], role=CUSTOM)
-    emulator.seed([ACCOUNT, role, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT, role)
     assert record.outcome == "compliant" and "Blob writer, no reads has no path" in record.reason
 
 
@@ -146,21 +134,14 @@ def test_an_assignment_already_gone_is_ignored(app, emulator):
 
 def test_the_apps_own_assignment_is_never_touched(app, emulator):
     grant = assignment(ACCOUNT["id"], principal=SELF, role=b.CONTRIBUTOR)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SELF_PRINCIPAL_ID=SELF)
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_SELF_PRINCIPAL_ID=SELF)
     assert record.outcome == "ignored" and "own identity" in record.reason
     assert exists(emulator, grant)
 
 
 def test_a_grant_on_an_unprotected_account_is_ignored(app, emulator):
     grant = assignment(UNTAGGED["id"])
-    emulator.seed([UNTAGGED, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    [record] = app.records()
+    [record] = judge(app, emulator, grant, UNTAGGED)
     assert record.outcome == "ignored" and "covers no protected resource" in record.reason
 
 

@@ -17,34 +17,16 @@ def _properties(conf: dict[str, Any]) -> dict[str, Any]:
     return properties if isinstance(properties, dict) else {}
 
 
-class StorageNoPublicBlobAccess(BaseResourceCheck):
-    def __init__(self) -> None:
-        super().__init__(name="Storage accounts forbid anonymous (public) blob access: allowBlobPublicAccess is false",
-                         id="CKV_SDC_1", categories=(CheckCategories.GENERAL_SECURITY,),
-                         supported_resources=("Microsoft.Storage/storageAccounts",))
+class PropertyStated(BaseResourceCheck):
+    """A resource's property must be stated, with the safe value."""
+
+    def __init__(self, check_id: str, name: str, category: CheckCategories, resource: str, prop: str,
+                 safe: Any) -> None:
+        self.prop, self.safe = prop, safe
+        super().__init__(name=name, id=check_id, categories=(category,), supported_resources=(resource,))
 
     def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return CheckResult.PASSED if _properties(conf).get("allowBlobPublicAccess") is False else CheckResult.FAILED
-
-
-class StorageNoSharedKey(BaseResourceCheck):
-    def __init__(self) -> None:
-        super().__init__(name="Storage accounts accept Entra ID only: allowSharedKeyAccess is false",
-                         id="CKV_SDC_2", categories=(CheckCategories.IAM,),
-                         supported_resources=("Microsoft.Storage/storageAccounts",))
-
-    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return CheckResult.PASSED if _properties(conf).get("allowSharedKeyAccess") is False else CheckResult.FAILED
-
-
-class FunctionAppHttpsOnly(BaseResourceCheck):
-    def __init__(self) -> None:
-        super().__init__(name="Function apps are HTTPS only: httpsOnly is true",
-                         id="CKV_SDC_3", categories=(CheckCategories.NETWORKING,),
-                         supported_resources=("Microsoft.Web/sites",))
-
-    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return CheckResult.PASSED if _properties(conf).get("httpsOnly") is True else CheckResult.FAILED
+        return CheckResult.PASSED if _properties(conf).get(self.prop) is self.safe else CheckResult.FAILED
 
 
 _KEY_ACTIONS = ("microsoft.storage/storageaccounts/listkeys/action",
@@ -76,7 +58,10 @@ class CustomRoleNoWildcardNoKeys(BaseResourceCheck):
         return CheckResult.PASSED
 
 
-StorageNoPublicBlobAccess()
-StorageNoSharedKey()
-FunctionAppHttpsOnly()
+PropertyStated("CKV_SDC_1", "Storage accounts forbid anonymous (public) blob access: allowBlobPublicAccess is false",
+               CheckCategories.GENERAL_SECURITY, "Microsoft.Storage/storageAccounts", "allowBlobPublicAccess", False)
+PropertyStated("CKV_SDC_2", "Storage accounts accept Entra ID only: allowSharedKeyAccess is false",
+               CheckCategories.IAM, "Microsoft.Storage/storageAccounts", "allowSharedKeyAccess", False)
+PropertyStated("CKV_SDC_3", "Function apps are HTTPS only: httpsOnly is true",
+               CheckCategories.NETWORKING, "Microsoft.Web/sites", "httpsOnly", True)
 CustomRoleNoWildcardNoKeys()

@@ -58,7 +58,10 @@ def _time(text: Any, file: str, path: str) -> datetime:
         raise ScenarioError(file, path, f"{text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise ScenarioError(file, path, f"{text!r} has no time zone (write Z for UTC)")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # '9999-12-31T23:59:59-01:00' is a valid time whose UTC is past year 9999
+        raise ScenarioError(file, path, f"{text!r} in UTC is outside the years 1 to 9999") from None
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -69,6 +72,8 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(file, "$", f"cannot read: {error.strerror}") from None
     except ValueError as error:
         raise ScenarioError(file, "$", f"not JSON: {error}") from None
+    except RecursionError:  # JSON nested deeper than Python's recursion limit
+        raise ScenarioError(file, "$", "nested too deeply to read") from None
     if not isinstance(document, dict):
         raise ScenarioError(file, "$", "a scenario is a JSON object")
     name = document.get("name", Path(path).stem)
@@ -130,8 +135,8 @@ def _timer_functions() -> list[str]:
 class Replayer:
     """Starts the emulator and Azurite once; runs each scenario on fresh state."""
 
-    def __init__(self, timeline: TextIO = sys.stderr):
-        self.timeline = timeline
+    def __init__(self, timeline: TextIO | None = None):
+        self.timeline = timeline  # None: sys.stderr when each line is written, wherever a caller redirected it
 
     def __enter__(self) -> "Replayer":
         from localazure.azurite import Azurite
@@ -178,7 +183,7 @@ class Replayer:
                     elif step.kind == "timer":
                         fire_timer(function_app.app, step.payload)
                     else:
-                        self._http(step)
+                        self._http(scenario.file, step)
                     drain_queue(function_app.app, "contain", app_runtime.queue, app_runtime.max_attempts)
                     for record in app_runtime.ledger.decisions():
                         if record.key not in seen:
@@ -190,7 +195,7 @@ class Replayer:
                 runtime.reset()
         return records, self._final_state(scenario)
 
-    def _http(self, step: Step) -> None:
+    def _http(self, file: str, step: Step) -> None:
         """An operator's request, authorised as the host would after App Service Authentication."""
         import function_app
         from localazure.functions_host import call_http
@@ -199,8 +204,8 @@ class Replayer:
         try:
             response = call_http(function_app.app, request.get("method", "POST"), request["route"], request.get("body"),
                                  {"x-ms-client-principal-name": "operator@scenario"})
-        except KeyError as error:
-            raise ScenarioError("(scenario)", step.path, str(error)) from None
+        except KeyError as error:  # no function serves the route
+            raise ScenarioError(file, step.path, error.args[0]) from None
         self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "
                   f"{response.status_code} {response.get_body().decode()[:200]}")
 
@@ -226,7 +231,7 @@ class Replayer:
         return state
 
     def _say(self, line: str) -> None:
-        print(line, file=self.timeline, flush=True)
+        print(line, file=self.timeline or sys.stderr, flush=True)
 
 
 def _timeline_line(at: datetime, record: DecisionRecord) -> str:
@@ -256,7 +261,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def replay(files: list[Path], out: TextIO = sys.stdout, report_dir: Path | None = None) -> int:
+def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None = None) -> int:
+    out = out or sys.stdout  # looked up now, not at import, so a caller's redirection is honoured
     scenarios = []
     for file in files:
         scenarios.append(load_scenario(file))  # every file is checked before anything runs

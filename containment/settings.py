@@ -131,9 +131,11 @@ def _egress_containment(raw: str) -> dict[str, tuple[str, ...]]:
 
     mapping, bad = {}, []
     for part in (p.strip() for p in raw.split(";") if p.strip()):
-        severity, _, actions = part.partition(":")
+        severity, colon, actions = part.partition(":")
         names = tuple(a.strip() for a in actions.split("+") if a.strip())
-        if severity.strip() not in ("low", "medium", "high", "critical") or any(a not in ACTIONS for a in names):
+        # Without its colon a severity would map to no actions: a typo must not switch containment off.
+        if (not colon or severity.strip() not in ("low", "medium", "high", "critical")
+                or any(a not in ACTIONS for a in names)):
             bad.append(part)
             continue
         mapping[severity.strip()] = names
@@ -176,14 +178,22 @@ def _resource_ids(raw: str) -> tuple[str, ...]:
 
 
 def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    networks, bad = [], []
+    networks, bad, everyone = [], [], []
     for item in _items(raw):
         try:
-            networks.append(ipaddress.ip_network(item, strict=False))
+            network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             bad.append(item)
-    if bad:
-        raise ValueError(f"{', '.join(bad)} not a CIDR; accepted: comma-separated CIDRs such as 10.20.0.0/16")
+            continue
+        if network.prefixlen == 0:  # every address: NSG and egress containment would never act
+            everyone.append(item)
+        else:
+            networks.append(network)
+    problems = [f"{', '.join(bad)} not a CIDR"] if bad else []
+    if everyone:
+        problems.append(f"{', '.join(everyone)} would trust every address on the internet")
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}; accepted: comma-separated CIDRs such as 10.20.0.0/16, none of them /0")
     return tuple(networks)
 
 
@@ -268,7 +278,8 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated object IDs allowed to hold data-access roles on protected scopes; "
             "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
     Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
-            "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers)"),
+            "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers); a /0 "
+            "(every address) is refused"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),

@@ -77,7 +77,7 @@ param containmentProtectedScopes string = ''
 @description('CONTAINMENT_ALLOWED_PRINCIPALS: comma-separated object IDs allowed to hold data-access roles on protected scopes, each optionally @YYYY-MM-DD.')
 param containmentAllowedPrincipals string = ''
 
-@description('CONTAINMENT_ALLOWED_CIDRS: comma-separated CIDRs allowed to reach protected data.')
+@description('CONTAINMENT_ALLOWED_CIDRS: comma-separated CIDRs allowed to reach protected data; a /0 (every address) is refused.')
 param containmentAllowedCidrs string = ''
 
 @description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')

@@ -2,9 +2,11 @@
 bundled scenario ends as it says it does."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,18 @@ def test_a_bad_setting_in_a_scenario_is_named(tmp_path):
     completed = replay(bad)
     assert completed.returncode != 0
     assert "$.settings.CONTAINMENT_MODE" in completed.stderr and "dry-run, enforce" in completed.stderr
+
+
+def test_replay_writes_to_the_streams_a_caller_redirected_after_import():
+    """Replay writes to the standard streams of the moment it writes, not of the moment it
+    was imported: a caller that redirects them later gets the JSON Lines and the timeline."""
+    import containment.replay  # noqa: F401 - imported before the streams are redirected
+    from containment.__main__ import main
+
+    scenario = REPO_ROOT / "scenarios" / "public-container-dry-run.json"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert main(["replay", str(scenario)]) == 0
+    [record, final] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert record["outcome"] == "would-contain" and "final_state" in final
+    assert f"({scenario}), mode dry-run" in err.getvalue() and "would-contain" in err.getvalue()

@@ -96,7 +96,7 @@ def test_every_bad_setting_is_named_in_one_error_with_the_value_and_what_is_acce
         "subscription, resource-group or resource IDs",
         "CONTAINMENT_SELF_PRINCIPAL_ID='me': accepted: one GUID (the object ID of the app's managed identity)",
         "CONTAINMENT_ALLOWED_CIDRS='10.0.0.0/8,10.0.0.0/33': 10.0.0.0/33 not a CIDR; accepted: comma-separated "
-        "CIDRs such as 10.20.0.0/16",
+        "CIDRs such as 10.20.0.0/16, none of them /0",
         "CONTAINMENT_QUEUE='Containment_Requests': accepted: a storage queue name (3-63 lower-case letters, "
         "digits, dashes)",
     ]
@@ -111,6 +111,43 @@ def test_a_scope_tag_needs_both_name_and_value(value):
 @pytest.mark.parametrize("name", ["ab", "a--b", "-abc", "abc-", "a" * 64])
 def test_queue_names_follow_the_storage_rules(name):
     assert [p.split(":")[0] for p in problems({"CONTAINMENT_QUEUE": name})] == [f"CONTAINMENT_QUEUE={name!r}"]
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", "::/0", "10.20.0.0/16,0.0.0.0/0", "203.0.113.7/0"])
+def test_allowed_cidrs_refuse_every_address(value):
+    # Trusting every address would switch NSG and egress containment off without a word.
+    [problem] = problems({"CONTAINMENT_ALLOWED_CIDRS": value})
+    whole = value.split(",")[-1]
+    assert problem == (f"CONTAINMENT_ALLOWED_CIDRS={value!r}: {whole} would trust every address on the internet; "
+                       "accepted: comma-separated CIDRs such as 10.20.0.0/16, none of them /0")
+
+
+def test_allowed_cidrs_name_every_bad_entry_in_one_problem():
+    assert problems({"CONTAINMENT_ALLOWED_CIDRS": "10.0.0.0/33,::/0,0.0.0.0/0"}) == [
+        "CONTAINMENT_ALLOWED_CIDRS='10.0.0.0/33,::/0,0.0.0.0/0': 10.0.0.0/33 not a CIDR; ::/0, 0.0.0.0/0 would "
+        "trust every address on the internet; accepted: comma-separated CIDRs such as 10.20.0.0/16, none of them /0"
+    ]
+
+
+def test_allowed_cidrs_accept_a_short_prefix_that_is_not_every_address():
+    assert load_settings({"CONTAINMENT_ALLOWED_CIDRS": "0.0.0.0/1"}).allowed_cidrs == (
+        ipaddress.ip_network("0.0.0.0/1"),)
+
+
+EGRESS_ACCEPTED = "accepted: severity:action+action;... with severities low, medium, high, critical"
+
+
+@pytest.mark.parametrize("value, bad", [("critical", "critical"),
+                                        ("high:lock_account_network;critical", "critical")])
+def test_egress_containment_refuses_a_severity_without_its_colon(value, bad):
+    # Read as "critical: no actions" it would silently record critical findings only.
+    [problem] = problems({"CONTAINMENT_EGRESS_CONTAINMENT": value})
+    assert problem.startswith(f"CONTAINMENT_EGRESS_CONTAINMENT={value!r}: {bad} not understood; {EGRESS_ACCEPTED}")
+
+
+def test_egress_containment_maps_each_listed_severity_to_its_actions():
+    assert load_settings({"CONTAINMENT_EGRESS_CONTAINMENT": " high : lock_account_network ; low:"}).egress_containment \
+        == {"high": ("lock_account_network",), "low": ()}
 
 
 def test_auto_contain_rejects_an_unknown_rule_listing_the_containable_ones():

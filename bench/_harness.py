@@ -292,7 +292,7 @@ _LEDGER_KINDS = {"resource": "decision", "day": "by-day index", "claim": "claim"
 
 def _ledger_entity(path: str, body) -> str:
     """The kind of ledger entity a Table call is about: from the key in the URL
-    (`table(PartitionKey='claim ...',RowKey='claim')`), else from the inserted body."""
+    (`table(PartitionKey='claim ...',RowKey='...')`), else from the inserted body."""
     key = ""
     path = unquote(path)
     if "PartitionKey='" in path:

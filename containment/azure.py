@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 from containment.settings import Settings
 
@@ -122,6 +122,52 @@ class AzureClients:
         if connection:
             return QueueClient.from_connection_string(connection, name, **options)
         return QueueClient(url, name, credential=self._identity, **options)
+
+
+class Recreating:
+    """A Table or Queue client that re-creates its table or queue when storage has lost it
+    (TableNotFound, QueueNotFound: a table deleted by hand, an account restored, Azurite
+    restarted), then repeats the call, so a long-lived instance recovers without being
+    recycled. A lost table reads as empty."""
+
+    def __init__(self, client: Any, lost: str, create: str):
+        self._client, self._lost, self._create = client, lost, create
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                result = attribute(*args, **kwargs)
+            except ResourceNotFoundError as error:
+                if error.error_code != self._lost:
+                    raise
+                self.recreate()
+                result = attribute(*args, **kwargs)
+            return self._pages(result) if hasattr(result, "by_page") else result
+        return call
+
+    def recreate(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            getattr(self._client, self._create)()
+        except ResourceExistsError:
+            pass  # another instance re-created it first
+
+    def _pages(self, pages: Iterator) -> Iterator:
+        # Queries are lazy: the service is asked (and the loss seen) on the first iteration.
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            yield from pages
+        except ResourceNotFoundError as error:
+            if error.error_code != self._lost:
+                raise
 
 
 # Azurite's well-known development account, which 'UseDevelopmentStorage=true' stands for.

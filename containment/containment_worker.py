@@ -15,7 +15,7 @@ from typing import Any
 from containment import clock
 from containment.contain import ActionResult, carry_out
 from containment.decisions import PlannedAction
-from containment.ledger import Claim, DecisionRecord
+from containment.ledger import Claim, DecisionRecord, describe_failure
 from containment.notifications import notify
 from containment.runtime import Runtime, current
 
@@ -34,23 +34,20 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         record = _parse(message.get_body())
     except MalformedRequest as malformed:
         # Only this app writes the queue: a malformed request is a bug or tampering, kept as evidence.
-        log.error("rejected containment request %s: %s", message.id, malformed)
-        rejected = DecisionRecord(key=f"message-{message.id}", resource_id="", outcome="rejected",
-                                  mode=runtime.settings.mode, reason=f"malformed containment request: {malformed}",
-                                  decided_at=clock.iso())
-        return rejected if runtime.ledger.write(rejected) else None
+        return _reject(runtime, message, f"malformed containment request: {malformed}")
     refused = out_of_scope(record, runtime.settings)
     if refused:
-        log.error("refused containment request %s: %s", message.id, refused)
-        rejected = DecisionRecord(key=f"message-{message.id}", resource_id="", outcome="rejected",
-                                  mode=runtime.settings.mode, reason=f"containment request refused: {refused}",
-                                  decided_at=clock.iso())
-        return rejected if runtime.ledger.write(rejected) else None
-    if runtime.ledger.find(record.resource_id, record.key) is not None:
+        return _reject(runtime, message, f"containment request refused: {refused}")
+    if runtime.ledger.decided(record.resource_id, record.key):
         return None  # already contained (or failed) and recorded
-    claim = runtime.ledger.get_claim(record.key)
+    claim = runtime.ledger.get_claim(record.key, record.resource_id)
+    if claim is None:
+        # Detection claims before it queues: a request without a claim was not queued by
+        # this app (or the ledger lost the claim), so nobody decided it should act.
+        return _reject(runtime, message, f"containment request refused: no claim for event {record.key} on "
+                                         f"{record.resource_id}: not queued by detection; not acted on")
     holder = str(message.id)
-    if claim is None or claim.state == "done":
+    if claim.state == "done":
         return None
     if claim.state == "acting" and claim.holder != holder:
         return None  # another delivery of this request is carrying it out
@@ -78,7 +75,7 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
             raise  # the host delivers the same message again; the claim stays this holder's
         log.error("CONTAINMENT FAILED for %s after %s attempts: %s", record.resource_id,
                   message.dequeue_count, error)
-        record.outcome, record.reason = "failed", f"{type(error).__name__}: {error}"
+        record.outcome, record.reason = "failed", describe_failure(error)
         _finish(runtime, record, claim)
         raise
     # The contract's outcomes have no "released": a release is recorded as a report of what
@@ -89,6 +86,13 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     record.reason += "" if changed else " (already contained when the request ran)"
     record.contained_at = clock.iso()
     return _finish(runtime, record, claim)
+
+
+def _reject(runtime: Runtime, message: Any, reason: str) -> DecisionRecord | None:
+    log.error("rejected containment request %s: %s", message.id, reason)
+    rejected = DecisionRecord(key=f"message-{message.id}", resource_id="", outcome="rejected",
+                              mode=runtime.settings.mode, reason=reason, decided_at=clock.iso())
+    return rejected if runtime.ledger.write(rejected) else None
 
 
 def _states(detected: dict, results: list[ActionResult]) -> tuple[dict, dict]:

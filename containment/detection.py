@@ -17,7 +17,7 @@ from containment import clock
 from containment.decisions import CONTAIN, Decision, decide
 from containment.events import ArmEvent, MalformedEvent, envelope, parse_event
 from containment.findings import SEVERITIES, Finding
-from containment.ledger import DecisionRecord, decision_key
+from containment.ledger import DecisionRecord, decision_key, describe_failure
 from containment.runtime import Runtime
 
 log = logging.getLogger("containment")
@@ -63,9 +63,18 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     if settings.self_principal_id and settings.self_principal_id in (
             (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
         return record_once(runtime, _with(record, "ignored", "the change was made by this app's own identity"))
-    if runtime.ledger.find(record.resource_id, record.key) is not None:
+    if runtime.ledger.decided(record.resource_id, record.key):
         return None  # a redelivery of an event already decided: nothing to read or do
-    assessment = assess(parsed, runtime)
+    try:
+        assessment = assess(parsed, runtime)
+    except Exception as error:
+        # Event Grid delivers the event again, and after its last attempt dead-letters it:
+        # the failure goes on the record now, so the last one leaves evidence; a delivery
+        # that then succeeds replaces it with the decision.
+        record_once(runtime, _with(record, "failed", f"reading the resource failed: {describe_failure(error)}; "
+                                   "Event Grid delivers the event again and the drift sweep re-judges the resource "
+                                   "(CONTAINMENT_SWEEP_SCHEDULE)"), provisional=True)
+        raise
     record.resource_id = assessment.resource_id
     if assessment.ignored:
         return record_once(runtime, _with(record, "ignored", assessment.ignored))
@@ -115,7 +124,7 @@ def _request_containment(runtime: Runtime, record: DecisionRecord) -> None:
 
     A claim left un-queued by a crash is queued by the next delivery; a request queued
     twice is harmless, as the containment function acts once per claim."""
-    fresh, claim = runtime.ledger.claim(record.key)
+    fresh, claim = runtime.ledger.claim(record.key, record.resource_id)
     if not fresh and claim.state != "new":
         return None
     request = json.dumps(asdict(record))
@@ -134,11 +143,12 @@ def _with(record: DecisionRecord, outcome: str, reason: str) -> DecisionRecord:
     return record
 
 
-def record_once(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
-    """Write the record unless one with its key exists (a redelivery); the record if written."""
+def record_once(runtime: Runtime, record: DecisionRecord, provisional: bool = False) -> DecisionRecord | None:
+    """Write the record unless one with its key exists (a redelivery); the record if written.
+    A provisional record is replaced by the first final one (Ledger.write)."""
     from containment.notifications import notify
 
-    if runtime.ledger.write(record):
+    if runtime.ledger.write(record, provisional):
         notify(runtime, record)
         log.info("%s %s: %s", record.outcome, record.resource_id or "(no resource)", record.reason)
         return record

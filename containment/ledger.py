@@ -6,7 +6,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 |----------|------------------------------|-----------------------------|------------------------------------|
 | decision | `resource <resource id>`     | `<decision key>`            | everything about this resource     |
 | by-day   | `day <YYYY-MM-DD>`           | `<decided at> <decision key>` | everything decided on this day   |
-| claim    | `claim <decision key>`       | `claim`                     | who contains this event, in what state |
+| claim    | `claim <decision key>`       | `<resource id>`             | who contains this event's finding on this resource, in what state |
 | checkpoint | `checkpoint`               | scan name                   | where the egress scan got to       |
 | pending  | `pending`                    | `<decision key>`            | what waits for a person's approval |
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
@@ -15,8 +15,10 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
-Grid redelivers it and however many instances handle it at once. Resource IDs are
-lower-cased and '/' becomes '|' (Table keys may not hold '/').
+Grid redelivers it and however many instances handle it at once. A claim is keyed by the
+event and the resource together, as the decision is: an event ID is the sender's to choose,
+and one reused for another resource must not inherit the first one's claim. Resource IDs
+are lower-cased and '/' becomes '|' (Table keys may not hold '/').
 """
 from __future__ import annotations
 
@@ -42,8 +44,18 @@ def decision_key(event_id: str | None, raw: Any = None) -> str:
     return "sha256-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
 
 
+def describe_failure(error: BaseException) -> str:
+    """An exception as a record's reason: bounded, since an SDK error can carry a whole response."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 2000 else text[:2000] + " [...]"
+
+
+def resource_key(resource_id: str | None) -> str:
+    return resource_id.lower().replace("/", "|") if resource_id else UNRESOLVED
+
+
 def resource_partition(resource_id: str | None) -> str:
-    return "resource " + (resource_id.lower().replace("/", "|") if resource_id else UNRESOLVED)
+    return "resource " + resource_key(resource_id)
 
 
 @dataclass
@@ -111,9 +123,10 @@ class DecisionRecord:
 
 @dataclass(frozen=True)
 class Claim:
-    """Who carries out an event's containment: new -> queued -> acting (holder) -> done."""
+    """Who carries out an event's containment of one resource: new -> queued -> acting (holder) -> done."""
 
     key: str
+    resource_id: str
     state: str
     holder: str
     etag: str
@@ -132,24 +145,51 @@ class Ledger:
 
     @classmethod
     def open(cls, table_service, name: str) -> "Ledger":
-        return cls(table_service.create_table_if_not_exists(name))
+        from containment.azure import Recreating
 
-    def write(self, record: DecisionRecord) -> bool:
-        """Insert the decision unless one with its key exists; True when this call wrote it."""
-        from azure.core.exceptions import ResourceExistsError
+        table = Recreating(table_service.get_table_client(name), lost="TableNotFound", create="create_table")
+        table.recreate()
+        return cls(table)
+
+    def write(self, record: DecisionRecord, provisional: bool = False) -> bool:
+        """Insert the decision unless one with its key exists; True when this call wrote it.
+
+        A provisional record (a failure that a later delivery may still overcome) is kept
+        until a final record for the same key replaces it: the last failure leaves evidence,
+        and an event that succeeds on retry still ends with exactly one record."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         record.recorded_at = f"{time.time_ns():020d}"
+        entity = {**record.to_entity(), **({"provisional": True} if provisional else {})}
         try:
-            self.table.create_entity(record.to_entity())
+            self.table.create_entity(entity)
         except ResourceExistsError:
-            return False
+            existing = self.table.get_entity(entity["PartitionKey"], entity["RowKey"])
+            if provisional or not existing.get("provisional"):
+                return False
+            try:  # ETag-guarded: of two deliveries that both succeed, one replaces it
+                self.table.update_entity(entity, mode="replace", etag=existing.metadata["etag"],
+                                         match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                return False
+            self.table.delete_entity(*_day_key(DecisionRecord.from_entity(existing)))
         partition, row = _day_key(record)
-        self.table.upsert_entity({**record.to_entity(), "PartitionKey": partition, "RowKey": row})
+        self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
             # What waits for a person is listed in one partition, so approval finds it by key.
             self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
                                       "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
         return True
+
+    def decided(self, resource_id: str | None, key: str) -> bool:
+        """Whether the event has its final record (a provisional failure is not one)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return not self.table.get_entity(resource_partition(resource_id), key).get("provisional")
+        except ResourceNotFoundError:
+            return False
 
     def notification_failed(self, record: DecisionRecord, reason: str) -> None:
         """Keep a failed notification, naming the decision it was about."""
@@ -238,26 +278,26 @@ class Ledger:
             return None
 
     # -- claims: who carries out an event's containment -------------------------------
-    def claim(self, key: str) -> tuple[bool, "Claim"]:
-        """Claim an event for containment: (True, claim) when this call made it, else
-        (False, the existing claim)."""
+    def claim(self, key: str, resource_id: str) -> tuple[bool, "Claim"]:
+        """Claim an event's containment of a resource: (True, claim) when this call made it,
+        else (False, the existing claim)."""
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            written = self.table.create_entity({"PartitionKey": f"claim {key}", "RowKey": "claim",
+            written = self.table.create_entity({"PartitionKey": f"claim {key}", "RowKey": resource_key(resource_id),
                                                 "state": "new", "holder": ""})
-            return True, Claim(key, "new", "", written["etag"])
+            return True, Claim(key, resource_id, "new", "", written["etag"])
         except ResourceExistsError:
-            return False, self.get_claim(key)
+            return False, self.get_claim(key, resource_id)
 
-    def get_claim(self, key: str) -> "Claim | None":
+    def get_claim(self, key: str, resource_id: str) -> "Claim | None":
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            entity = self.table.get_entity(f"claim {key}", "claim")
+            entity = self.table.get_entity(f"claim {key}", resource_key(resource_id))
         except ResourceNotFoundError:
             return None
-        return Claim(key, entity["state"], entity["holder"], entity.metadata["etag"])
+        return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"])
 
     def move_claim(self, claim: "Claim", state: str, holder: str = "") -> "Claim | None":
         """Move a claim on, if nobody moved it since it was read (ETag); None if somebody did."""
@@ -266,11 +306,12 @@ class Ledger:
 
         try:
             written = self.table.update_entity(
-                {"PartitionKey": f"claim {claim.key}", "RowKey": "claim", "state": state, "holder": holder},
+                {"PartitionKey": f"claim {claim.key}", "RowKey": resource_key(claim.resource_id), "state": state,
+                 "holder": holder},
                 etag=claim.etag, match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
-        return Claim(claim.key, state, holder, written["etag"])
+        return Claim(claim.key, claim.resource_id, state, holder, written["etag"])
 
     # -- checkpoints: where a scan got to ----------------------------------------------------
     def checkpoint(self, name: str) -> tuple[str | None, str | None]:

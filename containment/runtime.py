@@ -18,6 +18,8 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.clients = AzureClients(settings)
+        # The egress scan's baseline answer and the hour it is for (containment.egress_scan).
+        self.egress_baseline: tuple | None = None
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -25,15 +27,15 @@ class Runtime:
 
     @cached_property
     def queue(self):
-        from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import TextBase64EncodePolicy
 
+        from containment.azure import Recreating
+
         # The Functions host reads queue messages as base64 by default (messageEncoding).
-        queue = self.clients.queue(self.settings.containment_queue, message_encode_policy=TextBase64EncodePolicy())
-        try:
-            queue.create_queue()
-        except ResourceExistsError:
-            pass
+        queue = Recreating(self.clients.queue(self.settings.containment_queue,
+                                              message_encode_policy=TextBase64EncodePolicy()),
+                           lost="QueueNotFound", create="create_queue")
+        queue.recreate()
         return queue
 
     @cached_property

@@ -254,9 +254,10 @@ def test_a_resource_that_can_never_be_contained_ends_failed_once_per_event_and_t
 
 
 # -- Event Grid gives up --------------------------------------------------------------------------------
-def test_an_event_whose_every_delivery_fails_is_found_by_the_drift_sweep(app, emulator):
+def test_an_event_whose_every_delivery_fails_leaves_a_failed_record_and_the_sweep_contains_it(app, emulator):
     """Reading the resource fails for all of Event Grid's 30 attempts: the event is
-    dead-lettered by Event Grid. The hourly sweep is the backstop: it finds and contains it."""
+    dead-lettered by Event Grid, and its one record says `failed` and why. The hourly
+    sweep is the backstop: it finds and contains the resource."""
     from localazure.functions_host import fire_timer
     import function_app
 
@@ -265,9 +266,13 @@ def test_an_event_whose_every_delivery_fails_is_found_by_the_drift_sweep(app, em
     start(app, emulator, the_storm)
     outage = emulator.faults.add("status", path=container.resource_id.split("/", 3)[3] + "$", method="GET",
                                  status=500, retry_after=QUICK, times=None)
-    run = run_storm([write_event(container.resource_id, CONTAINER_WRITE)], app.deliver, app.drain, max_attempts=30)
+    event = write_event(container.resource_id, CONTAINER_WRITE)
+    run = run_storm([event], app.deliver, app.drain, max_attempts=30)
     assert run.undelivered == 1 and run.failed_deliveries == 30
-    assert app.records() == []  # see the xfail below
+    [failed] = app.records()
+    assert (failed.event_id, failed.outcome) == (event["id"], "failed")
+    assert "reading the resource failed" in failed.reason and "500" in failed.reason
+    assert [n["data"]["outcome"] for n in emulator.notifications] == ["failed"]  # once, not 30 times
     emulator.faults.clear()
     assert fire_timer(function_app.app, "drift_sweep").error is None
     app.drain()
@@ -275,17 +280,25 @@ def test_an_event_whose_every_delivery_fails_is_found_by_the_drift_sweep(app, em
     assert_scope_safe(emulator, the_storm.units)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: detection writes no record when reading the resource fails; after "
-                   "Event Grid's last attempt the event is dead-lettered with nothing in the ledger")
-def test_an_event_whose_every_delivery_fails_leaves_a_failed_record(app, emulator):
+def test_a_read_that_fails_then_succeeds_replaces_the_failed_record_with_the_decision(app, emulator):
+    """The failure is on the record from the first failed delivery; the delivery that gets
+    through replaces it (one record per event), in the by-day index too."""
+    from datetime import datetime
+
     the_storm = storm(4, 4, seed=4, compliant_every=0)
     container = next(u for u in the_storm.units if u.family == "container")
     start(app, emulator, the_storm)
-    emulator.faults.add("status", path=container.resource_id.split("/", 3)[3] + "$", method="GET", status=500,
-                        retry_after=QUICK, times=None)
+    emulator.faults.add("status", path=container.resource_id.split("/", 3)[3] + "$", method="GET",
+                        status=500, retry_after=QUICK, times=4 * 2)  # two deliveries' worth of SDK attempts
     event = write_event(container.resource_id, CONTAINER_WRITE)
-    run_storm([event], app.deliver, app.drain, max_attempts=30)
-    assert [(r.event_id, r.outcome) for r in app.records()] == [(event["id"], "failed")]
+    run = run_storm([event], app.deliver, app.drain, max_attempts=30)
+    assert run.failed_deliveries == 2 and run.undelivered == 0
+    [record] = app.records()
+    assert (record.event_id, record.outcome) == (event["id"], "contained") and contained_in_arm(emulator, container)
+    day = datetime.fromisoformat(record.decided_at.replace("Z", "+00:00"))
+    assert [r.outcome for r in app.runtime.ledger.for_day(day)] == ["contained"]
+    assert [n["data"]["outcome"] for n in emulator.notifications] == ["failed", "contained"]
+    assert len(effective_writes(emulator)) == 1
 
 
 # -- Azurite restarts mid-storm ------------------------------------------------------------------------
@@ -301,15 +314,14 @@ def _tolerant(drain):
     return run
 
 
-def test_after_azurite_restarts_a_new_instance_recovers_and_the_sweep_finds_what_was_lost(
+def test_after_azurite_restarts_the_instance_recovers_and_the_sweep_finds_what_was_lost(
         app, emulator, azurite, record_property):
     """Azurite is in memory: its restart loses the whole ledger (every record written
     before it, claims, the checkpoint) and every queued containment request. That is
     this emulator's outage, not Azure Storage's (which keeps its data). What the app must
-    show: a new instance (the same process loses its table and queue, see the xfail below)
-    records every event delivered after the restart exactly once, contains what those
-    events find, and the drift sweep contains what the lost requests would have."""
-    from containment import runtime
+    show: the same instance, not recycled, re-creates its table and queue, records every
+    event delivered after the restart exactly once, contains what those events find, and
+    the drift sweep contains what the lost requests would have."""
     from localazure.functions_host import fire_timer
     import function_app
 
@@ -323,7 +335,6 @@ def test_after_azurite_restarts_a_new_instance_recovers_and_the_sweep_finds_what
         if delivered == restart_at:
             before.update(r.event_id for r in app.records())  # what the restart is about to lose
             azurite.restart()
-            runtime.reset()  # a new instance: the host recycles a worker whose storage went away
 
     run = run_storm(deliveries, app.deliver, _tolerant(app.drain), drain_every=5, before_delivery=outage)
     after = {e["id"] for e in deliveries[restart_at:]}
@@ -354,9 +365,6 @@ def test_after_azurite_restarts_a_new_instance_recovers_and_the_sweep_finds_what
     record_property("records_lost", 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the ledger table and the containment queue are created once per process "
-                   "(Ledger.open, Runtime.queue); once storage loses them every invocation fails with "
-                   "TableNotFound/QueueNotFound until the instance is recycled")
 def test_after_azurite_restarts_the_same_instance_recovers_for_later_events(app, emulator, azurite):
     the_storm = storm(8, 16, seed=6)
     start(app, emulator, the_storm)

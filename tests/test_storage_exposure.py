@@ -98,7 +98,7 @@ def test_two_instances_draining_duplicate_requests_act_once(app, emulator):
     app.configure(CONTAINMENT_MODE="enforce")
     event = write_event(PUBLIC["id"], CONTAINER_WRITE)
     app.deliver(event)
-    claim = app.runtime.ledger.get_claim(event["id"])
+    claim = app.runtime.ledger.get_claim(event["id"], PUBLIC["id"])
     app.runtime.ledger.move_claim(claim, "new")  # as if the first delivery died before marking it queued
     app.deliver(event)
     assert app.runtime.queue.get_queue_properties().approximate_message_count == 2
@@ -258,6 +258,22 @@ def test_ledger_answers_the_auditors_questions(app, emulator):
     assert [r.outcome for r in ledger.for_resource(PUBLIC["id"].upper())] == ["would-contain"]
     today = datetime.fromisoformat(app.records()[0].decided_at.replace("Z", "+00:00"))
     assert sorted(r.outcome for r in ledger.for_day(today)) == ["compliant", "would-contain"]
+
+
+def test_a_ledger_table_and_queue_deleted_by_hand_are_re_created_by_the_running_instance(app, emulator):
+    """Someone deletes the table and the queue while the instance runs: it reads the lost
+    table as empty, and its next writes re-create both (nothing waits for a recycle)."""
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(PRIVATE["id"], CONTAINER_WRITE))
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 0  # the instance holds both
+    settings, clients = app.runtime.settings, app.runtime.clients
+    clients.table_service().delete_table(settings.ledger_table)
+    clients.queue(settings.containment_queue).delete_queue()
+    assert app.records() == [] and app.runtime.ledger.exemptions() == []
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))  # claim, queue and record: all re-created
+    app.drain()
+    assert [(r.resource_id, r.outcome) for r in app.records()] == [(PUBLIC["id"], "contained")]
 
 
 def test_the_apps_own_resources_are_never_judged_or_touched(app, emulator):

@@ -1,7 +1,7 @@
 """The egress scan: what happens every few minutes (timer) to find synthetic data leaving.
 
     checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
-    -> each caller's baseline (one lookback query) -> per window: the window query
+    -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query
     -> per protected account with findings: decide -> record or claim + enqueue
     -> advance the checkpoint (ETag-guarded)
 
@@ -40,6 +40,9 @@ WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _N
                   "AuthenticationTypes": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
 OPERATION = "egress_scan"
+# The baseline's lookback ends on the hour: every scan within an hour asks the same
+# question, so the answer (the scan's largest query) is kept by the instance and reused.
+BASELINE_REFRESH = timedelta(hours=1)
 
 
 def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
@@ -89,13 +92,18 @@ def _floor(moment: datetime, step: timedelta) -> datetime:
 
 def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], dict]:
     settings = runtime.settings
+    end = _floor(first_start, BASELINE_REFRESH)
+    if runtime.egress_baseline is not None and runtime.egress_baseline[0] == end:
+        return runtime.egress_baseline[1]
     window = timedelta(minutes=settings.egress_window_minutes)
     lookback = timedelta(days=settings.egress_baseline_days)
-    rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_baseline", first_start - lookback,
-                           first_start, lookback_start=first_start - lookback, lookback_end=first_start,
+    rows = log_queries.run(runtime.clients, settings.log_workspace_id, "egress_baseline", end - lookback,
+                           end, lookback_start=end - lookback, lookback_end=end,
                            window=window, windows=int(lookback / window))
     rows = log_queries.checked(rows, "egress_baseline", BASELINE_COLUMNS)
-    return {(row["ResourceId"], row["Caller"]): row for row in rows}
+    baseline = {(row["ResourceId"], row["Caller"]): row for row in rows}
+    runtime.egress_baseline = (end, baseline)
+    return baseline
 
 
 def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],

@@ -164,6 +164,30 @@ def test_a_scan_after_downtime_catches_up_in_bounded_steps(scan, app):
     assert [r.rules for r in app.records()][-1] == ["egress_key_or_sas_from_untrusted_network"]
 
 
+def test_the_baseline_is_queried_once_an_hour_and_reused_by_the_scans_in_between(scan, app, emulator):
+    """The baseline's lookback ends on the hour, so the hour's scans share one answer."""
+    from localazure.functions_host import fire_timer
+    import function_app
+
+    def baseline_lookback_ends() -> list[str]:
+        queries = [str(x.request_body) for x in emulator.traffic if "/v1/workspaces/" in x.url]
+        return [q.split("let lookback_end = datetime(", 1)[1][:16] for q in queries if "lookback_end" in q]
+
+    spike = [read(in_window(m / 10), blob=f"train/part-{m}") for m in range(12)]
+    history = [read(WINDOW_START - timedelta(hours=h)) for h in range(1, 49)]
+    scan(history + spike)  # 12:00: the window from 11:45, the baseline up to 11:00
+    for minutes in (5, 10, 15):  # the windows from 11:50 and 11:55, then 12:00: a new hour
+        clock.set_source(lambda: NOW + timedelta(minutes=minutes))
+        try:
+            assert fire_timer(function_app.app, "egress_scan").error is None
+        finally:
+            clock.set_source(None)
+    assert baseline_lookback_ends() == ["2026-11-24T11:00", "2026-11-24T12:00"]
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T12:05")
+    [record] = app.records()
+    assert record.findings[0]["evidence"]["callers"][0]["baseline_active_windows"] == 48
+
+
 def test_without_a_workspace_the_scan_says_it_cannot_run(scan):
     [failed] = scan([], CONTAINMENT_LOG_WORKSPACE_ID="")
     assert failed.outcome == "failed" and "CONTAINMENT_LOG_WORKSPACE_ID is not set" in failed.reason

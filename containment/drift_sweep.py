@@ -1,6 +1,7 @@
 """The drift sweep (timer): re-judge every protected storage account and container, NSG
 and role assignment through ARM list calls, so what no event reported (a dead-lettered
-event, a change made before the app was deployed) is still found.
+event, a change made before the app was deployed) is still found. It also closes the
+approvals that expired unanswered (operator.expire_overdue).
 
 Same assessors, rules, decisions and records as the event path; a sweep decision says it
 came from the sweep. Only what has findings is recorded, once per resource, set of rules
@@ -20,6 +21,7 @@ from containment.detection import Assess, conclude, record_once
 from containment.events import Actor, ArmEvent
 from containment.ledger import DecisionRecord
 from containment.nsg_exposure import assess_nsg
+from containment.operator import expire_overdue
 from containment.resource_ids import parse_resource_id
 from containment.role_assignments import assess_role_assignment
 from containment.runtime import Runtime, current
@@ -33,10 +35,11 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/netw
 
 def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
+    written = expire_overdue(runtime)
     subscriptions = sorted(runtime.settings.subscriptions)
     if not subscriptions:
-        return _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty: the sweep lists resources per subscription")
-    written = []
+        return written + _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty: the sweep lists resources per "
+                                          "subscription")
     for subscription in subscriptions:
         for resource_id, assess in _inventory(runtime, subscription):
             record = _sweep_one(runtime, resource_id, assess)

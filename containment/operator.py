@@ -46,19 +46,10 @@ def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer
         return 404, {"error": f"no decision {key!r} waits for approval"}
     original = runtime.ledger.find(pending["resource_id"], key)
     steps = original.awaiting_approval or original.plan
-    follow_up = DecisionRecord(
-        key=f"{key}.{'approved' if approved else 'denied'}", resource_id=original.resource_id, outcome="",
-        mode=runtime.settings.mode, reason="", event_id=original.event_id, operation="approval",
-        actor={"name": operator}, findings=original.findings, rules=original.rules, severity=original.severity,
-        event_time=original.event_time, decided_at=clock.iso(),
-    )
-    expires = _parse_time(original.decided_at) + timedelta(hours=runtime.settings.approval_expiry_hours)
-    if clock.now() >= expires:
-        follow_up.key = f"{key}.expired"
-        follow_up.outcome, follow_up.reason = "reported", (
-            f"approval expired at {clock.iso(expires)}: {', '.join(s['action'] for s in steps)} not carried out")
-        record_once(runtime, follow_up)
-        return 409, {"error": follow_up.reason, "decision": follow_up.key}
+    if clock.now() >= _expires(runtime, original):
+        expired = _record_expiry(runtime, original, operator)
+        return 409, {"error": expired.reason, "decision": expired.key}
+    follow_up = _follow_up(runtime, original, "approved" if approved else "denied", operator)
     if not approved:
         follow_up.outcome, follow_up.reason = "reported", (
             f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out")
@@ -69,6 +60,43 @@ def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer
                         f"approved by {operator}: decision {key}", plan=plan)
     conclude(runtime, follow_up, decision, original.before, check_exemptions=False)
     return 202, {"decision": follow_up.key, "actions": [s.action for s in plan]}
+
+
+def expire_overdue(runtime: Runtime) -> list[DecisionRecord]:
+    """Close what waited for a person past CONTAINMENT_APPROVAL_EXPIRY_HOURS (the hourly
+    sweep calls this), so an approval nobody gave is on the record as expired, not left open."""
+    written = []
+    for item in runtime.ledger.pending():
+        original = runtime.ledger.find(item["resource_id"], item["key"])
+        if original is None or clock.now() < _expires(runtime, original):
+            continue
+        if runtime.ledger.take_pending(item["key"]) is not None:  # else a person settled it meanwhile
+            written.append(_record_expiry(runtime, original, "the approval expiry (drift_sweep)"))
+    return written
+
+
+def _expires(runtime: Runtime, original: DecisionRecord) -> datetime:
+    return _parse_time(original.decided_at) + timedelta(hours=runtime.settings.approval_expiry_hours)
+
+
+def _follow_up(runtime: Runtime, original: DecisionRecord, suffix: str, operator: str) -> DecisionRecord:
+    """The record of what became of a decision that waited for a person."""
+    return DecisionRecord(
+        key=f"{original.key}.{suffix}", resource_id=original.resource_id, outcome="", mode=runtime.settings.mode,
+        reason="", event_id=original.event_id, operation="approval", actor={"name": operator},
+        findings=original.findings, rules=original.rules, severity=original.severity,
+        event_time=original.event_time, decided_at=clock.iso(),
+    )
+
+
+def _record_expiry(runtime: Runtime, original: DecisionRecord, operator: str) -> DecisionRecord:
+    steps = original.awaiting_approval or original.plan
+    expired = _follow_up(runtime, original, "expired", operator)
+    expired.outcome, expired.reason = "reported", (
+        f"approval expired at {clock.iso(_expires(runtime, original))}: "
+        f"{', '.join(s['action'] for s in steps)} not carried out")
+    record_once(runtime, expired)
+    return expired
 
 
 def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:

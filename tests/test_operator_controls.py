@@ -80,6 +80,28 @@ def test_an_expired_approval_is_refused(held, app, emulator):
     assert emulator.arm.get(grant["id"]) is not None
 
 
+def test_the_hourly_sweep_closes_an_approval_nobody_gave_before_it_expired(held, app, emulator):
+    import function_app
+    from localazure.functions_host import fire_timer
+
+    grant, key = held
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert fire_timer(function_app.app, "drift_sweep").error is None  # within the expiry: still waiting
+    assert key in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]
+    clock.set_source(lambda: datetime.now(timezone.utc) + timedelta(hours=25))
+    try:
+        assert fire_timer(function_app.app, "drift_sweep").error is None
+        assert fire_timer(function_app.app, "drift_sweep").error is None  # closed once
+    finally:
+        clock.set_source(None)
+    expired = [r for r in app.records() if r.key == f"{key}.expired"]
+    assert [(r.outcome, r.actor) for r in expired] == [("reported", {"name": "the approval expiry (drift_sweep)"})]
+    assert "approval expired" in expired[0].reason and "delete_role_assignment not carried out" in expired[0].reason
+    assert key not in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]
+    assert http("POST", f"decisions/{key}/approve")[0] == 404
+    assert emulator.arm.get(grant["id"]) is not None  # the sweep found the grant again: a new decision waits
+
+
 def test_without_an_authenticated_principal_the_key_holder_is_recorded(held, app):
     http("POST", f"decisions/{held[1]}/deny", headers={})
     denied = next(r for r in app.records() if r.key.endswith(".denied"))

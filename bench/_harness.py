@@ -106,6 +106,8 @@ def _emulator_main(conn) -> None:
                     result = azure.seed(args)
                 elif op == "clear_traffic":
                     result = azure.clear_traffic()
+                elif op == "applied_writes":  # method, path, status of each write ARM carried out
+                    result = list(azure.applied_writes)
                 elif op == "traffic":  # method, path, status of each captured exchange
                     result = [(x.method, urlsplit(x.url).path, x.status) for x in list(azure.traffic)]
                 elif op == "get":
@@ -166,6 +168,9 @@ class EmulatorProcess:
 
     def traffic(self) -> list[tuple[str, str, int]]:
         return self._call("traffic")
+
+    def applied_writes(self) -> list[tuple[str, str, int]]:
+        return self._call("applied_writes")
 
     def get(self, resource_id: str) -> dict | None:
         return self._call("get", resource_id)

@@ -109,8 +109,7 @@ def main() -> int:
 
         def drain():
             invocations = drain_queue(app, "contain", current.queue, current.max_attempts)
-            writes.extend((m, p, s) for m, p, s in stack.emulator.traffic()
-                          if m in ("PUT", "PATCH", "DELETE", "POST") and s < 400)
+            writes.extend(stack.emulator.applied_writes())
             stack.emulator.clear_traffic()  # the emulator keeps every exchange otherwise: ARM does not
             return invocations
 

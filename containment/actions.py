@@ -113,18 +113,24 @@ def _revoke_user_delegation_keys(state: State, target: ResourceId, settings: Set
 
 
 def _rotate_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
-    # Both keys: a SAS signed with either stays valid while that key lives.
-    return [Write("POST", target.text, {"keyName": name}, operation="regenerateKey") for name in ("key1", "key2")]
+    # Both keys: a SAS signed with either stays valid while that key lives. Only the keys
+    # still older than the decision: a retry after a lost answer must not rotate one twice.
+    return [Write("POST", target.text, {"keyName": name}, operation="regenerateKey") for name in _keys_to_rotate(state)]
+
+
+def _keys_to_rotate(state: State) -> list[str]:
+    """The account keys created before the decision to rotate them (all of them where a time is unknown)."""
+    if state.body is None:
+        return []
+    created = (state.body.get("properties") or {}).get("keyCreationTime") or {}
+    decided = _instant(state.facts.get("decided_at"))
+    return [name for name in ("key1", "key2")
+            if decided is None or _instant(created.get(name)) is None or _instant(created[name]) < decided]
 
 
 def _keys_older_than_decision(state: State, settings: Settings) -> bool:
     """Rotation is still needed while a key was created before the decision to rotate it."""
-    if state.body is None:
-        return False
-    created = (state.body.get("properties") or {}).get("keyCreationTime") or {}
-    decided = _instant(state.facts.get("decided_at"))
-    return any(decided is None or _instant(created.get(name)) is None or _instant(created[name]) < decided
-               for name in ("key1", "key2"))
+    return bool(_keys_to_rotate(state))
 
 
 def _instant(text: Any):

@@ -69,7 +69,10 @@ class AzureClients:
                 from azure.mgmt.network import NetworkManagementClient as Client
             else:
                 from azure.mgmt.authorization import AuthorizationManagementClient as Client
-            self._management[key] = Client(self.credential, subscription_id, **self._endpoint_options())
+            from containment.arm_retry import WriteSafeRetry
+
+            self._management[key] = Client(self.credential, subscription_id, retry_policy=WriteSafeRetry(),
+                                           **self._endpoint_options())
         return self._management[key]
 
     def storage(self, subscription_id: str):

@@ -2,7 +2,8 @@
 
 Idempotent by construction: a redelivered request finds the resource already contained
 and changes nothing. A write whose precondition fails (someone changed the resource since
-it was read: 412) is never forced: the resource is read and judged again.
+it was read: 412) is never forced, and a write whose outcome is unknown (a server error,
+a lost answer) is never repeated blindly: the resource is read and judged again.
 """
 from __future__ import annotations
 
@@ -55,18 +56,26 @@ def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, de
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
     context = {"decided_at": decided_at, "restore": restore or {}, "target": target}
+    sent_from, unknown = None, None  # the state a write went out from whose outcome is unknown
     for _ in range(attempts):
         before = _in_context(resources.read_state(clients, target), context)
         if not still_exposed(action, before, settings):
+            if sent_from is not None:  # the write whose answer was lost was carried out
+                return ActionResult(step.action, step.target, sent_from.evidence, before.evidence, changed=True)
             return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
         try:
             for write in action.plan(before, target, settings):
                 resources.write(clients, write)
         except resources.ChangedConcurrently:
             continue  # someone else changed it since it was read: read and judge it again
+        except resources.OutcomeUnknown as error:
+            sent_from, unknown = before, error
+            continue
         after = _in_context(resources.read_state(clients, target), context)
         if action.verified_by_reading and still_exposed(action, after, settings):
             raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
                               "still shows the exposure")
         return ActionResult(step.action, step.target, before.evidence, after.evidence, changed=True)
+    if unknown is not None:
+        raise unknown
     raise resources.ChangedConcurrently(f"{step.target} changed under every one of {attempts} attempts")

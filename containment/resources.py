@@ -23,6 +23,11 @@ class ChangedConcurrently(RuntimeError):
     """A write's precondition failed (412): someone changed the resource since it was read."""
 
 
+class OutcomeUnknown(RuntimeError):
+    """A write answered with a server error, or not at all: ARM may have carried it out.
+    Read the resource to know; never send it again blindly (containment.arm_retry)."""
+
+
 def _as_sent(pipeline_response, deserialized, headers) -> Any:
     """The SDKs' documented `cls` hook: keep the body as ARM sent it, not the SDK model."""
     return json.loads(pipeline_response.http_response.text())  # .text(): old and new transports alike
@@ -90,8 +95,9 @@ def list_accounts(clients: AzureClients, subscription: str, resource_group: str 
 
 
 def write(clients: AzureClients, change: Write) -> None:
-    """Send one containment write; ChangedConcurrently on a failed If-Match."""
-    from azure.core.exceptions import HttpResponseError
+    """Send one containment write; ChangedConcurrently on a failed If-Match, OutcomeUnknown
+    on a server error or a lost answer."""
+    from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
     target = parse_resource_id(change.resource_id)
     headers = {"If-Match": change.if_match} if change.if_match else {}
@@ -121,9 +127,14 @@ def write(clients: AzureClients, change: Write) -> None:
             clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
         else:
             raise ValueError(f"this app never sends {change.method} to a {target.type}")
+    except ServiceResponseError as error:
+        raise OutcomeUnknown(f"{change.method} {change.resource_id}: the answer was lost ({error})") from None
     except HttpResponseError as error:
         if error.status_code == 412:
             raise ChangedConcurrently(f"{change.method} {change.resource_id}: {error.message}") from None
         if error.status_code == 404:
             raise ResourceGone(str(error.message or error)) from None
+        if error.status_code is not None and error.status_code >= 500:
+            raise OutcomeUnknown(f"{change.method} {change.resource_id}: HTTP {error.status_code} "
+                                 f"{error.message}") from None
         raise

@@ -3,7 +3,9 @@
 A fault matches calls by method and a regular expression on the path; it lets `skip`
 matching calls through, then fires on the next `times` of them (None: for ever). The
 reliability tests drive ARM throttling, server errors, dropped connections, slow answers,
-concurrent writers and Log Analytics partial results through it.
+concurrent writers and Log Analytics partial results through it. A fault `after` the call
+fires once the call has been carried out: ARM made the change, and the caller sees an
+error or a dropped connection (a gateway timeout, a connection lost on the way back).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Fault:
     delay: float = 0.0
     skip: int = 0
     times: int | None = 1
+    after: bool = False
     seen: int = 0
     fired: int = 0
     _pattern: re.Pattern = field(init=False, repr=False)
@@ -39,6 +42,8 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"fault kind {self.kind!r} is not one of {KINDS}")
+        if self.after and self.kind not in ("status", "drop"):
+            raise ValueError(f"a {self.kind} fault cannot come after the call: only status and drop can")
         self._pattern = re.compile(self.path, re.IGNORECASE)
 
     def matches(self, method: str, path: str) -> bool:
@@ -64,12 +69,13 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> list[Fault]:
-        """The faults that fire on this call, counting it against every matching fault."""
+    def take(self, method: str, path: str, after: bool = False) -> list[Fault]:
+        """The faults that fire on this call before (or `after`) it is carried out, counting
+        it against every matching fault of that phase."""
         firing = []
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(method, path):
+                if fault.after != after or not fault.matches(method, path):
                     continue
                 fault.seen += 1
                 exhausted = fault.times is not None and fault.fired >= fault.times

@@ -34,6 +34,7 @@ TOPIC_PATH = "/api/events"  # where an Event Grid custom topic takes events
 # Any non-empty bearer token is accepted: the emulator checks that the SDK authenticates,
 # not who it is (the app's own identity checks are tested on event claims).
 _BEARER = "bearer "
+_WRITES = ("PUT", "PATCH", "DELETE", "POST")
 
 
 @dataclass
@@ -57,6 +58,9 @@ class LocalAzure:
         self.faults = FaultPlan()
         self.traffic: list[Exchange] = []
         self.notifications: list[dict] = []  # CloudEvents published to the topic endpoint
+        # ARM writes carried out, as (method, path, status): with faults `after` the call, what
+        # the caller saw (the traffic) is not what ARM did.
+        self.applied_writes: list[tuple[str, str, int]] = []
         self._traffic_lock = threading.Lock()
         self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -117,6 +121,7 @@ class LocalAzure:
     def clear_traffic(self) -> None:
         with self._traffic_lock:
             self.traffic.clear()
+            self.applied_writes.clear()
 
     def write_traffic(self, directory: Path) -> int:
         """Write the captured exchanges as oav traffic files; return how many."""
@@ -150,9 +155,7 @@ class LocalAzure:
             elif fault.kind == "partial-error":
                 partial = True
             elif fault.kind == "status":
-                retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                error = ArmError(fault.status, fault.error_code, f"Injected fault: HTTP {fault.status}.")
-                return Answer(fault.status, error.body(), retry)
+                return self._error(fault)
         if not headers.get("authorization", "").lower().startswith(_BEARER):
             error = ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
             return Answer(401, error.body())
@@ -164,9 +167,23 @@ class LocalAzure:
                 response = partial_error(response, "Injected fault: the query returned partial results.")
             return Answer(status, response)
         try:
-            return self.arm.handle(method, path, query, headers, body)
+            answer = self.arm.handle(method, path, query, headers, body)
         except ArmError as error:
             return Answer(error.status, error.body())
+        if method in _WRITES and answer.status < 400:
+            with self._traffic_lock:
+                self.applied_writes.append((method, path, answer.status))
+        for fault in self.faults.take(method, path, after=True):
+            if fault.kind == "drop":
+                return None
+            return self._error(fault)
+        return answer
+
+    @staticmethod
+    def _error(fault) -> Answer:
+        retry = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        return Answer(fault.status, ArmError(fault.status, fault.error_code,
+                                             f"Injected fault: HTTP {fault.status}.").body(), retry)
 
     def topic_answer(self, method: str, headers: dict[str, str], body: Any) -> Answer:
         """An Event Grid custom topic: accepts a CloudEvents batch and keeps it."""

@@ -254,7 +254,35 @@ def test_server_errors_are_injected_per_call_count(emulator, clients):
         storage.update(b.RG, ACCOUNT_NAME, StorageAccountUpdateParameters(allow_blob_public_access=False),
                        retry_total=1, retry_backoff_factor=0)
     assert failed.value.status_code == 503
-    assert failure.fired == 2
+    assert failure.fired == 1  # the app's clients never resend a write after a 5xx (containment.arm_retry)
+
+
+def test_the_apps_clients_resend_a_throttled_write_and_retry_failed_reads(emulator, clients):
+    emulator.seed([ACCOUNT])
+    storage = clients.storage(b.SUBSCRIPTION).storage_accounts
+    emulator.faults.add("status", path="storageaccounts/synthtrain01$", method="PATCH", status=429, retry_after=0,
+                        times=1)  # throttled before ARM processed it: safe to send again
+    emulator.faults.add("status", path="storageaccounts/synthtrain01$", method="GET", status=503, times=1)
+    storage.update(b.RG, ACCOUNT_NAME, StorageAccountUpdateParameters(allow_blob_public_access=False),
+                   retry_backoff_factor=0)
+    assert storage.get_properties(b.RG, ACCOUNT_NAME, retry_backoff_factor=0).allow_blob_public_access is False
+    assert [(x.method, x.status) for x in emulator.traffic] == [("PATCH", 429), ("PATCH", 200), ("GET", 503),
+                                                               ("GET", 200)]
+
+
+def test_a_fault_after_the_call_comes_once_arm_has_made_the_change(emulator, clients):
+    emulator.seed([ACCOUNT])
+    lost = emulator.faults.add("status", path="storageaccounts/synthtrain01$", method="PATCH", status=504,
+                               after=True, times=1)
+    storage = clients.storage(b.SUBSCRIPTION).storage_accounts
+    with pytest.raises(HttpResponseError) as failed:
+        storage.update(b.RG, ACCOUNT_NAME, StorageAccountUpdateParameters(allow_blob_public_access=False))
+    assert failed.value.status_code == 504 and lost.fired == 1
+    assert emulator.arm.get(ACCOUNT["id"])["properties"]["allowBlobPublicAccess"] is False  # applied all the same
+    assert [(m, s) for m, _, s in emulator.applied_writes] == [("PATCH", 200)]
+    assert [x.status for x in emulator.traffic] == [504]  # what the caller saw
+    with pytest.raises(ValueError, match="only status and drop"):
+        emulator.faults.add("slow", after=True)
 
 
 def test_dropped_connection_and_slow_answer(emulator, clients):

@@ -72,14 +72,9 @@ def drive(app, the_storm: Storm, *, drain=None, **options) -> StormRun:
 
 
 def effective_writes(emulator) -> list[tuple[str, str, int]]:
-    """ARM writes that ARM carried out: (method, path, status). Refused ones (4xx, 5xx)
-    changed nothing; dropped connections never reached the emulator's handler."""
-    writes = []
-    for exchange in list(emulator.traffic):
-        path = "/" + urlsplit(exchange.url).path.lstrip("/")
-        if exchange.method in WRITES and exchange.status < 400 and not path.lower().startswith(("/v1/", "/api/")):
-            writes.append((exchange.method, path, exchange.status))
-    return writes
+    """ARM writes that ARM carried out: (method, path, status), whether or not the caller
+    heard back (a fault `after` the call). Refused ones (4xx, 5xx) changed nothing."""
+    return list(emulator.applied_writes)
 
 
 def contained_in_arm(emulator, unit) -> bool:
@@ -189,6 +184,13 @@ FAULT_PLANS = {
         dict(kind="etag-conflict", path=r"/securityRules/", method="PUT", times=4),
         dict(kind="etag-conflict", path=r"/containers/[^/]+$", method="PATCH", times=3)],
 }
+# ARM carried the write out, then the caller saw a server error or lost the answer: a
+# retry must read the resource first, never write it a second time.
+FAULT_PLANS["applied, then lost"] = [
+    dict(kind="status", path=r"/containers/[^/]+$", method="PATCH", status=504, after=True, times=4),
+    dict(kind="drop", path=r"/roleAssignments/[^/]+$", method="DELETE", after=True, times=3),
+    dict(kind="status", path=r"/securityRules/", method="PUT", status=500, after=True, times=3),
+    dict(kind="drop", path=r"/storageAccounts/[^/]+$", method="PATCH", after=True, times=2)]
 FAULT_PLANS["all of them at once"] = [fault for plan in FAULT_PLANS.values() for fault in plan] + [
     dict(kind="status", path=r"/containers/[^/]+$", method="GET", status=500, retry_after=QUICK, skip=2, times=4)]
 
@@ -222,6 +224,26 @@ def test_an_etag_conflict_is_re_read_and_re_judged_never_overwritten(app, emulat
     assert len(gets) >= 1 + 3  # detection's read, then a fresh read before each of the three writes
     [record] = app.records()
     assert record.outcome == "contained"
+
+
+@pytest.mark.parametrize("kind", ["status", "drop"])
+def test_a_write_whose_answer_is_lost_is_read_back_never_sent_twice(app, emulator, kind):
+    """ARM made the change, then answered 504 (or the connection died on the way back):
+    the SDK does not resend the PATCH (containment.arm_retry); containment reads the
+    container, sees its write took effect, and records it as the change it made."""
+    account = b.storage_account()
+    public = b.container(account["id"], "lost-answer", "Container")
+    emulator.seed([account, public])
+    app.configure(**SETTINGS)
+    lost = emulator.faults.add(kind, path=r"/containers/[^/]+$", method="PATCH", status=504, after=True, times=1)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    app.drain()
+    assert lost.fired == 1 and [w[0] for w in effective_writes(emulator)] == ["PATCH"]
+    [record] = app.records()
+    assert record.outcome == "contained" and "already contained" not in record.reason
+    [before] = record.before.values()
+    [after] = record.after.values()
+    assert (before["properties"]["publicAccess"], after["properties"]["publicAccess"]) == ("Container", "None")
 
 
 # -- the poison message, inside a storm --------------------------------------------------------------

@@ -347,3 +347,17 @@ def test_an_auto_contained_rule_with_no_action_is_not_said_to_be_missing_from_th
     decision = decide([finding("storage_scope_tag_removed")], chosen)
     assert decision.outcome == "reported" and "storage_scope_tag_removed" in decision.reason
     assert "not in CONTAINMENT_AUTO_CONTAIN" not in decision.reason
+
+
+@pytest.mark.parametrize("created, rotated", [
+    ({}, ["key1", "key2"]),  # never rotated (ARM omits the times): both
+    ({"key1": "2026-11-24T10:00:00.1234567Z", "key2": "2026-01-01T00:00:00Z"}, ["key2"]),  # key1 done, answer lost
+    ({"key1": "2026-11-24T10:00:01Z", "key2": "2026-11-24T10:00:02Z"}, []),  # both after the decision: contained
+])
+def test_key_rotation_plans_only_the_keys_older_than_the_decision(created, rotated):
+    body = {**account(), "properties": {"keyCreationTime": created}}
+    state = State(body, {"decided_at": "2026-11-24T10:00:00Z"})
+    action = ACTIONS["rotate_account_keys"]
+    target = parse_resource_id(ACCOUNT_ID)
+    assert [w.body["keyName"] for w in action.plan(state, target, DEFAULTS)] == rotated
+    assert still_exposed(action, state, DEFAULTS) is bool(rotated)

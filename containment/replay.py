@@ -198,13 +198,13 @@ class Replayer:
     def _http(self, file: str, step: Step) -> None:
         """An operator's request, authorised as the host would after App Service Authentication."""
         import function_app
-        from localazure.functions_host import call_http
+        from localazure.functions_host import NoFunction, call_http
 
         request = step.payload
         try:
             response = call_http(function_app.app, request.get("method", "POST"), request["route"], request.get("body"),
                                  {"x-ms-client-principal-name": "operator@scenario"})
-        except KeyError as error:  # no function serves the route
+        except NoFunction as error:
             raise ScenarioError(file, step.path, error.args[0]) from None
         self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "
                   f"{response.status_code} {response.get_body().decode()[:200]}")

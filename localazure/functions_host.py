@@ -29,6 +29,11 @@ class Invocation:
 _indexed: dict[int, dict[str, Any]] = {}
 
 
+class NoFunction(KeyError):
+    """No function of the app answers this trigger (a name, a timer, an HTTP route): told
+    apart from a KeyError raised inside a function the host ran."""
+
+
 def index(app: func.FunctionApp) -> dict[str, Any]:
     """The app's functions by name, as the worker indexes them: once per app (a second
     get_functions() call refuses the names it has already seen)."""
@@ -41,7 +46,7 @@ def user_function(app: func.FunctionApp, name: str):
     try:
         return index(app)[name].get_user_function()
     except KeyError:
-        raise KeyError(f"the app has no function named {name!r}") from None
+        raise NoFunction(f"the app has no function named {name!r}") from None
 
 
 def subscribers(event: dict) -> list[str]:
@@ -72,7 +77,7 @@ def fire_timer(app: func.FunctionApp, name: str, past_due: bool = False) -> Invo
 
     function = index(app).get(name)
     if function is None or not any(b["type"] == "timerTrigger" for b in json.loads(function.get_function_json())["bindings"]):
-        raise KeyError(f"the app has no timer-triggered function named {name!r}")
+        raise NoFunction(f"the app has no timer-triggered function named {name!r}")
     invocation = Invocation(name)
     timer = TimerRequestConverter.decode(func.meta.Datum(json.dumps({"IsPastDue": past_due}), "json"),
                                          trigger_metadata={})
@@ -105,7 +110,7 @@ def call_http(app: func.FunctionApp, method: str, route: str, body: Any = None,
                                    headers=headers or {}, params=query, route_params=match.groupdict(),
                                    body=json.dumps(body).encode() if body is not None else b"")
         return function.get_user_function()(request)
-    raise KeyError(f"no HTTP function serves {method} {route}")
+    raise NoFunction(f"no HTTP function serves {method} {route}")
 
 
 def drain_queue(app: func.FunctionApp, function: str, queue, max_dequeue_count: int,

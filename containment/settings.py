@@ -301,7 +301,8 @@ SETTINGS: tuple[Setting, ...] = (
             "containment actions that always wait for a person (`pending-approval`): rotating keys breaks every "
             "client that uses them"),
     Setting("CONTAINMENT_APPROVAL_EXPIRY_HOURS", "approval_expiry_hours", "24", _positive(float, "hours > 0"),
-            "a decision waiting for approval expires after this long: approving it later is refused"),
+            "a decision waiting for approval expires after this long: approving it later is refused, and the "
+            "drift sweep records it expired"),
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
@@ -319,7 +320,7 @@ SETTINGS: tuple[Setting, ...] = (
             "NCRONTAB schedule of the egress scan"),
     Setting("CONTAINMENT_SWEEP_SCHEDULE", "sweep_schedule", "0 0 * * * *", _ncrontab,
             "NCRONTAB schedule of the drift sweep, which re-judges every protected resource of "
-            "CONTAINMENT_SUBSCRIPTIONS through ARM list calls"),
+            "CONTAINMENT_SUBSCRIPTIONS through ARM list calls and closes expired approvals"),
     Setting("CONTAINMENT_EGRESS_WINDOW_MINUTES", "egress_window_minutes", "5", _positive(int, "whole minutes > 0"),
             "length of one scan window; thresholds are per caller per window"),
     Setting("CONTAINMENT_EGRESS_LAG_MINUTES", "egress_lag_minutes", "10", _positive(int, "whole minutes > 0"),

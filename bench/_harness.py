@@ -273,7 +273,7 @@ def container_event(container: dict) -> dict:
 @dataclass(frozen=True)
 class Call:
     origin: str   # the app function that made it (storage_exposure, contain), "host" or "bench"
-    service: str  # arm, table, queue
+    service: str  # arm, topic, table, queue
     method: str
     path: str
     seconds: float
@@ -286,13 +286,16 @@ class Call:
             what = parts[-2] if len(parts) >= 2 else self.path  # the type segment: storageAccounts, containers
         elif self.service == "table":
             what = "create table" if parts[-1] == "Tables" else (self.entity or "entity")
+        elif self.service == "topic":
+            what = "notification"
         else:
             what = "message" if len(parts) >= 4 else (parts[-1] if parts[-1] == "messages" else "queue")
         return f"{self.service} {self.method} {what}"
 
 
 # The ledger's entity kinds by PartitionKey prefix (containment/ledger.py's table).
-_LEDGER_KINDS = {"resource": "decision", "day": "by-day index", "claim": "claim", "bare": "record"}
+_LEDGER_KINDS = {"resource": "decision", "day": "by-day index", "claim": "claim", "bare": "record",
+                 "budget": "blast-radius budget", "exemption": "exemptions"}
 
 
 def _ledger_entity(path: str, body) -> str:
@@ -356,6 +359,8 @@ class HttpCalls:
     def _note(self, request, seconds: float) -> None:
         url = urlsplit(request.url)
         service = self.services.get(url.port, f"port {url.port}")
+        if service == "arm" and url.path.startswith("/api/events"):
+            service = "topic"  # the emulator also stands in for the notifications' Event Grid topic
         entity = _ledger_entity(url.path, getattr(request, "content", None)) if service == "table" else ""
         self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity))
 

@@ -110,3 +110,22 @@ def app(emulator, azurite, monkeypatch, request):
 
     yield AppUnderTest(emulator, azurite, monkeypatch, request.node.name)
     runtime.reset()
+
+
+# -- the proof-under-load figures: what the reliability and hostile-input tests record ------------
+_FIGURES: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if isinstance(value, int):
+                _FIGURES[name] = _FIGURES.get(name, 0) + value
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The counts the README quotes, summed over the tests that ran (record_property)."""
+    if _FIGURES:
+        terminalreporter.write_sep("-", "reliability and hostile input: what was tried")
+        terminalreporter.write_line(", ".join(f"{name.replace('_', ' ')}: {value:,}" for name, value in
+                                              sorted(_FIGURES.items())))

@@ -17,7 +17,7 @@ def test_a_containment_is_published_as_a_cloudevent(app, emulator):
     [event] = emulator.notifications
     assert event["type"] == "SyntheticDataContainment.Decision.contained"
     assert event["source"] == "/synthetic-data-containment" and event["subject"] == PUBLIC["id"]
-    assert event["data"]["actions"] == ["make_container_private"] and event["id"] == app.records()[0].key
+    assert event["data"]["actions"] == ["make_container_private"] and event["id"] == app.records()[0].key + ".contained"
 
 
 def test_dry_run_findings_are_not_published_but_a_held_decision_is(app, emulator):

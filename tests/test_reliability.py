@@ -319,7 +319,8 @@ def test_a_read_that_fails_then_succeeds_replaces_the_failed_record_with_the_dec
     assert (record.event_id, record.outcome) == (event["id"], "contained") and contained_in_arm(emulator, container)
     day = datetime.fromisoformat(record.decided_at.replace("Z", "+00:00"))
     assert [r.outcome for r in app.runtime.ledger.for_day(day)] == ["contained"]
-    assert [n["data"]["outcome"] for n in emulator.notifications] == ["failed", "contained"]
+    notified = [(n["id"], n["data"]["outcome"]) for n in emulator.notifications]
+    assert notified == [(f"{event['id']}.failed", "failed"), (f"{event['id']}.contained", "contained")]
     assert len(effective_writes(emulator)) == 1
 
 

@@ -223,7 +223,7 @@ class PureScan:
         arm = SimpleNamespace(read=read, ResourceGone=resources.ResourceGone)
         with mock.patch.object(egress_scan, "resources", arm), \
                 mock.patch.object(egress_scan, "conclude", lambda runtime, record, decision, state: (record, decision)):
-            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline)
+            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline, {})
 
 
 def traced(run, *args):

@@ -54,6 +54,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     if settings.log_workspace_id is None:
         return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan")
     written, window = [], windows[0]
+    accounts: dict[str, dict | None] = {}  # each account read from ARM once per run, however many windows
     try:
         baseline = _baseline(runtime, windows[0][0])
         for window in windows:
@@ -61,7 +62,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
             rows = log_queries.checked(log_queries.run(
                 runtime.clients, settings.log_workspace_id, "egress_window", start, end,
                 window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
-            written += _judge_window(runtime, start, end, rows, baseline)
+            written += _judge_window(runtime, start, end, rows, baseline, accounts)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
@@ -107,20 +108,20 @@ def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], 
 
 
 def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],
-                  baseline: dict) -> list[DecisionRecord]:
+                  baseline: dict, accounts: dict[str, dict | None]) -> list[DecisionRecord]:
     by_account: dict[str, list[dict]] = {}
     for row in rows:
         by_account.setdefault(row["ResourceId"], []).append(row)
     written = []
     for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
-        record = _judge_account(runtime, start, end, resource_id, callers, baseline)
+        record = _judge_account(runtime, start, end, resource_id, callers, baseline, accounts)
         if record is not None:
             written.append(record)
     return written
 
 
 def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
-                   baseline: dict) -> DecisionRecord | None:
+                   baseline: dict, accounts: dict[str, dict | None]) -> DecisionRecord | None:
     """Judge one account's window; only protected accounts with findings are recorded
     (a record per account per window for quiet accounts would bury the ledger)."""
     try:
@@ -132,9 +133,13 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     if not account_id.is_type(STORAGE_ACCOUNT) or settings.is_own(account_id.text) or (
             settings.subscriptions and account_id.subscription not in settings.subscriptions):
         return None  # logs can come from anywhere a diagnostic setting points: stay in scope
-    try:
-        account = resources.read(runtime.clients, account_id)
-    except resources.ResourceGone:
+    if account_id.key not in accounts:
+        try:
+            accounts[account_id.key] = resources.read(runtime.clients, account_id)
+        except resources.ResourceGone:
+            accounts[account_id.key] = None
+    account = accounts[account_id.key]
+    if account is None:
         return None
     protection = protection_of(account_id, account.get("tags"), runtime.settings)
     if not protection.protected:

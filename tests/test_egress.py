@@ -188,6 +188,16 @@ def test_the_baseline_is_queried_once_an_hour_and_reused_by_the_scans_in_between
     assert record.findings[0]["evidence"]["callers"][0]["baseline_active_windows"] == 48
 
 
+def test_a_catch_up_reads_each_account_once_however_many_windows_name_it(scan, app, emulator):
+    rows = [read(WINDOW_START - timedelta(minutes=m), auth="Anonymous", ip="198.51.100.20") for m in (90, 80, 70)]
+    scan(rows, at=NOW - timedelta(hours=2))
+    emulator.clear_traffic()
+    scan(seed=False, CONTAINMENT_EGRESS_MAX_WINDOWS="12", CONTAINMENT_MODE="dry-run")
+    assert [r.outcome for r in app.records()] == ["would-contain"] * 3  # three windows, three decisions
+    reads = [x for x in emulator.traffic if x.method == "GET" and x.url.split("?")[0].endswith(ACCOUNT["name"])]
+    assert len(reads) == 1
+
+
 def test_without_a_workspace_the_scan_says_it_cannot_run(scan):
     [failed] = scan([], CONTAINMENT_LOG_WORKSPACE_ID="")
     assert failed.outcome == "failed" and "CONTAINMENT_LOG_WORKSPACE_ID is not set" in failed.reason

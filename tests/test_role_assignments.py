@@ -155,16 +155,20 @@ def test_a_grant_on_a_container_of_a_protected_account_is_judged_by_the_account(
     assert [r.outcome for r in app.records()] == ["contained"]
 
 
-def test_the_role_assignment_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
+def contain_and_validate(app, emulator, grant: dict, tmp_path):
+    """Contain one grant in enforce mode, then run oav over every call the path made."""
     from localazure.conformance import validate_traffic
 
-    grant = assignment(ACCOUNT["id"])
     emulator.seed([ACCOUNT, grant])
     app.configure(CONTAINMENT_MODE="enforce")
     app.deliver(write_event(grant["id"], WRITE))
     app.drain()
     emulator.write_traffic(tmp_path)
-    report = validate_traffic(tmp_path)
+    return validate_traffic(tmp_path)
+
+
+def test_the_role_assignment_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
+    report = contain_and_validate(app, emulator, assignment(ACCOUNT["id"]), tmp_path)
     assert report.ok, str(report)
 
 
@@ -206,15 +210,7 @@ def test_a_resource_group_grant_conforms_except_for_the_account_listing_the_spec
     it undefined. Everything else the path sends must validate."""
     import json
 
-    from localazure.conformance import validate_traffic
-
-    grant = assignment(b.RG_ID, role=b.CONTRIBUTOR)
-    emulator.seed([ACCOUNT, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(grant["id"], WRITE))
-    app.drain()
-    emulator.write_traffic(tmp_path)
-    report = validate_traffic(tmp_path)
+    report = contain_and_validate(app, emulator, assignment(b.RG_ID, role=b.CONTRIBUTOR), tmp_path)
     assert report.findings == [], str(report)
     undefined_urls = {json.loads((tmp_path / name).read_text())["liveRequest"]["url"].split("?")[0]
                       for name in report.undefined}

@@ -6,19 +6,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-# checkov (the Bicep scanner of tests/test_infra.py) pins dependencies that conflict with the
+# checkov (the Bicep scanner of tests/infra/test_infra.py) pins dependencies that conflict with the
 # app's Azure SDKs, so it lives in a virtual environment of its own.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
-TOOLS_REQUIREMENTS := tests/infra_checks/requirements-checkov.txt
+TOOLS_REQUIREMENTS := tests/infra/checks/requirements-checkov.txt
 
 .PHONY: setup demo test bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(TOOLS_STAMP): $(TOOLS_REQUIREMENTS)

@@ -16,7 +16,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 def storage_exposure(event: func.EventGridEvent) -> None:
     """ARM wrote a storage account or blob container (subscription system topic,
     ResourceWriteSuccess): re-read it, judge it, record the decision, request containment."""
-    from containment.storage_exposure import on_storage_write
+    from containment.detect.storage import on_storage_write
 
     on_storage_write(event)
 
@@ -26,7 +26,7 @@ def storage_exposure(event: func.EventGridEvent) -> None:
 def role_assignment_grant(event: func.EventGridEvent) -> None:
     """A role assignment was written (subscription system topic, ResourceWriteSuccess):
     re-read it and its role, and contain it if it opens protected data to someone not allowed."""
-    from containment.role_assignments import on_role_assignment_write
+    from containment.detect.role_assignments import on_role_assignment_write
 
     on_role_assignment_write(event)
 
@@ -36,7 +36,7 @@ def role_assignment_grant(event: func.EventGridEvent) -> None:
 def nsg_exposure(event: func.EventGridEvent) -> None:
     """A network security group or one of its rules was written (subscription system topic,
     ResourceWriteSuccess): re-read the NSG and contain any rule that opens synthetic data."""
-    from containment.nsg_exposure import on_nsg_write
+    from containment.detect.nsg import on_nsg_write
 
     on_nsg_write(event)
 
@@ -47,7 +47,7 @@ def egress_scan(timer: func.TimerRequest) -> None:
     """Every few minutes: query StorageBlobLogs for the windows that are due (anonymous
     reads, keys or SAS from untrusted networks, volume against each caller's baseline, bulk
     enumeration) and contain what the findings' severities call for."""
-    from containment.egress_scan import run_egress_scan
+    from containment.detect.egress_scan import run_egress_scan
 
     run_egress_scan()
 
@@ -57,7 +57,7 @@ def egress_scan(timer: func.TimerRequest) -> None:
 def drift_sweep(timer: func.TimerRequest) -> None:
     """Hourly: re-judge every protected account, container, NSG and role assignment through
     ARM list calls, so what no event reported is still found."""
-    from containment.drift_sweep import run_drift_sweep
+    from containment.detect.drift_sweep import run_drift_sweep
 
     run_drift_sweep()
 
@@ -67,7 +67,7 @@ def drift_sweep(timer: func.TimerRequest) -> None:
 def contain(message: func.QueueMessage) -> None:
     """A containment request from detection: carry it out once, verify it, record before
     and after. Isolated from detection so that only this function changes resources."""
-    from containment.containment_worker import on_containment_request
+    from containment.act.worker import on_containment_request
 
     on_containment_request(message)
 
@@ -76,7 +76,7 @@ def contain(message: func.QueueMessage) -> None:
 @app.route(route="decisions/pending", methods=["GET"])
 def pending_approvals(req: func.HttpRequest) -> func.HttpResponse:
     """What waits for a person's approval, with when each expires."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "pending")
 
@@ -85,7 +85,7 @@ def pending_approvals(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="decisions/{key}/approve", methods=["POST"])
 def approve(req: func.HttpRequest) -> func.HttpResponse:
     """A person approves a held decision: its actions go through the containment queue."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "approve")
 
@@ -94,7 +94,7 @@ def approve(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="decisions/{key}/deny", methods=["POST"])
 def deny(req: func.HttpRequest) -> func.HttpResponse:
     """A person denies a held decision: recorded, nothing done."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "deny")
 
@@ -103,7 +103,7 @@ def deny(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="contain", methods=["POST"])
 def break_glass(req: func.HttpRequest) -> func.HttpResponse:
     """Contain a resource now: the actions asked for, or everything its type supports."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "contain")
 
@@ -112,7 +112,7 @@ def break_glass(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="release", methods=["POST"])
 def release(req: func.HttpRequest) -> func.HttpResponse:
     """Undo a containment from its recorded before-state (refused if changed since, unless forced)."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "release")
 
@@ -121,6 +121,6 @@ def release(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="exemptions", methods=["GET", "POST", "DELETE"])
 def exemptions(req: func.HttpRequest) -> func.HttpResponse:
     """List, add (scope, reason, owner, expiry) or remove (?scope=) exemptions."""
-    from containment.http_api import respond
+    from containment.operate.http_api import respond
 
     return respond(req, "exemptions")

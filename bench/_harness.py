@@ -224,7 +224,7 @@ class Stack:
     def app_settings(self, name: str, mode: str = "enforce") -> dict[str, str]:
         """The app's settings, as tests/conftest.py's AppUnderTest sets them: this stack, a
         ledger table and containment queue of the benchmark's own."""
-        from tests.arm_bodies import SUBSCRIPTION
+        from tests.helpers.arm_bodies import SUBSCRIPTION
 
         return {**self.emulator.settings, "AzureWebJobsStorage": self.azurite.connection_string,
                 "CONTAINMENT_LEDGER_TABLE": "bench" + name, "CONTAINMENT_QUEUE": "bench-" + name,
@@ -238,8 +238,8 @@ class Stack:
 def apply_settings(settings: dict[str, str]) -> None:
     """Make `settings` the app's whole configuration in this process, and forget the
     runtime built from the previous one (as AppUnderTest.configure does)."""
-    from containment import runtime
-    from containment.settings import SETTINGS
+    from containment.adapters import runtime
+    from containment.core.settings import SETTINGS
 
     for setting in SETTINGS:
         os.environ.pop(setting.name, None)
@@ -250,21 +250,21 @@ def apply_settings(settings: dict[str, str]) -> None:
 # -- resources the benchmarks judge ------------------------------------------------------------
 def synthetic_account(name: str = "benchsynth01") -> dict:
     """A storage account tagged as synthetic data (in scope), private itself."""
-    from tests.arm_bodies import storage_account
+    from tests.helpers.arm_bodies import storage_account
 
     return storage_account(name)
 
 
 def public_containers(account: dict, prefix: str, count: int) -> list[dict]:
     """`count` fresh containers open to anonymous reads: each one event's worth of work."""
-    from tests.arm_bodies import container
+    from tests.helpers.arm_bodies import container
 
     return [container(account["id"], f"{prefix}{index:03d}", "Container") for index in range(count)]
 
 
 def container_event(container: dict) -> dict:
     """The Event Grid event ARM sends when someone writes the container (a fresh event ID)."""
-    from tests.events import CONTAINER_WRITE, write_event
+    from tests.helpers.events import CONTAINER_WRITE, write_event
 
     return write_event(container["id"], CONTAINER_WRITE)
 
@@ -293,7 +293,7 @@ class Call:
         return f"{self.service} {self.method} {what}"
 
 
-# The ledger's entity kinds by PartitionKey prefix (containment/ledger.py's table).
+# The ledger's entity kinds by PartitionKey prefix (containment/adapters/ledger.py's table).
 _LEDGER_KINDS = {"resource": "decision", "day": "by-day index", "claim": "claim", "bare": "record",
                  "budget": "blast-radius budget", "exemption": "exemptions"}
 
@@ -427,8 +427,8 @@ def storm(resources: int, deliveries: int | None = None, *, seed: int = 9, compl
     import random
     import uuid
 
-    from tests import arm_bodies as b
-    from tests.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
+    from tests.helpers import arm_bodies as b
+    from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
 
     rng = random.Random(seed)
     deliveries = 10 * resources if deliveries is None else deliveries

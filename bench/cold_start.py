@@ -41,11 +41,32 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from _harness import (REPO, Stack, apply_settings, container_event, mib, median, ms, print_machine, print_table,
-                      public_containers, ratio, synthetic_account)
-from tests.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg, role_assignment,
-                              security_rule, storage_account)
-from tests.events import CONTAINER_WRITE, write_event
+from _harness import (
+    REPO,
+    Stack,
+    apply_settings,
+    container_event,
+    median,
+    mib,
+    ms,
+    print_machine,
+    print_table,
+    public_containers,
+    ratio,
+    synthetic_account,
+)
+
+from tests.helpers.arm_bodies import (
+    CONTRIBUTOR,
+    STORAGE_BLOB_DATA_READER,
+    SUBSCRIPTION,
+    container,
+    nsg,
+    role_assignment,
+    security_rule,
+    storage_account,
+)
+from tests.helpers.events import CONTAINER_WRITE, write_event
 
 CHILD = Path(__file__).with_name("_cold_child.py")
 IMPORTS = {"bare": "bare interpreter (floor)", "app": "import function_app", "sdks": "import the nine SDKs"}
@@ -113,7 +134,7 @@ NSG_WRITE = "Microsoft.Network/networkSecurityGroups/write"
 
 def child_env(settings: dict[str, str]) -> dict[str, str]:
     """This process's environment with the app's settings, and no stray ones of our own."""
-    from containment.settings import SETTINGS
+    from containment.core.settings import SETTINGS
 
     env = {name: value for name, value in os.environ.items() if name not in {s.name for s in SETTINGS}}
     return {**env, **settings}
@@ -144,7 +165,7 @@ class Bench:
 
     @property
     def runtime(self):
-        from containment import runtime
+        from containment.adapters import runtime
 
         return runtime.current()
 
@@ -266,8 +287,8 @@ def egress_windows(bench: Bench, run: int) -> Run:
     read of a fresh protected account (critical: contained), after a day of the accounts'
     usual reads for the baseline query. The warm scan reuses the hour's baseline, as an
     instance does."""
-    from containment import clock
-    from containment.egress_scan import CHECKPOINT
+    from containment.core import clock
+    from containment.detect.egress_scan import CHECKPOINT
 
     start = bench.egress_first_hour + timedelta(hours=run)
     accounts = [storage_account(f"coldegress{run:02d}{index}") for index in range(2)]
@@ -364,7 +385,7 @@ def contained_containers(bench: Bench, run: int) -> Run:
 
 def new_exemptions(bench: Bench, run: int) -> Run:
     """Add two exemptions (the write; listing them is a single query)."""
-    from containment import clock
+    from containment.core import clock
 
     expires = clock.iso(datetime.now(timezone.utc) + timedelta(days=2))
     scopes = [f"{bench.account['id']}/blobServices/default/containers/ex{run:02d}-{index}" for index in range(2)]

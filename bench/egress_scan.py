@@ -9,13 +9,13 @@ Part 1, in this process, no I/O: an answer of the egress_window query with --row
   decode   the response's JSON text -> the SDK's LogsQueryResult: json.loads, then
            LogsQueryResult._from_generated (what LogsQueryClient.query_workspace calls,
            which parses each row's datetimes)
-  rows     containment.log_queries.run's conversion to dicts (json.loads of the dynamic
+  rows     containment.adapters.log_analytics.run's conversion to dicts (json.loads of the dynamic
            columns), with a client that hands back that result
   judge    what egress_scan._judge_window does minus its I/O: group by account, then per
-           account the resource ID, its protection, containment.rules.judge with the real
+           account the resource ID, its protection, containment.judge.rule.judge with the real
            egress rules, and for accounts with findings the window evidence and
-           decisions.decide. The ARM GET (resources.read) is a dict lookup of the account
-           body; the ledger/queue write (detection.conclude) is left out. That glue is
+           decisions.decide. The ARM GET (arm.read) is a dict lookup of the account
+           body; the ledger/queue write (record.conclude) is left out. That glue is
            restated here, ten lines of _judge_account, because the module interleaves it
            with the I/O; the real _judge_window is also timed with those two stubbed, as a
            cross-check that the restatement does the same work.
@@ -23,7 +23,7 @@ Part 1, in this process, no I/O: an answer of the egress_window query with --row
 Part 2, against the emulator (ARM + Log Analytics in a child process, Azurite): --raw raw
 StorageBlobLogs rows for one busy protected account, spread over a week, are seeded into
 LocalAzure's LogStore; then, through the app's own LogsQueryClient over HTTPS
-(containment.log_queries.run with the runtime's AzureClients), the egress_baseline query
+(containment.adapters.log_analytics.run with the runtime's AzureClients), the egress_baseline query
 over the week and one egress_window query, --repeat times each, alternating; the same
 request bodies answered by the LogStore directly (engine time, no HTTP); and full
 run_egress_scan invocations (the timer, localazure.functions_host.fire_timer) at clocks
@@ -44,8 +44,7 @@ import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from _harness import (HttpCalls, Stack, apply_settings, max_rss_kib, median, mib, ms, print_machine, print_table,
-                      ratio)
+from _harness import HttpCalls, Stack, apply_settings, max_rss_kib, median, mib, ms, print_machine, print_table, ratio
 
 WORKSPACE = "4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a"
 ALLOWED_CIDRS = "10.20.0.0/16"
@@ -169,22 +168,23 @@ class PureScan:
         return LogsQueryResult._from_generated(parsed)  # noqa: SLF001 - what query_workspace calls
 
     def rows(self, result) -> list[dict]:
-        from containment import log_queries
+        from containment.adapters import log_analytics
 
-        return log_queries.run(Answering(result), WORKSPACE, "egress_window", FIRST_WINDOW, FIRST_WINDOW + WINDOW,
+        return log_analytics.run(Answering(result), WORKSPACE, "egress_window", FIRST_WINDOW, FIRST_WINDOW + WINDOW,
                                window_start=FIRST_WINDOW, window_end=FIRST_WINDOW + WINDOW)
 
     def judge(self, rows: list[dict]) -> list:
-        """_judge_window minus resources.read (a dict lookup here) and conclude (left out):
+        """_judge_window minus arm.read (a dict lookup here) and conclude (left out):
         (account, decision) for each account with findings."""
         from dataclasses import replace
 
-        from containment import clock
-        from containment.decisions import decide
-        from containment.egress_rules import TABLE
-        from containment.resource_ids import STORAGE_ACCOUNT, parse_resource_id
-        from containment.rules import Context, judge
-        from containment.scope import protection_of
+        from containment.core import clock
+        from containment.core.ids import STORAGE_ACCOUNT, parse_resource_id
+        from containment.judge.egress import TABLE
+        from containment.judge.rule import Context
+        from containment.judge.scope import protection_of
+        from containment.plan.decisions import decide
+        from containment.plan.registry import judge
 
         start, end = FIRST_WINDOW, FIRST_WINDOW + WINDOW
         by_account: dict[str, list[dict]] = {}
@@ -214,14 +214,15 @@ class PureScan:
         from types import SimpleNamespace
         from unittest import mock
 
-        from containment import egress_scan, resources
+        from containment.adapters import arm
+        from containment.detect import egress_scan
 
         def read(clients, account_id):
             return self.accounts[account_id.text.lower()]
 
         runtime = SimpleNamespace(settings=self.settings, clients=None)
-        arm = SimpleNamespace(read=read, ResourceGone=resources.ResourceGone)
-        with mock.patch.object(egress_scan, "resources", arm), \
+        stub = SimpleNamespace(read=read, ResourceGone=arm.ResourceGone)
+        with mock.patch.object(egress_scan, "arm", stub), \
                 mock.patch.object(egress_scan, "conclude", lambda runtime, record, decision, state: (record, decision)):
             return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline, {})
 
@@ -241,8 +242,8 @@ def timed(run, *args):
 
 
 def part_one(args) -> None:
-    from containment.settings import load_settings
-    from tests.arm_bodies import storage_account
+    from tests.helpers.arm_bodies import storage_account
+    from tests.helpers.settings import load_settings
 
     settings = load_settings({"CONTAINMENT_MODE": "enforce", "CONTAINMENT_ALLOWED_CIDRS": ALLOWED_CIDRS,
                               "CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE})
@@ -323,7 +324,7 @@ def part_one(args) -> None:
     labels = {
         "json.loads": "decode: json.loads of the answer (azure-core)",
         "from_generated": "decode: LogsQueryResult._from_generated (SDK)",
-        "rows": "log_queries.run: rows -> dicts, dynamic json.loads",
+        "rows": "log_analytics.run: rows -> dicts, dynamic json.loads",
         "judge": "group + per account: protection, judge, decide",
         "real _judge_window": "cross-check: real _judge_window, I/O stubbed",
     }
@@ -458,12 +459,13 @@ def classify(call) -> str:
 def part_two(args) -> dict:
     from azure.monitor.query._helpers import construct_iso8601
 
-    from containment import clock, egress_scan, log_queries
-    from containment import runtime as runtime_module
-    from localazure.functions_host import fire_timer
-    from tests.arm_bodies import storage_account
-
     import function_app
+    from containment.adapters import log_analytics
+    from containment.adapters import runtime as runtime_module
+    from containment.core import clock
+    from containment.detect import egress_scan
+    from localazure.functions_host import fire_timer
+    from tests.helpers.arm_bodies import storage_account
 
     account = storage_account("busysynth01")
     windows = 2 * args.repeat  # scanned by the measured scans: half with an incident
@@ -488,16 +490,16 @@ def part_two(args) -> dict:
         lookback = timedelta(days=config.egress_baseline_days)
 
         def baseline_query(start):
-            return log_queries.run(runtime.clients, WORKSPACE, "egress_baseline", start - lookback, start,
+            return log_analytics.run(runtime.clients, WORKSPACE, "egress_baseline", start - lookback, start,
                                    lookback_start=start - lookback, lookback_end=start, window=WINDOW,
                                    windows=int(lookback / WINDOW))
 
         def window_query(start):
-            return log_queries.run(runtime.clients, WORKSPACE, "egress_window", start, start + WINDOW,
+            return log_analytics.run(runtime.clients, WORKSPACE, "egress_window", start, start + WINDOW,
                                    window_start=start, window_end=start + WINDOW)
 
         def body(name, start, end, **values):
-            text = log_queries.with_parameters((log_queries.QUERIES / f"{name}.kql").read_text(), **values)
+            text = log_analytics.with_parameters((log_analytics.QUERIES / f"{name}.kql").read_text(), **values)
             return {"query": text, "timespan": construct_iso8601((start, end))}
 
         window_query(FIRST_WINDOW)  # warm-up: the client built, its TLS connection opened
@@ -593,7 +595,7 @@ def print_part_two(args, report: dict) -> None:
         rows.append([label, ms(median(total)), ms(min(total)), ms(median(http)), ms(median(engine)),
                      ms(median(total) - median(http)), f"{report['answered'][name]}",
                      f"{runs[0][2]}"])
-    print_table(f"The queries through the app's LogsQueryClient over HTTPS (log_queries.run; {args.repeat} each, "
+    print_table(f"The queries through the app's LogsQueryClient over HTTPS (log_analytics.run; {args.repeat} each, "
                 "alternating, after one warm-up)",
                 ["", "median ms", "min ms", "HTTP ms", "engine ms", "client Python ms", "rows", "HTTP calls"], rows)
     print("HTTP = request sent to body read at the SDK's transport (includes the emulator's work); engine = the "

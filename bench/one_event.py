@@ -24,8 +24,20 @@ import tracemalloc
 import uuid
 from collections import Counter
 
-from _harness import (HttpCalls, Stack, apply_settings, container_event, median, ms, p95, print_machine,
-                      print_table, public_containers, ratio, synthetic_account)
+from _harness import (
+    HttpCalls,
+    Stack,
+    apply_settings,
+    container_event,
+    median,
+    ms,
+    p95,
+    print_machine,
+    print_table,
+    public_containers,
+    ratio,
+    synthetic_account,
+)
 
 WARMUP = 3
 
@@ -33,8 +45,8 @@ WARMUP = 3
 class Bench:
     def __init__(self, stack: Stack, account: dict, http: HttpCalls):
         import function_app
-        from containment import runtime
-        from tests.arm_bodies import SUBSCRIPTION
+        from containment.adapters import runtime
+        from tests.helpers.arm_bodies import SUBSCRIPTION
 
         self.stack, self.app, self.account, self.http = stack, function_app.app, account, http
         self.runtime = runtime.current()  # the one the functions use: built once per process

@@ -31,8 +31,21 @@ import os
 import time
 from collections import Counter
 
-from _harness import (STORM_SETTINGS, Stack, apply_settings, container_event, median, ms, p95, print_machine,
-                      print_table, public_containers, run_storm, storm, synthetic_account)
+from _harness import (
+    STORM_SETTINGS,
+    Stack,
+    apply_settings,
+    container_event,
+    median,
+    ms,
+    p95,
+    print_machine,
+    print_table,
+    public_containers,
+    run_storm,
+    storm,
+    synthetic_account,
+)
 
 FULL = (1000, 10000)  # resources, deliveries: the storm
 
@@ -68,7 +81,7 @@ def main() -> int:
     began = time.monotonic()
 
     import function_app
-    from containment import runtime
+    from containment.adapters import runtime
     from localazure.functions_host import deliver_event, drain_queue
 
     the_storm = storm(resources, deliveries, seed=args.seed)

@@ -1,9 +1,13 @@
 """The command line.
 
-    python -m containment replay SCENARIO.json [...] [--report DIR]
+    python -m containment replay SCENARIO.json [...] [--report DIR]     (development tools)
     python -m containment export decisions|incidents [--since ISO] [--until ISO] [--format jsonl|csv]
     python -m containment incident-report INCIDENT_ID --out report.html
     python -m containment exemptions list|add|remove [--scope ID --reason R --owner O --expires ISO]
+
+`replay` runs the app against the local Azure emulator, which is never deployed: it is
+found through the `containment.commands` entry point that the development package
+declares (pyproject.toml; `make setup` installs it), never imported from here.
 """
 from __future__ import annotations
 
@@ -12,11 +16,14 @@ import logging
 import sys
 from pathlib import Path
 
+COMMANDS = "containment.commands"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m containment")
     commands = parser.add_subparsers(dest="command", required=True)
-    replay_command = commands.add_parser("replay", help="run scenarios against the local emulator and Azurite")
+    replay_command = commands.add_parser("replay", help="run scenarios against the local emulator and Azurite "
+                                                        "(development tools)")
     replay_command.add_argument("scenarios", nargs="+", type=Path)
     replay_command.add_argument("--report", type=Path, default=None,
                                 help="write a Markdown evidence report per scenario into this folder")
@@ -41,20 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     if args.command == "replay":
-        from containment.replay import ScenarioError, replay
-
-        try:
-            return replay(args.scenarios, report_dir=args.report)
-        except ScenarioError as error:
-            print(f"malformed scenario: {error}", file=sys.stderr)
-            return 2
-    from containment.cli import export_command, exemptions_command, incident_report_command
+        return _development_command("replay")(args.scenarios, report_dir=args.report)
+    from containment.operate.cli import exemptions_command, export_command, incident_report_command
 
     if args.command == "export":
         return export_command(args.what, args.since, args.until, args.format)
     if args.command == "incident-report":
         return incident_report_command(args.incident, args.since, args.until, args.out)
     return exemptions_command(args.verb, args.scope, args.reason, args.owner, args.expires)
+
+
+def _development_command(name: str):
+    from importlib.metadata import entry_points
+
+    found = [point for point in entry_points(group=COMMANDS) if point.name == name]
+    if not found:
+        print(f"'{name}' is a development command and the development tools are not installed here: run "
+              "'make setup' (it installs them into .venv with 'pip install -e .')", file=sys.stderr)
+        sys.exit(2)
+    return found[0].load()
 
 
 def _instant(text: str):

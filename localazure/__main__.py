@@ -27,8 +27,9 @@ def _smoke_account(subscription: str) -> dict:
 def smoke() -> dict:
     """One round trip through the real clients: ARM GET + PATCH, a Log Analytics query,
     a table insert and read, a queue send and receive."""
-    from containment.azure import AzureClients
-    from containment.settings import load_settings
+    from containment.adapters.clients import AzureClients
+    from containment.core.settings import load_settings
+    from containment.plan.registry import VOCABULARY
     from localazure.azurite import Azurite
     from localazure.server import LocalAzure
 
@@ -43,7 +44,7 @@ def smoke() -> dict:
         previous = os.environ.get("AzureWebJobsStorage")
         os.environ["AzureWebJobsStorage"] = storage.connection_string  # as the host's setting would be
         try:
-            return _round_trip(AzureClients(load_settings(azure.settings())), subscription, now)
+            return _round_trip(AzureClients(load_settings(azure.settings(), VOCABULARY)), subscription, now)
         finally:
             if previous is None:
                 os.environ.pop("AzureWebJobsStorage")
@@ -80,8 +81,8 @@ def _round_trip(clients, subscription: str, now: datetime) -> dict:
 def serve(scenarios: list[str]) -> None:
     """Run until interrupted; print the settings that point `func start` at this machine.
     The resources and log rows of the given scenario files are seeded first."""
-    from containment.replay import load_scenario
     from localazure.azurite import Azurite
+    from localazure.scenario import load_scenario
     from localazure.server import LocalAzure
 
     with LocalAzure() as azure, Azurite() as storage:

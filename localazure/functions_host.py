@@ -15,7 +15,6 @@ import azure.functions as func
 from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.queue import QueueMessageInConverter
 
-
 log = logging.getLogger("localazure.host")
 
 
@@ -52,7 +51,7 @@ def subscribers(event: dict) -> list[str]:
     """The Event Grid functions whose subscription filter admits this event."""
     # Imported here: the routing table imports the app's detection modules, which a host
     # only loads when a function first runs (bench/cold_start.py times exactly that).
-    from containment.subscriptions import EVENT_SUBSCRIPTIONS
+    from containment.deployment import EVENT_SUBSCRIPTIONS
 
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     return [name for name, subscription in EVENT_SUBSCRIPTIONS.items() if subscription.admits(event.get("eventType"),

@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from localazure.shared import REPO_ROOT, shared_file
+from localazure.shared import REPO_ROOT
 
 CHECKER = Path(__file__).with_name("kql_check.mjs")
 LANGUAGE_SERVICE = REPO_ROOT / "node_modules" / "@kusto" / "language-service-next"
@@ -61,8 +61,10 @@ class Diagnostic:
 
 
 def default_schema() -> dict[str, list[dict]]:
-    columns = shared_file("log-analytics", "StorageBlobLogs.schema.json").read_text()
-    return {"StorageBlobLogs": json.loads(columns)}
+    from localazure.logs import default_schemas
+
+    return {table: [{"name": name, "type": kind} for name, kind in columns]
+            for table, columns in default_schemas().items()}
 
 
 def check_queries(

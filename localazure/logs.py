@@ -45,13 +45,12 @@ import threading
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, Callable
 
 import duckdb
 import duckdb_kql
 from duckdb_kql.types import kusto_type
-
-from localazure.shared import shared_file
 
 # Kusto column type -> DuckDB column type: the same mapping duckdb-kql uses for KQL types, so
 # the translated SQL sees the types it expects (datetime as a UTC TIMESTAMP, dynamic as JSON).
@@ -306,18 +305,26 @@ _WIRE: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _default_schemas() -> dict[str, list[tuple[str, str]]]:
-    columns = json.loads(shared_file("log-analytics", "StorageBlobLogs.schema.json").read_text())
-    return {"StorageBlobLogs": [(column["name"], column["type"]) for column in columns]}
+# The tables the emulator knows, one file each, written from Microsoft's table reference
+# (each file names its source); tests/conformance checks them against ../shared's schema.
+TABLES = Path(__file__).with_name("tables")
+
+
+def default_schemas() -> dict[str, list[tuple[str, str]]]:
+    schemas = {}
+    for path in sorted(TABLES.glob("*.json")):
+        table = json.loads(path.read_text())
+        schemas[table["table"]] = [(name, kind) for name, kind in table["columns"]]
+    return schemas
 
 
 class LogStore:
     """Seeded Log Analytics tables, queried with KQL. Safe to share between threads."""
 
     def __init__(self, schemas: dict[str, list[tuple[str, str]]] | None = None):
-        """`schemas`: table -> [(column, Kusto type)]; StorageBlobLogs from ../shared if None."""
+        """`schemas`: table -> [(column, Kusto type)]; the tables in localazure/tables if None."""
         if schemas is None:
-            schemas = _default_schemas()
+            schemas = default_schemas()
         self._schemas = {table: list(columns) for table, columns in schemas.items()}
         for table, columns in self._schemas.items():
             types = dict(columns)

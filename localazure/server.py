@@ -30,6 +30,8 @@ from localazure.faults import FaultPlan
 from localazure.logs import LogStore, partial_error
 
 LOGS_QUERY = "/v1/workspaces/"
+# The emulator has one workspace and answers under any ID; this is the one replay names.
+WORKSPACE_ID = "00000000-0000-4000-8000-00000000a11a"
 TOPIC_PATH = "/api/events"  # where an Event Grid custom topic takes events
 # Any non-empty bearer token is accepted: the emulator checks that the SDK authenticates,
 # not who it is (the app's own identity checks are tested on event claims).

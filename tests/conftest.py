@@ -48,8 +48,8 @@ def azurite():
 
 @pytest.fixture
 def clients(emulator):
-    from containment.azure import AzureClients
-    from containment.settings import load_settings
+    from containment.adapters.clients import AzureClients
+    from tests.helpers.settings import load_settings
 
     return AzureClients(load_settings(emulator.settings()))
 
@@ -70,8 +70,8 @@ class AppUnderTest:
         self.configure()
 
     def configure(self, **settings: str) -> None:
-        from containment import runtime
-        from containment.settings import SETTINGS
+        from containment.adapters import runtime
+        from containment.core.settings import SETTINGS
 
         for setting in SETTINGS:
             self.monkeypatch.delenv(setting.name, raising=False)
@@ -81,7 +81,7 @@ class AppUnderTest:
 
     @property
     def runtime(self):
-        from containment import runtime
+        from containment.adapters import runtime
 
         return runtime.current()
 
@@ -106,7 +106,7 @@ class AppUnderTest:
 
 @pytest.fixture
 def app(emulator, azurite, monkeypatch, request):
-    from containment import runtime
+    from containment.adapters import runtime
 
     yield AppUnderTest(emulator, azurite, monkeypatch, request.node.name)
     runtime.reset()

@@ -2,7 +2,7 @@
 import json
 import re
 
-from containment.settings import SETTINGS
+from containment.core.settings import SETTINGS
 from localazure.shared import REPO_ROOT
 
 

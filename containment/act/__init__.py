@@ -1,0 +1,1 @@
+"""The isolated containment worker: the only code that changes customer resources."""

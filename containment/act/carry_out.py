@@ -1,0 +1,81 @@
+"""Carry out one planned action: re-read, change only if still needed, read back, verify.
+
+Idempotent by construction: a redelivered request finds the resource already contained
+and changes nothing. A write whose precondition fails (someone changed the resource since
+it was read: 412) is never forced, and a write whose outcome is unknown (a server error,
+a lost answer) is never repeated blindly: the resource is read and judged again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from containment.adapters import arm
+from containment.adapters.clients import AzureClients
+from containment.core.ids import parse_resource_id
+from containment.core.records import PlannedAction
+from containment.core.settings import Settings
+from containment.judge.rule import Context
+from containment.judge.scope import Protection
+from containment.plan.action import Action, State
+from containment.plan.registry import ACTIONS, RULES
+
+
+class NotVerified(RuntimeError):
+    """The write was accepted but reading back shows the exposure is still there."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: str
+    target: str
+    before: dict | None  # what the ledger keeps (the whole NSG for a rule); None: already gone
+    after: dict | None  # None: the resource no longer exists (deleted, or already gone)
+    changed: bool
+
+
+def _in_context(state: State, context: dict) -> State:
+    """The state with what the decision adds to judging it: when it was made (rotation),
+    and for a release what it is to be restored to."""
+    return State(state.body, {**state.facts, **context}, state.etag)
+
+
+def still_exposed(action: Action, state: State, settings: Settings) -> bool:
+    if action.exposed is not None:
+        return action.exposed(state, settings)
+    if state.body is None:
+        return False  # nothing left to expose
+    context = Context(settings, Protection(tagged=True, protected_scope=None), state.facts)
+    return RULES[action.fixes].check(state.body, context) is not None
+
+
+def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, decided_at: str = "",
+              restore: dict[str, dict] | None = None, attempts: int = 3) -> ActionResult:
+    """`restore`: for a release, the recorded before-state by resource ID (lower case)."""
+    action = ACTIONS[step.action]
+    target = parse_resource_id(step.target)
+    if not action.applies_to(target):
+        raise ValueError(f"{step.action} does not apply to {target.type}")
+    context = {"decided_at": decided_at, "restore": restore or {}, "target": target}
+    sent_from, unknown = None, None  # the state a write went out from whose outcome is unknown
+    for _ in range(attempts):
+        before = _in_context(arm.read_state(clients, target), context)
+        if not still_exposed(action, before, settings):
+            if sent_from is not None:  # the write whose answer was lost was carried out
+                return ActionResult(step.action, step.target, sent_from.evidence, before.evidence, changed=True)
+            return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
+        try:
+            for write in action.plan(before, target, settings):
+                arm.write(clients, write)
+        except arm.ChangedConcurrently:
+            continue  # someone else changed it since it was read: read and judge it again
+        except arm.OutcomeUnknown as error:
+            sent_from, unknown = before, error
+            continue
+        after = _in_context(arm.read_state(clients, target), context)
+        if action.verified_by_reading and still_exposed(action, after, settings):
+            raise NotVerified(f"{step.action} on {step.target}: ARM accepted the change but the resource "
+                              "still shows the exposure")
+        return ActionResult(step.action, step.target, before.evidence, after.evidence, changed=True)
+    if unknown is not None:
+        raise unknown
+    raise arm.ChangedConcurrently(f"{step.target} changed under every one of {attempts} attempts")

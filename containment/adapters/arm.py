@@ -1,0 +1,160 @@
+"""The ARM adapter: read and change resources, always as ARM's own JSON.
+
+Thin on purpose: judging and planning work on the JSON a GET returns (the shape the
+ledger keeps as before/after state, exactly as ARM sent it, so that a deleted role
+assignment can be recreated exactly), and nothing here decides anything.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+from containment.adapters.clients import AzureClients
+from containment.core.ids import (
+    BLOB_CONTAINER,
+    DEFAULT_SECURITY_RULE,
+    NSG,
+    ROLE_ASSIGNMENT,
+    SECURITY_RULE,
+    STORAGE_ACCOUNT,
+    ResourceId,
+    parse_resource_id,
+)
+from containment.plan.action import State, Write
+
+
+class ResourceGone(LookupError):
+    """The resource no longer exists (ARM answered 404)."""
+
+
+class ChangedConcurrently(RuntimeError):
+    """A write's precondition failed (412): someone changed the resource since it was read."""
+
+
+class OutcomeUnknown(RuntimeError):
+    """A write answered with a server error, or not at all: ARM may have carried it out.
+    Read the resource to know; never send it again blindly (containment.adapters.arm_retry)."""
+
+
+def _as_sent(pipeline_response, deserialized, headers) -> Any:
+    """The SDKs' documented `cls` hook: keep the body as ARM sent it, not the SDK model."""
+    return json.loads(pipeline_response.http_response.text())  # .text(): old and new transports alike
+
+
+def _arm(call: Callable[[], Any]) -> Any:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return call()
+    except ResourceNotFoundError as error:
+        raise ResourceGone(str(error.message or error)) from None
+
+
+def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
+    """GET the resource; ResourceGone on 404."""
+    if resource.is_type(STORAGE_ACCOUNT):
+        accounts = clients.storage(resource.subscription).storage_accounts
+        return _arm(lambda: accounts.get_properties(resource.resource_group, resource.name, cls=_as_sent))
+    if resource.is_type(BLOB_CONTAINER):
+        containers = clients.storage(resource.subscription).blob_containers
+        return _arm(lambda: containers.get(resource.resource_group, resource.names[0], resource.name, cls=_as_sent))
+    if resource.is_type(ROLE_ASSIGNMENT):
+        assignments = clients.authorization(resource.subscription).role_assignments
+        return _arm(lambda: assignments.get_by_id(resource.text, cls=_as_sent))
+    if resource.is_type(NSG):
+        groups = clients.network(resource.subscription).network_security_groups
+        return _arm(lambda: groups.get(resource.resource_group, resource.name, cls=_as_sent))
+    raise ValueError(f"no reader for {resource.type}")
+
+
+def read_state(clients: AzureClients, target: ResourceId) -> State:
+    """The target as it is now, with what judging it needs; State(None) when it is gone.
+    An NSG rule is read through its NSG: one GET gives the rule, its neighbours and the ETag."""
+    try:
+        if target.is_type(SECURITY_RULE) or target.is_type(DEFAULT_SECURITY_RULE):
+            nsg = read(clients, target.ancestor(1))
+            return State(find_rule(nsg, target.name), {"nsg": nsg}, nsg.get("etag"))
+        return State(read(clients, target))
+    except ResourceGone:
+        return State(None)
+
+
+def find_rule(nsg: dict, name: str) -> dict | None:
+    properties = nsg.get("properties") or {}
+    rules = list(properties.get("securityRules") or []) + list(properties.get("defaultSecurityRules") or [])
+    return next((rule for rule in rules if str(rule.get("name", "")).lower() == name.lower()), None)
+
+
+def read_role_definition(clients: AzureClients, subscription: str, role_definition_id: str) -> dict[str, Any]:
+    definitions = clients.authorization(subscription).role_definitions
+    return _arm(lambda: definitions.get_by_id(role_definition_id, cls=_as_sent))
+
+
+def list_containers(clients: AzureClients, account: ResourceId) -> list[dict[str, Any]]:
+    containers = clients.storage(account.subscription).blob_containers
+    return _arm(lambda: [item.as_dict() for item in containers.list(account.resource_group, account.name)])
+
+
+def list_accounts(clients: AzureClients, subscription: str, resource_group: str | None) -> list[dict[str, Any]]:
+    """The storage accounts in a resource group, or in the whole subscription."""
+    accounts = clients.storage(subscription).storage_accounts
+    pages = accounts.list_by_resource_group(resource_group) if resource_group else accounts.list()
+    return _arm(lambda: [item.as_dict() for item in pages])
+
+
+def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
+    groups = clients.network(subscription).network_security_groups
+    return _arm(lambda: [item.as_dict() for item in groups.list_all()])
+
+
+def list_role_assignments(clients: AzureClients, scope: str) -> list[dict[str, Any]]:
+    """The role assignments at a scope and below it."""
+    subscription = scope.split("/")[2]
+    assignments = clients.authorization(subscription).role_assignments
+    return _arm(lambda: [item.as_dict() for item in assignments.list_for_scope(scope)])
+
+
+def write(clients: AzureClients, change: Write) -> None:
+    """Send one containment write; ChangedConcurrently on a failed If-Match, OutcomeUnknown
+    on a server error or a lost answer."""
+    from azure.core.exceptions import HttpResponseError, ServiceResponseError
+
+    target = parse_resource_id(change.resource_id)
+    headers = {"If-Match": change.if_match} if change.if_match else {}
+    try:
+        if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.update(
+                target.resource_group, target.name, change.body, headers=headers)
+        elif change.method == "PATCH" and target.is_type(BLOB_CONTAINER):
+            clients.storage(target.subscription).blob_containers.update(
+                target.resource_group, target.names[0], target.name, change.body, headers=headers)
+        elif change.method == "PUT" and target.is_type(SECURITY_RULE):
+            clients.network(target.subscription).security_rules.begin_create_or_update(
+                target.resource_group, target.names[0], target.name, change.body, headers=headers).result()
+        elif change.method == "POST" and change.operation == "revokeUserDelegationKeys" \
+                and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.revoke_user_delegation_keys(
+                target.resource_group, target.name)
+        elif change.method == "POST" and change.operation == "regenerateKey" and target.is_type(STORAGE_ACCOUNT):
+            clients.storage(target.subscription).storage_accounts.regenerate_key(
+                target.resource_group, target.name, change.body)
+        elif change.method == "DELETE" and target.is_type(SECURITY_RULE):
+            clients.network(target.subscription).security_rules.begin_delete(
+                target.resource_group, target.names[0], target.name, headers=headers).result()
+        elif change.method == "PUT" and target.is_type(ROLE_ASSIGNMENT):
+            clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
+        elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
+            clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
+        else:
+            raise ValueError(f"this app never sends {change.method} to a {target.type}")
+    except ServiceResponseError as error:
+        raise OutcomeUnknown(f"{change.method} {change.resource_id}: the answer was lost ({error})") from None
+    except HttpResponseError as error:
+        if error.status_code == 412:
+            raise ChangedConcurrently(f"{change.method} {change.resource_id}: {error.message}") from None
+        if error.status_code == 404:
+            raise ResourceGone(str(error.message or error)) from None
+        if error.status_code is not None and error.status_code >= 500:
+            raise OutcomeUnknown(f"{change.method} {change.resource_id}: HTTP {error.status_code} "
+                                 f"{error.message}") from None
+        raise

@@ -1,0 +1,66 @@
+"""What every function needs, built once per process on first use: validated settings,
+Azure clients, the ledger and the containment queue."""
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+from containment.adapters.clients import AzureClients
+from containment.adapters.ledger import Ledger
+from containment.core.settings import Settings, load_settings
+from containment.plan.registry import VOCABULARY
+
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.clients = AzureClients(settings)
+        # The egress scan's baseline answer and the hour it is for (containment.detect.egress_scan).
+        self.egress_baseline: tuple | None = None
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger.open(self.clients.table_service(), self.settings.ledger_table)
+
+    @cached_property
+    def queue(self):
+        from azure.storage.queue import TextBase64EncodePolicy
+
+        from containment.adapters.clients import Recreating
+
+        # The Functions host reads queue messages as base64 by default (messageEncoding).
+        queue = Recreating(self.clients.queue(self.settings.containment_queue,
+                                              message_encode_policy=TextBase64EncodePolicy()),
+                           lost="QueueNotFound", create="create_queue")
+        queue.recreate()
+        return queue
+
+    @cached_property
+    def max_attempts(self) -> int:
+        """How often the host delivers a containment request before it is poison: host.json's
+        extensions.queues.maxDequeueCount, or its app-setting override."""
+        override = os.environ.get("AzureFunctionsJobHost__extensions__queues__maxDequeueCount")
+        if override:
+            return int(override)
+        host = json.loads(HOST_JSON.read_text()) if HOST_JSON.exists() else {}
+        return int(host.get("extensions", {}).get("queues", {}).get("maxDequeueCount", 5))
+
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    global _current
+    if _current is None:
+        _current = Runtime(load_settings(None, VOCABULARY))
+    return _current
+
+
+def reset() -> None:
+    """Forget the process's runtime so the next call reads settings again (replay, tests)."""
+    global _current
+    _current = None

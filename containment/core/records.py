@@ -1,0 +1,143 @@
+"""What the app writes down: decision records, the claims that make one containment run per
+decision, and the containment request that travels on the queue.
+
+Records are values: code that learns more builds a new one (`dataclasses.replace`), so a
+record read from the ledger is never changed behind the ledger's back. How they are kept
+in Table Storage is the ledger's business (containment.adapters.ledger).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
+# "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
+MAX_REQUEST_BYTES = 4 * 1024
+
+
+def decision_key(event_id: str | None, raw: Any = None) -> str:
+    """A RowKey for an event: its ID where that is safe, else a digest of what arrived."""
+    if isinstance(event_id, str) and _SAFE_KEY.match(event_id):
+        return event_id
+    material = event_id if isinstance(event_id, str) else json.dumps(raw, sort_keys=True, default=str)
+    return "sha256-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
+
+
+def describe_failure(error: BaseException) -> str:
+    """An exception as a record's reason: bounded, since an SDK error can carry a whole response."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 2000 else text[:2000] + " [...]"
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    action: str
+    target: str  # ARM ID of the resource the action changes
+
+    def as_dict(self) -> dict[str, str]:
+        return {"action": self.action, "target": self.target}
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    key: str
+    resource_id: str
+    outcome: str
+    mode: str
+    reason: str
+    event_id: str | None = None
+    operation: str | None = None
+    actions: list[str] = field(default_factory=list)
+    plan: list[dict] = field(default_factory=list)
+    awaiting_approval: list[dict] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    severity: str | None = None
+    findings: list[dict] = field(default_factory=list)
+    actor: dict = field(default_factory=dict)
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+    event_time: str | None = None
+    decided_at: str | None = None
+    contained_at: str | None = None
+    recorded_at: str = ""  # ns since the epoch, zero-padded, when written: orders the ledger
+
+    @property
+    def planned(self) -> tuple[PlannedAction, ...]:
+        return tuple(PlannedAction(step["action"], step["target"]) for step in self.plan)
+
+    def as_output(self) -> dict[str, Any]:
+        """The record as the replay contract prints it (SCENARIOS.md)."""
+        record = asdict(self)
+        record.pop("recorded_at")
+        return record
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who carries out a decision's containment of one resource: new -> queued -> acting
+    (holder) -> done. It carries the decision it claims, as detection made it: the
+    containment worker acts on that, never on what a queue message says."""
+
+    key: str
+    resource_id: str
+    state: str
+    holder: str
+    etag: str
+    decision: DecisionRecord | None = None
+
+
+class MalformedRequest(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ContainmentRequest:
+    """The queue message: which claimed decision to carry out, never the decision itself.
+    The worker loads the decision from its claim; a forged or truncated message can at most
+    name a decision that exists, and one whose plan differs from it is refused."""
+
+    key: str
+    resource_id: str
+    plan: tuple[PlannedAction, ...]
+
+    @classmethod
+    def of(cls, record: DecisionRecord) -> "ContainmentRequest":
+        return cls(record.key, record.resource_id, record.planned)
+
+    def to_message(self) -> str:
+        text = json.dumps({"key": self.key, "resource_id": self.resource_id,
+                           "plan": [step.as_dict() for step in self.plan]}, separators=(",", ":"))
+        if len(text.encode()) > MAX_REQUEST_BYTES:
+            raise ValueError(f"containment request for {self.key} is {len(text.encode())} bytes; at most "
+                             f"{MAX_REQUEST_BYTES} travel on the queue")
+        return text
+
+    @classmethod
+    def from_message(cls, body: bytes | str) -> "ContainmentRequest":
+        if len(body) > MAX_REQUEST_BYTES:
+            raise MalformedRequest(f"{len(body)} bytes; a containment request is at most {MAX_REQUEST_BYTES}")
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MalformedRequest(f"not JSON: {error}") from None
+        if not isinstance(request, dict):
+            raise MalformedRequest("not a JSON object")
+        fields = {"key", "resource_id", "plan"}
+        if set(request) != fields:
+            missing, unknown = sorted(fields - set(request)), sorted(set(request) - fields)
+            raise MalformedRequest("; ".join(part for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown fields {', '.join(unknown)}" if unknown else "") if part))
+        wrong = [name for name in ("key", "resource_id") if not isinstance(request[name], str) or not request[name]]
+        if wrong:
+            raise MalformedRequest(f"{', '.join(wrong)} must be non-empty strings")
+        plan = request["plan"]
+        if not isinstance(plan, list) or not plan or not all(
+                isinstance(step, dict) and set(step) == {"action", "target"}
+                and all(isinstance(value, str) for value in step.values()) for step in plan):
+            raise MalformedRequest("plan must be a non-empty list of {action, target} strings")
+        return cls(request["key"], request["resource_id"],
+                   tuple(PlannedAction(step["action"], step["target"]) for step in plan))

@@ -1,0 +1,89 @@
+"""The drift sweep (timer): re-judge every protected storage account and container, NSG
+and role assignment through ARM list calls, so what no event reported (a dead-lettered
+event, a change made before the app was deployed) is still found. It also closes the
+approvals that expired unanswered (containment.record.approvals.expire_overdue).
+
+The same assess step, rules, decisions and records as the event path, called on each
+listed resource (no event is made up); a sweep decision says it came from the sweep. Only
+what has findings is recorded, once per resource, set of rules and day, so an exposure
+left reported is not recorded again every hour. The lists follow nextLink; calls are
+sequential and the SDK's retry policy honours ARM's 429s.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from typing import Iterator
+
+from containment.adapters import arm
+from containment.adapters.runtime import Runtime, current
+from containment.core import clock
+from containment.core.ids import ResourceId, parse_resource_id
+from containment.core.records import DecisionRecord
+from containment.detect.nsg import assess_nsg
+from containment.detect.pipeline import Assess
+from containment.detect.role_assignments import assess_role_assignment
+from containment.detect.storage import assess_storage
+from containment.plan.decisions import decide, failed, recorded
+from containment.record.approvals import expire_overdue
+from containment.record.conclude import conclude, record_once
+
+log = logging.getLogger("containment")
+OPERATION = "drift_sweep"
+SWEEPER = {"name": "drift sweep"}
+PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/networkSecurityGroups/read",
+               "Microsoft.Authorization/roleAssignments/read")  # the list calls
+
+
+def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
+    runtime = runtime or current()
+    written = expire_overdue(runtime)
+    subscriptions = sorted(runtime.settings.subscriptions)
+    if not subscriptions:
+        return written + _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty: the sweep lists resources per "
+                                          "subscription")
+    for subscription in subscriptions:
+        for resource_id, assess in _inventory(runtime, subscription):
+            record = _sweep_one(runtime, parse_resource_id(resource_id), assess)
+            if record is not None:
+                written.append(record)
+    return written
+
+
+def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Assess]]:
+    clients = runtime.clients
+    for account in arm.list_accounts(clients, subscription, None):
+        yield account["id"], assess_storage
+    for nsg in arm.list_nsgs(clients, subscription):
+        yield nsg["id"], assess_nsg
+    for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
+        yield assignment["id"], assess_role_assignment
+
+
+def _sweep_one(runtime: Runtime, resource: ResourceId, assess: Assess) -> DecisionRecord | None:
+    if runtime.settings.is_own(resource.text):
+        return None  # the app's own deployment is never judged
+    assessment = assess(resource, runtime)
+    if assessment.ignored or not assessment.findings:
+        return None  # not protected, gone, or compliant: nothing to record
+    decision = decide(assessment.findings, runtime.settings)
+    rules = sorted({f.rule for f in assessment.findings})
+    digest = hashlib.sha256(f"{assessment.resource_id.lower()} {' '.join(rules)}".encode()).hexdigest()[:24]
+    record = DecisionRecord(
+        key=f"sweep-{clock.now():%Y%m%d}-{digest}", resource_id=assessment.resource_id, outcome="",
+        mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
+        event_time=clock.iso(), decided_at=clock.iso(),
+    )
+    if runtime.ledger.find(record.resource_id, record.key) is not None:
+        return None  # found already today
+    decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
+    return conclude(runtime, record, decision, assessment.state)
+
+
+def _failed(runtime: Runtime, reason: str) -> list[DecisionRecord]:
+    log.error("DRIFT SWEEP FAILED: %s", reason)
+    record = DecisionRecord(key=f"sweep-failed-{clock.now():%Y%m%d}", resource_id="", outcome="",
+                            mode=runtime.settings.mode, reason="", operation=OPERATION, decided_at=clock.iso())
+    written = record_once(runtime, recorded(record, failed(reason)))
+    return [written] if written else []

@@ -1,0 +1,177 @@
+"""The egress scan: what happens every few minutes (timer) to find synthetic data leaving.
+
+    checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
+    -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query
+    -> per protected account with findings: decide -> record or claim + enqueue
+    -> advance the checkpoint (ETag-guarded)
+
+A window's decision is keyed by account and window, so a scan re-run over the same
+window finds nothing new. A query that does not answer completely ends the scan as a
+`failed` record and leaves the checkpoint where it was: the next scan retries the window.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from containment.adapters import arm, log_analytics
+from containment.adapters.runtime import Runtime, current
+from containment.core import clock
+from containment.core.ids import STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+from containment.core.records import DecisionRecord
+from containment.judge.egress import TABLE
+from containment.judge.rule import Context
+from containment.judge.scope import protection_of
+from containment.plan.decisions import decide, failed, recorded
+from containment.plan.registry import judge
+from containment.record.conclude import conclude, record_once
+
+log = logging.getLogger("containment")
+# What a scan reads: the accounts named in the logs, and the logs (workspace query, per table).
+PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.OperationalInsights/workspaces/read",
+               "Microsoft.OperationalInsights/workspaces/query/read",
+               "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read")
+CHECKPOINT = "egress_scan"
+_NUMBER = (int, float)
+# The columns the rules read, with their types: anything else in an answer fails the scan.
+# (ResourceId is any: a row that names no account in scope is passed over, not trusted.)
+WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _NUMBER, "Blobs": _NUMBER, "Requests": _NUMBER,
+                  "AnonymousRequests": _NUMBER, "KeyOrSasRequests": _NUMBER, "Addresses": list, "SampleUris": list,
+                  "AuthenticationTypes": list}
+BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
+OPERATION = "egress_scan"
+# The baseline's lookback ends on the hour: every scan within an hour asks the same
+# question, so the answer (the scan's largest query) is kept by the instance and reused.
+BASELINE_REFRESH = timedelta(hours=1)
+
+
+def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
+    runtime = runtime or current()
+    settings = runtime.settings
+    windows, etag = due_windows(runtime)
+    if not windows:
+        return []
+    if settings.log_workspace_id is None:
+        return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan")
+    written, window = [], windows[0]
+    accounts: dict[str, dict | None] = {}  # each account read from ARM once per run, however many windows
+    try:
+        baseline = _baseline(runtime, windows[0][0])
+        for window in windows:
+            start, end = window
+            rows = log_analytics.checked(log_analytics.run(
+                runtime.clients, settings.log_workspace_id, "egress_window", start, end,
+                window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
+            written += _judge_window(runtime, start, end, rows, baseline, accounts)
+            etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
+            if etag is None:
+                log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
+                break
+    except log_analytics.QueryFailed as failure:
+        written += _failed(runtime, window, str(failure))
+    return written
+
+
+def due_windows(runtime: Runtime) -> tuple[list[tuple[datetime, datetime]], str | None]:
+    """The windows to scan now: from the checkpoint to an ingestion lag ago, at most N."""
+    settings = runtime.settings
+    window = timedelta(minutes=settings.egress_window_minutes)
+    newest_end = _floor(clock.now() - timedelta(minutes=settings.egress_lag_minutes), window)
+    position, etag = runtime.ledger.checkpoint(CHECKPOINT)
+    start = datetime.fromisoformat(position.replace("Z", "+00:00")) if position else newest_end - window
+    windows = []
+    while start + window <= newest_end and len(windows) < settings.egress_max_windows:
+        windows.append((start, start + window))
+        start += window
+    return windows, etag
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], dict]:
+    settings = runtime.settings
+    end = _floor(first_start, BASELINE_REFRESH)
+    if runtime.egress_baseline is not None and runtime.egress_baseline[0] == end:
+        return runtime.egress_baseline[1]
+    window = timedelta(minutes=settings.egress_window_minutes)
+    lookback = timedelta(days=settings.egress_baseline_days)
+    rows = log_analytics.run(runtime.clients, settings.log_workspace_id, "egress_baseline", end - lookback,
+                           end, lookback_start=end - lookback, lookback_end=end,
+                           window=window, windows=int(lookback / window))
+    rows = log_analytics.checked(rows, "egress_baseline", BASELINE_COLUMNS)
+    baseline = {(row["ResourceId"], row["Caller"]): row for row in rows}
+    runtime.egress_baseline = (end, baseline)
+    return baseline
+
+
+def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],
+                  baseline: dict, accounts: dict[str, dict | None]) -> list[DecisionRecord]:
+    by_account: dict[str, list[dict]] = {}
+    for row in rows:
+        by_account.setdefault(row["ResourceId"], []).append(row)
+    written = []
+    for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
+        record = _judge_account(runtime, start, end, resource_id, callers, baseline, accounts)
+        if record is not None:
+            written.append(record)
+    return written
+
+
+def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
+                   baseline: dict, accounts: dict[str, dict | None]) -> DecisionRecord | None:
+    """Judge one account's window; only protected accounts with findings are recorded
+    (a record per account per window for quiet accounts would bury the ledger)."""
+    try:
+        account_id = parse_resource_id(resource_id)
+    except MalformedResourceId:
+        log.warning("egress scan: a log row names %r, not a storage account ID", resource_id)
+        return None
+    settings = runtime.settings
+    if not account_id.is_type(STORAGE_ACCOUNT) or settings.is_own(account_id.text) or (
+            settings.subscriptions and account_id.subscription not in settings.subscriptions):
+        return None  # logs can come from anywhere a diagnostic setting points: stay in scope
+    if account_id.key not in accounts:
+        try:
+            accounts[account_id.key] = arm.read(runtime.clients, account_id)
+        except arm.ResourceGone:
+            accounts[account_id.key] = None
+    account = accounts[account_id.key]
+    if account is None:
+        return None
+    protection = protection_of(account_id, account.get("tags"), runtime.settings)
+    if not protection.protected:
+        return None
+    spelled = account.get("id") or account_id.text
+    activity = {"id": spelled, "window": {"start": clock.iso(start), "end": clock.iso(end)}, "callers": callers}
+    findings = judge(TABLE, activity, Context(runtime.settings, protection, facts={"baseline": baseline}))
+    if not findings:
+        return None
+    record = DecisionRecord(
+        key=window_key(spelled, start), resource_id=spelled, outcome="", mode=runtime.settings.mode, reason="",
+        operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+    )
+    findings = [replace(f, evidence={**f.evidence, **activity["window"]}) for f in findings]
+    return conclude(runtime, record, decide(findings, runtime.settings), {spelled: account})
+
+
+def window_key(resource_id: str, start: datetime) -> str:
+    digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:20]
+    return f"egress-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{digest}"
+
+
+def _failed(runtime: Runtime, window: tuple[datetime, datetime], reason: str) -> list[DecisionRecord]:
+    start, end = window
+    log.error("EGRESS SCAN FAILED for the window from %s: %s", clock.iso(start), reason)
+    record = DecisionRecord(
+        key=f"egress-scan-{start.astimezone(timezone.utc):%Y%m%dT%H%M}", resource_id="", outcome="",
+        mode=runtime.settings.mode, reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+    )
+    written = record_once(runtime, recorded(record, failed(
+        f"egress scan of {clock.iso(start)} to {clock.iso(end)}: {reason}; the checkpoint stays, the next scan "
+        "retries this window")))
+    return [written] if written else []

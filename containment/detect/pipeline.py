@@ -1,0 +1,90 @@
+"""From an ARM event to a recorded decision: the path every Event Grid trigger shares.
+
+    parse -> in our subscriptions? -> made by us? -> assess (re-read + judge) -> decide
+          -> record (dry-run, reported, compliant, ...) or claim + enqueue (enforce)
+
+Each resource family supplies only its `assess` step (the drift sweep calls the same step
+on what it lists); everything else, the safety checks and the once-per-event guarantee, is
+here once.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from containment.adapters.runtime import Runtime
+from containment.core import clock
+from containment.core.events import MalformedEvent, envelope, parse_event
+from containment.core.findings import Finding
+from containment.core.ids import ResourceId
+from containment.core.records import DecisionRecord, decision_key, describe_failure
+from containment.plan.decisions import decide, failed, ignored, recorded, rejected
+from containment.record.conclude import conclude, record_once
+
+log = logging.getLogger("containment")
+
+
+@dataclass
+class Assessment:
+    """What re-reading the resource showed. `ignored` is the reason to stop, if any."""
+
+    resource_id: str
+    findings: list[Finding] = field(default_factory=list)
+    state: dict[str, dict] = field(default_factory=dict)  # ARM ID -> body as read: the evidence kept
+    ignored: str | None = None
+    note: str | None = None  # why a resource with no finding is compliant, where that needs saying
+
+
+Assess = Callable[[ResourceId, Runtime], Assessment]
+
+
+def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRecord | None:
+    """Judge one delivered event; return the record written, or None for a redelivery."""
+    try:
+        parsed = parse_event(event)
+    except MalformedEvent as malformed:
+        key = decision_key(malformed.event_id, _raw(event))
+        log.warning("rejected event %s: %s", key, malformed.reason)
+        return record_once(runtime, recorded(DecisionRecord(
+            key=key, resource_id="", outcome="", mode=runtime.settings.mode, reason="",
+            event_id=malformed.event_id, decided_at=clock.iso()), rejected(malformed.reason)))
+    record = DecisionRecord(
+        key=decision_key(parsed.id), resource_id=parsed.resource.text, outcome="", mode=runtime.settings.mode,
+        reason="", event_id=parsed.id, operation=parsed.operation, actor=parsed.actor.as_dict(),
+        event_time=clock.iso(parsed.time) if parsed.time else None, decided_at=clock.iso(),
+    )
+    settings = runtime.settings
+    if settings.subscriptions and parsed.resource.subscription not in settings.subscriptions:
+        return record_once(runtime, recorded(record, rejected(
+            f"subscription {parsed.resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS: not acted on")))
+    if settings.is_own(parsed.resource.text):
+        return record_once(runtime, recorded(record, ignored(
+            "the app's own resources (CONTAINMENT_OWN_SCOPES) are never acted on")))
+    if settings.self_principal_id and settings.self_principal_id in (
+            (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
+        return record_once(runtime, recorded(record, ignored("the change was made by this app's own identity")))
+    if runtime.ledger.decided(record.resource_id, record.key):
+        return None  # a redelivery of an event already decided: nothing to read or do
+    try:
+        assessment = assess(parsed.resource, runtime)
+    except Exception as error:
+        # Event Grid delivers the event again, and after its last attempt dead-letters it:
+        # the failure goes on the record now, so the last one leaves evidence; a delivery
+        # that then succeeds replaces it with the decision.
+        record_once(runtime, recorded(record, failed(
+            f"reading the resource failed: {describe_failure(error)}; Event Grid delivers the event again and "
+            "the drift sweep re-judges the resource (CONTAINMENT_SWEEP_SCHEDULE)")), provisional=True)
+        raise
+    record = replace(record, resource_id=assessment.resource_id)
+    if assessment.ignored:
+        return record_once(runtime, recorded(record, ignored(assessment.ignored)))
+    return conclude(runtime, record, decide(assessment.findings, settings, assessment.note), assessment.state)
+
+
+def _raw(event: Any) -> Any:
+    try:
+        event_id, event_type, subject, time, data = envelope(event)
+        return {"id": event_id, "type": event_type, "subject": subject, "data": data}
+    except Exception:  # noqa: BLE001 - only used to key a record for an unreadable event
+        return repr(event)

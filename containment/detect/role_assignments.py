@@ -1,0 +1,88 @@
+"""What happens when a role assignment is written.
+
+The event names the assignment but not who got it or which role: re-read the assignment
+by ID and its role definition, work out which protected resources its scope covers, and
+judge whether its principal can now read or exfiltrate the data.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from containment.adapters import arm
+from containment.adapters.runtime import Runtime, current
+from containment.core import clock
+from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
+from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.judge.role_permissions import data_paths
+from containment.judge.rule import Context
+from containment.judge.scope import Protection, has_scope_tag
+from containment.plan.registry import judge
+
+PERMISSIONS = ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleDefinitions/read",
+               "Microsoft.Storage/storageAccounts/read")  # what assessing reads (accounts under a scope too)
+OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",)
+
+
+def on_role_assignment_write(event: Any, runtime: Runtime | None = None):
+    return handle_arm_event(event, assess_role_assignment, runtime or current())
+
+
+def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment:
+    settings = runtime.settings
+    if not resource.is_type(ROLE_ASSIGNMENT):
+        return Assessment(resource.text, ignored=f"{resource.type} is not a role assignment")
+    try:
+        assignment = arm.read(runtime.clients, resource)
+    except arm.ResourceGone:
+        return Assessment(resource.text, ignored="the role assignment no longer exists")
+    spelled = assignment.get("id") or resource.text
+    properties = assignment.get("properties") or {}
+    principal = str(properties.get("principalId") or "").lower()
+    if settings.self_principal_id and principal == settings.self_principal_id:
+        return Assessment(spelled, ignored="the app's own identity's role assignments are never touched")
+    covered = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
+    if not covered:
+        return Assessment(spelled, ignored="not synthetic data: the assignment's scope covers no protected resource")
+    role = arm.read_role_definition(runtime.clients, resource.subscription, str(properties.get("roleDefinitionId")))
+    state = {spelled: assignment, role.get("id") or str(properties.get("roleDefinitionId")): role}
+    paths = data_paths(role)
+    role_name = (role.get("properties") or {}).get("roleName")
+    if not paths:
+        return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data")
+    expiry_note = None
+    if principal in settings.allowed_principals:
+        until = settings.allowed_principals[principal]
+        if until is None or clock.now() < until:
+            return Assessment(spelled, [], state, note=f"principal {principal} is on CONTAINMENT_ALLOWED_PRINCIPALS"
+                              + (f" until {clock.iso(until)}" if until else ""))
+        expiry_note = clock.iso(until)
+    context = Context(settings, Protection(tagged=True, protected_scope=None),
+                      facts={"role_definition": role, "data_paths": paths, "covered": covered,
+                             "allowlist_expired": expiry_note})
+    return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
+
+
+def covered_protected_resources(scope: str, runtime: Runtime) -> list[str]:
+    """The protected resources (or protected scopes) a role assignment's scope reaches."""
+    settings, clients = runtime.settings, runtime.clients
+    try:
+        parsed = parse_resource_id(scope)
+    except MalformedResourceId:
+        # A management-group or root scope covers every subscription below it.
+        return [f"{scope} (covers every subscription below it)"]
+    covered = [p for p in settings.protected_scopes
+               if p.lower() == parsed.key or p.lower().startswith(parsed.key + "/")]
+    if parsed.provider is None:  # a subscription or resource group: every account in it
+        accounts = arm.list_accounts(clients, parsed.subscription, parsed.resource_group)
+        covered += [a["id"] for a in accounts if has_scope_tag(a.get("tags"), settings)]
+    elif parsed.provider.lower() == "microsoft.storage" and parsed.types[0].lower() == "storageaccounts":
+        # The account itself, one of its containers, or its blob service: judged by the account.
+        account_id = parsed.ancestor(len(parsed.types) - 1) if len(parsed.types) > 1 else parsed
+        covered += [p for p in settings.protected_scopes if parsed.is_within(p)]
+        try:
+            account = arm.read(clients, account_id)
+        except arm.ResourceGone:
+            account = {}
+        if has_scope_tag(account.get("tags"), settings):
+            covered.append(account.get("id") or account_id.text)
+    return list(dict.fromkeys(covered))

@@ -1,0 +1,43 @@
+"""Which resources hold synthetic data: the scope tag, or an ID under a protected scope.
+
+A protected scope keeps protecting a resource whose tag was removed, so removing the tag
+is not a way to switch the app off for one account.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from containment.core.ids import ResourceId
+from containment.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Protection:
+    tagged: bool
+    protected_scope: str | None
+
+    @property
+    def protected(self) -> bool:
+        return self.tagged or self.protected_scope is not None
+
+    def describe(self) -> str:
+        reasons = []
+        if self.tagged:
+            reasons.append("carries the scope tag")
+        if self.protected_scope:
+            reasons.append(f"lies under protected scope {self.protected_scope}")
+        return " and ".join(reasons) or "neither tagged nor under a protected scope"
+
+
+def has_scope_tag(tags: object, settings: Settings) -> bool:
+    """Tag names are case-insensitive in ARM; the value is compared as written, trimmed."""
+    if not isinstance(tags, dict):
+        return False
+    name, value = settings.scope_tag
+    return any(isinstance(k, str) and k.lower() == name.lower() and isinstance(v, str) and v.strip() == value
+               for k, v in tags.items())
+
+
+def protection_of(resource: ResourceId, tags: object, settings: Settings) -> Protection:
+    scope = next((s for s in settings.protected_scopes if resource.is_within(s)), None)
+    return Protection(tagged=has_scope_tag(tags, settings), protected_scope=scope)

@@ -1,0 +1,164 @@
+"""What the security team does by hand: approve or deny what waits for them, contain a
+resource now (break-glass), and exempt a scope for a while. Every use is a decision record
+naming the person (the platform's authenticated principal where it provides one).
+
+Each function takes the parsed request and returns (HTTP status, JSON body); the HTTP
+functions in function_app.py and the CLI are thin adapters over them.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from containment.adapters import arm
+from containment.adapters.runtime import Runtime
+from containment.core import clock
+from containment.core.findings import Finding
+from containment.core.ids import MalformedResourceId, parse_resource_id
+from containment.core.records import DecisionRecord, PlannedAction, decision_key
+from containment.plan.decisions import by_person, not_carried_out, recorded
+from containment.plan.registry import ACTIONS
+from containment.plan.restore import IRREVERSIBLE, differences
+from containment.record.approvals import expires, follow_up, held_steps, parse_time, record_expiry
+from containment.record.conclude import conclude, record_once
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def list_pending(runtime: Runtime) -> Answer:
+    expiry = timedelta(hours=runtime.settings.approval_expiry_hours)
+    return 200, {"pending": [{**item, "expires_at": clock.iso(parse_time(item["decided_at"]) + expiry)}
+                             for item in runtime.ledger.pending()]}
+
+
+def approve(runtime: Runtime, key: str, operator: str) -> Answer:
+    return _settle(runtime, key, operator, approved=True)
+
+
+def deny(runtime: Runtime, key: str, operator: str) -> Answer:
+    return _settle(runtime, key, operator, approved=False)
+
+
+def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer:
+    pending = runtime.ledger.take_pending(key)
+    if pending is None:
+        return 404, {"error": f"no decision {key!r} waits for approval"}
+    original = runtime.ledger.find(pending["resource_id"], key)
+    steps = held_steps(original)
+    if clock.now() >= expires(runtime, original):
+        expired = record_expiry(runtime, original, operator)
+        return 409, {"error": expired.reason, "decision": expired.key}
+    settled = follow_up(runtime, original, "approved" if approved else "denied", operator)
+    if not approved:
+        denied = recorded(settled, not_carried_out(
+            f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out"))
+        record_once(runtime, denied)
+        return 200, {"decision": denied.key, "outcome": denied.outcome}
+    plan = tuple(PlannedAction(**step) for step in steps)
+    conclude(runtime, settled, by_person(f"approved by {operator}: decision {key}", plan, runtime.settings),
+             original.before, check_exemptions=False)
+    return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
+
+
+def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
+    """Break-glass: the actions asked for (or every action for the resource's type) on one
+    resource, through the same queue, checks and records as automatic containment."""
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object with resourceId and, optionally, actions"}
+    try:
+        resource = parse_resource_id(body.get("resourceId"))
+    except MalformedResourceId as error:
+        return 400, {"error": f"resourceId: {error}"}
+    settings = runtime.settings
+    if settings.subscriptions and resource.subscription not in settings.subscriptions:
+        return 403, {"error": f"subscription {resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS"}
+    if settings.is_own(resource.text):
+        return 403, {"error": "the app's own resources (CONTAINMENT_OWN_SCOPES) are never acted on"}
+    applicable = [name for name, action in ACTIONS.items() if action.on_request and action.applies_to(resource)]
+    wanted = body.get("actions", "everything")
+    names = applicable if wanted == "everything" else wanted
+    if not isinstance(names, list) or not names or any(n not in applicable for n in names):
+        return 400, {"error": f"actions must be \"everything\" or a list from {', '.join(applicable) or '(none)'} "
+                              f"for a {resource.type}"}
+    record = DecisionRecord(
+        key=decision_key(None, {"resource": resource.key, "actions": names, "at": clock.iso(), "by": operator}),
+        resource_id=resource.text, outcome="", mode=settings.mode, reason="", operation="break-glass",
+        actor={"name": operator}, decided_at=clock.iso(),
+    )
+    finding = Finding("break_glass", "critical", resource.text, f"containment requested by {operator}",
+                      {"actions": names, "note": body.get("reason")})
+    decision = by_person(f"break-glass by {operator}", tuple(PlannedAction(name, resource.text) for name in names),
+                         settings, (finding,))
+    conclude(runtime, record, decision, {}, check_exemptions=False)
+    return 202, {"decision": record.key, "actions": names}
+
+
+def add_exemption(runtime: Runtime, body: Any, operator: str) -> Answer:
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
+    problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
+                if not isinstance(body.get(name), str) or not body[name].strip()]
+    if problems:
+        return 400, {"error": "; ".join(problems)}
+    try:
+        parse_resource_id(body["scope"].rstrip("/"))
+        until = parse_time(body["expires"])
+        if until.tzinfo is None:
+            raise ValueError("a time zone is needed (write Z for UTC)")
+    except (MalformedResourceId, ValueError) as error:
+        return 400, {"error": str(error)}
+    if until <= clock.now():
+        return 400, {"error": f"expires {body['expires']} is already past"}
+    runtime.ledger.exempt(body["scope"].rstrip("/"), body["reason"], body["owner"], clock.iso(until), operator,
+                          clock.iso())
+    return 201, {"scope": body["scope"].rstrip("/"), "expires_at": clock.iso(until)}
+
+
+def list_exemptions(runtime: Runtime) -> Answer:
+    return 200, {"exemptions": runtime.ledger.exemptions()}
+
+
+def remove_exemption(runtime: Runtime, scope: str) -> Answer:
+    if runtime.ledger.remove_exemption(scope.rstrip("/")):
+        return 200, {"removed": scope}
+    return 404, {"error": f"no exemption for {scope!r}"}
+
+
+def release(runtime: Runtime, body: Any, operator: str) -> Answer:
+    """Undo a containment from its recorded before-state, through the containment queue.
+    Refused, naming what changed, when a resource is no longer as containment left it
+    (someone has worked on it since), unless `force` is true."""
+    if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or not body.get("resourceId"):
+        return 400, {"error": "the body must be a JSON object with resourceId and decision (the contained one)"}
+    record = runtime.ledger.find(str(body["resourceId"]), body["decision"])
+    if record is None:
+        return 404, {"error": f"no decision {body['decision']!r} about {body['resourceId']}"}
+    if record.outcome != "contained":
+        return 409, {"error": f"decision {record.key} is {record.outcome}: only a contained decision can be released"}
+    changed_since, steps = {}, []
+    for rid, after in record.after.items():
+        target = parse_resource_id(rid)
+        if not any(target.is_type(kind) for kind in ACTIONS["restore_recorded_state"].resource_types):
+            continue
+        current = arm.read_state(runtime.clients, target).body
+        drift = differences(after, current, target)
+        if drift:
+            changed_since[rid] = drift
+        if differences(record.before.get(rid), after, target):
+            steps.append(PlannedAction("restore_recorded_state", rid))
+    if changed_since and body.get("force") is not True:
+        return 409, {"error": "changed since containment; release with force to overwrite", "changed": changed_since}
+    irreversible = [a for a in record.actions if a in IRREVERSIBLE]
+    released = DecisionRecord(
+        key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
+        reason="", event_id=record.event_id, operation="release", actor={"name": operator},
+        findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
+    )
+    why = (f"released by {operator}: decision {record.key} undone from its recorded before-state"
+           + (f"; cannot be undone: {', '.join(irreversible)}" if irreversible else "")
+           + ("; forced over later changes" if changed_since else ""))
+    if not steps:
+        record_once(runtime, recorded(released, not_carried_out(why + "; nothing to restore")))
+        return 200, {"decision": released.key, "restoring": [], "irreversible": irreversible}
+    conclude(runtime, released, by_person(why, tuple(steps), runtime.settings), record.before, check_exemptions=False)
+    return 202, {"decision": released.key, "restoring": [s.target for s in steps], "irreversible": irreversible}

@@ -1,0 +1,77 @@
+"""What a containment action is: the rule whose finding it contains, the ARM operations it
+needs, and how to plan the writes that contain it from the resource's current state.
+
+Actions are declared in their family's module (storage, keys, roles, nsg, restore) beside
+what they fix, and collected by containment.plan.registry. Whether an action is still
+needed is the fixed rule's own judgement of the current state (unless the action says
+otherwise), so "needed" and "fixed" can never disagree with what detection reports. The
+permissions are what infra/'s custom role must grant, and no more.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from containment.core.ids import ResourceId
+from containment.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class State:
+    """A target as ARM has it now. For an NSG rule, `facts` holds its NSG (judging a rule
+    needs the rules around it) and `etag` the NSG's ETag, the precondition of any write."""
+
+    body: dict | None  # None: the resource no longer exists
+    facts: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+    @property
+    def evidence(self) -> dict | None:
+        """What the ledger keeps as before/after: the whole NSG for a rule, else the body."""
+        return self.facts.get("nsg", self.body)
+
+
+@dataclass(frozen=True)
+class Write:
+    method: str  # PATCH, PUT, DELETE, or POST of an `operation` (revokeUserDelegationKeys, regenerateKey)
+    resource_id: str
+    body: dict[str, Any] | None = None
+    if_match: str | None = None
+    operation: str | None = None
+
+
+Plan = Callable[[State, ResourceId, Settings], list[Write]]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    resource_types: tuple[str, ...]
+    fixes: str | None  # the rule whose finding this action contains; None: used by severity (egress)
+    permissions: tuple[str, ...]
+    plan: Plan
+    # Whether the exposure is still there; None: the fixed rule's own judgement.
+    exposed: Callable[[State, Settings], bool] | None = None
+    # Why a person must approve this action on this target under these settings, or None.
+    approval: Callable[[ResourceId, Settings], str | None] = lambda target, settings: None
+    # False where nothing ARM returns shows the change (a revocation): ARM's 2xx is the proof.
+    verified_by_reading: bool = True
+    # Whether a person may ask for it by name (break-glass); restoring is release's alone.
+    on_request: bool = True
+
+    def applies_to(self, target: ResourceId) -> bool:
+        return any(target.is_type(kind) for kind in self.resource_types)
+
+
+class CannotContain(RuntimeError):
+    """No write can contain this exposure here (it needs a person)."""
+
+
+def patch(**properties: Any) -> Plan:
+    """A plan of one PATCH setting these properties."""
+    return lambda state, target, settings: [Write("PATCH", target.text, {"properties": dict(properties)})]
+
+
+def still_there(state: State, settings: Settings) -> bool:
+    """For actions whose need no property shows: needed while the resource exists."""
+    return state.body is not None

@@ -1,0 +1,153 @@
+"""Every outcome the app records is decided here, and only here: from findings to a
+decision (which containment actions, on which resources; act now, record what would be
+done, hold for a person, or only report), and what a decision becomes when it is exempt,
+refused, carried out or fails. Pure: no I/O. The ledger records what this decides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from containment.core.findings import SEVERITIES, Finding
+from containment.core.ids import parse_resource_id
+from containment.core.records import DecisionRecord, PlannedAction
+from containment.core.settings import Settings
+from containment.plan.registry import ACTIONS, RULES, action_for
+
+OUTCOMES = ("contained", "would-contain", "pending-approval", "reported", "compliant", "exempt",
+            "ignored", "failed", "rejected")
+# A decision to act is carried out by the containment worker; its record then says
+# `contained` or `failed`. CONTAIN is that decision, never a recorded outcome: it is what a
+# claim carries while the containment is under way.
+CONTAIN = "contain"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    reason: str
+    findings: tuple[Finding, ...] = ()
+    plan: tuple[PlannedAction, ...] = field(default=())
+    awaiting: tuple[PlannedAction, ...] = field(default=())  # held back for a person's approval
+
+
+def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedAction], str]:
+    """Which actions contain these findings under these settings, and what is only recorded.
+
+    Most rules name the one action that contains them (CONTAINMENT_AUTO_CONTAIN chooses
+    which run); egress findings are contained by severity (CONTAINMENT_EGRESS_CONTAINMENT)."""
+    plan, contained, not_chosen, no_action = [], set(), set(), set()
+    for finding in findings:
+        if RULES[finding.rule].contained_by_severity:
+            names = settings.egress_containment.get(finding.severity, ())
+            (contained if names else not_chosen).add(finding.rule)
+        else:
+            action = action_for(finding.rule)
+            names = (action.name,) if action and finding.rule in settings.auto_contain else ()
+            (contained if names else no_action if action is None else not_chosen).add(finding.rule)
+        for name in names:
+            step = PlannedAction(name, finding.resource_id)
+            if step not in plan:
+                plan.append(step)
+    reasons = [f"contain {', '.join(sorted(contained))}" if contained else "",
+               f"recorded only (not chosen for automatic containment): {', '.join(sorted(not_chosen))}"
+               if not_chosen else "",
+               f"recorded only (no containment action exists): {', '.join(sorted(no_action))}" if no_action else ""]
+    return plan, "; ".join(r for r in reasons if r)
+
+
+def approval_needed(step: PlannedAction, settings: Settings) -> str | None:
+    if step.action in settings.approval_actions:
+        return f"{step.action} waits for a person (CONTAINMENT_APPROVAL_ACTIONS)"
+    return ACTIONS[step.action].approval(parse_resource_id(step.target), settings)
+
+
+def decide(findings: list[Finding], settings: Settings, compliant_because: str | None = None) -> Decision:
+    if not findings:
+        return Decision("compliant", compliant_because or "no rule found an exposure")
+    plan, why = plan_for(findings, settings)
+    if not plan:
+        return Decision("reported", why, tuple(findings))
+    approvals = {step: reason for step in plan if (reason := approval_needed(step, settings))}
+    held = "; ".join(sorted(set(approvals.values())))
+    runnable = tuple(step for step in plan if step not in approvals)
+    awaiting = tuple(step for step in plan if step in approvals)
+    if not runnable:
+        return Decision("pending-approval", f"{why}: {held}", tuple(findings), awaiting, awaiting)
+    if awaiting:
+        why += f"; held for approval: {held}"
+    return _act(why, tuple(findings), runnable, awaiting, settings)
+
+
+def _act(why: str, findings: tuple[Finding, ...], plan: tuple[PlannedAction, ...],
+         awaiting: tuple[PlannedAction, ...], settings: Settings) -> Decision:
+    if not settings.enforcing:
+        return Decision("would-contain", f"{why} (CONTAINMENT_MODE is dry-run: nothing changed)", findings, plan,
+                        awaiting)
+    return Decision(CONTAIN, why, findings, plan, awaiting)
+
+
+def by_person(why: str, plan: tuple[PlannedAction, ...], settings: Settings,
+              findings: tuple[Finding, ...] = ()) -> Decision:
+    """What a person asked for (an approval, break-glass, a release): carried out as asked,
+    through the same containment path; recorded only in dry-run."""
+    return _act(why, findings, plan, (), settings)
+
+
+def exempted(decision: Decision, exemption: dict) -> Decision:
+    """A finding on a scope a person exempted: recorded, not acted on."""
+    return replace(decision, outcome="exempt", plan=(), awaiting=(), reason=(
+        f"exempt until {exemption['expires_at']} ({exemption['scope']}): {exemption['reason']}, owner "
+        f"{exemption['owner']}; would have: {decision.reason}"))
+
+
+def rejected(reason: str) -> Decision:
+    """Input the app cannot trust or must not act on: an unreadable event, a subscription
+    out of scope, a request nobody decided."""
+    return Decision("rejected", reason)
+
+
+def ignored(reason: str) -> Decision:
+    """Not the app's business: its own resources or changes, a resource gone or unprotected."""
+    return Decision("ignored", reason)
+
+
+def failed(reason: str) -> Decision:
+    return Decision("failed", reason)
+
+
+def not_carried_out(reason: str, findings: tuple[Finding, ...] = ()) -> Decision:
+    """A person denied it, an approval expired, or nothing was left to do: on the record only."""
+    return Decision("reported", reason, findings)
+
+
+def recorded(record: DecisionRecord, decision: Decision, state: dict[str, dict] | None = None) -> DecisionRecord:
+    """The record of a decision: the outcome, why, the findings and the plan, and the state read."""
+    findings = [finding.as_dict() for finding in decision.findings] or record.findings
+    return replace(
+        record, outcome=decision.outcome, reason=decision.reason, findings=findings,
+        rules=sorted({finding["rule"] for finding in findings}),
+        severity=max((f["severity"] for f in findings), key=SEVERITIES.index, default=None),
+        plan=[step.as_dict() for step in decision.plan], actions=[step.action for step in decision.plan],
+        awaiting_approval=[step.as_dict() for step in decision.awaiting],
+        before=record.before if state is None else state)
+
+
+# -- what becomes of a decision the containment worker takes on ---------------------------------
+def held_by_budget(claimed: DecisionRecord, limit: int) -> DecisionRecord:
+    """Beyond the blast-radius limit a person decides: a bad threshold must not lock down the estate."""
+    return replace(claimed, outcome="pending-approval",
+                   reason=claimed.reason + f"; held: the blast-radius limit of {limit} containment actions per "
+                                           "hour is reached (CONTAINMENT_MAX_ACTIONS_PER_HOUR)",
+                   awaiting_approval=claimed.awaiting_approval + claimed.plan, actions=[], plan=[])
+
+
+def carried_out(claimed: DecisionRecord, before: dict, after: dict, changed: bool, at: str) -> DecisionRecord:
+    # The contract's outcomes have no "released": a release is recorded as a report of what
+    # was restored (its operation says release).
+    return replace(claimed, outcome="reported" if claimed.operation == "release" else "contained",
+                   reason=claimed.reason + ("" if changed else " (already contained when the request ran)"),
+                   before=before, after=after, contained_at=at)
+
+
+def containment_failed(claimed: DecisionRecord, reason: str) -> DecisionRecord:
+    return replace(claimed, outcome="failed", reason=reason)

@@ -1,0 +1,67 @@
+"""The end of every path that decides: record the decision once, or (to contain) claim it
+and queue a containment request for the isolated worker.
+
+Event triggers, the egress scan, the drift sweep and the operators' requests all end here,
+so "one record per decision" and "one containment per claim" are kept in one place.
+"""
+from __future__ import annotations
+
+import logging
+
+from containment.adapters.runtime import Runtime
+from containment.core import clock
+from containment.core.records import ContainmentRequest, DecisionRecord
+from containment.plan.decisions import CONTAIN, Decision, exempted, recorded
+from containment.record.notifications import notify
+
+log = logging.getLogger("containment")
+
+
+def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict],
+             check_exemptions: bool = True) -> DecisionRecord | None:
+    """Record the decision, or (to contain) claim it and queue the request; the record
+    written, or None when it was already there (or is the containment worker's to write).
+    A finding on an exempt scope is recorded `exempt` (a person's explicit request is not)."""
+    exemption = exemption_for(runtime, record.resource_id) if check_exemptions and decision.findings else None
+    if exemption is not None:
+        decision = exempted(decision, exemption)
+    record = recorded(record, decision, state)
+    if decision.outcome == CONTAIN:
+        return request_containment(runtime, record)
+    return record_once(runtime, record)
+
+
+def exemption_for(runtime: Runtime, resource_id: str) -> dict | None:
+    """The unexpired exemption covering the resource (itself or a scope above it), if any.
+    Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it."""
+    now = clock.iso()
+    key = resource_id.lower()
+    for exemption in runtime.ledger.exemptions():
+        scope = exemption["scope"].lower()
+        if (key == scope or key.startswith(scope + "/")) and exemption["expires_at"] > now:
+            return exemption
+    return None
+
+
+def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
+    """Claim the decision (the claim keeps it), then queue a request that names it.
+
+    A claim left un-queued by a crash is queued by the next delivery; a request queued
+    twice is harmless, as the containment worker acts once per claim."""
+    fresh, claim = runtime.ledger.claim(decision)
+    if not fresh and claim.state != "new":
+        return None
+    runtime.queue.send_message(ContainmentRequest.of(claim.decision or decision).to_message())
+    runtime.ledger.move_claim(claim, "queued")
+    log.info("containment requested for %s (%s): %s", decision.resource_id, decision.key, ", ".join(decision.actions))
+    return None
+
+
+def record_once(runtime: Runtime, record: DecisionRecord, provisional: bool = False) -> DecisionRecord | None:
+    """Write the record unless one with its key exists (a redelivery); the record if written.
+    A provisional record is replaced by the first final one (Ledger.write)."""
+    written = runtime.ledger.write(record, provisional)
+    if written is not None:
+        notify(runtime, written)
+        log.info("%s %s: %s", written.outcome, written.resource_id or "(no resource)", written.reason)
+    return written

@@ -1,0 +1,46 @@
+"""The evidence report a person reads: what was seen, decided and done, with the state
+before and after, one Markdown file per scenario run."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from containment.core.ids import short
+from containment.core.records import DecisionRecord
+
+
+def render(name: str, settings: dict[str, str], records: list[DecisionRecord], final_state: dict[str, Any]) -> str:
+    lines = [f"# Evidence: {name}", "",
+             f"Mode: `{settings.get('CONTAINMENT_MODE', 'dry-run')}`. Settings given: "
+             + (", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "defaults only") + ".", "",
+             "| decided at | resource | outcome | rules | actions | actor |", "|---|---|---|---|---|---|"]
+    for record in records:
+        actor = record.actor.get("name") or record.actor.get("object_id") or record.actor.get("app_id") or ""
+        lines.append(f"| {record.decided_at or ''} | {short(record.resource_id)} | **{record.outcome}** | "
+                     f"{', '.join(record.rules)} | {', '.join(record.actions)} | {actor} |")
+    for number, record in enumerate(records, 1):
+        lines += ["", f"## {number}. {record.outcome}: {short(record.resource_id)}", "",
+                  f"- Why: {record.reason}",
+                  f"- Event: `{record.event_id}` ({record.operation or 'n/a'}), at {record.event_time or 'n/a'}",
+                  f"- Decided at {record.decided_at}" + (f", contained at {record.contained_at}" if record.contained_at else ""),
+                  f"- Mode: {record.mode}"]
+        for finding in record.findings:
+            lines.append(f"- Finding `{finding['rule']}` ({finding['severity']}): {finding['summary']}; "
+                         f"evidence `{json.dumps(finding['evidence'])}`")
+        for label, state in (("before", record.before), ("after", record.after)):
+            for rid, body in state.items():
+                lines += ["", f"<details><summary>State {label}: {short(rid)}</summary>", "", "```json",
+                          json.dumps(body, indent=2), "```", "</details>"]
+    lines += ["", "## Final state", ""]
+    for rid, body in final_state.items():
+        lines.append(f"- {short(rid)}: {'deleted' if body is None else 'present'}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(directory: Path, scenario, records: list[DecisionRecord], final_state: dict[str, Any]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / (re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(scenario.file).stem) + ".md")
+    path.write_text(render(scenario.name, scenario.settings, records, final_state))
+    return path

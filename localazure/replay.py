@@ -1,0 +1,186 @@
+"""Scenario replay (../shared/SCENARIOS.md is the contract): run the whole app on one machine
+against a recorded or imagined incident.
+
+The local emulator is seeded with the scenario's resources and log rows, Azurite holds the
+app's ledger and queue, and each step is delivered through the real function entry points
+as the Functions host would deliver it. Standard output is JSON Lines only: the decision
+records, then one `final_state` line. Progress, the timeline and logs go to standard error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from containment.adapters import runtime
+from containment.core import clock
+from containment.core.ids import short
+from containment.core.records import DecisionRecord
+from containment.core.settings import SETTINGS
+from localazure.scenario import Scenario, ScenarioError, Step, load_scenario
+from localazure.server import WORKSPACE_ID
+
+
+class Replayer:
+    """Starts the emulator and Azurite once; runs each scenario on fresh state."""
+
+    def __init__(self, timeline: TextIO | None = None):
+        self.timeline = timeline  # None: sys.stderr when each line is written, wherever a caller redirected it
+
+    def __enter__(self) -> "Replayer":
+        from localazure.azurite import Azurite
+        from localazure.server import LocalAzure
+
+        self.azure = LocalAzure().start()
+        self.storage = Azurite().start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.storage.stop()
+        self.azure.stop()
+
+    def run(self, scenario: Scenario) -> tuple[list[DecisionRecord], dict[str, Any]]:
+        import function_app
+        from localazure.arm import SeedError
+        from localazure.functions_host import deliver_event, drain_queue, fire_timer
+
+        self._fresh_state()
+        try:
+            self.azure.arm.seed(scenario.resources, origin="$.resources")
+        except SeedError as error:
+            raise ScenarioError(scenario.file, "$.resources", str(error)) from None
+        for table, rows in scenario.logs.items():
+            try:
+                self.azure.logs.seed(table, rows)
+            except ValueError as error:
+                raise ScenarioError(scenario.file, f"$.logs.{table}", str(error)) from None
+        settings = {**scenario.settings, **self.azure.settings(), "AzureWebJobsStorage": self.storage.connection_string}
+        if scenario.logs and not scenario.settings.get("CONTAINMENT_LOG_WORKSPACE_ID"):
+            # SCENARIOS.md: a scenario with logs is scanned all the same, in the emulator's workspace.
+            settings["CONTAINMENT_LOG_WORKSPACE_ID"] = WORKSPACE_ID
+        self._say(f"== {scenario.name} ({scenario.file}), mode {scenario.settings.get('CONTAINMENT_MODE', 'dry-run')}")
+        seen: set[str] = set()
+        with _environment(settings):
+            runtime.reset()
+            app_runtime = runtime.current()
+            try:
+                for step in scenario.steps:
+                    clock.set_source(lambda at=step.at: at)
+                    self.azure.clock = lambda at=step.at: at
+                    if step.kind == "event":
+                        invocations = deliver_event(function_app.app, step.payload)
+                        if not invocations:
+                            self._say(f"{step.at:%H:%M:%S}  event {step.payload.get('id')}: no function subscribes "
+                                      "to it (Event Grid would not deliver it)")
+                    elif step.kind == "timer":
+                        fire_timer(function_app.app, step.payload)
+                    else:
+                        self._http(scenario.file, step)
+                    drain_queue(function_app.app, "contain", app_runtime.queue, app_runtime.max_attempts)
+                    for record in app_runtime.ledger.decisions():
+                        if record.key not in seen:
+                            seen.add(record.key)
+                            self._say(_timeline_line(step.at, record))
+                records = app_runtime.ledger.decisions()
+            finally:
+                clock.set_source(None)
+                runtime.reset()
+        return records, self._final_state(scenario)
+
+    def _http(self, file: str, step: Step) -> None:
+        """An operator's request, authorised as the host would after App Service Authentication."""
+        import function_app
+        from localazure.functions_host import NoFunction, call_http
+
+        request = step.payload
+        try:
+            response = call_http(function_app.app, request.get("method", "POST"), request["route"], request.get("body"),
+                                 {"x-ms-client-principal-name": "operator@scenario"})
+        except NoFunction as error:
+            raise ScenarioError(file, step.path, error.args[0]) from None
+        self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "
+                  f"{response.status_code} {response.get_body().decode()[:200]}")
+
+    def _fresh_state(self) -> None:
+        from azure.data.tables import TableServiceClient
+        from azure.storage.queue import QueueServiceClient
+
+        self.azure.reset()
+        tables = TableServiceClient.from_connection_string(self.storage.connection_string)
+        for table in tables.list_tables():
+            tables.delete_table(table.name)
+        queues = QueueServiceClient.from_connection_string(self.storage.connection_string)
+        for queue in queues.list_queues():
+            queues.delete_queue(queue.name)
+
+    def _final_state(self, scenario: Scenario) -> dict[str, Any]:
+        seeded = []
+        for body in scenario.resources:
+            seeded += body.get("value", []) if isinstance(body, dict) and "id" not in body else [body]
+        state = {body["id"]: self.azure.arm.get(body["id"]) for body in seeded}
+        known = {rid.lower() for rid in state}
+        state.update({rid: body for rid, body in self.azure.arm.snapshot().items() if rid.lower() not in known})
+        return state
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.timeline or sys.stderr, flush=True)
+
+
+def _timeline_line(at: datetime, record: DecisionRecord) -> str:
+    target = short(record.resource_id)
+    actions = f" [{', '.join(record.actions)}]" if record.actions else ""
+    return f"{at:%H:%M:%S}  {record.outcome:<15} {target}{actions}: {record.reason}"
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """App settings are environment variables to the app, as in Azure; set them for one
+    scenario and put everything back afterwards."""
+    names = {s.name for s in SETTINGS} | set(values)
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None = None) -> int:
+    out = out or sys.stdout  # looked up now, not at import, so a caller's redirection is honoured
+    scenarios = []
+    for file in files:
+        scenarios.append(load_scenario(file))  # every file is checked before anything runs
+    from localazure.evidence_report import write_report
+
+    with Replayer() as replayer:
+        for scenario in scenarios:
+            records, final_state = replayer.run(scenario)
+            for record in records:
+                out.write(json.dumps(record.as_output()) + "\n")
+            out.write(json.dumps({"final_state": final_state}) + "\n")
+            out.flush()
+            if report_dir is not None:
+                path = write_report(report_dir, scenario, records, final_state)
+                print(f"evidence report: {path}", file=sys.stderr)
+    return 0
+
+
+def command(scenarios: list[Path], report_dir: Path | None = None) -> int:
+    """`python -m containment replay`: found through the `containment.commands` entry point
+    that this development package declares (pyproject.toml), so the deployed package never
+    imports the emulator."""
+    try:
+        return replay(scenarios, report_dir=report_dir)
+    except ScenarioError as error:
+        print(f"malformed scenario: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,121 @@
+"""The containment worker (containment.act.worker) through the queue function: one
+containment per claimed decision, requests that are only references, retries and poison
+handling, every failure on the record."""
+from __future__ import annotations
+
+import json
+import threading
+
+from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, PlannedAction
+from tests.helpers import arm_bodies as b
+from tests.helpers.events import CONTAINER_WRITE, write_event
+from tests.helpers.traps import effective_writes, forged_decision
+
+ACCOUNT = b.storage_account()
+PUBLIC = b.container(ACCOUNT["id"], "training", "Container")
+SETTINGS = {"CONTAINMENT_MODE": "enforce", "CONTAINMENT_SUBSCRIPTIONS": b.SUBSCRIPTION}
+
+
+def container_access(emulator, container=PUBLIC) -> str:
+    return emulator.arm.get(container["id"])["properties"]["publicAccess"]
+
+
+def test_two_instances_draining_duplicate_requests_act_once(app, emulator):
+    """Two deliveries that both queued a request (one crashed before marking it queued) and
+    two instances taking them at once: the claim lets exactly one act."""
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    app.deliver(event)
+    claim = app.runtime.ledger.get_claim(event["id"], PUBLIC["id"])
+    app.runtime.ledger.move_claim(claim, "new")  # as if the first delivery died before marking it queued
+    app.deliver(event)
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 2
+    threads = [threading.Thread(target=app.drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_throttling_and_a_server_error_during_containment_do_not_stop_it(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    throttled = emulator.faults.add("status", path="containers/training$", method="PATCH", status=429, retry_after=0)
+    broken = emulator.faults.add("status", path="containers/training$", method="PATCH", status=500, retry_after=0)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.drain()
+    assert (throttled.fired, broken.fired) == (1, 1)
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert container_access(emulator) == "None"
+
+
+def test_a_request_that_always_fails_ends_as_one_failed_record_and_the_queue_flows_on(app, emulator, monkeypatch):
+    second = b.container(ACCOUNT["id"], "eval", "Blob")
+    emulator.seed([ACCOUNT, PUBLIC, second])
+    app.configure(CONTAINMENT_MODE="enforce")
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__maxDequeueCount", "2")
+    emulator.faults.add("status", path="containers/training$", method="PATCH", status=500, retry_after=0, times=None)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.deliver(write_event(second["id"], CONTAINER_WRITE))
+    app.drain()
+    by_resource = {r.resource_id: r for r in app.records()}
+    assert by_resource[PUBLIC["id"]].outcome == "failed"
+    assert "500" in by_resource[PUBLIC["id"]].reason
+    assert by_resource[second["id"]].outcome == "contained"
+    poison = app.runtime.clients.queue(app.runtime.settings.containment_queue + "-poison")
+    assert poison.get_queue_properties().approximate_message_count == 1
+
+
+def test_a_malformed_containment_request_is_rejected_on_the_record(app, emulator):
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.runtime.queue.send_message('{"key": "x", "plan": "everything"}')
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and "malformed containment request" in record.reason
+
+
+def test_a_request_naming_a_claimed_decision_with_another_plan_is_refused(app, emulator):
+    """A forger who can write the queue but not the table names a real claimed decision (here
+    one held by the blast-radius budget) and asks for more than it decided: the worker acts
+    only on the claimed decision's own plan, so the forged plan is refused on the record."""
+    public = b.container(ACCOUNT["id"], "open", "Container")
+    emulator.seed([ACCOUNT, public])
+    app.configure(**SETTINGS)
+    claimed = forged_decision("real", public["id"], "make_container_private")
+    app.runtime.ledger.claim(claimed)
+    widened = ContainmentRequest(claimed.key, claimed.resource_id, claimed.planned + (
+        PlannedAction("rotate_account_keys", ACCOUNT["id"]),))
+    app.runtime.queue.send_message(widened.to_message())
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and "its plan is not the plan of claimed decision real" in record.reason
+    assert effective_writes(emulator) == []
+
+
+def test_a_request_carries_a_reference_never_the_decision(app, emulator):
+    """What detection queues is the key, the resource and the plan: a few hundred bytes,
+    whatever evidence the decision carries (an NSG's whole body stays in the ledger)."""
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    emulator.seed([ACCOUNT, public])
+    app.configure(**SETTINGS)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    queue = QueueClient.from_connection_string(app.azurite.connection_string, app.runtime.settings.containment_queue,
+                                               message_decode_policy=TextBase64DecodePolicy())
+    [message] = queue.peek_messages()
+    request = json.loads(message.content)
+    assert set(request) == {"key", "resource_id", "plan"}
+    assert len(message.content.encode()) < MAX_REQUEST_BYTES
+    assert request["plan"] == [{"action": "make_container_private", "target": public["id"]}]
+
+
+def test_an_oversized_request_is_refused_unread(app):
+    app.configure(**SETTINGS)
+    app.runtime.queue.send_message(json.dumps({"key": "k" * MAX_REQUEST_BYTES, "resource_id": "r", "plan": []}))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and f"at most {MAX_REQUEST_BYTES}" in record.reason

@@ -1,0 +1,237 @@
+"""Egress detection end to end: the timer function queries the Log Analytics emulator
+(the app's own KQL over seeded StorageBlobLogs rows), judges, records and contains."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from containment.core import clock
+from tests.helpers import arm_bodies as b
+
+WORKSPACE = "4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a"
+ACCOUNT = b.storage_account()
+MB = 1024 * 1024
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+# With a 10-minute lag and 5-minute windows, the scan at NOW covers [11:45, 11:50).
+WINDOW_START = datetime(2026, 11, 24, 11, 45, tzinfo=timezone.utc)
+
+
+def read(at: datetime, ip: str = "203.0.113.9", size: int = MB, auth: str = "OAuth", blob: str = "train/part-0",
+         oid: str | None = "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", account: dict = ACCOUNT) -> dict:
+    return {
+        "TimeGenerated": at.isoformat().replace("+00:00", "Z"), "AccountName": account["name"],
+        "_ResourceId": account["id"].lower(), "Category": "StorageRead", "OperationName": "GetBlob",
+        "StatusCode": "200", "AuthenticationType": auth, "RequesterObjectId": oid if auth == "OAuth" else None,
+        "CallerIpAddress": f"{ip}:52311", "ResponseBodySize": size, "ObjectKey": f"/{account['name']}/{blob}",
+        "Uri": f"https://{account['name']}.blob.core.windows.net/{blob}?sv=2025-01-05",
+    }
+
+
+@pytest.fixture
+def scan(app, emulator):
+    """Seed, configure and run the egress_scan timer function at the app's clock."""
+    from localazure.functions_host import fire_timer
+
+    def run(rows=(), at: datetime = NOW, seed=True, **settings):
+        if seed:
+            emulator.seed([ACCOUNT], {"StorageBlobLogs": list(rows)})
+        app.configure(**{"CONTAINMENT_MODE": "enforce", "CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE,
+                         "CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16", "CONTAINMENT_EGRESS_VOLUME_FLOOR_MB": "5",
+                         "CONTAINMENT_EGRESS_NEW_CALLER_MB": "5", "CONTAINMENT_EGRESS_ENUMERATION_BLOBS": "20",
+                         **settings})
+        import function_app
+
+        clock.set_source(lambda: at)
+        try:
+            invocation = fire_timer(function_app.app, "egress_scan")
+            assert invocation.error is None, invocation.error
+            app.drain()
+        finally:
+            clock.set_source(None)
+        return app.records()
+    return run
+
+
+def in_window(minute: float = 1) -> datetime:
+    return WINDOW_START + timedelta(minutes=minute)
+
+
+def test_an_anonymous_read_is_critical_and_contained_with_key_rotation_held_for_approval(scan, emulator):
+    [record] = scan([read(in_window(), auth="Anonymous", ip="198.51.100.20")])
+    assert (record.outcome, record.severity, record.rules) == ("contained", "critical", ["egress_anonymous_read"])
+    assert record.actions == ["disable_blob_public_access", "lock_account_network", "revoke_user_delegation_keys"]
+    assert [a["action"] for a in record.awaiting_approval] == ["rotate_account_keys"]
+    evidence = record.findings[0]["evidence"]
+    assert evidence["callers"][0]["Addresses"] == ["198.51.100.20"]
+    assert evidence["callers"][0]["SampleUris"] and evidence["start"].startswith("2026-11-24T11:45")
+    account = emulator.arm.get(ACCOUNT["id"])["properties"]
+    assert account["networkAcls"]["defaultAction"] == "Deny" and account["networkAcls"]["bypass"] == "AzureServices"
+    assert ACCOUNT["id"].lower() in emulator.arm.user_delegation_keys_revoked
+    assert "keyCreationTime" not in account  # not rotated: waits for a person
+
+
+def test_quiet_oauth_reads_from_a_known_principal_are_not_recorded(scan):
+    assert scan([read(in_window(), size=MB)]) == []
+
+
+def test_sas_from_the_allowed_network_is_compliant_and_from_elsewhere_is_not(scan):
+    assert scan([read(in_window(), auth="SAS", ip="10.20.3.4")]) == []
+
+
+def test_sas_from_outside_the_allowed_network_is_critical(scan):
+    [record] = scan([read(in_window(), auth="SAS", ip="10.20.3.4"), read(in_window(2), auth="SAS", ip="192.0.2.66")])
+    assert record.rules == ["egress_key_or_sas_from_untrusted_network"]
+    assert record.findings[0]["evidence"]["callers"][0]["untrusted_addresses"] == ["192.0.2.66"]
+
+
+@pytest.mark.parametrize("megabytes, fires", [(5, False), (6, True)])
+def test_a_new_callers_volume_is_judged_by_the_new_caller_threshold(scan, megabytes, fires):
+    records = scan([read(in_window(), size=megabytes * MB)], CONTAINMENT_MODE="dry-run")
+    assert [r.rules for r in records] == ([["egress_volume_anomaly"]] if fires else [])
+
+
+def test_a_caller_with_a_long_quiet_baseline_that_spikes(scan):
+    history = [read(WINDOW_START - timedelta(hours=h), size=1 * MB) for h in range(1, 49)]  # 1 MB an hour, 2 days
+    spike = [read(in_window(m / 10), size=1 * MB, blob=f"train/part-{m}") for m in range(12)]  # 12 MB now
+    [record] = scan(history + spike, CONTAINMENT_MODE="dry-run")
+    [caller] = record.findings[0]["evidence"]["callers"]
+    assert record.rules == ["egress_volume_anomaly"] and caller["baseline_active_windows"] == 48
+    assert caller["threshold_bytes"] == 5 * MB  # the floor: mean + 4 sd of a quiet history is far below it
+    assert record.outcome == "would-contain"
+
+
+def test_a_known_caller_within_its_baseline_is_not_anomalous(scan):
+    # 20 MB in every window of the lookback: a steady heavy reader, judged against itself.
+    history = [read(WINDOW_START - timedelta(minutes=5 * w), size=20 * MB) for w in range(1, 2017)]
+    assert scan(history + [read(in_window(), size=20 * MB)], CONTAINMENT_EGRESS_NEW_CALLER_MB="1") == []
+
+
+@pytest.mark.parametrize("blobs, fires", [(20, False), (21, True)])
+def test_bulk_enumeration_near_its_threshold(scan, blobs, fires):
+    rows = [read(in_window(i / 100), size=1024, blob=f"train/part-{i}") for i in range(blobs)]
+    records = scan(rows, CONTAINMENT_MODE="dry-run")
+    assert [r.rules for r in records] == ([["egress_bulk_enumeration"]] if fires else [])
+
+
+def test_dry_run_changes_nothing(scan, emulator):
+    [record] = scan([read(in_window(), auth="Anonymous")], CONTAINMENT_MODE="dry-run")
+    assert record.outcome == "would-contain"
+    assert emulator.arm.get(ACCOUNT["id"])["properties"]["networkAcls"]["defaultAction"] == "Deny"  # as seeded
+    assert not emulator.arm.user_delegation_keys_revoked
+
+
+def test_reads_of_an_unprotected_account_are_not_judged(scan, emulator):
+    other = b.storage_account("webassets01", tags={})
+    emulator.seed([other])
+    assert scan([read(in_window(), auth="Anonymous", account=other)]) == []
+
+
+def test_a_partial_error_fails_the_scan_and_keeps_the_checkpoint(scan, emulator, app):
+    emulator.faults.add("partial-error", path="/v1/workspaces/", times=1)
+    [failed] = scan([read(in_window(), auth="Anonymous")])
+    assert failed.outcome == "failed" and "partial result" in failed.reason
+    assert app.runtime.ledger.checkpoint("egress_scan")[0] is None
+    records = scan(seed=False)  # the next scan retries the same window
+    assert [r.outcome for r in records] == ["failed", "contained"]
+
+
+@pytest.mark.parametrize("status", [400, 429])
+def test_an_error_answer_fails_the_scan(scan, emulator, status):
+    emulator.faults.add("status", path="/v1/workspaces/", status=status, retry_after=0, times=None)
+    [failed] = scan([read(in_window(), auth="Anonymous")])
+    assert failed.outcome == "failed" and "HttpResponseError" in failed.reason
+
+
+def test_two_scans_over_the_same_data_find_it_once(scan, app):
+    rows = [read(in_window(), auth="Anonymous")]
+    scan(rows)
+    scan(seed=False)  # the same clock: nothing is due
+    app.runtime.ledger.table.delete_entity("checkpoint", "egress_scan")  # as if the checkpoint were lost
+    scan(seed=False)
+    assert [r.outcome for r in app.records()] == ["contained"]
+
+
+def test_a_scan_after_downtime_catches_up_in_bounded_steps(scan, app):
+    rows = [read(WINDOW_START - timedelta(minutes=90), auth="Anonymous"), read(in_window(), auth="SAS", ip="192.0.2.1")]
+    scan(rows, at=NOW - timedelta(hours=2))  # the last scan before the outage: checkpoint at 09:50
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T09:50")
+    scan(seed=False, CONTAINMENT_EGRESS_MAX_WINDOWS="12")  # 2 hours later: one hour of windows
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T10:50")
+    assert [r.rules for r in app.records()] == [["egress_anonymous_read"]]  # the 10:15 read, found late
+    scan(seed=False)
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T11:50")
+    assert [r.rules for r in app.records()][-1] == ["egress_key_or_sas_from_untrusted_network"]
+
+
+def test_the_baseline_is_queried_once_an_hour_and_reused_by_the_scans_in_between(scan, app, emulator):
+    """The baseline's lookback ends on the hour, so the hour's scans share one answer."""
+    import function_app
+    from localazure.functions_host import fire_timer
+
+    def baseline_lookback_ends() -> list[str]:
+        queries = [str(x.request_body) for x in emulator.traffic if "/v1/workspaces/" in x.url]
+        return [q.split("let lookback_end = datetime(", 1)[1][:16] for q in queries if "lookback_end" in q]
+
+    spike = [read(in_window(m / 10), blob=f"train/part-{m}") for m in range(12)]
+    history = [read(WINDOW_START - timedelta(hours=h)) for h in range(1, 49)]
+    scan(history + spike)  # 12:00: the window from 11:45, the baseline up to 11:00
+    for minutes in (5, 10, 15):  # the windows from 11:50 and 11:55, then 12:00: a new hour
+        clock.set_source(lambda: NOW + timedelta(minutes=minutes))
+        try:
+            assert fire_timer(function_app.app, "egress_scan").error is None
+        finally:
+            clock.set_source(None)
+    assert baseline_lookback_ends() == ["2026-11-24T11:00", "2026-11-24T12:00"]
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T12:05")
+    [record] = app.records()
+    assert record.findings[0]["evidence"]["callers"][0]["baseline_active_windows"] == 48
+
+
+def test_a_catch_up_reads_each_account_once_however_many_windows_name_it(scan, app, emulator):
+    rows = [read(WINDOW_START - timedelta(minutes=m), auth="Anonymous", ip="198.51.100.20") for m in (90, 80, 70)]
+    scan(rows, at=NOW - timedelta(hours=2))
+    emulator.clear_traffic()
+    scan(seed=False, CONTAINMENT_EGRESS_MAX_WINDOWS="12", CONTAINMENT_MODE="dry-run")
+    assert [r.outcome for r in app.records()] == ["would-contain"] * 3  # three windows, three decisions
+    reads = [x for x in emulator.traffic if x.method == "GET" and x.url.split("?")[0].endswith(ACCOUNT["name"])]
+    assert len(reads) == 1
+
+
+def test_without_a_workspace_the_scan_says_it_cannot_run(scan):
+    [failed] = scan([], CONTAINMENT_LOG_WORKSPACE_ID="")
+    assert failed.outcome == "failed" and "CONTAINMENT_LOG_WORKSPACE_ID is not set" in failed.reason
+
+
+def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
+    from localazure.conformance import validate_traffic
+    from localazure.kql import check_queries, shipped_queries
+
+    scan([read(in_window(), auth="Anonymous")])
+    emulator.write_traffic(tmp_path)
+    report = validate_traffic(tmp_path)
+    assert report.ok, str(report)
+    assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql"}
+    assert all(not diagnostics for diagnostics in check_queries(shipped_queries()).values())
+
+
+def test_parameters_are_rendered_typed_and_must_exist():
+    from containment.adapters.log_analytics import with_parameters
+
+    text = "let window_start = datetime(2020-01-01);\nlet windows = 1;\nT | take windows"
+    rendered = with_parameters(text, window_start=NOW, windows=2016)
+    assert "let window_start = datetime(2026-11-24T12:00:00.000000Z);" in rendered and "let windows = 2016;" in rendered
+    with pytest.raises(KeyError, match="no parameter 'window_end'"):
+        with_parameters(text, window_end=NOW)
+    with pytest.raises(TypeError):
+        with_parameters(text, windows="2016; StorageBlobLogs | take 1")
+
+
+def test_evidence_longer_than_a_table_property_is_kept_whole(app):
+    from containment.core.records import DecisionRecord
+
+    huge = {"rules": [{"name": f"rule-{i}", "description": "x" * 200} for i in range(600)]}  # ~150 KB of JSON
+    record = DecisionRecord(key="long-evidence", resource_id=ACCOUNT["id"], outcome="reported", mode="dry-run",
+                            reason="test", before={ACCOUNT["id"]: huge}, decided_at="2026-11-24T12:00:00Z")
+    assert app.runtime.ledger.write(record)
+    assert app.runtime.ledger.find(ACCOUNT["id"], "long-evidence").before == {ACCOUNT["id"]: huge}

@@ -1,0 +1,231 @@
+"""Storage exposure end to end, through the function entry points as the host invokes them,
+against the ARM emulator and Azurite."""
+from __future__ import annotations
+
+import threading
+
+from tests.helpers import arm_bodies as b
+from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, SELF, write_event
+
+ACCOUNT = b.storage_account()
+PUBLIC = b.container(ACCOUNT["id"], "training", "Container")
+PRIVATE = b.container(ACCOUNT["id"], "eval")
+
+
+def container_access(emulator, container=PUBLIC) -> str:
+    return emulator.arm.get(container["id"])["properties"]["publicAccess"]
+
+
+def test_enforce_makes_a_public_container_private_and_records_the_evidence(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+
+    app.deliver(event)
+    assert container_access(emulator) == "Container"  # detection never writes: only the queue function does
+    app.drain()
+
+    assert container_access(emulator) == "None"
+    [record] = app.records()
+    assert record.outcome == "contained"
+    assert record.event_id == event["id"]
+    assert record.resource_id == PUBLIC["id"]  # as ARM spells it, not the event's 'resourcegroups'
+    assert record.actions == ["make_container_private"]
+    assert record.rules == ["storage_container_public_access"] and record.severity == "high"
+    assert record.actor["object_id"] == "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f"
+    assert record.before[PUBLIC["id"]]["properties"]["publicAccess"] == "Container"
+    assert record.after[PUBLIC["id"]]["properties"]["publicAccess"] == "None"
+    assert record.event_time.startswith("2026-11-24T10:00:00.123456") and record.decided_at and record.contained_at
+    assert [(w.method, w.url.split("?")[0].rsplit("/", 1)[1]) for w in app.writes()] == [("PATCH", "training")]
+
+
+def test_dry_run_records_would_contain_and_changes_nothing(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="dry-run")
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.drain()
+
+    [record] = app.records()
+    assert (record.outcome, record.mode, record.actions) == ("would-contain", "dry-run", ["make_container_private"])
+    assert container_access(emulator) == "Container"
+    assert app.writes() == []
+
+
+def test_dry_run_is_the_default_mode(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    assert [r.outcome for r in app.records()] == ["would-contain"]
+
+
+def test_a_redelivered_event_leads_to_one_record_and_one_write(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    for _ in range(3):
+        app.deliver(event)
+        app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_two_concurrent_deliveries_act_once(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    runtime = app.runtime  # one process, two invocations at once, as two worker threads would
+    failures = []
+
+    def deliver():
+        failures.extend(i.error for i in app.deliver(event) if i.error)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and runtime is app.runtime
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert len(app.writes()) == 1
+
+
+def test_the_apps_own_change_is_ignored_without_reading_anything(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SELF_PRINCIPAL_ID=SELF)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE, actor=SELF))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "own identity" in record.reason
+    assert emulator.traffic == []
+
+
+def test_a_foreign_subscription_is_rejected_and_never_read(app, emulator):
+    foreign = b.storage_account("synthforeign", subscription=b.OTHER_SUBSCRIPTION, allowBlobPublicAccess=True)
+    emulator.seed([foreign])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    app.deliver(write_event(foreign["id"], ACCOUNT_WRITE, subscription=b.OTHER_SUBSCRIPTION))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "rejected" and "CONTAINMENT_SUBSCRIPTIONS" in record.reason
+    assert emulator.traffic == []
+    assert emulator.arm.get(foreign["id"])["properties"]["allowBlobPublicAccess"] is True
+
+
+def test_a_malformed_event_is_rejected_and_the_good_ones_around_it_are_handled(app, emulator):
+    other_public = b.container(ACCOUNT["id"], "eval", "Blob")
+    emulator.seed([ACCOUNT, PUBLIC, other_public])
+    app.configure(CONTAINMENT_MODE="enforce")
+    bad = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    bad["subject"] = bad["data"]["resourceUri"] = "/subscriptions/../../etc/passwd"
+    wrong_type = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    wrong_type["data"]["resourceUri"] = wrong_type["subject"] = 42
+    for event in (write_event(PUBLIC["id"], CONTAINER_WRITE), bad, wrong_type,
+                  write_event(other_public["id"], CONTAINER_WRITE)):
+        assert all(i.error is None for i in app.deliver(event))
+        app.drain()
+    outcomes = {(r.event_id, r.outcome) for r in app.records()}
+    assert (bad["id"], "rejected") in outcomes and (wrong_type["id"], "rejected") in outcomes
+    assert [r.outcome for r in app.records()].count("contained") == 2
+    rejected = next(r for r in app.records() if r.event_id == bad["id"])
+    assert "not a well-formed ARM resource ID" in rejected.reason
+    assert container_access(emulator, other_public) == "None"
+
+
+def test_a_cloudevent_is_accepted_like_an_event_grid_event(app, emulator):
+    import json
+
+    import azure.functions as func
+    from azure.functions.eventgrid import EventGridEventInConverter
+
+    from containment.detect.storage import on_storage_write
+
+    emulator.seed([ACCOUNT, PUBLIC])
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    cloud = {"specversion": "1.0", "id": event["id"], "source": event["topic"], "subject": event["subject"],
+             "type": event["eventType"], "time": event["eventTime"], "data": event["data"]}
+    decoded = EventGridEventInConverter.decode(func.meta.Datum(json.dumps(cloud), "json"), trigger_metadata={})
+    assert isinstance(decoded, func.CloudEvent)
+    on_storage_write(decoded)
+    assert [r.outcome for r in app.records()] == ["would-contain"]
+
+
+def test_a_protected_account_that_loses_its_tag_is_a_finding(app, emulator):
+    untagged = b.storage_account(tags={"team": "ml"})
+    emulator.seed([untagged])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_PROTECTED_SCOPES=b.RG_ID)
+    app.deliver(write_event(untagged["id"], ACCOUNT_WRITE))
+    [record] = app.records()
+    assert record.outcome == "reported"
+    assert record.rules == ["storage_scope_tag_removed"]
+
+
+def test_an_untagged_account_outside_protected_scopes_is_ignored(app, emulator):
+    scratch = b.storage_account("scratch01", tags={}, allowBlobPublicAccess=True)
+    emulator.seed([scratch])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(scratch["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "not synthetic data" in record.reason
+    assert app.writes() == []
+
+
+def test_a_resource_that_no_longer_exists_is_ignored(app, emulator):
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    [record] = app.records()
+    assert record.outcome == "ignored" and "no longer exists" in record.reason
+
+
+def test_an_account_write_judges_the_account_and_its_containers(app, emulator):
+    opened = b.storage_account(allowBlobPublicAccess=True, allowSharedKeyAccess=True)
+    emulator.seed([opened, b.container(opened["id"], "training", "Container"), PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(opened["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained"
+    assert sorted(record.actions) == ["disable_blob_public_access", "make_container_private"]
+    assert "storage_shared_key_access_allowed" in record.rules  # found, reported, not contained by default
+    assert "recorded only" in record.reason
+    account = emulator.arm.get(opened["id"])["properties"]
+    assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is True
+
+
+def test_ledger_answers_the_auditors_questions(app, emulator):
+    from datetime import datetime
+
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    app.deliver(write_event(PRIVATE["id"], CONTAINER_WRITE))
+    ledger = app.runtime.ledger
+    assert [r.outcome for r in ledger.for_resource(PUBLIC["id"].upper())] == ["would-contain"]
+    today = datetime.fromisoformat(app.records()[0].decided_at.replace("Z", "+00:00"))
+    assert sorted(r.outcome for r in ledger.for_day(today)) == ["compliant", "would-contain"]
+
+
+def test_a_ledger_table_and_queue_deleted_by_hand_are_re_created_by_the_running_instance(app, emulator):
+    """Someone deletes the table and the queue while the instance runs: it reads the lost
+    table as empty, and its next writes re-create both (nothing waits for a recycle)."""
+    emulator.seed([ACCOUNT, PUBLIC, PRIVATE])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(PRIVATE["id"], CONTAINER_WRITE))
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 0  # the instance holds both
+    settings, clients = app.runtime.settings, app.runtime.clients
+    clients.table_service().delete_table(settings.ledger_table)
+    clients.queue(settings.containment_queue).delete_queue()
+    assert app.records() == [] and app.runtime.ledger.exemptions() == []
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))  # claim, queue and record: all re-created
+    app.drain()
+    assert [(r.resource_id, r.outcome) for r in app.records()] == [(PUBLIC["id"], "contained")]
+
+
+def test_the_apps_own_resources_are_never_judged_or_touched(app, emulator):
+    own_group = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+    own = b.storage_account("containmentapp01", group="rg-containment", allowBlobPublicAccess=True)
+    emulator.seed([own])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=own_group)
+    app.deliver(write_event(own["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "ignored" and "own resources" in record.reason
+    assert emulator.traffic == []

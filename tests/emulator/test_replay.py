@@ -1,0 +1,160 @@
+"""`python -m containment replay` keeps the contract in ../shared/SCENARIOS.md, and every
+bundled scenario ends as it says it does."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from localazure.shared import REPO_ROOT
+
+SCENARIOS = REPO_ROOT / "scenarios"
+REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id"}
+EXPECTED = {
+    "account-opened-up.json": ["contained"],
+    "foreign-subscription-rejected.json": ["rejected"],
+    "malformed-event-among-good.json": ["contained", "rejected", "contained"],
+    "own-change-ignored.json": ["ignored"],
+    "public-container-dry-run.json": ["would-contain"],
+    "public-container-enforce.json": ["contained"],
+    "redelivered-event.json": ["contained"],
+    "scope-tag-removed.json": ["reported", "ignored"],
+    "role-data-reader-to-unknown-principal.json": ["contained"],
+    "role-allowlist-and-expiry.json": ["compliant", "contained"],
+    "role-contributor-on-resource-group.json": ["contained"],
+    "role-subscription-scope-needs-approval.json": ["pending-approval"],
+    "role-without-data-path-compliant.json": ["compliant", "compliant"],
+    "role-gone-and-own-identity.json": ["ignored", "ignored"],
+    "nsg-allow-any-at-priority-100.json": ["contained"],
+    "nsg-internet-https-at-300.json": ["contained", "ignored"],
+    "nsg-compliant-allowed-and-shadowed.json": ["compliant", "compliant"],
+    "nsg-one-foreign-source-prefix.json": ["contained"],
+    "nsg-unprotected-ignored.json": ["ignored"],
+    "egress-leaked-sas-from-unknown-network.json": ["contained"],
+    "egress-baseline-spike-and-enumeration.json": ["would-contain"],
+    "egress-catch-up-after-downtime.json": ["contained"],
+    "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
+    "operator-break-glass.json": ["contained"],
+    "drift-sweep-finds-what-no-event-reported.json": ["contained"],
+}
+
+
+def replay(*files: Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "containment", "replay", *map(str, files)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def runs(stdout: str) -> list[tuple[list[dict], dict]]:
+    """Split JSON Lines output into (records, final_state) per scenario."""
+    result, records = [], []
+    for line in stdout.splitlines():
+        document = json.loads(line)  # every line is JSON: nothing else is printed on stdout
+        if "final_state" in document:
+            result.append((records, document["final_state"]))
+            records = []
+        else:
+            records.append(document)
+    assert records == [], "records after the last final_state line"
+    return result
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    files = sorted(SCENARIOS.glob("*.json"))
+    assert {f.name for f in files} == set(EXPECTED), "every bundled scenario has an expected ending here"
+    completed = replay(*files)
+    assert completed.returncode == 0, completed.stderr
+    return dict(zip((f.name for f in files), runs(completed.stdout))), completed.stderr
+
+
+def test_each_scenario_ends_as_expected(bundled):
+    outputs, _ = bundled
+    for name, (records, _) in outputs.items():
+        assert [r["outcome"] for r in records] == EXPECTED[name], name
+        for record in records:
+            assert REQUIRED <= set(record), (name, record)
+
+
+def test_final_state_shows_the_containment(bundled):
+    outputs, _ = bundled
+    records, final_state = outputs["public-container-enforce.json"]
+    container = records[0]["resource_id"]
+    assert final_state[container]["properties"]["publicAccess"] == "None"
+    _, dry_final = outputs["public-container-dry-run.json"]
+    assert dry_final[container]["properties"]["publicAccess"] == "Container"
+
+
+def test_the_timeline_goes_to_stderr(bundled):
+    _, stderr = bundled
+    assert "contained" in stderr and "public-container-enforce.json" in stderr
+
+
+def test_a_malformed_scenario_is_named_with_its_json_path(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "steps": [{"at": "yesterday", "event": {}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0
+    assert str(bad) in completed.stderr and "$.steps[0].at" in completed.stderr
+    assert completed.stdout == ""
+
+
+def test_a_bad_setting_in_a_scenario_is_named(tmp_path):
+    bad = tmp_path / "bad-setting.json"
+    bad.write_text(json.dumps({"settings": {"CONTAINMENT_MODE": "yolo"}, "steps": [{"at": "2026-11-24T10:00:00Z",
+                                                                                   "event": {}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0
+    assert "$.settings.CONTAINMENT_MODE" in completed.stderr and "dry-run, enforce" in completed.stderr
+
+
+def test_replay_writes_to_the_streams_a_caller_redirected_after_import():
+    """Replay writes to the standard streams of the moment it writes, not of the moment it
+    was imported: a caller that redirects them later gets the JSON Lines and the timeline."""
+    import localazure.replay  # noqa: F401 - imported before the streams are redirected
+    from containment.__main__ import main
+
+    scenario = REPO_ROOT / "scenarios" / "public-container-dry-run.json"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert main(["replay", str(scenario)]) == 0
+    [record, final] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert record["outcome"] == "would-contain" and "final_state" in final
+    assert f"({scenario}), mode dry-run" in err.getvalue() and "would-contain" in err.getvalue()
+
+
+def variant(tmp_path: Path, name: str, **settings: str) -> Path:
+    """A bundled scenario with some settings changed (its logs and steps as they are)."""
+    document = json.loads((SCENARIOS / name).read_text())
+    document["settings"].update(settings)
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}-{name}"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_the_tuning_walkthrough_in_scenarios_readme_holds(tmp_path):
+    """scenarios/README.md, 'Tuning thresholds': the floor decides for a quiet baseline."""
+    name = "egress-baseline-spike-and-enumeration.json"
+    files = [variant(tmp_path, name), variant(tmp_path, name, CONTAINMENT_EGRESS_VOLUME_FLOOR_MB="4096"),
+             variant(tmp_path, name, CONTAINMENT_EGRESS_VOLUME_SIGMAS="40")]
+    completed = replay(*files)
+    assert completed.returncode == 0, completed.stderr
+    judged = [[(r["outcome"], r["rules"]) for r in records] for records, _ in runs(completed.stdout)]
+    both = [("would-contain", ["egress_bulk_enumeration", "egress_volume_anomaly"])]
+    assert judged == [both, [("reported", ["egress_bulk_enumeration"])], both]
+
+
+def test_logs_without_a_workspace_setting_are_scanned_in_the_emulators_workspace(tmp_path):
+    """SCENARIOS.md: a scenario with logs and no CONTAINMENT_LOG_WORKSPACE_ID is scanned all the same."""
+    document = json.loads((SCENARIOS / "egress-leaked-sas-from-unknown-network.json").read_text())
+    del document["settings"]["CONTAINMENT_LOG_WORKSPACE_ID"]
+    path = tmp_path / "no-workspace.json"
+    path.write_text(json.dumps(document))
+    completed = replay(path)
+    assert completed.returncode == 0, completed.stderr
+    [(records, _)] = runs(completed.stdout)
+    assert [r["outcome"] for r in records] == EXPECTED["egress-leaked-sas-from-unknown-network.json"]

@@ -1,0 +1,87 @@
+"""The egress rules (containment.judge.egress): one account's blob reads in one scan window,
+one row per caller as the egress_window query returns them, judged against the settings
+and each caller's baseline. Every rule the family declares has a case here."""
+from __future__ import annotations
+
+import pytest
+
+from containment.judge import egress as family
+from containment.judge.egress import MB, TABLE
+from containment.judge.rule import Context
+from containment.judge.scope import Protection
+from containment.plan.registry import judge
+from tests.helpers import arm_bodies as b
+from tests.helpers.settings import load_settings
+
+ACCOUNT_ID = b.storage_account()["id"]
+SETTINGS = load_settings({"CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16", "CONTAINMENT_EGRESS_ENUMERATION_BLOBS": "100",
+                          "CONTAINMENT_EGRESS_NEW_CALLER_MB": "512", "CONTAINMENT_EGRESS_VOLUME_FLOOR_MB": "1024",
+                          "CONTAINMENT_EGRESS_VOLUME_SIGMAS": "4"})
+
+
+def caller(name: str = "oid:pipeline", *, megabytes: float = 1, blobs: int = 1, anonymous: int = 0,
+           key_or_sas: int = 0, addresses: tuple[str, ...] = ("10.20.1.4",)) -> dict:
+    return {"ResourceId": ACCOUNT_ID.lower(), "Caller": name, "Bytes": int(megabytes * MB), "Blobs": blobs,
+            "Requests": blobs, "AnonymousRequests": anonymous, "KeyOrSasRequests": key_or_sas,
+            "Addresses": list(addresses), "SampleUris": [f"https://synthtrain01.blob.core.windows.net/d/{n}"
+                                                         for n in range(min(blobs, 12))],
+            "AuthenticationTypes": ["Anonymous" if anonymous else "SAS" if key_or_sas else "OAuth"]}
+
+
+def findings(*callers: dict, baseline: dict | None = None):
+    activity = {"id": ACCOUNT_ID, "window": {"start": "2026-11-24T11:45:00Z", "end": "2026-11-24T11:50:00Z"},
+                "callers": list(callers)}
+    context = Context(SETTINGS, Protection(tagged=True, protected_scope=None), {"baseline": baseline or {}})
+    return judge(TABLE, activity, context)
+
+
+def history(name: str, mean_mb: float, stddev_mb: float) -> dict:
+    return {(ACCOUNT_ID.lower(), name): {"Mean": mean_mb * MB, "StdDev": stddev_mb * MB, "ActiveWindows": 200}}
+
+
+CASES = {
+    "egress_anonymous_read": (caller("anonymous", anonymous=3, addresses=("203.0.113.9",)), "critical",
+                              "3 anonymous blob reads by 1 caller(s) in the window"),
+    "egress_key_or_sas_from_untrusted_network": (
+        caller("sas:0x1f", key_or_sas=5, addresses=("198.51.100.7",)), "critical",
+        "SAS or account-key reads from 1 address(es) outside CONTAINMENT_ALLOWED_CIDRS: a key or SAS is in the "
+        "wrong hands"),
+    "egress_volume_anomaly": (caller("oid:new-reader", megabytes=600), "high",
+                              "1 caller(s) read 0.59 GiB, above their thresholds, in one window"),
+    "egress_bulk_enumeration": (caller(blobs=101), "medium",
+                                "1 caller(s) read more than 100 distinct blobs in one window"),
+}
+
+
+def test_every_egress_rule_has_a_case_here():
+    assert {rule.id for rule in family.RULES} == set(CASES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_each_rule_finds_its_signal_and_nothing_else(rule_id):
+    row, severity, summary = CASES[rule_id]
+    [found] = findings(row)
+    assert (found.rule, found.severity, found.summary, found.resource_id) == (rule_id, severity, summary, ACCOUNT_ID)
+    assert [c["Caller"] for c in found.evidence["callers"]] == [row["Caller"]]
+
+
+def test_ordinary_training_reads_are_no_finding():
+    assert findings(caller(), caller("oid:eval", megabytes=100, blobs=50)) == []
+
+
+def test_a_key_or_sas_from_an_allowed_network_is_no_finding():
+    assert findings(caller("sas:0x1f", key_or_sas=5, addresses=("10.20.7.7",))) == []
+
+
+def test_a_known_caller_is_judged_against_its_own_baseline_and_the_floor():
+    usual = history("oid:pipeline", mean_mb=900, stddev_mb=50)
+    assert findings(caller(megabytes=1090), baseline=usual) == []  # under mean + 4 sigma (1100 MB)
+    [found] = findings(caller(megabytes=1200), baseline=usual)
+    assert found.evidence["callers"][0]["threshold_bytes"] == 1100 * MB
+    quiet = history("oid:pipeline", mean_mb=1, stddev_mb=1)
+    assert findings(caller(megabytes=1000), baseline=quiet) == []  # never below the floor (1024 MB)
+
+
+def test_evidence_keeps_samples_not_the_whole_log():
+    [found] = findings(caller(blobs=500))
+    assert len(found.evidence["callers"][0]["SampleUris"]) == 10

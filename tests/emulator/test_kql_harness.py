@@ -50,7 +50,7 @@ TEXTS = {
 
 
 @pytest.fixture(scope="module")
-def results(shared):
+def results():
     return check_queries(TEXTS)
 
 
@@ -99,7 +99,7 @@ def test_shipped_queries_are_every_kql_file_by_relative_path(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shipped(shared):
+def shipped():
     queries = shipped_queries()
     return queries, check_queries(queries)
 

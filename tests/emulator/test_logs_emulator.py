@@ -14,7 +14,7 @@ from azure.core.pipeline.transport import HttpTransport
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.monitor.query import LogsQueryClient, LogsQueryPartialResult, LogsQueryStatus
 
-from localazure.logs import LogStore, partial_error
+from localazure.logs import TABLES, LogStore, partial_error
 
 TABLE = "StorageBlobLogs"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -22,8 +22,8 @@ STRIP_PORT = r'extend CallerIp = extract(@"^(.*):\d+$", 1, CallerIpAddress)'
 
 
 @pytest.fixture
-def store(shared) -> LogStore:
-    """A store with the real StorageBlobLogs schema from ../shared (skips where absent)."""
+def store() -> LogStore:
+    """A store with the project's StorageBlobLogs columns (localazure/tables/)."""
     return LogStore()
 
 
@@ -64,11 +64,13 @@ def key_shape(value):
 
 # -- schema ----------------------------------------------------------------------------
 
-def test_default_schema_is_storage_blob_logs_with_its_kusto_types(store, shared):
-    expected = json.loads((shared / "log-analytics" / "StorageBlobLogs.schema.json").read_text())
+def test_a_query_answers_with_the_tables_columns_and_kusto_types(store):
+    """The answer's columns are the table's, as the service sends them (the columns
+    themselves are compared with ../shared's schema in tests/conformance/test_tables.py)."""
+    expected = json.loads((TABLES / "StorageBlobLogs.json").read_text())["columns"]
     status, response = store.query({"query": f"{TABLE} | take 0"}, now=NOW)
     assert status == 200
-    assert response["tables"][0]["columns"] == [{"name": c["name"], "type": c["type"]} for c in expected]
+    assert response["tables"][0]["columns"] == [{"name": name, "type": kind} for name, kind in expected]
 
 
 def test_schema_needs_known_types_and_a_datetime_time_generated():

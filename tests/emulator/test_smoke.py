@@ -3,7 +3,7 @@ Log Analytics client, TableClient and QueueClient against Azurite (`python -m lo
 from localazure.__main__ import smoke
 
 
-def test_smoke_round_trip(shared):
+def test_smoke_round_trip():
     result = smoke()
     assert result["arm"]["allowBlobPublicAccess"] == {"before": True, "after": False}
     assert result["log_analytics"] == [["Anonymous", 1048576]]

@@ -41,31 +41,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from _harness import (
-    REPO,
-    Stack,
-    apply_settings,
-    container_event,
-    median,
-    mib,
-    ms,
-    print_machine,
-    print_table,
-    public_containers,
-    ratio,
-    synthetic_account,
-)
+from _harness import (REPO, Stack, apply_settings, container_event, median, mib, ms, print_machine, print_table,
+                      public_containers, ratio, synthetic_account)
 
-from tests.helpers.arm_bodies import (
-    CONTRIBUTOR,
-    STORAGE_BLOB_DATA_READER,
-    SUBSCRIPTION,
-    container,
-    nsg,
-    role_assignment,
-    security_rule,
-    storage_account,
-)
+from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
+                                      role_assignment, security_rule, storage_account)
 from tests.helpers.events import CONTAINER_WRITE, write_event
 
 CHILD = Path(__file__).with_name("_cold_child.py")

@@ -12,7 +12,7 @@ Part 1, in this process, no I/O: an answer of the egress_window query with --row
   rows     containment.adapters.log_analytics.run's conversion to dicts (json.loads of the dynamic
            columns), with a client that hands back that result
   judge    what egress_scan._judge_window does minus its I/O: group by account, then per
-           account the resource ID, its protection, containment.judge.rule.judge with the real
+           account the resource ID, its protection, containment.plan.registry.judge with the real
            egress rules, and for accounts with findings the window evidence and
            decisions.decide. The ARM GET (arm.read) is a dict lookup of the account
            body; the ledger/queue write (record.conclude) is left out. That glue is

@@ -24,20 +24,8 @@ import tracemalloc
 import uuid
 from collections import Counter
 
-from _harness import (
-    HttpCalls,
-    Stack,
-    apply_settings,
-    container_event,
-    median,
-    ms,
-    p95,
-    print_machine,
-    print_table,
-    public_containers,
-    ratio,
-    synthetic_account,
-)
+from _harness import (HttpCalls, Stack, apply_settings, container_event, median, ms, p95, print_machine, print_table,
+                      public_containers, ratio, synthetic_account)
 
 WARMUP = 3
 

@@ -31,21 +31,8 @@ import os
 import time
 from collections import Counter
 
-from _harness import (
-    STORM_SETTINGS,
-    Stack,
-    apply_settings,
-    container_event,
-    median,
-    ms,
-    p95,
-    print_machine,
-    print_table,
-    public_containers,
-    run_storm,
-    storm,
-    synthetic_account,
-)
+from _harness import (STORM_SETTINGS, Stack, apply_settings, container_event, median, ms, p95, print_machine,
+                      print_table, public_containers, run_storm, storm, synthetic_account)
 
 FULL = (1000, 10000)  # resources, deliveries: the storm
 

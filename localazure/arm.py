@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from localazure.nsg_validation import Refused, check_rules
+
 # The API version each resource provider family answers; anything else gets ARM's 400, so
 # an SDK upgrade that changes the version shows up here and in the oav conformance test.
 API_VERSIONS = {
@@ -338,7 +340,7 @@ class ArmState:
         nsg_id = existing["id"] if existing else path
         properties = copy.deepcopy(body.get("properties") or {})
         rules = properties.get("securityRules") or []
-        self._validate_rules(rules)
+        self._validate_rules(rules, nsg_id)
         nsg = {
             "id": nsg_id,
             "name": nsg_id.rsplit("/", 1)[1],
@@ -389,7 +391,7 @@ class ArmState:
             raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
         rule = self._rule_body(nsg["id"], {**body, "name": path.rsplit("/", 1)[1]})
         candidate = [r for i, r in enumerate(rules) if i != index] + [rule]
-        self._validate_rules(candidate)
+        self._validate_rules(candidate, nsg["id"])
         if index is None:
             rules.append(rule)
         else:
@@ -430,20 +432,12 @@ class ArmState:
             rule["etag"] = etag
 
     @staticmethod
-    def _validate_rules(rules: list[dict]) -> None:
-        seen: dict[tuple[int, str], str] = {}
-        for rule in rules:
-            properties = (rule or {}).get("properties") or {}
-            priority, direction = properties.get("priority"), properties.get("direction")
-            name = (rule or {}).get("name")
-            if not isinstance(priority, int) or not 100 <= priority <= 4096:
-                raise ArmError(400, "SecurityRuleInvalidPriority",
-                               f"Security rule {name} has invalid priority {priority!r}. Value provided: {priority}. Allowed range 100-4096.")
-            clash = seen.get((priority, str(direction).lower()))
-            if clash is not None:
-                raise ArmError(400, "SecurityRuleConflict",
-                               f"Security rule {name} conflicts with rule {clash}. Rules cannot have the same Priority and Direction.")
-            seen[(priority, str(direction).lower())] = name
+    def _validate_rules(rules: list[dict], nsg_id: str) -> None:
+        """ARM's refusals of security rules (localazure/nsg_validation.py names each source)."""
+        try:
+            check_rules(rules, nsg_id)
+        except Refused as refused:
+            raise ArmError(refused.status, refused.code, refused.message) from None
 
     def _accepted(self, target_id: str, status: int, body: Any, *, location_header: bool) -> Answer:
         """A long-running network operation: ARM's Azure-AsyncOperation header to poll."""

@@ -7,7 +7,7 @@ a lost answer) is never repeated blindly: the resource is read and judged again.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from containment.adapters import arm
 from containment.adapters.clients import AzureClients
@@ -16,7 +16,7 @@ from containment.core.records import PlannedAction
 from containment.core.settings import Settings
 from containment.judge.rule import Context
 from containment.judge.scope import Protection
-from containment.plan.action import Action, State
+from containment.plan.action import AFTER_PREVIOUS, Action, State
 from containment.plan.registry import ACTIONS, RULES
 
 
@@ -64,8 +64,11 @@ def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, de
                 return ActionResult(step.action, step.target, sent_from.evidence, before.evidence, changed=True)
             return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False)
         try:
+            etag = None
             for write in action.plan(before, target, settings):
-                arm.write(clients, write)
+                if write.if_match == AFTER_PREVIOUS:
+                    write = replace(write, if_match=etag)
+                etag = arm.write(clients, write)
         except arm.ChangedConcurrently:
             continue  # someone else changed it since it was read: read and judge it again
         except arm.OutcomeUnknown as error:

@@ -12,9 +12,11 @@ never silence.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from containment.act.carry_out import ActionResult, carry_out
+from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.ids import MalformedResourceId, parse_resource_id
@@ -65,11 +67,18 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         log.error("BLAST-RADIUS LIMIT: %s actions in the last hour reached; %s waits for approval",
                   runtime.settings.max_actions_per_hour, decision.resource_id)
         return _finish(runtime, held_by_budget(decision, runtime.settings.max_actions_per_hour), claim)
+    restore = {rid.lower(): body for rid, body in decision.before.items()} if decision.operation == "release" else None
+    results: list[ActionResult] = []
     try:
-        restore = {rid.lower(): body for rid, body in decision.before.items()} \
-            if decision.operation == "release" else None
-        results = [carry_out(runtime.clients, step, runtime.settings, decision.decided_at or "", restore)
-                   for step in decision.planned]
+        for step in decision.planned:
+            results.append(carry_out(runtime.clients, step, runtime.settings, decision.decided_at or "", restore))
+    except arm.Refused as refused:
+        # Sending it again would get the same answer: fail now, on the record with ARM's code,
+        # keeping what the steps before it changed.
+        log.error("CONTAINMENT REFUSED for %s: %s", decision.resource_id, refused)
+        before, after = _states(decision.before, results)
+        return _finish(runtime, containment_failed(replace(decision, before=before, after=after), str(refused)),
+                       claim)
     except Exception as error:  # noqa: BLE001 - every failure must end as evidence, not silence
         if (message.dequeue_count or 1) < runtime.max_attempts:
             raise  # the host delivers the same message again; the claim stays this holder's

@@ -10,16 +10,8 @@ import json
 from typing import Any, Callable
 
 from containment.adapters.clients import AzureClients
-from containment.core.ids import (
-    BLOB_CONTAINER,
-    DEFAULT_SECURITY_RULE,
-    NSG,
-    ROLE_ASSIGNMENT,
-    SECURITY_RULE,
-    STORAGE_ACCOUNT,
-    ResourceId,
-    parse_resource_id,
-)
+from containment.core.ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, NSG, ROLE_ASSIGNMENT, SECURITY_RULE,
+                                  STORAGE_ACCOUNT, ResourceId, parse_resource_id)
 from containment.plan.action import State, Write
 
 
@@ -29,6 +21,19 @@ class ResourceGone(LookupError):
 
 class ChangedConcurrently(RuntimeError):
     """A write's precondition failed (412): someone changed the resource since it was read."""
+
+
+class Refused(RuntimeError):
+    """ARM refused the write (a 4xx, or a long-running operation that ended Failed): sending
+    it again gets the same answer. `code` is ARM's error code, kept on the record."""
+
+    def __init__(self, status: int | None, code: str | None, message: str):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+# Refusals that are about timing, not the request: sending it again later can succeed.
+_TRANSIENT = ("AnotherOperationInProgress", "RetryableError", "Conflict")
 
 
 class OutcomeUnknown(RuntimeError):
@@ -114,9 +119,10 @@ def list_role_assignments(clients: AzureClients, scope: str) -> list[dict[str, A
     return _arm(lambda: [item.as_dict() for item in assignments.list_for_scope(scope)])
 
 
-def write(clients: AzureClients, change: Write) -> None:
-    """Send one containment write; ChangedConcurrently on a failed If-Match, OutcomeUnknown
-    on a server error or a lost answer."""
+def write(clients: AzureClients, change: Write) -> str | None:
+    """Send one containment write and wait for it to finish; the ETag it left on an NSG (the
+    precondition of the plan's next write), else None. ChangedConcurrently on a failed
+    If-Match, Refused when ARM refuses it, OutcomeUnknown on a server error or a lost answer."""
     from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
     target = parse_resource_id(change.resource_id)
@@ -129,8 +135,10 @@ def write(clients: AzureClients, change: Write) -> None:
             clients.storage(target.subscription).blob_containers.update(
                 target.resource_group, target.names[0], target.name, change.body, headers=headers)
         elif change.method == "PUT" and target.is_type(SECURITY_RULE):
-            clients.network(target.subscription).security_rules.begin_create_or_update(
+            # Long-running: result() polls Azure-AsyncOperation until Succeeded (or raises on Failed).
+            written = clients.network(target.subscription).security_rules.begin_create_or_update(
                 target.resource_group, target.names[0], target.name, change.body, headers=headers).result()
+            return written.etag  # rules carry their NSG's ETag (recorded-arm/custodian-nsg.json)
         elif change.method == "POST" and change.operation == "revokeUserDelegationKeys" \
                 and target.is_type(STORAGE_ACCOUNT):
             clients.storage(target.subscription).storage_accounts.revoke_user_delegation_keys(
@@ -139,8 +147,10 @@ def write(clients: AzureClients, change: Write) -> None:
             clients.storage(target.subscription).storage_accounts.regenerate_key(
                 target.resource_group, target.name, change.body)
         elif change.method == "DELETE" and target.is_type(SECURITY_RULE):
-            clients.network(target.subscription).security_rules.begin_delete(
-                target.resource_group, target.names[0], target.name, headers=headers).result()
+            network = clients.network(target.subscription)
+            network.security_rules.begin_delete(target.resource_group, target.names[0], target.name,
+                                                headers=headers).result()
+            return network.network_security_groups.get(target.resource_group, target.names[0]).etag
         elif change.method == "PUT" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
@@ -150,11 +160,15 @@ def write(clients: AzureClients, change: Write) -> None:
     except ServiceResponseError as error:
         raise OutcomeUnknown(f"{change.method} {change.resource_id}: the answer was lost ({error})") from None
     except HttpResponseError as error:
-        if error.status_code == 412:
+        status, code = error.status_code, getattr(error.error, "code", None) if error.error else None
+        if status == 412:
             raise ChangedConcurrently(f"{change.method} {change.resource_id}: {error.message}") from None
-        if error.status_code == 404:
+        if status == 404:
             raise ResourceGone(str(error.message or error)) from None
-        if error.status_code is not None and error.status_code >= 500:
-            raise OutcomeUnknown(f"{change.method} {change.resource_id}: HTTP {error.status_code} "
-                                 f"{error.message}") from None
-        raise
+        if status is not None and status >= 500:
+            raise OutcomeUnknown(f"{change.method} {change.resource_id}: HTTP {status} {error.message}") from None
+        if status == 429 or code in _TRANSIENT:
+            raise
+        raise Refused(status, code, f"ARM refused {change.method} {change.resource_id}: HTTP {status} {code}: "
+                                    f"{error.message}") from None
+    return None

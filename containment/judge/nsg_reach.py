@@ -102,11 +102,26 @@ def _judged_side(rule: dict) -> tuple[str, str]:
     return ("source", "destination") if inbound else ("destination", "source")
 
 
+def carried_families(rule: dict) -> set[int]:
+    """The address families the rule can carry: a rule joins addresses of one family, so
+    where its other side names IP prefixes (an IPv4 destination), traffic of the other family
+    never matches it; `*`, tags and application security groups carry both."""
+    _, other = _judged_side(rule)
+    found = set()
+    for prefix in prefixes(rule, other):
+        try:
+            found.add(ipaddress.ip_network(prefix.strip(), strict=False).version)
+        except ValueError:
+            return {4, 6}
+    return found or {4, 6}
+
+
 def boxes(rule: dict, address_prefixes: list[str] | None = None) -> list[Box]:
     side, _ = _judged_side(rule)
+    families = carried_families(rule)
     result = []
     for prefix in address_prefixes if address_prefixes is not None else prefixes(rule, side):
-        for version, first, last in address_ranges(prefix) or []:
+        for version, first, last in [r for r in address_ranges(prefix) or [] if r[0] in families]:
             for low, high in _ports(rule, "destination"):
                 for protocol in protocols(rule):
                     result.append(Box(version, first, last, low, high, protocol))
@@ -198,14 +213,17 @@ def untrusted_prefixes(rule: dict, allowed_cidrs) -> list[str]:
     """The rule's judged-side prefixes, narrowed to what is outside the allowlist: as
     written where no allowed CIDR overlaps it, else the CIDRs left after excluding them."""
     side, _ = _judged_side(rule)
+    families = carried_families(rule)
     result = []
     for prefix in prefixes(rule, side):
         ranges = address_ranges(prefix)
         if ranges is None:
             continue  # a trusted service tag
-        # The Internet tag holds public addresses only: private allowed ranges never overlap it.
-        candidates = [n for n in allowed_cidrs if n.is_global] if prefix.strip().lower() == "internet" \
-            else list(allowed_cidrs)
+        ranges = [r for r in ranges if r[0] in families]
+        # Internet and AzureCloud hold public addresses only: private allowed ranges never overlap them.
+        tag = prefix.strip().lower()
+        candidates = [n for n in allowed_cidrs if n.is_global] \
+            if tag == "internet" or tag == "azurecloud" or tag.startswith("azurecloud.") else list(allowed_cidrs)
         overlapping = [n for n in candidates if any(n.version == v and not (int(n.broadcast_address) < first
                                                                              or int(n.network_address) > last)
                                                      for v, first, last in ranges)]

@@ -31,12 +31,17 @@ class State:
         return self.facts.get("nsg", self.body)
 
 
+# A Write's If-Match that stands for "the ETag the previous write of this plan left": several
+# rules written into one NSG each move its ETag on, and each write must see the one before.
+AFTER_PREVIOUS = "after-previous-write"
+
+
 @dataclass(frozen=True)
 class Write:
     method: str  # PATCH, PUT, DELETE, or POST of an `operation` (revokeUserDelegationKeys, regenerateKey)
     resource_id: str
     body: dict[str, Any] | None = None
-    if_match: str | None = None
+    if_match: str | None = None  # an ETag, AFTER_PREVIOUS, or None
     operation: str | None = None
 
 

@@ -12,7 +12,7 @@ import copy
 
 from containment.core.ids import BLOB_CONTAINER, NSG, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId
 from containment.core.settings import Settings
-from containment.plan.action import Action, State, Write
+from containment.plan.action import AFTER_PREVIOUS, Action, State, Write
 
 # Storage properties containment changes, with the value an absent property means.
 RESTORABLE = {
@@ -62,12 +62,13 @@ def restore_writes(state: State, target: ResourceId, settings: Settings) -> list
     if target.is_type(NSG):
         before, now = _rules(recorded), _rules(state.body)
         writes = []
-        for name in changed:
+        for name in changed:  # each write moves the NSG's ETag on: the next one expects the new one
             rule_id = f"{target.text}/securityRules/{(before.get(name) or now.get(name))['name']}"
+            etag = state.etag if not writes else AFTER_PREVIOUS
             if name in before:
-                writes.append(Write("PUT", rule_id, {"properties": _rule_properties(before[name])}, state.etag))
+                writes.append(Write("PUT", rule_id, {"properties": _rule_properties(before[name])}, etag))
             else:
-                writes.append(Write("DELETE", rule_id, if_match=state.etag))
+                writes.append(Write("DELETE", rule_id, if_match=etag))
         return writes
     if target.is_type(STORAGE_ACCOUNT) or target.is_type(BLOB_CONTAINER):
         before = _properties(recorded)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
+import pytest
+
 from localazure.arm import default_rules
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import SELF, write_event
@@ -190,3 +192,81 @@ def test_the_nsg_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
     emulator.write_traffic(tmp_path)
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
+
+
+# -- Deny rules ARM accepts (the emulator refuses what ARM refuses: tests/emulator/test_arm_refusals.py) --------
+def families_of(deny: dict) -> set[int]:
+    values = deny.get("sourceAddressPrefixes") or [deny["sourceAddressPrefix"]]
+    return {ipaddress.ip_network(v).version for v in values}
+
+
+def test_a_source_of_any_with_an_ipv4_and_ipv6_allowlist_gets_one_deny_per_family(app, emulator):
+    nsg = b.nsg(rules=[b.security_rule("allow-any-https", 300, source="*")])
+    emulator.seed([nsg])
+    [record] = contain(app, nsg, CONTAINMENT_ALLOWED_CIDRS=f"{TRAINING},2001:db8:20::/48")
+    assert record.outcome == "contained", record.reason
+    rules = rules_of(emulator, nsg)
+    v4, v6 = rules["deny-untrusted-allow-any-https-ipv4"], rules["deny-untrusted-allow-any-https-ipv6"]
+    assert (families_of(v4), families_of(v6)) == ({4}, {6})
+    assert (v4["priority"], v6["priority"]) == (299, 298)
+    allowed = [ipaddress.ip_network(TRAINING), ipaddress.ip_network("2001:db8:20::/48")]
+    for deny in (v4, v6):
+        denied = [ipaddress.ip_network(p) for p in deny["sourceAddressPrefixes"]]
+        assert not any(d.overlaps(a) for d in denied for a in allowed if d.version == a.version)
+    assert sum(ipaddress.ip_network(p).num_addresses for p in v4["sourceAddressPrefixes"]) == 2**32 - 2**16
+    assert sum(ipaddress.ip_network(p).num_addresses for p in v6["sourceAddressPrefixes"]) == 2**128 - 2**80
+    assert rules["allow-any-https"]["access"] == "Allow"  # nothing else changed
+    # Each write saw the NSG as the one before it left it (If-Match chained), and none was refused.
+    assert [w.status for w in app.writes()] == [201, 201]
+
+
+def test_an_ipv4_destination_gets_no_ipv6_deny(app, emulator):
+    rule = b.security_rule("allow-any-to-subnet", 300, source="*")
+    rule["properties"]["destinationAddressPrefix"] = "10.50.0.0/24"
+    nsg = b.nsg(rules=[rule])
+    emulator.seed([nsg])
+    [record] = contain(app, nsg, CONTAINMENT_ALLOWED_CIDRS=f"{TRAINING},2001:db8:20::/48")
+    assert record.outcome == "contained"
+    deny = rules_of(emulator, nsg)["deny-untrusted-allow-any-to-subnet"]
+    assert families_of(deny) == {4} and deny["destinationAddressPrefix"] == "10.50.0.0/24"
+
+
+@pytest.mark.parametrize("tag", ["Internet", "AzureCloud", "AzureCloud.WestEurope"])
+def test_a_service_tag_source_is_denied_by_the_tag_alone(app, emulator, tag):
+    nsg = b.nsg(rules=[b.security_rule("allow-tag", 300, source=tag)])
+    emulator.seed([nsg])
+    [record] = contain(app, nsg)
+    assert record.outcome == "contained"
+    deny = rules_of(emulator, nsg)["deny-untrusted-allow-tag"]
+    assert (deny["sourceAddressPrefix"], deny["access"], deny["priority"]) == (tag, "Deny", 299)
+    assert "sourceAddressPrefixes" not in deny
+
+
+def test_without_two_free_priorities_above_the_rule_is_set_to_deny_and_says_so(app, emulator):
+    nsg = b.nsg(rules=[b.security_rule("allow-any-https", 101, source="*"),
+                       b.security_rule("training", 100, source=TRAINING)])
+    emulator.seed([nsg])
+    [record] = contain(app, nsg, CONTAINMENT_ALLOWED_CIDRS=f"{TRAINING},2001:db8:20::/48")
+    assert record.outcome == "contained"
+    rules = rules_of(emulator, nsg)
+    assert rules["allow-any-https"]["access"] == "Deny" and set(rules) == {"allow-any-https", "training"}
+
+
+def test_the_recorded_mixed_rules_nsg_is_contained_with_writes_arm_accepts(app, emulator, shared):
+    """Custodian's nsg-mixed-rules (recorded live): Allow * on 80 at 100, Deny * on 22 at 200,
+    Allow * on 443 at 300; with an IPv4 and IPv6 allowlist, in enforce."""
+    recorded = json.loads((shared / "recorded-arm" / "custodian-nsg.json").read_text())
+    mixed = next(nsg for nsg in recorded["value"] if nsg["name"] == "nsg-mixed-rules")
+    subscription = mixed["id"].split("/")[2]
+    emulator.seed([mixed])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=subscription,
+                  CONTAINMENT_PROTECTED_SCOPES=mixed["id"], CONTAINMENT_ALLOWED_CIDRS=f"{TRAINING},2001:db8:20::/48")
+    app.deliver(write_event(mixed["id"], NSG_WRITE, subscription=subscription))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained", record.reason
+    rules = rules_of(emulator, mixed)
+    assert rules["allow-http"]["access"] == "Deny"  # at 100: nothing is above it
+    assert {name for name in rules if name.startswith("deny-untrusted-allow-https")} == {
+        "deny-untrusted-allow-https-ipv4", "deny-untrusted-allow-https-ipv6"}
+    assert all(w.status in (200, 201) for w in app.writes())

@@ -6,11 +6,8 @@ import json
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceResponseError
 from azure.mgmt.network.models import SecurityRule
-from azure.mgmt.storage.models import (
-    BlobContainer,
-    StorageAccountRegenerateKeyParameters,
-    StorageAccountUpdateParameters,
-)
+from azure.mgmt.storage.models import (BlobContainer, StorageAccountRegenerateKeyParameters,
+                                       StorageAccountUpdateParameters)
 
 from tests.helpers import arm_bodies as b
 

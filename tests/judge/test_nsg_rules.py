@@ -153,3 +153,17 @@ def test_untrusted_prefixes_keep_tags_and_exclude_allowed_cidrs():
     assert nsg_reach.untrusted_prefixes(rule("r", 300, source="10.1.0.0/16"), allowed) == []
     pieces = nsg_reach.untrusted_prefixes(rule("r", 300, source="*"), allowed)
     assert "::/0" in pieces and "10.0.0.0/8" not in pieces and "11.0.0.0/8" in pieces
+
+
+def test_a_rule_carries_only_the_families_of_its_other_side():
+    to_v4 = rule("r", 300, destination="10.50.0.0/24")
+    assert nsg_reach.carried_families(to_v4) == {4}
+    assert {box.version for box in reach(to_v4)} == {4}  # no IPv6 source reaches an IPv4 destination
+    assert nsg_reach.carried_families(rule("r", 300)) == {4, 6}
+
+
+def test_azure_cloud_like_internet_never_holds_a_private_allowed_range():
+    allowed = [ipaddress.ip_network("10.20.0.0/16")]
+    assert nsg_reach.untrusted_prefixes(rule("r", 300, source="AzureCloud"), allowed) == ["AzureCloud"]
+    assert nsg_reach.untrusted_prefixes(rule("r", 300, source="AzureCloud.WestEurope"), allowed) == [
+        "AzureCloud.WestEurope"]

@@ -1,0 +1,110 @@
+"""The emulator refuses what ARM refuses, with ARM's status and error code, through the real
+management SDK clients. Each refusal's source is named in localazure/nsg_validation.py."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from tests.helpers import arm_bodies as b
+
+NSG = b.nsg(rules=[b.security_rule("allow-training", 200, source="10.20.0.0/16")])
+GROUP = NSG["name"]
+
+
+def rule(**properties) -> dict:
+    """A valid inbound rule at 300; keyword properties override (None removes one)."""
+    body = copy.deepcopy(b.security_rule("candidate", 300, source="203.0.113.0/24")["properties"])
+    for name, value in properties.items():
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return {"properties": body}
+
+
+def put(clients, body: dict, name: str = "candidate"):
+    rules = clients.network(b.SUBSCRIPTION).security_rules
+    return rules.begin_create_or_update(b.RG, GROUP, name, body).result()
+
+
+def refusal(clients, body: dict, name: str = "candidate") -> tuple[int, str]:
+    with pytest.raises(HttpResponseError) as refused:
+        put(clients, body, name)
+    return refused.value.status_code, refused.value.error.code
+
+
+REFUSED = {
+    "IPv4 and IPv6 in one rule": (
+        rule(sourceAddressPrefix=None, sourceAddressPrefixes=["0.0.0.0/5", "::/0"]),
+        "ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies"),
+    "IPv6 source and IPv4 destination": (
+        rule(sourceAddressPrefix="2001:db8::/32", destinationAddressPrefix="10.20.0.0/16"),
+        "ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies"),
+    "a service tag in a prefixes list": (
+        rule(sourceAddressPrefix=None, sourceAddressPrefixes=["203.0.113.0/24", "Internet"]),
+        "SecurityRuleParameterContainsUnsupportedValue"),
+    "'*' in a prefixes list": (
+        rule(sourceAddressPrefix=None, sourceAddressPrefixes=["*", "203.0.113.0/24"]),
+        "SecurityRuleParameterContainsUnsupportedValue"),
+    "a CIDR with host bits set": (rule(sourceAddressPrefix="50.206.209.68/27"), "SecurityRuleInvalidAddressPrefix"),
+    "not an address": (rule(sourceAddressPrefix="any"), "SecurityRuleInvalidAddressPrefix"),
+    "a prefix and prefixes both": (
+        rule(sourceAddressPrefixes=["198.51.100.0/24"]), "SecurityRuleInvalidAddressPrefix"),
+    "no source at all": (rule(sourceAddressPrefix=None), "SecurityRuleInvalidAddressPrefix"),
+    "a port past 65535": (rule(destinationPortRange="70000"), "SecurityRuleInvalidPortRange"),
+    "a reversed port range": (rule(destinationPortRange="443-80"), "SecurityRuleInvalidPortRange"),
+    "ports written as a list in one string": (rule(destinationPortRange="80, 443"), "SecurityRuleInvalidPortRange"),
+    "an unknown protocol": (rule(protocol="Gre"), "SecurityRuleInvalidProtocol"),
+    "priority 99": (rule(priority=99), "SecurityRuleInvalidPriority"),
+    "priority 4097": (rule(priority=4097), "SecurityRuleInvalidPriority"),
+    "a priority taken in the same direction": (rule(priority=200), "SecurityRuleConflict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_security_rule_arm_refuses_is_refused_with_its_code(emulator, clients, case):
+    emulator.seed([NSG])
+    body, code = REFUSED[case]
+    assert refusal(clients, body) == (400, code)
+    assert [r["name"] for r in emulator.arm.get(NSG["id"])["properties"]["securityRules"]] == ["allow-training"]
+
+
+@pytest.mark.parametrize("name", ["-leading-dash", "trailing-dot.", "x" * 81, "has space", "ünicode"])
+def test_a_rule_name_outside_arms_pattern_is_refused(emulator, clients, name):
+    emulator.seed([NSG])
+    assert refusal(clients, rule(), name=name)[1] == "InvalidResourceName"
+
+
+@pytest.mark.parametrize("body", [
+    rule(sourceAddressPrefix="Internet"), rule(sourceAddressPrefix="AzureCloud.WestEurope"),
+    rule(sourceAddressPrefix="*", priority=200, direction="Outbound"),
+    rule(sourceAddressPrefix=None, sourceAddressPrefixes=["198.51.100.7", "203.0.113.0/24"]),
+    rule(sourceAddressPrefix="2001:db8::/32", destinationAddressPrefix="*"),
+    rule(destinationPortRange=None, destinationPortRanges=["80", "443", "8000-8080"]),
+    rule(protocol="*", destinationPortRange="0-65535"),
+], ids=["Internet tag", "regional tag", "same priority other direction", "addresses and ranges", "IPv6 alone",
+        "port list", "every port"])
+def test_what_arm_accepts_is_accepted(emulator, clients, body):
+    emulator.seed([NSG])
+    assert put(clients, body).provisioning_state == "Succeeded"
+
+
+def test_an_nsg_holds_at_most_1000_rules(emulator, clients):
+    many = [b.security_rule(f"r{n}", 100 + n, source="10.20.0.0/16") for n in range(1000)]
+    emulator.seed([b.nsg(rules=many)])
+    assert refusal(clients, rule(priority=1500, direction="Outbound"), name="one-more") == (
+        400, "SecurityRulesLimitReached")
+
+
+def test_an_nsg_holds_at_most_4000_addresses_and_ranges(emulator, clients):
+    addresses = [f"10.{n // 256}.{n % 256}.0/24" for n in range(3999)]
+    wide = b.security_rule("wide", 200)
+    wide["properties"].pop("sourceAddressPrefix")
+    wide["properties"]["sourceAddressPrefixes"] = addresses
+    emulator.seed([b.nsg(rules=[wide])])
+    # 3,999 sources and the '*' destination: one more address fits, two do not.
+    assert put(clients, rule(sourceAddressPrefix="198.51.100.7")).provisioning_state == "Succeeded"
+    assert refusal(clients, rule(sourceAddressPrefix="198.51.100.8", priority=301), name="another") == (
+        400, "SecurityRuleAddressPrefixesLimitReached")

@@ -2,8 +2,10 @@
 the operations the app calls, at the API versions its pinned SDKs send.
 
 Bodies are kept as ARM returns them (the shape of ../shared/recorded-arm and of the
-x-ms-examples). Writes follow ARM: PATCH merges, PUT replaces, DELETE removes, every write
-changes the ETag, and `If-Match` is honoured with a 412.
+x-ms-examples). Writes follow ARM: a storage PATCH replaces each property it names
+(localazure/storage_validation.py), PUT replaces, DELETE removes, every write changes the
+ETag, and `If-Match` is honoured with a 412. What ARM refuses is refused with its status and
+code (nsg_validation.py, storage_validation.py).
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure.nsg_validation import Refused, check_rules
+from localazure import storage_validation
+from localazure.authorization import authorize, default_principals
+from localazure.nsg_validation import check_rules
+from localazure.refusals import Refused
 
 # The API version each resource provider family answers; anything else gets ARM's 400, so
 # an SDK upgrade that changes the version shows up here and in the oav conformance test.
@@ -94,18 +99,6 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
-def _merge(target: dict, patch: dict) -> dict:
-    """JSON merge patch (RFC 7396), as ARM applies a PATCH body to a resource."""
-    for name, value in patch.items():
-        if value is None:
-            target.pop(name, None)
-        elif isinstance(value, dict) and isinstance(target.get(name), dict):
-            _merge(target[name], value)
-        else:
-            target[name] = copy.deepcopy(value)
-    return target
-
-
 def _subscription_of(key: str) -> str:
     parts = key.strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0] == "subscriptions" else ""
@@ -123,6 +116,8 @@ class ArmState:
         self.keys: dict[str, list[dict]] = {}  # storage account key -> listKeys entries
         self.user_delegation_keys_revoked: dict[str, str] = {}  # account key -> when
         self.operations: dict[str, str] = {}  # async operation id -> status
+        # Bearer token -> principal and the operations its roles grant (localazure/authorization.py).
+        self.principals = default_principals()
         self.builtin_roles = {
             role["name"].lower(): role for role in json.loads(BUILTIN_ROLES_FILE.read_text())
         }
@@ -217,9 +212,10 @@ class ArmState:
             match = pattern.match(lower)
             if match is None:
                 continue
-            handler = methods.get(method)
-            if handler is None:
+            route = methods.get(method)
+            if route is None:
                 raise ArmError(405, "MethodNotAllowed", f"The requested method {method} is not allowed on {path}.")
+            handler, operation = route
             if "api-version" not in query:
                 raise ArmError(400, "MissingApiVersionParameter",
                                "The api-version query parameter (?api-version=) is required for all requests.")
@@ -231,6 +227,9 @@ class ArmState:
                     f"The api-version '{query['api-version']}' is invalid. The emulator serves "
                     f"{provider} at '{expected}' only (the version the pinned SDK sends).",
                 )
+            token = headers.get("authorization", "")[len("bearer "):].strip()
+            scope = _parent(path) if operation and operation.endswith("/action") else path
+            _refusing(authorize, self.principals, token, operation, scope)
             with self._lock:
                 return handler(self, path, match, query, headers, body)
         raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
@@ -255,9 +254,7 @@ class ArmState:
         self._check_if_match(key, headers)
         if not isinstance(body, dict):
             raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
-        if "tags" in body:  # tags are replaced as a whole, not merged
-            account["tags"] = copy.deepcopy(body["tags"])
-        _merge(account, {k: v for k, v in body.items() if k != "tags"})
+        _refusing(storage_validation.patch_account, account, body)
         return Answer(200, copy.deepcopy(account), {"ETag": self._touch(key)})
 
     def list_accounts(self, path, match, query, headers, body) -> Answer:
@@ -310,7 +307,8 @@ class ArmState:
         self._check_if_match(key, headers)
         if not isinstance(body, dict):
             raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
-        _merge(container, {k: v for k, v in body.items() if k in ("properties",)})
+        account = self.resources.get(key.split("/blobservices/")[0], {})
+        _refusing(storage_validation.patch_container, container, account, body)
         etag = self._touch(key)
         return Answer(200, copy.deepcopy(container), {"ETag": etag})
 
@@ -434,10 +432,7 @@ class ArmState:
     @staticmethod
     def _validate_rules(rules: list[dict], nsg_id: str) -> None:
         """ARM's refusals of security rules (localazure/nsg_validation.py names each source)."""
-        try:
-            check_rules(rules, nsg_id)
-        except Refused as refused:
-            raise ArmError(refused.status, refused.code, refused.message) from None
+        _refusing(check_rules, rules, nsg_id)
 
     def _accepted(self, target_id: str, status: int, body: Any, *, location_header: bool) -> Answer:
         """A long-running network operation: ARM's Azure-AsyncOperation header to poll."""
@@ -560,6 +555,14 @@ class ArmState:
         ]
 
 
+def _refusing(check: Callable, *args: Any) -> None:
+    """Run a validation module's check; its refusal becomes ARM's error answer."""
+    try:
+        check(*args)
+    except Refused as refused:
+        raise ArmError(refused.status, refused.code, refused.message) from None
+
+
 def _provider_of(lower_path: str) -> str:
     if "/providers/" not in lower_path:
         return ""
@@ -597,31 +600,45 @@ _RG = _SUB + r"/resourcegroups/[^/]+"
 _ACCOUNT = _RG + r"/providers/microsoft\.storage/storageaccounts/[^/]+"
 _NSG = _RG + r"/providers/microsoft\.network/networksecuritygroups/[^/]+"
 _AUTH = r"(?P<scope>.*?)/providers/microsoft\.authorization"
-_ROUTES: list[tuple[re.Pattern, dict[str, Callable]]] = [
+_STORAGE = "Microsoft.Storage/storageAccounts"
+_CONTAINERS = _STORAGE + "/blobServices/containers"
+_NSGS = "Microsoft.Network/networkSecurityGroups"
+_RULES = _NSGS + "/securityRules"
+_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
+# Each route: per method, the handler and the RBAC operation it performs (the Azure resource
+# provider operations reference); None where the emulator does not authorise (polling).
+_ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
     (re.compile(pattern + "$"), methods) for pattern, methods in [
-        (_SUB + r"/providers/microsoft\.storage/storageaccounts", {"GET": ArmState.list_accounts}),
-        (_RG + r"/providers/microsoft\.storage/storageaccounts", {"GET": ArmState.list_accounts}),
-        (_ACCOUNT, {"GET": ArmState.get_account, "PATCH": ArmState.patch_account}),
-        (_ACCOUNT + r"/listkeys", {"POST": ArmState.list_keys}),
-        (_ACCOUNT + r"/regeneratekey", {"POST": ArmState.regenerate_key}),
-        (_ACCOUNT + r"/revokeuserdelegationkeys", {"POST": ArmState.revoke_user_delegation_keys}),
-        (_ACCOUNT + r"/blobservices/default/containers", {"GET": ArmState.list_containers}),
+        (_SUB + r"/providers/microsoft\.storage/storageaccounts", {"GET": (ArmState.list_accounts, _STORAGE + "/read")}),
+        (_RG + r"/providers/microsoft\.storage/storageaccounts", {"GET": (ArmState.list_accounts, _STORAGE + "/read")}),
+        (_ACCOUNT, {"GET": (ArmState.get_account, _STORAGE + "/read"),
+                    "PATCH": (ArmState.patch_account, _STORAGE + "/write")}),
+        (_ACCOUNT + r"/listkeys", {"POST": (ArmState.list_keys, _STORAGE + "/listkeys/action")}),
+        (_ACCOUNT + r"/regeneratekey", {"POST": (ArmState.regenerate_key, _STORAGE + "/regeneratekey/action")}),
+        (_ACCOUNT + r"/revokeuserdelegationkeys",
+         {"POST": (ArmState.revoke_user_delegation_keys, _STORAGE + "/revokeUserDelegationKeys/action")}),
+        (_ACCOUNT + r"/blobservices/default/containers", {"GET": (ArmState.list_containers, _CONTAINERS + "/read")}),
         (_ACCOUNT + r"/blobservices/default/containers/[^/]+",
-         {"GET": ArmState.get_container, "PATCH": ArmState.patch_container}),
-        (_SUB + r"/providers/microsoft\.network/networksecuritygroups", {"GET": ArmState.list_nsgs}),
-        (_RG + r"/providers/microsoft\.network/networksecuritygroups", {"GET": ArmState.list_nsgs}),
-        (_NSG, {"GET": ArmState.get_nsg, "PUT": ArmState.put_nsg}),
-        (_NSG + r"/securityrules", {"GET": ArmState.list_rules}),
+         {"GET": (ArmState.get_container, _CONTAINERS + "/read"),
+          "PATCH": (ArmState.patch_container, _CONTAINERS + "/write")}),
+        (_SUB + r"/providers/microsoft\.network/networksecuritygroups", {"GET": (ArmState.list_nsgs, _NSGS + "/read")}),
+        (_RG + r"/providers/microsoft\.network/networksecuritygroups", {"GET": (ArmState.list_nsgs, _NSGS + "/read")}),
+        (_NSG, {"GET": (ArmState.get_nsg, _NSGS + "/read"), "PUT": (ArmState.put_nsg, _NSGS + "/write")}),
+        (_NSG + r"/securityrules", {"GET": (ArmState.list_rules, _RULES + "/read")}),
         (_NSG + r"/securityrules/[^/]+",
-         {"GET": ArmState.get_rule, "PUT": ArmState.put_rule, "DELETE": ArmState.delete_rule}),
-        (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operations/[^/]+", {"GET": ArmState.get_operation}),
+         {"GET": (ArmState.get_rule, _RULES + "/read"), "PUT": (ArmState.put_rule, _RULES + "/write"),
+          "DELETE": (ArmState.delete_rule, _RULES + "/delete")}),
+        (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operations/[^/]+",
+         {"GET": (ArmState.get_operation, None)}),
         (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+",
-         {"GET": ArmState.get_operation_result}),
-        (_AUTH + r"/roleassignments",
-         {"GET": ArmState.list_assignments}),
+         {"GET": (ArmState.get_operation_result, None)}),
+        (_AUTH + r"/roleassignments", {"GET": (ArmState.list_assignments, _ASSIGNMENTS + "/read")}),
         (_AUTH + r"/roleassignments/[^/]+",
-         {"GET": ArmState.get_assignment, "DELETE": ArmState.delete_assignment, "PUT": ArmState.put_assignment}),
-        (_AUTH + r"/roledefinitions/[^/]+", {"GET": ArmState.get_role_definition}),
+         {"GET": (ArmState.get_assignment, _ASSIGNMENTS + "/read"),
+          "DELETE": (ArmState.delete_assignment, _ASSIGNMENTS + "/delete"),
+          "PUT": (ArmState.put_assignment, _ASSIGNMENTS + "/write")}),
+        (_AUTH + r"/roledefinitions/[^/]+",
+         {"GET": (ArmState.get_role_definition, "Microsoft.Authorization/roleDefinitions/read")}),
     ]
 ]
 

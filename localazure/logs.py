@@ -321,6 +321,10 @@ def default_schemas() -> dict[str, list[tuple[str, str]]]:
 class LogStore:
     """Seeded Log Analytics tables, queried with KQL. Safe to share between threads."""
 
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(self._schemas)
+
     def __init__(self, schemas: dict[str, list[tuple[str, str]]] | None = None):
         """`schemas`: table -> [(column, Kusto type)]; the tables in localazure/tables if None."""
         if schemas is None:

@@ -26,6 +26,8 @@ import ipaddress
 import re
 from typing import Any
 
+from localazure.refusals import Refused
+
 # [docs-nsg] up to 80 characters; begins with a word character; ends with a word character
 # or '_'; may contain word characters, '.', '-', '_'.
 _NAME = re.compile(r"^\w(?:[\w.\-]{0,78}\w)?$")
@@ -34,14 +36,6 @@ MAX_RULES = 1000  # [docs-limits]
 MAX_PREFIXES = 4000  # [docs-limits]
 # A service tag: letters, optionally '.' and a region or service part (Storage.WestEurope).
 _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)*$")
-
-
-class Refused(Exception):
-    """A 400 (or other) answer ARM gives for this body."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _bad(code: str, message: str) -> Refused:

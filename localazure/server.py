@@ -25,16 +25,18 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from localazure.arm import POLLING_PATH, Answer, ArmError, ArmState
+from localazure.authorization import authorize_query
 from localazure.certs import make_loopback_certificate
 from localazure.faults import FaultPlan
 from localazure.logs import LogStore, partial_error
+from localazure.refusals import Refused
 
 LOGS_QUERY = "/v1/workspaces/"
 # The emulator has one workspace and answers under any ID; this is the one replay names.
 WORKSPACE_ID = "00000000-0000-4000-8000-00000000a11a"
 TOPIC_PATH = "/api/events"  # where an Event Grid custom topic takes events
-# Any non-empty bearer token is accepted: the emulator checks that the SDK authenticates,
-# not who it is (the app's own identity checks are tested on event claims).
+# A request without a bearer token is 401; who the token names, and what that principal may
+# do, is localazure/authorization.py's (ARM in ArmState.handle, Log Analytics here).
 _BEARER = "bearer "
 _WRITES = ("PUT", "PATCH", "DELETE", "POST")
 
@@ -164,6 +166,12 @@ class LocalAzure:
         if path.lower() == TOPIC_PATH:
             return self.topic_answer(method, headers, body)
         if logs_call:
+            query = body.get("query") if isinstance(body, dict) else None
+            tables = tuple(table for table in self.logs.tables if isinstance(query, str) and table in query)
+            try:
+                authorize_query(self.arm.principals, headers["authorization"][len(_BEARER):].strip(), tables)
+            except Refused as refused:
+                return Answer(refused.status, {"error": {"code": refused.code, "message": refused.message}})
             status, response = self.logs_answer(method, path, body)
             if partial and status == 200:
                 response = partial_error(response, "Injected fault: the query returned partial results.")

@@ -54,6 +54,36 @@ def clients(emulator):
     return AzureClients(load_settings(emulator.settings()))
 
 
+class OwnerCredential:
+    """A test's operator, who may do everything on the emulator (localazure/authorization.py),
+    to arrange state beyond what the app's own role allows."""
+
+    def get_token(self, *scopes, **kwargs):
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        from localazure.authorization import OWNER_TOKEN
+
+        return AccessToken(OWNER_TOKEN, int(time.time()) + 3600)
+
+
+@pytest.fixture
+def owner(emulator):
+    """Management clients of an Owner: `owner.storage(subscription)`, `.network(...)`, `.authorization(...)`."""
+    from types import SimpleNamespace
+
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.storage import StorageManagementClient
+
+    options = {"base_url": emulator.endpoint, "connection_verify": str(emulator.ca_bundle), "polling_interval": 0}
+    return SimpleNamespace(
+        storage=lambda subscription: StorageManagementClient(OwnerCredential(), subscription, **options),
+        network=lambda subscription: NetworkManagementClient(OwnerCredential(), subscription, **options),
+        authorization=lambda subscription: AuthorizationManagementClient(OwnerCredential(), subscription, **options))
+
+
 class AppUnderTest:
     """The Function App as the host runs it, wired to the emulator and Azurite, with its
     own ledger table and queue so that every test starts from nothing."""

@@ -25,14 +25,15 @@ def validated(emulator, tmp_path):
     return validate_traffic(tmp_path)
 
 
-def test_every_operation_the_emulator_serves_conforms(emulator, clients, shared, tmp_path):
+def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, shared, tmp_path):
+    # An Owner calls ARM here: the emulator serves more than the app's role allows (listKeys, NSG PUT).
     # The list-all operations (storage accounts, NSGs) are left out: the shared storage and
     # network specs are subsets without them, so oav could only call them undefined.
     now = datetime.now(timezone.utc)
     emulator.seed([ACCOUNT, CONTAINER, NSG, ASSIGNMENT], {"StorageBlobLogs": [{
         "TimeGenerated": (now - timedelta(minutes=5)).isoformat(), "AccountName": "synthtrain01",
         "CallerIpAddress": "203.0.113.7:51234", "ResponseBodySize": 1024, "AuthenticationType": "Anonymous"}]})
-    storage = clients.storage(b.SUBSCRIPTION)
+    storage = owner.storage(b.SUBSCRIPTION)
     storage.storage_accounts.get_properties(b.RG, ACCOUNT["name"])
     storage.storage_accounts.update(b.RG, ACCOUNT["name"], {"properties": {"allowBlobPublicAccess": False}})
     storage.storage_accounts.list_keys(b.RG, ACCOUNT["name"])
@@ -42,7 +43,7 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, shared,
     storage.blob_containers.get(b.RG, ACCOUNT["name"], "training")
     storage.blob_containers.update(b.RG, ACCOUNT["name"], "training", {"properties": {"publicAccess": "None"}})
 
-    network = clients.network(b.SUBSCRIPTION)
+    network = owner.network(b.SUBSCRIPTION)
     nsg = network.network_security_groups.get(b.RG, NSG["name"])
     network.network_security_groups.begin_create_or_update(b.RG, NSG["name"], nsg).result()
     network.security_rules.begin_create_or_update(
@@ -53,7 +54,7 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, shared,
     list(network.security_rules.list(b.RG, NSG["name"]))
     network.security_rules.begin_delete(b.RG, NSG["name"], "deny-internet").result()
 
-    authorization = clients.authorization(b.SUBSCRIPTION)
+    authorization = owner.authorization(b.SUBSCRIPTION)
     authorization.role_assignments.get_by_id(ASSIGNMENT["id"])
     authorization.role_assignments.get(ACCOUNT["id"], ASSIGNMENT["name"])
     list(authorization.role_assignments.list_for_scope(ACCOUNT["id"], filter="atScope()"))

@@ -55,10 +55,12 @@ def test_if_match_is_honoured_and_etags_change_on_write(emulator, clients):
     assert emulator.arm.etags[ACCOUNT["id"].lower()] != before
 
 
-def test_keys_regenerate_and_user_delegation_revocation(emulator, clients):
+def test_keys_regenerate_and_user_delegation_revocation(emulator, clients, owner):
     emulator.seed([ACCOUNT])
     storage = clients.storage(b.SUBSCRIPTION)
-    keys = {k.key_name: k.value for k in storage.storage_accounts.list_keys(b.RG, ACCOUNT_NAME).keys_property}
+    # Reading the keys is an Owner's: the app's role has no listKeys (tests/emulator/test_authorization.py).
+    listed = owner.storage(b.SUBSCRIPTION).storage_accounts.list_keys(b.RG, ACCOUNT_NAME)
+    keys = {k.key_name: k.value for k in listed.keys_property}
     regenerated = storage.storage_accounts.regenerate_key(
         b.RG, ACCOUNT_NAME, StorageAccountRegenerateKeyParameters(key_name="key1"))
     after = {k.key_name: k.value for k in regenerated.keys_property}
@@ -90,7 +92,7 @@ def test_unknown_resource_gets_arms_404_body(emulator, clients):
     assert "ghost" in missing.value.error.message
 
 
-def test_nsg_put_is_long_running_and_rules_show_in_their_nsg(emulator, clients):
+def test_nsg_put_is_long_running_and_rules_show_in_their_nsg(emulator, clients, owner):
     nsg = b.nsg(rules=[b.security_rule("allow-training", 200)])
     emulator.seed([nsg])
     network = clients.network(b.SUBSCRIPTION)
@@ -113,17 +115,18 @@ def test_nsg_put_is_long_running_and_rules_show_in_their_nsg(emulator, clients):
     network.security_rules.begin_delete(b.RG, nsg["name"], "deny-internet").result()
     assert [r.name for r in network.security_rules.list(b.RG, nsg["name"])] == ["allow-training"]
 
-    fetched.security_rules[0].access = "Deny"
-    replaced = network.network_security_groups.begin_create_or_update(b.RG, nsg["name"], fetched).result()
+    fetched.security_rules[0].access = "Deny"  # a whole-NSG PUT is an Owner's: the app writes rules only
+    replaced = owner.network(b.SUBSCRIPTION).network_security_groups.begin_create_or_update(
+        b.RG, nsg["name"], fetched).result()
     assert replaced.security_rules[0].access == "Deny"
     assert [n.name for n in network.network_security_groups.list_all()] == [nsg["name"]]
     assert [n.name for n in network.network_security_groups.list(b.RG)] == [nsg["name"]]
 
 
-def test_nsg_created_by_put_gets_azures_default_rules(emulator, clients):
+def test_nsg_created_by_put_gets_azures_default_rules(emulator, owner):
     from azure.mgmt.network.models import NetworkSecurityGroup
 
-    created = clients.network(b.SUBSCRIPTION).network_security_groups.begin_create_or_update(
+    created = owner.network(b.SUBSCRIPTION).network_security_groups.begin_create_or_update(
         b.RG, "nsg-new", NetworkSecurityGroup(location="westeurope")).result()
     assert {r.name for r in created.default_security_rules} >= {"DenyAllInBound", "AllowVnetInBound"}
 

@@ -108,3 +108,58 @@ def test_an_nsg_holds_at_most_4000_addresses_and_ranges(emulator, clients):
     assert put(clients, rule(sourceAddressPrefix="198.51.100.7")).provisioning_state == "Succeeded"
     assert refusal(clients, rule(sourceAddressPrefix="198.51.100.8", priority=301), name="another") == (
         400, "SecurityRuleAddressPrefixesLimitReached")
+
+
+# -- storage accounts and containers (localazure/storage_validation.py names each source) ------------------
+ACCOUNT = b.storage_account()
+ALLOWING = b.storage_account("synthopen01", allowBlobPublicAccess=True)
+
+
+def storage_refusal(call) -> tuple[int, str]:
+    with pytest.raises(HttpResponseError) as refused:
+        call()
+    return refused.value.status_code, refused.value.error.code
+
+
+@pytest.mark.parametrize("level", ["Private", "Public", "none"])
+def test_a_container_access_level_outside_the_enum_is_refused(emulator, clients, level):
+    emulator.seed([ALLOWING, b.container(ALLOWING["id"], "training")])
+    containers = clients.storage(b.SUBSCRIPTION).blob_containers
+    assert storage_refusal(lambda: containers.update(b.RG, ALLOWING["name"], "training",
+                                                     {"properties": {"publicAccess": level}})) == (
+        400, "InvalidRequestPropertyValue")
+
+
+def test_an_account_that_disallows_public_access_vetoes_a_public_container(emulator, clients):
+    emulator.seed([ACCOUNT, b.container(ACCOUNT["id"], "training"), ALLOWING, b.container(ALLOWING["id"], "open")])
+    containers = clients.storage(b.SUBSCRIPTION).blob_containers
+    assert storage_refusal(lambda: containers.update(b.RG, ACCOUNT["name"], "training",
+                                                     {"properties": {"publicAccess": "Container"}})) == (
+        409, "PublicAccessNotPermitted")
+    assert containers.update(b.RG, ALLOWING["name"], "open", {"properties": {"publicAccess": "Blob"}}).public_access \
+        == "Blob"
+    # Making a container private is never vetoed.
+    assert containers.update(b.RG, ACCOUNT["name"], "training", {"properties": {"publicAccess": "None"}}) \
+        .public_access == "None"
+
+
+def test_an_account_patch_replaces_network_acls_as_a_whole(emulator, clients):
+    with_rules = b.storage_account(networkAcls={"bypass": "AzureServices", "defaultAction": "Allow",
+                                                "ipRules": [{"value": "198.51.100.0/24", "action": "Allow"}],
+                                                "virtualNetworkRules": []})
+    emulator.seed([with_rules])
+    accounts = clients.storage(b.SUBSCRIPTION).storage_accounts
+    accounts.update(b.RG, with_rules["name"], {"properties": {"networkAcls": {"defaultAction": "Deny"}}})
+    assert emulator.arm.get(with_rules["id"])["properties"]["networkAcls"] == {"defaultAction": "Deny"}
+
+
+def test_an_account_patch_leaves_read_only_properties_and_refuses_wrong_types(emulator, clients):
+    emulator.seed([ACCOUNT])
+    accounts = clients.storage(b.SUBSCRIPTION).storage_accounts
+    accounts.update(b.RG, ACCOUNT["name"], {"properties": {"provisioningState": "Deleting", "minimumTlsVersion": "TLS1_2"}})
+    assert emulator.arm.get(ACCOUNT["id"])["properties"].get("provisioningState") == \
+        ACCOUNT["properties"].get("provisioningState")
+    for properties in ({"allowBlobPublicAccess": "true"}, {"minimumTlsVersion": "TLS1_4"},
+                       {"publicNetworkAccess": "Open"}, {"networkAcls": {"ipRules": []}}):
+        assert storage_refusal(lambda: accounts.update(b.RG, ACCOUNT["name"], {"properties": properties})) == (
+            400, "InvalidRequestPropertyValue"), properties

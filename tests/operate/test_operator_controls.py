@@ -198,8 +198,9 @@ def contained(app, emulator, resources, event_resource, operation, **settings):
 
 
 def test_release_puts_a_container_back_as_it_was(app, emulator):
-    public = b.container(ACCOUNT["id"], "training", "Container")
-    record = contained(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE)
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    record = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE)
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     app.drain()
     assert status == 202 and body["irreversible"] == []
@@ -207,6 +208,20 @@ def test_release_puts_a_container_back_as_it_was(app, emulator):
     released = next(r for r in app.records() if r.key == f"{record.key}.released")
     assert (released.outcome, released.operation) == ("reported", "release")
     assert "released by sec-oncall@contoso.example" in released.reason
+
+
+def test_releasing_a_container_the_account_no_longer_lets_be_public_fails_with_arms_code(app, emulator):
+    """The account disallows public access (a container keeps its level, but no anonymous
+    read succeeds): ARM refuses to set it back (409 PublicAccessNotPermitted), and the
+    release is on the record as failed, with that code, not as restored."""
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    record = contained(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE)
+    status, _ = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    app.drain()
+    assert status == 202
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "None"
+    released = next(r for r in app.records() if r.key == f"{record.key}.released")
+    assert released.outcome == "failed" and "409 PublicAccessNotPermitted" in released.reason
 
 
 def test_release_recreates_a_deleted_role_assignment_exactly(app, emulator):
@@ -230,8 +245,9 @@ def test_release_removes_the_deny_the_app_added(app, emulator):
 
 
 def test_release_is_refused_when_the_resource_changed_since_unless_forced(app, emulator):
-    public = b.container(ACCOUNT["id"], "training", "Container")
-    record = contained(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE)
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    record = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE)
     emulator.arm.resources[public["id"].lower()]["properties"]["publicAccess"] = "Blob"  # someone's later change
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     assert status == 409 and body["changed"] == {public["id"]: ["publicAccess"]}

@@ -1,0 +1,8 @@
+"""A refusal the emulator answers as ARM would: status, error code and message."""
+from __future__ import annotations
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message

@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from base64 import b64encode
 from dataclasses import dataclass, field
@@ -43,17 +44,36 @@ ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION}
 
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
+# An operation nobody polls is done after this long (a caller that does not wait for it).
+_OPERATION_SECONDS = 2.0
 
 
 class ArmError(Exception):
     """An ARM error answer: status, code and message, in ARM's error body."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 details: list[dict] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers, self.details = headers or {}, details
 
     def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        error = {"code": self.code, "message": self.message}
+        return {"error": {**error, "details": self.details} if self.details else error}
+
+
+@dataclass
+class Operation:
+    """A long-running network operation on one NSG. ARM answers the write at once with the
+    resource in `Updating` and an Azure-AsyncOperation URL; the status reads `InProgress`
+    until the work is done, then `Succeeded`, and the resource shows `Succeeded`
+    (https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+    Here the work is done after `polls` status reads, or after `seconds` whoever polls."""
+
+    nsg_key: str
+    polls: int
+    deadline: float
+    status: str = "InProgress"
 
 
 class SeedError(ValueError):
@@ -115,7 +135,9 @@ class ArmState:
         self.etags: dict[str, str] = {}
         self.keys: dict[str, list[dict]] = {}  # storage account key -> listKeys entries
         self.user_delegation_keys_revoked: dict[str, str] = {}  # account key -> when
-        self.operations: dict[str, str] = {}  # async operation id -> status
+        self.operations: dict[str, Operation] = {}  # async operation id -> the operation
+        # Status reads an operation answers InProgress before it is done (0: done at once).
+        self.lro_polls = 1
         # Bearer token -> principal and the operations its roles grant (localazure/authorization.py).
         self.principals = default_principals()
         self.builtin_roles = {
@@ -352,11 +374,11 @@ class ArmState:
         properties["securityRules"] = [self._rule_body(nsg_id, rule) for rule in rules]
         properties["defaultSecurityRules"] = previous.get("defaultSecurityRules") or default_rules(nsg_id)
         properties["resourceGuid"] = previous.get("resourceGuid") or str(uuid.uuid4())
-        properties["provisioningState"] = "Succeeded"
+        self._refuse_while_updating(key)
         self.resources[key] = nsg
         self.etags[key] = _new_etag()  # before _stamp_nsg, which spreads it to the rules
         self._stamp_nsg(key)
-        return self._accepted(nsg_id, 200 if existing else 201, copy.deepcopy(nsg), location_header=False)
+        return self._accepted(key, 200 if existing else 201, nsg, location_header=False)
 
     def list_rules(self, path, match, query, headers, body) -> Answer:
         nsg_key = _parent(_key(path))
@@ -390,30 +412,31 @@ class ArmState:
         rule = self._rule_body(nsg["id"], {**body, "name": path.rsplit("/", 1)[1]})
         candidate = [r for i, r in enumerate(rules) if i != index] + [rule]
         self._validate_rules(candidate, nsg["id"])
+        self._refuse_while_updating(nsg_key)
         if index is None:
             rules.append(rule)
         else:
             rules[index] = rule
         self.etags[nsg_key] = _new_etag()
         self._stamp_nsg(nsg_key)
-        return self._accepted(rule["id"], 200 if index is not None else 201, copy.deepcopy(rule),
-                              location_header=False)
+        return self._accepted(nsg_key, 200 if index is not None else 201, rule, location_header=False)
 
     def delete_rule(self, path, match, query, headers, body) -> Answer:
         nsg_key, nsg, index = self._find_rule(path)
         if index is None:
             return Answer(204)
+        self._refuse_while_updating(nsg_key)
         del nsg["properties"]["securityRules"][index]
         self.etags[nsg_key] = _new_etag()
         self._stamp_nsg(nsg_key)
-        return self._accepted(path, 202, None, location_header=True)
+        return self._accepted(nsg_key, 202, None, location_header=True)
 
     def _rule_body(self, nsg_id: str, rule: dict) -> dict:
         name = rule.get("name")
         if not isinstance(name, str) or not name:
             raise ArmError(400, "InvalidRequestFormat", "Every security rule needs a name.")
         properties = copy.deepcopy(rule.get("properties") or {})
-        properties["provisioningState"] = "Succeeded"
+        properties["provisioningState"] = "Succeeded"  # until an operation marks it Updating
         return {
             "name": name,
             "id": f"{nsg_id}/securityRules/{name}",
@@ -434,25 +457,70 @@ class ArmState:
         """ARM's refusals of security rules (localazure/nsg_validation.py names each source)."""
         _refusing(check_rules, rules, nsg_id)
 
-    def _accepted(self, target_id: str, status: int, body: Any, *, location_header: bool) -> Answer:
-        """A long-running network operation: ARM's Azure-AsyncOperation header to poll."""
+    def _accepted(self, nsg_key: str, status: int, body: dict | None, *, location_header: bool) -> Answer:
+        """A long-running network operation: the NSG (and the rule written) read `Updating`
+        until the operation is done; the answer carries the Azure-AsyncOperation URL to poll."""
         operation = str(uuid.uuid4())
-        self.operations[operation] = "Succeeded"
-        subscription = _subscription_of(_key(target_id))
+        self.operations[operation] = Operation(nsg_key, self.lro_polls, time.monotonic() + _OPERATION_SECONDS)
+        if self.lro_polls:
+            self._provisioning(nsg_key, "Updating", body)
+        subscription = _subscription_of(nsg_key)
         base = f"/subscriptions/{subscription}/providers/Microsoft.Network/locations/local"
         version = API_VERSIONS["microsoft.network"]
         headers = {"Azure-AsyncOperation": f"{{base}}{base}/operations/{operation}?api-version={version}",
                    "Retry-After": "0"}
         if location_header:
             headers["Location"] = f"{{base}}{base}/operationResults/{operation}?api-version={version}"
-        return Answer(status, body, headers)
+        return Answer(status, copy.deepcopy(body), headers)
+
+    def _provisioning(self, nsg_key: str, state: str, written: dict | None = None) -> None:
+        nsg = self.resources.get(nsg_key)
+        if nsg is None:
+            return
+        nsg["properties"]["provisioningState"] = state
+        names = {str((written or {}).get("name", "")).lower()} if state == "Updating" else None
+        for rule in nsg["properties"].get("securityRules", []):
+            if names is None or rule.get("name", "").lower() in names:
+                rule["properties"]["provisioningState"] = state
+        if written is not None:
+            written.setdefault("properties", {})["provisioningState"] = state
+
+    def _running(self, nsg_key: str) -> Operation | None:
+        """The operation still in progress on an NSG; one past its deadline is done."""
+        for operation in self.operations.values():
+            if operation.nsg_key == nsg_key and operation.status == "InProgress":
+                if time.monotonic() < operation.deadline:
+                    return operation
+                self._finish(operation)
+        return None
+
+    def _finish(self, operation: Operation) -> None:
+        operation.status = "Succeeded"
+        if not any(o.nsg_key == operation.nsg_key and o.status == "InProgress" for o in self.operations.values()):
+            self._provisioning(operation.nsg_key, "Succeeded")
+
+    def _refuse_while_updating(self, nsg_key: str) -> None:
+        """A write to an NSG while an operation on it runs is refused, to be retried: 429
+        RetryableError, detail RetryableErrorDueToAnotherOperation (Azure/azure-sdk-for-python#556;
+        AnotherOperationInProgress is reported too, e.g. microsoft/AzureTRE#2222: unverified which)."""
+        running = self._running(nsg_key)
+        if running is not None:
+            raise ArmError(429, "RetryableError", "A retryable error occured.", headers={"Retry-After": "1"},
+                           details=[{"code": "RetryableErrorDueToAnotherOperation",
+                                     "message": f"Operation PutSecurityRuleOperation is updating resource {nsg_key}. "
+                                                "The call can be retried in 1 seconds."}])
 
     def get_operation(self, path, match, query, headers, body) -> Answer:
-        operation = path.rsplit("/", 1)[1]
-        status = self.operations.get(operation)
-        if status is None:
-            raise ArmError(404, "NotFound", f"Operation {operation} not found.")
-        return Answer(200, {"status": status})
+        operation_id = path.rsplit("/", 1)[1]
+        operation = self.operations.get(operation_id)
+        if operation is None:
+            raise ArmError(404, "NotFound", f"Operation {operation_id} not found.")
+        if operation.status == "InProgress":
+            if operation.polls > 0 and time.monotonic() < operation.deadline:
+                operation.polls -= 1
+                return Answer(200, {"status": "InProgress"}, {"Retry-After": "0"})
+            self._finish(operation)
+        return Answer(200, {"status": operation.status})
 
     def get_operation_result(self, path, match, query, headers, body) -> Answer:
         return Answer(204)

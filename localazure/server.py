@@ -61,6 +61,7 @@ class LocalAzure:
         self.logs = LogStore()
         self.faults = FaultPlan()
         self.traffic: list[Exchange] = []
+        self.polls: list[Exchange] = []  # long-running operations' status reads
         self.notifications: list[dict] = []  # CloudEvents published to the topic endpoint
         # ARM writes carried out, as (method, path, status): with faults `after` the call, what
         # the caller saw (the traffic) is not what ARM did.
@@ -125,6 +126,7 @@ class LocalAzure:
     def clear_traffic(self) -> None:
         with self._traffic_lock:
             self.traffic.clear()
+            self.polls.clear()
             self.applied_writes.clear()
 
     def write_traffic(self, directory: Path) -> int:
@@ -179,7 +181,7 @@ class LocalAzure:
         try:
             answer = self.arm.handle(method, path, query, headers, body)
         except ArmError as error:
-            return Answer(error.status, error.body())
+            return Answer(error.status, error.body(), error.headers)
         if method in _WRITES and answer.status < 400:
             with self._traffic_lock:
                 self.applied_writes.append((method, path, answer.status))
@@ -213,8 +215,13 @@ class LocalAzure:
         return self.logs.query(body if isinstance(body, dict) else {}, now=self.clock())
 
     def capture(self, exchange: Exchange) -> None:
-        # ARM's polling and the notification topic are outside the specs oav checks.
-        if POLLING_PATH.search(urlsplit(exchange.url).path) or urlsplit(exchange.url).path.lower() == TOPIC_PATH:
+        # ARM's polling and the notification topic are outside the specs oav checks: polling
+        # is kept apart (`polls`), so tests can see the long-running operations' lifecycle.
+        if POLLING_PATH.search(urlsplit(exchange.url).path):
+            with self._traffic_lock:
+                self.polls.append(exchange)
+            return
+        if urlsplit(exchange.url).path.lower() == TOPIC_PATH:
             return
         with self._traffic_lock:
             self.traffic.append(exchange)

@@ -57,8 +57,9 @@ class AzureClients:
     def _endpoint_options(self) -> dict[str, Any]:
         if not self.local:
             return {}
+        # Locally, long-running operations are polled at once; in Azure, ARM's Retry-After paces them.
         return {"base_url": self.settings.local_azure_endpoint,
-                "connection_verify": self.settings.local_azure_ca_bundle}
+                "connection_verify": self.settings.local_azure_ca_bundle, "polling_interval": 0}
 
     def _client(self, kind: str, subscription_id: str):
         key = (kind, subscription_id.lower())

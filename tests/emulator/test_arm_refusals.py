@@ -163,3 +163,34 @@ def test_an_account_patch_leaves_read_only_properties_and_refuses_wrong_types(em
                        {"publicNetworkAccess": "Open"}, {"networkAcls": {"ipRules": []}}):
         assert storage_refusal(lambda: accounts.update(b.RG, ACCOUNT["name"], {"properties": properties})) == (
             400, "InvalidRequestPropertyValue"), properties
+
+
+# -- long-running operations ------------------------------------------------------------------------------
+def test_a_rule_write_is_updating_until_its_operation_is_polled_to_succeeded(emulator, clients):
+    emulator.seed([NSG])
+    written = put(clients, rule())
+    assert written.provisioning_state == "Succeeded"  # the poller's final read, once the operation is done
+    [answer] = [x for x in emulator.traffic if x.method == "PUT"]
+    assert (answer.status, answer.response_body["properties"]["provisioningState"]) == (201, "Updating")
+    assert "azure-asyncoperation" in {name.lower() for name in answer.response_headers}
+    assert [poll.response_body["status"] for poll in emulator.polls] == ["InProgress", "Succeeded"]
+    assert emulator.arm.get(NSG["id"])["properties"]["provisioningState"] == "Succeeded"
+
+
+def test_a_second_write_to_an_nsg_while_an_operation_runs_is_refused_to_be_retried(emulator, clients):
+    from azure.mgmt.network import NetworkManagementClient
+
+    emulator.seed([NSG])
+    rules = clients.network(b.SUBSCRIPTION).security_rules
+    rules.begin_create_or_update(b.RG, GROUP, "candidate", rule(), polling=False)  # answered, not yet done
+    assert emulator.arm.get(NSG["id"])["properties"]["provisioningState"] == "Updating"
+    impatient = NetworkManagementClient(clients.credential, b.SUBSCRIPTION, base_url=emulator.endpoint,
+                                        connection_verify=str(emulator.ca_bundle), retry_total=0)
+    with pytest.raises(HttpResponseError) as refused:
+        impatient.security_rules.begin_create_or_update(b.RG, GROUP, "another", rule(priority=301)).result()
+    assert (refused.value.status_code, refused.value.error.code) == (429, "RetryableError")
+    assert refused.value.response.headers["Retry-After"] == "1"
+    # The SDK's own retry honours Retry-After and gets through once the operation is done.
+    [operation] = emulator.arm.operations.values()
+    operation.deadline = 0  # the first operation finishes
+    assert put(clients, rule(priority=301), name="another").provisioning_state == "Succeeded"

@@ -583,7 +583,14 @@ class ArmState:
             if resource_type(key) != ROLE_ASSIGNMENT:
                 continue
             own = _key(assignment["properties"].get("scope") or "/")
-            above = scope == own or scope.startswith(own.rstrip("/") + "/")
+            # A list at a scope holds what is assigned at, above (inherited: the root and the
+            # management groups over it) and below it; atScope() keeps at and above
+            # (https://learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope).
+            # The emulator keeps one hierarchy: every management group is above every
+            # subscription (unverified for a tenant with several branches).
+            management_group = own.startswith("/providers/microsoft.management/managementgroups/")
+            above = scope == own or scope.startswith(own.rstrip("/") + "/") or (
+                management_group and scope.startswith("/subscriptions/"))
             below = own.startswith(scope.rstrip("/") + "/")
             if not (above or (below and not at_scope_only)):
                 continue

@@ -10,8 +10,16 @@ import json
 from typing import Any, Callable
 
 from containment.adapters.clients import AzureClients
-from containment.core.ids import (BLOB_CONTAINER, DEFAULT_SECURITY_RULE, NSG, ROLE_ASSIGNMENT, SECURITY_RULE,
-                                  STORAGE_ACCOUNT, ResourceId, parse_resource_id)
+from containment.core.ids import (
+    BLOB_CONTAINER,
+    DEFAULT_SECURITY_RULE,
+    NSG,
+    ROLE_ASSIGNMENT,
+    SECURITY_RULE,
+    STORAGE_ACCOUNT,
+    ResourceId,
+    parse_resource_id,
+)
 from containment.plan.action import State, Write
 
 
@@ -113,10 +121,11 @@ def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
 
 
 def list_role_assignments(clients: AzureClients, scope: str) -> list[dict[str, Any]]:
-    """The role assignments at a scope and below it."""
+    """The role assignments at a scope, below it, and inherited from above it, in ARM's own
+    JSON shape (an inherited one cannot be read again by ID from where the app's role is)."""
     subscription = scope.split("/")[2]
     assignments = clients.authorization(subscription).role_assignments
-    return _arm(lambda: [item.as_dict() for item in assignments.list_for_scope(scope)])
+    return _arm(lambda: [item.serialize(keep_readonly=True) for item in assignments.list_for_scope(scope)])
 
 
 def write(clients: AzureClients, change: Write) -> str | None:

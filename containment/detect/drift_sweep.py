@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
-from containment.core.ids import ResourceId, parse_resource_id
-from containment.core.records import DecisionRecord
+from containment.core.ids import parse_resource_id
+from containment.core.records import DecisionRecord, describe_failure
 from containment.detect.nsg import assess_nsg
-from containment.detect.pipeline import Assess
-from containment.detect.role_assignments import assess_role_assignment
+from containment.detect.pipeline import Assess, Assessment
+from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
 from containment.detect.storage import assess_storage
 from containment.plan.decisions import decide, failed, recorded
 from containment.record.approvals import expire_overdue
@@ -45,26 +45,49 @@ def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
                                           "subscription")
     for subscription in subscriptions:
         for resource_id, assess in _inventory(runtime, subscription):
-            record = _sweep_one(runtime, parse_resource_id(resource_id), assess)
+            record = _sweep_one(runtime, resource_id, assess)
             if record is not None:
                 written.append(record)
     return written
 
 
-def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Assess]]:
+Listed = Callable[[Runtime], Assessment]
+
+
+def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Listed]]:
+    """Every listed resource with the assess step that judges it. A role assignment the
+    subscription holds from above it (the root, a management group) is judged from its body:
+    it has no ID under the subscription to read it by."""
     clients = runtime.clients
     for account in arm.list_accounts(clients, subscription, None):
-        yield account["id"], assess_storage
+        yield account["id"], _by_id(assess_storage, account["id"])
     for nsg in arm.list_nsgs(clients, subscription):
-        yield nsg["id"], assess_nsg
+        yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
-        yield assignment["id"], assess_role_assignment
+        if str(assignment.get("id", "")).lower().startswith("/subscriptions/"):
+            yield assignment["id"], _by_id(assess_role_assignment, assignment["id"])
+        else:
+            yield str(assignment.get("id")), lambda runtime, body=assignment: assess_inherited_assignment(
+                body, subscription, runtime)
 
 
-def _sweep_one(runtime: Runtime, resource: ResourceId, assess: Assess) -> DecisionRecord | None:
-    if runtime.settings.is_own(resource.text):
+def _by_id(assess: Assess, resource_id: str) -> Listed:
+    return lambda runtime: assess(parse_resource_id(resource_id), runtime)
+
+
+def _sweep_one(runtime: Runtime, resource_id: str, assess: Listed) -> DecisionRecord | None:
+    if runtime.settings.is_own(resource_id):
         return None  # the app's own deployment is never judged
-    assessment = assess(resource, runtime)
+    try:
+        assessment = assess(runtime)
+    except Exception as error:  # noqa: BLE001 - one unreadable item must not stop the sweep
+        log.error("DRIFT SWEEP could not judge %s: %s", resource_id, error)
+        digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:24]
+        record = DecisionRecord(key=f"sweep-failed-{clock.now():%Y%m%d}-{digest}", resource_id=resource_id,
+                                outcome="", mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
+                                decided_at=clock.iso())
+        return record_once(runtime, recorded(record, failed(
+            f"the drift sweep could not judge it: {describe_failure(error)}; the next sweep tries again")))
     if assessment.ignored or not assessment.findings:
         return None  # not protected, gone, or compliant: nothing to record
     decision = decide(assessment.findings, runtime.settings)

@@ -28,22 +28,37 @@ def on_role_assignment_write(event: Any, runtime: Runtime | None = None):
 
 
 def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment:
-    settings = runtime.settings
     if not resource.is_type(ROLE_ASSIGNMENT):
         return Assessment(resource.text, ignored=f"{resource.type} is not a role assignment")
     try:
         assignment = arm.read(runtime.clients, resource)
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the role assignment no longer exists")
-    spelled = assignment.get("id") or resource.text
+    properties = assignment.get("properties") or {}
+    covered = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
+    return judge_assignment(assignment, resource.text, resource.subscription, covered, runtime)
+
+
+def assess_inherited_assignment(assignment: dict, subscription: str, runtime: Runtime) -> Assessment:
+    """An assignment a subscription's list holds from above it (the tenant root, a management
+    group): it covers everything in the subscription, and only someone above can remove it."""
+    properties = assignment.get("properties") or {}
+    scope = properties.get("scope") or "/"
+    covered = covered_protected_resources(f"/subscriptions/{subscription}", runtime)
+    return judge_assignment(assignment, str(assignment.get("id")), subscription, covered, runtime, inherited_from=scope)
+
+
+def judge_assignment(assignment: dict, resource_text: str, subscription: str, covered: list[str], runtime: Runtime,
+                     inherited_from: str | None = None) -> Assessment:
+    settings = runtime.settings
+    spelled = assignment.get("id") or resource_text
     properties = assignment.get("properties") or {}
     principal = str(properties.get("principalId") or "").lower()
     if settings.self_principal_id and principal == settings.self_principal_id:
         return Assessment(spelled, ignored="the app's own identity's role assignments are never touched")
-    covered = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
     if not covered:
         return Assessment(spelled, ignored="not synthetic data: the assignment's scope covers no protected resource")
-    role = arm.read_role_definition(runtime.clients, resource.subscription, str(properties.get("roleDefinitionId")))
+    role = arm.read_role_definition(runtime.clients, subscription, str(properties.get("roleDefinitionId")))
     state = {spelled: assignment, role.get("id") or str(properties.get("roleDefinitionId")): role}
     paths = data_paths(role)
     role_name = (role.get("properties") or {}).get("roleName")
@@ -58,7 +73,7 @@ def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment
         expiry_note = clock.iso(until)
     context = Context(settings, Protection(tagged=True, protected_scope=None),
                       facts={"role_definition": role, "data_paths": paths, "covered": covered,
-                             "allowlist_expired": expiry_note})
+                             "allowlist_expired": expiry_note, "inherited_from": inherited_from})
     return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
 
 

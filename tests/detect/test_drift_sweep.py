@@ -44,3 +44,59 @@ def test_a_reported_exposure_is_recorded_once_a_day_not_every_sweep(app, emulato
 def test_the_sweep_needs_the_subscriptions_it_may_list(app, emulator):
     [failed] = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
     assert failed.outcome == "failed" and "CONTAINMENT_SUBSCRIPTIONS is empty" in failed.reason
+
+
+MANAGEMENT_GROUP = "/providers/Microsoft.Management/managementGroups/research"
+
+
+def inherited(scope: str, name: str, principal: str = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", role=None) -> dict:
+    body = b.role_assignment(scope or "/", principal, role or b.STORAGE_BLOB_DATA_READER, name=name)
+    body["id"] = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    body["properties"]["scope"] = scope or "/"
+    return body
+
+
+def test_an_assignment_inherited_from_a_management_group_is_reported_with_who_must_act(app, emulator):
+    grant = inherited(MANAGEMENT_GROUP, "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
+    root_reader = inherited("", "2b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d", role="acdd72a7-3385-48ef-bd42-f606fba81ae7")
+    emulator.seed([ACCOUNT, grant, root_reader])
+    [record] = sweep(app)
+    assert (record.outcome, record.rules) == ("reported", ["role_assignment_inherited_grants_data_access"])
+    assert record.resource_id == grant["id"] and record.actions == []
+    [finding] = record.findings
+    assert finding["evidence"]["must_act"] == f"an owner or User Access Administrator of {MANAGEMENT_GROUP}"
+    assert "above this app's reach" in finding["summary"]
+    assert emulator.arm.get(grant["id"]) is not None  # nothing the app may not touch was touched
+    assert not [w for w in app.writes() if "managementGroups" in w.url]
+
+
+def test_one_item_that_cannot_be_judged_is_a_failed_record_and_the_sweep_goes_on(app, emulator):
+    broken = b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", "0000dead-0000-4000-8000-00000000beef",
+                               name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09")  # its role definition does not exist
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    emulator.seed([ACCOUNT, public, broken])
+    records = {r.resource_id.rsplit("/", 1)[1]: r for r in sweep(app)}
+    assert records["0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09"].outcome == "failed"
+    assert "RoleDefinitionDoesNotExist" in records["0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09"].reason
+    assert records["synthtrain01"].outcome == "contained"  # the sweep went on past it
+
+
+def test_the_recorded_subscription_list_with_inherited_assignments_is_swept_to_the_end(app, emulator, shared):
+    """Custodian's recorded list (recorded live): 74 assignments, five of them from the root
+    and management groups. Every one is judged or on the record; none stops the sweep."""
+    import json
+
+    recorded = json.loads((shared / "recorded-arm" / "custodian-role-assignments.json").read_text())
+    subscription = recorded["value"][0]["id"].split("/")[2]
+    account = b.storage_account("synthrecorded", subscription=subscription)
+    emulator.seed([recorded, account])
+    records = sweep(app, CONTAINMENT_SUBSCRIPTIONS=subscription, CONTAINMENT_MODE="dry-run")
+    inherited_ids = [a["id"] for a in recorded["value"] if not a["id"].startswith("/subscriptions/")]
+    assert len(inherited_ids) == 5
+    judged = {r.resource_id for r in records}
+    # The emulator knows the built-in roles that matter here, not all of them: an assignment of
+    # another built-in role is a failed record naming it, and the sweep goes on to the end.
+    assert all("RoleDefinitionDoesNotExist" in r.reason for r in records if r.outcome == "failed")
+    assert {r.outcome for r in records} - {"failed"} <= {"would-contain", "reported", "pending-approval"}
+    assert any(i in judged for i in inherited_ids)  # inherited ones reach the ledger too
+    assert any(r.rules == ["role_assignment_inherited_grants_data_access"] for r in records)

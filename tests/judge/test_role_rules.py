@@ -30,7 +30,9 @@ def findings(**facts):
 
 
 FACTS = {"role_definition": READER_ROLE, "data_paths": data_paths(READER_ROLE), "covered": [ACCOUNT["id"]]}
-CASES = {"role_assignment_grants_data_access": FACTS}
+MANAGEMENT_GROUP = "/providers/Microsoft.Management/managementGroups/research"
+CASES = {"role_assignment_grants_data_access": FACTS,
+         "role_assignment_inherited_grants_data_access": {**FACTS, "inherited_from": MANAGEMENT_GROUP}}
 
 
 def test_every_role_rule_has_a_case_here():
@@ -45,6 +47,14 @@ def test_a_data_role_over_a_protected_account_is_a_finding_with_its_evidence():
                              "over protected synthetic data (dataActions grant "
                              "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read)")
     assert found.evidence["covers"] == [ACCOUNT["id"]] and "allowlist_expired" not in found.evidence
+
+
+def test_an_inherited_assignment_is_its_own_finding_naming_who_must_act():
+    [found] = findings(**CASES["role_assignment_inherited_grants_data_access"])
+    assert found.rule == "role_assignment_inherited_grants_data_access"
+    assert found.evidence["must_act"] == f"an owner or User Access Administrator of {MANAGEMENT_GROUP}"
+    assert found.summary.endswith(f"inherited from {MANAGEMENT_GROUP}, above this app's reach: an owner or User "
+                                  f"Access Administrator of {MANAGEMENT_GROUP} must remove it")
 
 
 def test_an_expired_allowlist_entry_is_named_in_the_evidence():

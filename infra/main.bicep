@@ -102,6 +102,9 @@ param containmentApprovalExpiryHours string = '24'
 @description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
 param containmentMaxActionsPerHour string = '20'
 
+@description('CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: how long a role assignment an event names is read again while ARM does not show it yet.')
+param containmentRoleAssignmentWaitSeconds string = '4'
+
 @description('CONTAINMENT_INCIDENT_WINDOW_HOURS: decisions about one resource each within this long of the previous one form one incident.')
 param containmentIncidentWindowHours string = '24'
 
@@ -210,6 +213,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_APPROVAL_ACTIONS: containmentApprovalActions
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
       CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
+      CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: containmentRoleAssignmentWaitSeconds
       CONTAINMENT_INCIDENT_WINDOW_HOURS: containmentIncidentWindowHours
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock
       CONTAINMENT_EGRESS_SCHEDULE: containmentEgressSchedule

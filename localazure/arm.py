@@ -138,6 +138,12 @@ class ArmState:
         self.operations: dict[str, Operation] = {}  # async operation id -> the operation
         # Status reads an operation answers InProgress before it is done (0: done at once).
         self.lro_polls = 1
+        # A new role assignment is not readable at once: Azure RBAC replicates it (Microsoft's
+        # RBAC troubleshooting: changes can take up to 10 minutes to take effect); reads and
+        # lists miss it until `visible_after` (monotonic seconds). How long reads miss a new
+        # assignment in Azure is unverified; `assignment_delay` seconds after each PUT here.
+        self.assignment_delay = 0.0
+        self.visible_after: dict[str, float] = {}
         # Bearer token -> principal and the operations its roles grant (localazure/authorization.py).
         self.principals = default_principals()
         self.builtin_roles = {
@@ -530,8 +536,18 @@ class ArmState:
     def _assignment_not_found() -> ArmError:
         return ArmError(404, "RoleAssignmentNotFound", "The role assignment does not exist.")
 
+    def hide_assignment(self, resource_id: str, seconds: float) -> None:
+        """Make an assignment unreadable for a while, as one not yet replicated."""
+        self.visible_after[_key(resource_id)] = time.monotonic() + seconds
+
+    def _visible(self, key: str) -> bool:
+        return time.monotonic() >= self.visible_after.get(key, 0.0)
+
     def get_assignment(self, path, match, query, headers, body) -> Answer:
-        assignment = self._require(_key(path), ROLE_ASSIGNMENT, self._assignment_not_found)
+        key = _key(path)
+        if not self._visible(key):
+            raise self._assignment_not_found()
+        assignment = self._require(key, ROLE_ASSIGNMENT, self._assignment_not_found)
         return Answer(200, copy.deepcopy(assignment))
 
     def delete_assignment(self, path, match, query, headers, body) -> Answer:
@@ -571,6 +587,8 @@ class ArmState:
         }
         self.resources[key] = assignment
         self.etags[key] = _new_etag()
+        if self.assignment_delay:
+            self.hide_assignment(path, self.assignment_delay)
         return Answer(201, copy.deepcopy(assignment))
 
     def list_assignments(self, path, match, query, headers, body) -> Answer:
@@ -580,7 +598,7 @@ class ArmState:
         principal = re.search(r"(?:principalId\s+eq\s+|assignedTo\()'([^']+)'", wanted, re.IGNORECASE)
         found = []
         for key, assignment in self.resources.items():
-            if resource_type(key) != ROLE_ASSIGNMENT:
+            if resource_type(key) != ROLE_ASSIGNMENT or not self._visible(key):
                 continue
             own = _key(assignment["properties"].get("scope") or "/")
             # A list at a scope holds what is assigned at, above (inherited: the root and the

@@ -313,6 +313,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
+    Setting("CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS", "role_assignment_wait_seconds", "4",
+            _positive(float, "seconds > 0"),
+            "how long a role assignment an event names is read again while ARM does not show it yet (a new "
+            "assignment can take seconds to be readable) before it is taken as gone"),
     Setting("CONTAINMENT_INCIDENT_WINDOW_HOURS", "incident_window_hours", "24", _positive(float, "hours > 0"),
             "decisions about one resource each within this long of the previous one form one incident"),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
@@ -382,6 +386,7 @@ class Settings:
     approval_actions: frozenset[str]
     approval_expiry_hours: float
     max_actions_per_hour: int
+    role_assignment_wait_seconds: float
     incident_window_hours: float
     notify_topic_endpoint: str | None
     network_lock: str

@@ -6,6 +6,7 @@ judge whether its principal can now read or exfiltrate the data.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from containment.adapters import arm
@@ -31,12 +32,29 @@ def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment
     if not resource.is_type(ROLE_ASSIGNMENT):
         return Assessment(resource.text, ignored=f"{resource.type} is not a role assignment")
     try:
-        assignment = arm.read(runtime.clients, resource)
+        assignment = read_when_visible(resource, runtime)
     except arm.ResourceGone:
-        return Assessment(resource.text, ignored="the role assignment no longer exists")
+        return Assessment(resource.text, ignored="the role assignment no longer exists (read again for "
+                                                 f"{runtime.settings.role_assignment_wait_seconds:g} s)")
     properties = assignment.get("properties") or {}
     covered = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
     return judge_assignment(assignment, resource.text, resource.subscription, covered, runtime)
+
+
+def read_when_visible(resource: ResourceId, runtime: Runtime) -> dict:
+    """The assignment, read again with growing pauses while ARM answers 404: a new
+    assignment is not readable everywhere at once (Microsoft's RBAC troubleshooting: changes
+    can take minutes to propagate), and one missed read must not let a grant through."""
+    deadline = time.monotonic() + runtime.settings.role_assignment_wait_seconds
+    pause = 0.25
+    while True:
+        try:
+            return arm.read(runtime.clients, resource)
+        except arm.ResourceGone:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause *= 2
 
 
 def assess_inherited_assignment(assignment: dict, subscription: str, runtime: Runtime) -> Assessment:

@@ -192,3 +192,23 @@ def test_a_resource_group_grant_conforms_except_for_the_account_listing_the_spec
     undefined_urls = {json.loads((tmp_path / name).read_text())["liveRequest"]["url"].split("?")[0]
                       for name in report.undefined}
     assert undefined_urls == {f"{emulator.endpoint}{b.RG_ID}/providers/Microsoft.Storage/storageAccounts"}
+
+
+def test_a_new_assignment_not_yet_readable_is_read_again_and_contained(app, emulator):
+    """ARM can miss a new assignment for seconds after the write that raised the event: the
+    app reads it again (CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS) instead of calling it gone."""
+    grant = assignment(ACCOUNT["id"])
+    emulator.arm.hide_assignment(grant["id"], 0.6)
+    [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS="3")
+    assert record.outcome == "contained"
+    assert not exists(emulator, grant)
+    name = grant["id"].rsplit("/", 1)[1]
+    reads = [x.status for x in emulator.traffic if x.method == "GET" and x.url.split("?")[0].endswith(name)]
+    assert reads[0] == 404 and 200 in reads
+
+
+def test_an_assignment_still_unreadable_after_the_wait_is_taken_as_gone(app, emulator):
+    grant = assignment(ACCOUNT["id"])
+    emulator.arm.hide_assignment(grant["id"], 60)
+    [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS="0.5")
+    assert record.outcome == "ignored" and "no longer exists (read again for 0.5 s)" in record.reason

@@ -30,6 +30,7 @@ from localazure.refusals import Refused
 # The API version each resource provider family answers; anything else gets ARM's 400, so
 # an SDK upgrade that changes the version shows up here and in the oav conformance test.
 API_VERSIONS = {
+    "": "2022-12-01",  # GET /subscriptions (Microsoft.Resources, no /providers/ segment)
     "microsoft.storage": "2026-09-01",
     "microsoft.network": "2026-03-01",
     "microsoft.authorization": "2022-04-01",
@@ -144,6 +145,10 @@ class ArmState:
         # assignment in Azure is unverified; `assignment_delay` seconds after each PUT here.
         self.assignment_delay = 0.0
         self.visible_after: dict[str, float] = {}
+        # Subscriptions a caller sees listed: those it holds a role in. The emulator lists every
+        # subscription its resources name (the app's role is assigned in each watched one), or
+        # only these where a test sets them.
+        self.listed_subscriptions: set[str] | None = None
         # Bearer token -> principal and the operations its roles grant (localazure/authorization.py).
         self.principals = default_principals()
         self.builtin_roles = {
@@ -249,11 +254,11 @@ class ArmState:
                                "The api-version query parameter (?api-version=) is required for all requests.")
             provider = _provider_of(lower)
             expected = API_VERSIONS.get(provider)
-            if provider and expected and query["api-version"] != expected:
+            if expected is not None and query["api-version"] != expected:
                 raise ArmError(
                     400, "InvalidApiVersionParameter",
                     f"The api-version '{query['api-version']}' is invalid. The emulator serves "
-                    f"{provider} at '{expected}' only (the version the pinned SDK sends).",
+                    f"{provider or 'subscriptions'} at '{expected}' only (the version the pinned SDK sends).",
                 )
             token = headers.get("authorization", "")[len("bearer "):].strip()
             scope = _parent(path) if operation and operation.endswith("/action") else path
@@ -262,6 +267,16 @@ class ArmState:
                 return handler(self, path, match, query, headers, body)
         raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
                        f"The emulator has no operation for {method} {path}.")
+
+    # -- subscriptions ---------------------------------------------------------------
+    def list_subscriptions(self, path, match, query, headers, body) -> Answer:
+        """GET /subscriptions: the ones the caller can see (no RBAC action is needed to list
+        them: https://learn.microsoft.com/rest/api/resources/subscriptions/list)."""
+        known = {_subscription_of(key) for key in self.resources} - {""}
+        listed = sorted(known if self.listed_subscriptions is None else self.listed_subscriptions)
+        return Answer(200, {"value": [
+            {"id": f"/subscriptions/{sid}", "subscriptionId": sid, "displayName": f"subscription {sid[:8]}",
+             "state": "Enabled", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47"} for sid in listed]})
 
     # -- storage accounts ----------------------------------------------------------
     def _account_not_found(self, path: str) -> Callable[[], ArmError]:
@@ -702,6 +717,7 @@ _ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 # provider operations reference); None where the emulator does not authorise (polling).
 _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
     (re.compile(pattern + "$"), methods) for pattern, methods in [
+        (r"/subscriptions", {"GET": (ArmState.list_subscriptions, None)}),
         (_SUB + r"/providers/microsoft\.storage/storageaccounts", {"GET": (ArmState.list_accounts, _STORAGE + "/read")}),
         (_RG + r"/providers/microsoft\.storage/storageaccounts", {"GET": (ArmState.list_accounts, _STORAGE + "/read")}),
         (_ACCOUNT, {"GET": (ArmState.get_account, _STORAGE + "/read"),

@@ -115,6 +115,11 @@ def list_accounts(clients: AzureClients, subscription: str, resource_group: str 
     return _arm(lambda: [item.as_dict() for item in pages])
 
 
+def list_subscriptions(clients: AzureClients) -> list[str]:
+    """The IDs of the subscriptions the app's identity can see."""
+    return _arm(lambda: [item.subscription_id.lower() for item in clients.subscriptions.subscriptions.list()])
+
+
 def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
     groups = clients.network(subscription).network_security_groups
     return _arm(lambda: [item.as_dict() for item in groups.list_all()])

@@ -86,6 +86,15 @@ class AzureClients:
         return self._client("authorization", subscription_id)
 
     @cached_property
+    def subscriptions(self):
+        """Lists the subscriptions the identity can see (tenant-level: no subscription ID)."""
+        from azure.mgmt.resource.subscriptions import SubscriptionClient
+
+        from containment.adapters.arm_retry import WriteSafeRetry
+
+        return SubscriptionClient(self.credential, retry_policy=WriteSafeRetry(), **self._endpoint_options())
+
+    @cached_property
     def logs(self):
         from azure.monitor.query import LogsQueryClient
 

@@ -39,10 +39,11 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/netw
 def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
     written = expire_overdue(runtime)
-    subscriptions = sorted(runtime.settings.subscriptions)
+    # Empty CONTAINMENT_SUBSCRIPTIONS means every subscription the identity can see.
+    subscriptions = sorted(runtime.settings.subscriptions) or sorted(arm.list_subscriptions(runtime.clients))
     if not subscriptions:
-        return written + _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty: the sweep lists resources per "
-                                          "subscription")
+        return written + _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no "
+                                          "subscription: nothing to sweep (is its role assigned?)")
     for subscription in subscriptions:
         for resource_id, assess in _inventory(runtime, subscription):
             record = _sweep_one(runtime, resource_id, assess)

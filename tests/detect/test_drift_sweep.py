@@ -41,9 +41,17 @@ def test_a_reported_exposure_is_recorded_once_a_day_not_every_sweep(app, emulato
     assert [r.outcome for r in sweep(app)] == ["reported"]
 
 
-def test_the_sweep_needs_the_subscriptions_it_may_list(app, emulator):
+def test_without_subscriptions_set_the_sweep_lists_those_the_identity_can_see(app, emulator):
+    other = b.storage_account("synthother01", subscription=b.OTHER_SUBSCRIPTION, allowSharedKeyAccess=True)
+    emulator.seed([b.storage_account(allowSharedKeyAccess=True), other])
+    records = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
+    assert sorted(r.resource_id.split("/")[2] for r in records) == sorted([b.SUBSCRIPTION, b.OTHER_SUBSCRIPTION])
+
+
+def test_a_sweep_that_sees_no_subscription_says_so_on_the_record(app, emulator):
+    emulator.arm.listed_subscriptions = set()
     [failed] = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
-    assert failed.outcome == "failed" and "CONTAINMENT_SUBSCRIPTIONS is empty" in failed.reason
+    assert failed.outcome == "failed" and "sees no subscription" in failed.reason
 
 
 MANAGEMENT_GROUP = "/providers/Microsoft.Management/managementGroups/research"

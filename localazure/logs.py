@@ -71,6 +71,13 @@ DUCKDB_TYPES = {
 # them, filtered by the request's timespan (DuckDB variables set per query).
 _SEEDED = "seeded"
 _START, _END = "la_timespan_start", "la_timespan_end"
+_NOW = "la_query_now"
+# When a row became queryable: KQL's ingestion_time(). A seeded row may name it (a row that
+# arrives late); without it, its TimeGenerated. A query sees only rows ingested by its clock
+# (https://learn.microsoft.com/azure/azure-monitor/logs/data-ingestion-time). Kept in a hidden
+# column that queries reach through ingestion_time() and that answers never show.
+INGESTION = "_IngestionTime"
+_INGESTION_CALL = re.compile(r"\bingestion_time\(\s*\)")
 
 _BAD_REQUEST = "The request had some invalid properties"
 
@@ -341,13 +348,15 @@ class LogStore:
         self._con = duckdb_kql.connect()
         self._con.execute(f"ATTACH ':memory:' AS {_SEEDED}")
         self._set_timespan(None, None)
+        self._con.execute(f"SET VARIABLE {_NOW} = 'infinity'::TIMESTAMP")
         for table, columns in self._schemas.items():
             name = _ident(table)
             definition = ", ".join(f"{_ident(column)} {DUCKDB_TYPES[kind]}" for column, kind in columns)
-            self._con.execute(f"CREATE TABLE {_SEEDED}.{name} ({definition})")
+            self._con.execute(f"CREATE TABLE {_SEEDED}.{name} ({definition}, {_ident(INGESTION)} TIMESTAMP)")
             self._con.execute(
                 f"CREATE VIEW {name} AS SELECT * FROM {_SEEDED}.{name} "
-                f"WHERE \"TimeGenerated\" >= getvariable('{_START}') AND \"TimeGenerated\" < getvariable('{_END}')"
+                f"WHERE \"TimeGenerated\" >= getvariable('{_START}') AND \"TimeGenerated\" < getvariable('{_END}') "
+                f"AND {_ident(INGESTION)} <= getvariable('{_NOW}')"
             )
 
     def close(self) -> None:
@@ -367,7 +376,7 @@ class LogStore:
             if row.get("TimeGenerated") is None:
                 raise ValueError(f"{table} row {index}: column 'TimeGenerated' is required")
             for column, value in row.items():
-                kind = kinds.get(column)
+                kind = "datetime" if column == INGESTION else kinds.get(column)
                 if kind is None:
                     raise ValueError(f"{table} row {index}: unknown column {column!r}")
                 if value is None:
@@ -385,9 +394,13 @@ class LogStore:
         if kinds.get("Type") == "string":
             given = values.get("Type") or [None] * len(rows)
             values["Type"] = [table if cell is None else cell for cell in given]
+        ingested = values.get(INGESTION) or [None] * len(rows)
+        values[INGESTION] = [cell if cell is not None else generated
+                             for cell, generated in zip(ingested, values["TimeGenerated"])]
         # One INSERT of parallel lists: UNNEST zips them row by row, far faster than a
         # statement per row. Dynamic values go in as JSON text, which the JSON column takes.
-        columns = [(column, kind) for column, kind in self._schemas[table] if column in values]
+        columns = [(column, kind) for column, kind in [*self._schemas[table], (INGESTION, "datetime")]
+                   if column in values]
         selects = ", ".join(
             f"UNNEST(${position}::{'VARCHAR' if kind == 'dynamic' else DUCKDB_TYPES[kind]}[])"
             for position, (_, kind) in enumerate(columns, start=1)
@@ -430,8 +443,10 @@ class LogStore:
                 return 400, _error(f"Invalid value for the request property 'timespan': {invalid}")
         with self._lock:
             self._set_timespan(start, end)
+            self._con.execute(f"SET VARIABLE {_NOW} = $1::TIMESTAMP", [clock])
             try:
-                cursor = duckdb_kql.execute(self._con, text, allow_write=False, query_now=now)
+                cursor = duckdb_kql.execute(self._con, _INGESTION_CALL.sub(INGESTION, text), allow_write=False,
+                                            query_now=now)
                 description = cursor.description
                 fetched = cursor.fetchall()
             except duckdb_kql.KqlSyntaxError as error:
@@ -445,9 +460,11 @@ class LogStore:
             except (duckdb_kql.KqlError, duckdb.Error) as error:
                 # DuckDB appends the generated SQL around the fault; the first part names it.
                 return 400, _error(_BAD_REQUEST, "SemanticError", str(error).split("\n\nLINE ")[0])
+        shown = [index for index, column in enumerate(description) if column[0] != INGESTION]  # hidden
+        description = [description[index] for index in shown]
         types = [kusto_type(column[1]) for column in description]
         converters = [(index, _WIRE[kind]) for index, kind in enumerate(types) if kind in _WIRE]
-        rows = [list(row) for row in fetched]
+        rows = [[row[index] for index in shown] for row in fetched]
         for row in rows:
             for index, convert in converters:
                 if row[index] is not None:

@@ -117,6 +117,7 @@ class LocalAzure:
             self.logs.seed(table, rows)
 
     def reset(self) -> None:
+        self.clock = lambda: datetime.now(timezone.utc)
         self.arm = ArmState(lambda: self.clock())
         self.notifications.clear()
         self.logs.clear()

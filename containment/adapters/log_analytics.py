@@ -60,15 +60,17 @@ def checked(rows: list[dict[str, Any]], name: str, columns: dict[str, type | tup
     return rows
 
 
-def run(clients: AzureClients, workspace_id: str, name: str, start: datetime, end: datetime,
+def run(clients: AzureClients, workspace_id: str, name: str, start: datetime | None, end: datetime | None,
         **parameters: Any) -> list[dict[str, Any]]:
-    """Rows of query `name` (a file in queries/) over [start, end), as dicts by column."""
+    """Rows of query `name` (a file in queries/) over the timespan [start, end) of
+    TimeGenerated (none: every row), as dicts by column."""
     from azure.core.exceptions import AzureError
     from azure.monitor.query import LogsQueryStatus
 
     text = with_parameters((QUERIES / f"{name}.kql").read_text(), **parameters)
     try:
-        response = clients.logs.query_workspace(workspace_id, text, timespan=(start, end), server_timeout=120)
+        timespan = (start, end) if start is not None else None
+        response = clients.logs.query_workspace(workspace_id, text, timespan=timespan, server_timeout=120)
     except AzureError as error:
         raise QueryFailed(f"{name}: {type(error).__name__}: {getattr(error, 'message', None) or error}") from None
     if response.status != LogsQueryStatus.SUCCESS:
@@ -83,3 +85,9 @@ def run(clients: AzureClients, workspace_id: str, name: str, start: datetime, en
                  for column, value, is_dynamic in zip(table.columns, row, dynamic)} for row in table.rows]
     except ValueError as error:
         raise QueryFailed(f"{name}: a dynamic value is not JSON: {error}") from None
+
+
+def service_now(clients: AzureClients, workspace_id: str) -> datetime:
+    """The Log Analytics service's clock (queries/service_clock.kql)."""
+    [row] = checked(run(clients, workspace_id, "service_clock", None, None), "service_clock", {"Now": datetime})
+    return row["Now"]

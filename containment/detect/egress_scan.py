@@ -42,6 +42,9 @@ WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _N
                   "AuthenticationTypes": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
 OPERATION = "egress_scan"
+# How long after it was generated a row may arrive and still be scanned: the window query's
+# timespan (which bounds TimeGenerated) reaches this far back before its window of ingestion time.
+MAX_ARRIVAL_DELAY = timedelta(days=2)
 # The baseline's lookback ends on the hour: every scan within an hour asks the same
 # question, so the answer (the scan's largest query) is kept by the instance and reused.
 BASELINE_REFRESH = timedelta(hours=1)
@@ -50,11 +53,20 @@ BASELINE_REFRESH = timedelta(hours=1)
 def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
     settings = runtime.settings
-    windows, etag = due_windows(runtime)
+    if settings.log_workspace_id is None:
+        windows, _ = due_windows(runtime, clock.now())
+        return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan") \
+            if windows else []
+    try:
+        # An instance whose clock runs ahead must not scan (and move the checkpoint past) a
+        # window the service has not filled yet: the earlier of the two clocks decides.
+        now = min(clock.now(), log_analytics.service_now(runtime.clients, settings.log_workspace_id))
+    except log_analytics.QueryFailed as failure:
+        windows, _ = due_windows(runtime, clock.now())
+        return _failed(runtime, windows[0], str(failure)) if windows else []
+    windows, etag = due_windows(runtime, now)
     if not windows:
         return []
-    if settings.log_workspace_id is None:
-        return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan")
     written, window = [], windows[0]
     accounts: dict[str, dict | None] = {}  # each account read from ARM once per run, however many windows
     try:
@@ -62,7 +74,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
         for window in windows:
             start, end = window
             rows = log_analytics.checked(log_analytics.run(
-                runtime.clients, settings.log_workspace_id, "egress_window", start, end,
+                runtime.clients, settings.log_workspace_id, "egress_window", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
             written += _judge_window(runtime, start, end, rows, baseline, accounts)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
@@ -74,11 +86,11 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     return written
 
 
-def due_windows(runtime: Runtime) -> tuple[list[tuple[datetime, datetime]], str | None]:
-    """The windows to scan now: from the checkpoint to an ingestion lag ago, at most N."""
+def due_windows(runtime: Runtime, now: datetime) -> tuple[list[tuple[datetime, datetime]], str | None]:
+    """The windows to scan at `now`: from the checkpoint to an ingestion lag ago, at most N."""
     settings = runtime.settings
     window = timedelta(minutes=settings.egress_window_minutes)
-    newest_end = _floor(clock.now() - timedelta(minutes=settings.egress_lag_minutes), window)
+    newest_end = _floor(now - timedelta(minutes=settings.egress_lag_minutes), window)
     position, etag = runtime.ledger.checkpoint(CHECKPOINT)
     start = datetime.fromisoformat(position.replace("Z", "+00:00")) if position else newest_end - window
     windows = []

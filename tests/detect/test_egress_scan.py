@@ -211,7 +211,8 @@ def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
     emulator.write_traffic(tmp_path)
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
-    assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql"}
+    assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql",
+                                      "adapters/queries/service_clock.kql"}
     assert all(not diagnostics for diagnostics in check_queries(shipped_queries()).values())
 
 
@@ -235,3 +236,40 @@ def test_evidence_longer_than_a_table_property_is_kept_whole(app):
                             reason="test", before={ACCOUNT["id"]: huge}, decided_at="2026-11-24T12:00:00Z")
     assert app.runtime.ledger.write(record)
     assert app.runtime.ledger.find(ACCOUNT["id"], "long-evidence").before == {ACCOUNT["id"]: huge}
+
+
+# -- windows of ingestion time, capped by the service's clock -------------------------------------------
+def arriving(generated: datetime, ingested: datetime, **options) -> dict:
+    return {**read(generated, **options), "_IngestionTime": ingested.isoformat().replace("+00:00", "Z")}
+
+
+def scans(scan, emulator, *moments, rows=(), **settings):
+    """Scan at each (app clock, service clock), the rows seeded once; the records after each."""
+    results, seeded = [], False
+    for app_at, service_at in moments:
+        emulator.clock = lambda at=service_at: at
+        results.append([r.key for r in scan(rows, at=app_at, seed=not seeded, **settings)])
+        seeded = True
+    return results
+
+
+def test_a_row_that_arrives_after_its_window_was_scanned_is_scanned_once_where_it_arrived(scan, emulator):
+    late = arriving(in_window(1), ingested=NOW + timedelta(minutes=2), auth="Anonymous", ip="198.51.100.20")
+    after = [scans(scan, emulator, (NOW, NOW), (NOW + timedelta(minutes=5), NOW + timedelta(minutes=5)),
+                   (NOW + timedelta(minutes=15), NOW + timedelta(minutes=15)),
+                   (NOW + timedelta(minutes=20), NOW + timedelta(minutes=20)), rows=[late])]
+    [[first, second, third, fourth]] = after
+    assert first == [] and second == []  # not ingested yet, then not in the window of its arrival
+    assert len(third) == 1 and third[0].startswith("egress-20261124T1200")  # the window it arrived in
+    assert fourth == third  # scanned once: nothing new later
+
+
+def test_an_instance_whose_clock_runs_ahead_skips_no_window(scan, emulator):
+    """The instance runs 30 minutes ahead of the service: it scans only what the service has
+    filled, so a row that arrives after its scan is still scanned by the next one."""
+    row = arriving(NOW + timedelta(minutes=9), ingested=NOW + timedelta(minutes=10), auth="Anonymous",
+                   ip="198.51.100.20")
+    results = scans(scan, emulator, (NOW + timedelta(minutes=30), NOW),
+                    (NOW + timedelta(minutes=40), NOW + timedelta(minutes=25)), rows=[row])
+    assert results[0] == []  # the row is not there yet
+    assert len(results[1]) == 1 and results[1][0].startswith("egress-20261124T1210")

@@ -117,7 +117,7 @@ def test_a_bare_duration_ends_at_now(store, timespan, sizes):
 
 
 def test_without_timespan_every_row_is_seen(store):
-    store.seed(TABLE, [blob_log("2020-01-01T00:00:00Z"), blob_log("2030-01-01T00:00:00Z")])
+    store.seed(TABLE, [blob_log("2020-01-01T00:00:00Z"), blob_log("2026-11-24T11:59:00Z")])
     assert run(store, f"{TABLE} | count") == [{"Count": 2}]
     status, response = store.query({"query": f"{TABLE} | count", "timespan": None}, now=NOW)
     assert (status, response["tables"][0]["rows"]) == (200, [[2]])
@@ -151,8 +151,22 @@ def test_ago_reads_the_request_clock(store):
     store.seed(TABLE, [blob_log("2026-11-24T10:30:00Z"), blob_log("2026-11-24T11:30:00Z")])
     query = f"{TABLE} | where TimeGenerated > ago(1h) | count"
     assert run(store, query, now=NOW) == [{"Count": 1}]
-    assert run(store, query, now=NOW - timedelta(hours=1)) == [{"Count": 2}]
+    # An hour earlier the 11:30 row had not been ingested yet: only the 10:30 one is seen.
+    assert run(store, query, now=NOW - timedelta(hours=1)) == [{"Count": 1}]
     assert run(store, query, now=NOW + timedelta(hours=2)) == [{"Count": 0}]
+
+
+def test_a_query_sees_only_rows_ingested_by_its_clock_and_reads_their_ingestion_time(store):
+    late = {**blob_log("2026-11-24T11:00:00Z", size=7), "_IngestionTime": "2026-11-24T11:40:00Z"}
+    store.seed(TABLE, [blob_log("2026-11-24T11:00:00Z", size=1), late])
+    sizes = f"{TABLE} | project ResponseBodySize, Ingested = ingestion_time() | order by ResponseBodySize asc"
+    assert run(store, sizes, now=NOW - timedelta(minutes=30)) == [
+        {"ResponseBodySize": 1, "Ingested": "2026-11-24T11:00:00Z"}]
+    assert run(store, sizes, now=NOW) == [{"ResponseBodySize": 1, "Ingested": "2026-11-24T11:00:00Z"},
+                                          {"ResponseBodySize": 7, "Ingested": "2026-11-24T11:40:00Z"}]
+    # The hidden column is reached through ingestion_time() only: an answer never shows it.
+    [row] = run(store, f"{TABLE} | where ResponseBodySize == 7", now=NOW)
+    assert "_IngestionTime" not in row
 
 
 # -- what a security analyst's egress queries use ---------------------------------------

@@ -568,6 +568,8 @@ def scan_answering(app, emulator, monkeypatch):
 
     def run(window: dict, baseline: dict | None = None, **settings_):
         def query(body, now=None):
+            if "print Now" in body.get("query", ""):  # the service's clock: what the scan runs against
+                return 200, answer([{"Now": NOW.isoformat().replace("+00:00", "Z")}], {"Now": "datetime"})
             baseline_query = "lookback_start" in body.get("query", "")
             return 200, (baseline or answer([], BASELINE_TYPES)) if baseline_query else window
 

@@ -26,6 +26,7 @@ from localazure import storage_validation
 from localazure.authorization import authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
+from localazure.throttling import Throttling
 
 # The API version each resource provider family answers; anything else gets ARM's 400, so
 # an SDK upgrade that changes the version shows up here and in the oav conformance test.
@@ -149,6 +150,8 @@ class ArmState:
         # subscription its resources name (the app's role is assigned in each watched one), or
         # only these where a test sets them.
         self.listed_subscriptions: set[str] | None = None
+        # ARM's token buckets (localazure/throttling.py); None: no throttling of its own.
+        self.throttling: Throttling | None = None
         # Bearer token -> principal and the operations its roles grant (localazure/authorization.py).
         self.principals = default_principals()
         self.builtin_roles = {
@@ -264,7 +267,12 @@ class ArmState:
             scope = _parent(path) if operation and operation.endswith("/action") else path
             _refusing(authorize, self.principals, token, operation, scope)
             with self._lock:
-                return handler(self, path, match, query, headers, body)
+                if self.throttling is None:
+                    return handler(self, path, match, query, headers, body)
+                kind, left = _refusing(self.throttling.take, _subscription_of(lower), provider, method)
+                answer = handler(self, path, match, query, headers, body)
+            answer.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left)
+            return answer
         raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
                        f"The emulator has no operation for {method} {path}.")
 
@@ -663,12 +671,12 @@ class ArmState:
         ]
 
 
-def _refusing(check: Callable, *args: Any) -> None:
+def _refusing(check: Callable, *args: Any) -> Any:
     """Run a validation module's check; its refusal becomes ARM's error answer."""
     try:
-        check(*args)
+        return check(*args)
     except Refused as refused:
-        raise ArmError(refused.status, refused.code, refused.message) from None
+        raise ArmError(refused.status, refused.code, refused.message, headers=refused.headers) from None
 
 
 def _provider_of(lower_path: str) -> str:

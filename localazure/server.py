@@ -121,6 +121,7 @@ class LocalAzure:
         self.arm = ArmState(lambda: self.clock())
         self.notifications.clear()
         self.logs.clear()
+        self.logs.max_rows = LogStore.max_rows
         self.faults.clear()
         self.clear_traffic()
 

@@ -14,7 +14,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from containment.adapters.clients import AzureClients
 
@@ -75,7 +75,9 @@ def run(clients: AzureClients, workspace_id: str, name: str, start: datetime | N
         raise QueryFailed(f"{name}: {type(error).__name__}: {getattr(error, 'message', None) or error}") from None
     if response.status != LogsQueryStatus.SUCCESS:
         partial = response.partial_error
-        raise QueryFailed(f"{name}: partial result: {getattr(partial, 'message', None) or partial}")
+        details = "; ".join(_innermost(d) for d in getattr(partial, "details", None) or [] if isinstance(d, Mapping))
+        raise QueryFailed(f"{name}: partial result: {getattr(partial, 'message', None) or partial}"
+                          + (f" ({details})" if details else ""))
     if not response.tables:
         raise QueryFailed(f"{name}: the answer has no table")
     table = response.tables[0]
@@ -91,3 +93,10 @@ def service_now(clients: AzureClients, workspace_id: str) -> datetime:
     """The Log Analytics service's clock (queries/service_clock.kql)."""
     [row] = checked(run(clients, workspace_id, "service_clock", None, None), "service_clock", {"Now": datetime})
     return row["Now"]
+
+
+def _innermost(error: Mapping) -> str:
+    """The most specific message of an error detail: the service nests the cause in innererror."""
+    while isinstance(error.get("innererror"), Mapping):
+        error = error["innererror"]
+    return str(error.get("message") or error.get("code") or "")[:500]

@@ -44,17 +44,24 @@ def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment
 def read_when_visible(resource: ResourceId, runtime: Runtime) -> dict:
     """The assignment, read again with growing pauses while ARM answers 404: a new
     assignment is not readable everywhere at once (Microsoft's RBAC troubleshooting: changes
-    can take minutes to propagate), and one missed read must not let a grant through."""
+    can take minutes to propagate), and one missed read must not let a grant through. One
+    this app deleted itself is gone for certain: not waited for."""
     deadline = time.monotonic() + runtime.settings.role_assignment_wait_seconds
     pause = 0.25
     while True:
         try:
             return arm.read(runtime.clients, resource)
         except arm.ResourceGone:
-            if time.monotonic() + pause > deadline:
+            if time.monotonic() + pause > deadline or deleted_by_this_app(resource, runtime):
                 raise
             time.sleep(pause)
             pause *= 2
+
+
+def deleted_by_this_app(resource: ResourceId, runtime: Runtime) -> bool:
+    return any(record.outcome == "contained" and any(rid.lower() == resource.key and body is None
+                                                     for rid, body in record.after.items())
+               for record in runtime.ledger.for_resource(resource.text))
 
 
 def assess_inherited_assignment(assignment: dict, subscription: str, runtime: Runtime) -> Assessment:

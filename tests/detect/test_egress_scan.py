@@ -273,3 +273,13 @@ def test_an_instance_whose_clock_runs_ahead_skips_no_window(scan, emulator):
                     (NOW + timedelta(minutes=40), NOW + timedelta(minutes=25)), rows=[row])
     assert results[0] == []  # the row is not there yet
     assert len(results[1]) == 1 and results[1][0].startswith("egress-20261124T1210")
+
+
+def test_a_window_whose_answer_was_cut_is_a_failed_record_and_is_scanned_again(scan, emulator):
+    """An answer past the service's row limit is partial: never read as 'no anomalies'."""
+    emulator.logs.max_rows = 1
+    rows = [read(in_window(), auth="Anonymous", ip=f"198.51.100.{n}") for n in range(3)]
+    [record] = scan(rows)
+    assert record.outcome == "failed" and "E_QUERY_RESULT_SET_TOO_LARGE" in record.reason
+    emulator.logs.max_rows = 500_000
+    assert [r.outcome for r in scan(rows, seed=False) if r.outcome != "failed"] == ["contained"]

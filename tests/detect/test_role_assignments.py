@@ -212,3 +212,15 @@ def test_an_assignment_still_unreadable_after_the_wait_is_taken_as_gone(app, emu
     emulator.arm.hide_assignment(grant["id"], 60)
     [record] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS="0.5")
     assert record.outcome == "ignored" and "no longer exists (read again for 0.5 s)" in record.reason
+
+
+def test_an_assignment_this_app_deleted_is_not_waited_for(app, emulator):
+    import time
+
+    grant = assignment(ACCOUNT["id"])
+    [contained] = judge(app, emulator, grant, ACCOUNT, CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS="30")
+    assert contained.outcome == "contained"
+    started = time.monotonic()
+    app.deliver(write_event(grant["id"], WRITE, event_id="another-write-of-the-same-assignment"))
+    assert time.monotonic() - started < 5  # not the 30 seconds a new assignment would get
+    assert app.records()[-1].outcome == "ignored"

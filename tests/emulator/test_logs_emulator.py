@@ -601,3 +601,12 @@ def test_concurrent_queries_each_see_their_own_timespan(store):
     for thread in threads:
         thread.join()
     assert mismatches == []
+
+
+def test_an_answer_past_the_row_limit_is_cut_with_a_partial_error(store):
+    store.max_rows = 2
+    store.seed(TABLE, [blob_log("2026-11-24T11:00:00Z", size=n) for n in range(3)])
+    status, response = store.query({"query": f"{TABLE} | project ResponseBodySize"}, now=NOW)
+    assert status == 200 and len(response["tables"][0]["rows"]) == 2
+    assert response["error"]["code"] == "PartialError"
+    assert "E_QUERY_RESULT_SET_TOO_LARGE" in response["error"]["details"][0]["innererror"]["message"]

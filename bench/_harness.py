@@ -121,6 +121,13 @@ def _emulator_main(conn) -> None:
                     status, body = azure.logs.query(args, now=azure.clock())
                     elapsed = time.perf_counter() - started
                     result = (elapsed, status, len(body["tables"][0]["rows"]) if status == 200 else body)
+                elif op == "throttle":  # on: ARM's documented token buckets; off: none
+                    from localazure.throttling import Throttling
+
+                    azure.arm.throttling = Throttling() if args else None
+                    result = None
+                elif op == "throttled":  # the 429s the buckets answered
+                    result = azure.arm.throttling.throttled if azure.arm.throttling else 0
                 elif op == "max_rss":
                     result = max_rss_kib()
                 else:
@@ -184,6 +191,12 @@ class EmulatorProcess:
         """A query request body answered by the emulator's LogStore directly, no HTTP:
         (seconds, status, row count or the error body)."""
         return self._call("logs_query", body)
+
+    def throttle(self, on: bool) -> None:
+        self._call("throttle", on)
+
+    def throttled(self) -> int:
+        return self._call("throttled")
 
     def max_rss(self) -> int:
         """The emulator process's peak resident memory so far, KiB."""

@@ -3,7 +3,7 @@
 // least-privilege access the app needs in each watched subscription, the Event Grid
 // routing of ARM writes to the app's functions, and the storage logs that egress
 // detection reads. Plain resources only (no registry modules): everything here parses and
-// is checked offline by tests/test_infra.py.
+// is checked offline by tests/infra/test_infra.py.
 targetScope = 'subscription'
 
 // ---------------------------------------------------------------------------------------

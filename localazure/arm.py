@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from localazure import storage_validation
-from localazure.authorization import authorize, default_principals
+from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
 from localazure.throttling import Throttling
@@ -265,7 +265,10 @@ class ArmState:
                 )
             token = headers.get("authorization", "")[len("bearer "):].strip()
             scope = _parent(path) if operation and operation.endswith("/action") else path
-            _refusing(authorize, self.principals, token, operation, scope)
+            principals = self.principals
+            if token.startswith(PRINCIPAL_TOKEN) and operation is not None:
+                principals = {token: self._assigned_principal(token[len(PRINCIPAL_TOKEN):], scope)}
+            _refusing(authorize, principals, token, operation, scope)
             with self._lock:
                 if self.throttling is None:
                     return handler(self, path, match, query, headers, body)
@@ -558,6 +561,30 @@ class ArmState:
     @staticmethod
     def _assignment_not_found() -> ArmError:
         return ArmError(404, "RoleAssignmentNotFound", "The role assignment does not exist.")
+
+    def _assigned_principal(self, object_id: str, scope: str):
+        """What the role assignments in this state give a principal at a scope: those at the
+        scope or above it (RBAC inheritance), their role definitions' permission blocks."""
+        target = _key(scope)
+        definitions = []
+        with self._lock:
+            for key, assignment in list(self.resources.items()):
+                if resource_type(key) != ROLE_ASSIGNMENT or not self._visible(key):
+                    continue
+                properties = assignment.get("properties") or {}
+                if str(properties.get("principalId", "")).lower() != object_id.lower():
+                    continue
+                own = _key(properties.get("scope") or "/")
+                if not (target == own or target.startswith(own.rstrip("/") + "/")):
+                    continue
+                role = str(properties.get("roleDefinitionId", ""))
+                name = role.rsplit("/", 1)[-1].lower()
+                custom = next((body for k, body in self.resources.items()
+                               if resource_type(k) == ROLE_DEFINITION and k.rsplit("/", 1)[1] == name), None)
+                definition = custom or self.builtin_roles.get(name)
+                if definition is not None:
+                    definitions.append(definition)
+        return assigned(object_id, definitions)
 
     def hide_assignment(self, resource_id: str, seconds: float) -> None:
         """Make an assignment unreadable for a while, as one not yet replicated."""

@@ -16,7 +16,9 @@ operation the code performs that the deployed role does not grant fails here as 
 
 Bearer tokens name principals: `APP_TOKEN` is what the app's local credential presents
 (containment.adapters.clients.LocalAzureCredential); `OWNER_TOKEN` is a test's operator,
-who may do everything, to arrange what a scenario starts from.
+who may do everything, to arrange what a scenario starts from; `principal:<object id>` is
+anyone else, who holds what the role assignments in the emulator's state give them at
+the scope of the request (actions less notActions, per permission block, as RBAC grants).
 """
 from __future__ import annotations
 
@@ -36,14 +38,30 @@ INFRA = REPO_ROOT / "infra"
 APP_ROLES = (("app/watch-subscription.bicep", "containmentRole"), ("app/logs-access.bicep", "logReader"))
 
 
+PRINCIPAL_TOKEN = "principal:"
+
+
 @dataclass(frozen=True)
 class Principal:
     name: str
     object_id: str
     actions: tuple[str, ...]
+    # Further permission blocks (actions, notActions) from role definitions.
+    blocks: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
 
     def may(self, operation: str) -> bool:
-        return any(_pattern(action).match(operation) for action in self.actions)
+        if any(_pattern(action).match(operation) for action in self.actions):
+            return True
+        return any(any(_pattern(a).match(operation) for a in allowed)
+                   and not any(_pattern(n).match(operation) for n in denied) for allowed, denied in self.blocks)
+
+
+def assigned(object_id: str, definitions: list[dict]) -> Principal:
+    """A principal holding the role definitions assigned to it at (or above) a scope."""
+    blocks = tuple((tuple(block.get("actions") or ()), tuple(block.get("notActions") or ()))
+                   for definition in definitions
+                   for block in (definition.get("properties") or {}).get("permissions") or [])
+    return Principal(f"principal {object_id}", object_id, (), blocks)
 
 
 @lru_cache(maxsize=256)

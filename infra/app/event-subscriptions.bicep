@@ -1,14 +1,14 @@
 // The event subscriptions that route ARM writes to the app's Event Grid functions: each
 // function gets ResourceWriteSuccess events for exactly the operations it handles
-// (advanced filter on data.operationName), as containment/subscriptions.py declares and
-// tests/test_infra.py checks. Deployed only once the function code exists: Event Grid
+// (advanced filter on data.operationName), as containment/deployment.py declares and
+// tests/infra/test_infra.py checks. Deployed only once the function code exists: Event Grid
 // validates an AzureFunction destination when the subscription is created.
 param systemTopicName string
 param functionAppId string
 param deadLetterStorageAccountId string
 param deadLetterContainerName string
 
-// function -> event types and data.operationName values (containment/subscriptions.py).
+// function -> event types and data.operationName values (containment/deployment.py).
 var routes = [
   {
     function: 'storage_exposure'

@@ -1,6 +1,6 @@
 // Log Analytics query access for the app, on the workspace that holds the protected
 // accounts' StorageBlobLogs and nothing else: a custom role with exactly the three Log
-// Analytics actions the egress scan performs (containment/egress_scan.py PERMISSIONS),
+// Analytics actions the egress scan performs (containment/detect/egress_scan.py PERMISSIONS),
 // assigned at the workspace. Deployed into the workspace's resource group, wherever it is.
 param environmentName string
 param workspaceName string

@@ -21,9 +21,9 @@ param deadLetterStorageAccountName string
 param deadLetterContainerName string
 param eventSubscriptionsEnabled bool
 
-// Every ARM operation the app's code performs (containment.catalogue.required_permissions(),
+// Every ARM operation the app's code performs (containment.deployment.required_permissions(),
 // less the Log Analytics reads, which logs-access.bicep grants on the workspace alone).
-// tests/test_infra.py proves this list and the code agree exactly: nothing missing, nothing
+// tests/infra/test_infra.py proves this list and the code agree exactly: nothing missing, nothing
 // extra. No wildcards, no listKeys.
 var containmentActions = [
   'Microsoft.Authorization/roleAssignments/delete'

@@ -79,3 +79,33 @@ def test_a_containment_write_the_role_would_refuse_ends_failed_with_arms_code(ap
     assert record.outcome == "failed" and "403 AuthorizationFailed" in record.reason
     assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
     assert len([w for w in app.writes() if w.method == "PATCH"]) == 1  # refused once, not retried
+
+
+def principal_clients(emulator, object_id: str):
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.storage import StorageManagementClient
+
+    class Principal:
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken(f"principal:{object_id}", 4102444800)
+
+    options = {"base_url": emulator.endpoint, "connection_verify": str(emulator.ca_bundle), "polling_interval": 0}
+    return (StorageManagementClient(Principal(), b.SUBSCRIPTION, **options),
+            NetworkManagementClient(Principal(), b.SUBSCRIPTION, **options))
+
+
+def test_anyone_else_holds_what_the_scenarios_role_assignments_give_them_at_a_scope(emulator):
+    """Storage Account Contributor on one account: that account, nothing beside it."""
+    engineer = "3a4b5c6d-7e8f-4a0b-8c1d-2e3f4a5b6c7d"
+    other = b.storage_account("synthother01")
+    grant = b.role_assignment(ACCOUNT["id"], engineer, "17d1049b-9a84-46fb-8f53-869881c3d3ab",
+                              name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0a")
+    emulator.seed([ACCOUNT, other, b.nsg(), grant])
+    storage, network = principal_clients(emulator, engineer)
+    assert storage.storage_accounts.list_keys(b.RG, ACCOUNT["name"]).keys_property  # Microsoft.Storage/storageAccounts/*
+    for refused in (lambda: storage.storage_accounts.get_properties(b.RG, other["name"]),
+                    lambda: network.network_security_groups.get(b.RG, "nsg-synthetic-data")):
+        with pytest.raises(HttpResponseError) as answer:
+            refused()
+        assert (answer.value.status_code, answer.value.error.code) == (403, "AuthorizationFailed")

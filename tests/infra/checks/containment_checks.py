@@ -1,5 +1,5 @@
 """The project's own checkov checks for infra/ (loaded with --external-checks-dir by
-tests/test_infra.py): what this app's deployment must never do, checked on the Bicep.
+tests/infra/test_infra.py): what this app's deployment must never do, checked on the Bicep.
 
 Each check fails a resource unless the safe value is stated explicitly: a default that
 depends on the API version is not a guarantee.

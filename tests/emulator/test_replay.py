@@ -158,3 +158,16 @@ def test_logs_without_a_workspace_setting_are_scanned_in_the_emulators_workspace
     assert completed.returncode == 0, completed.stderr
     [(records, _)] = runs(completed.stdout)
     assert [r["outcome"] for r in records] == EXPECTED["egress-leaked-sas-from-unknown-network.json"]
+
+
+def test_replay_is_found_by_its_entry_point_and_a_missing_tool_is_named(capsys):
+    """The deployed package never imports the emulator: `python -m containment replay` finds
+    it through the containment.commands entry point the development package declares."""
+    from containment.__main__ import _development_command
+    from localazure.replay import command
+
+    assert _development_command("replay") is command
+    with pytest.raises(SystemExit) as missing:
+        _development_command("no-such-tool")
+    assert missing.value.code == 2
+    assert "development command" in capsys.readouterr().err

@@ -81,6 +81,12 @@ def check_rule(rule: Any, nsg_id: str) -> int:
     _check_choice(properties, "access", ("allow", "deny"), rule_id, "SecurityRuleInvalidAccess")  # unverified code
     _check_choice(properties, "direction", ("inbound", "outbound"), rule_id,
                   "SecurityRuleInvalidDirection")  # unverified code
+    description = properties.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 140):
+        # [spec] SecurityRulePropertiesFormat.description: "Restricted to 140 chars"; enforced by ARM
+        # (MicrosoftDocs/azure-docs#112218); the code is unverified.
+        raise _bad("SecurityRuleInvalidDescription", f"Security rule {rule_id} has a description longer than 140 "
+                                                     "characters.")
     priority = properties.get("priority")
     if not isinstance(priority, int) or isinstance(priority, bool) or not 100 <= priority <= 4096:
         raise _bad("SecurityRuleInvalidPriority", f"Security rule {rule_id} has invalid priority. "

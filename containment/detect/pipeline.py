@@ -66,6 +66,11 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
         return record_once(runtime, recorded(record, ignored("the change was made by this app's own identity")))
     if runtime.ledger.decided(record.resource_id, record.key):
         return None  # a redelivery of an event already decided: nothing to read or do
+    claim = runtime.ledger.get_claim(record.key, record.resource_id)
+    if claim is not None and claim.state != "new":
+        # Its containment is queued or under way: the worker writes its record. (A claim still
+        # `new` was never queued, by a crash: judging again queues it.)
+        return None
     try:
         assessment = assess(parsed.resource, runtime)
     except Exception as error:

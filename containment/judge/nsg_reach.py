@@ -163,6 +163,8 @@ def _covers(deny_prefixes: list[str], rule_prefixes: list[str]) -> bool:
     lowered = {p.strip().lower() for p in deny_prefixes}
     if lowered & {"*", "any"}:
         return True
+    if not rule_prefixes:  # the rule's other side is application security groups: only `*` covers them
+        return False
     for prefix in rule_prefixes:
         if prefix.strip().lower() in lowered:
             continue

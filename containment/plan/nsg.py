@@ -21,6 +21,7 @@ can be undone.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import re
 
@@ -33,6 +34,7 @@ FIRST_PRIORITY, LAST_PRIORITY = 100, 4096
 DENY_PREFIX = "deny-untrusted-"
 MAX_RULES, MAX_PREFIXES = 1000, 4000  # per NSG (Azure networking limits)
 _NAME_LENGTH = 80  # security rule names are at most 80 characters and end with a word character
+DESCRIPTION_LENGTH = 140
 
 
 def contain_rule(state: State, target: ResourceId, settings: Settings) -> list[Write]:
@@ -99,8 +101,9 @@ def deny_rule(rule: dict, priority: int, judged: str, values: list[str], other: 
         "access": "Deny",
         "priority": priority,
         "direction": properties.get("direction"),
+        # ARM takes at most 140 characters of description (the spec's SecurityRulePropertiesFormat).
         "description": f"Synthetic-data containment: blocks what rule {rule.get('name')} admits "
-                       f"{'from' if inbound else 'to'} untrusted addresses.",
+                       f"{'from' if inbound else 'to'} untrusted addresses."[:DESCRIPTION_LENGTH],
     }
     body.update(_addresses(judged, values))
     groups = properties.get(f"{other}ApplicationSecurityGroups")
@@ -159,8 +162,12 @@ def _names(rule: dict, suffixes: list[str]) -> list[str]:
 
 
 def _fit(base: str, suffix: str = "") -> str:
-    name = (base[:_NAME_LENGTH - len(suffix)] + suffix)[:_NAME_LENGTH]
-    return name.rstrip(".-") or "deny-untrusted"
+    """The name within ARM's 80 characters. A name that must be cut keeps a digest of the
+    whole, so two rules whose names share their first characters never share a Deny."""
+    if len(base) + len(suffix) <= _NAME_LENGTH:
+        return (base + suffix).rstrip(".-") or "deny-untrusted"
+    digest = "-" + hashlib.sha256((base + suffix).encode()).hexdigest()[:10]
+    return base[:_NAME_LENGTH - len(suffix) - len(digest)].rstrip(".-") + digest + suffix
 
 
 def _listed(rule: dict) -> int:

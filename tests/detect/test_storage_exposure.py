@@ -229,3 +229,16 @@ def test_the_apps_own_resources_are_never_judged_or_touched(app, emulator):
     [record] = app.records()
     assert record.outcome == "ignored" and "own resources" in record.reason
     assert emulator.traffic == []
+
+
+def test_a_redelivery_while_the_containment_is_queued_leaves_the_record_to_the_worker(app, emulator):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    app.deliver(event)
+    emulator.arm.resources[PUBLIC["id"].lower()]["properties"]["publicAccess"] = "None"  # as if the worker ran
+    app.deliver(event)  # Event Grid delivers it again before the worker wrote its record
+    assert app.records() == []
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained" and record.reason.endswith("(already contained when the request ran)")

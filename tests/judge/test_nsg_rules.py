@@ -167,3 +167,13 @@ def test_azure_cloud_like_internet_never_holds_a_private_allowed_range():
     assert nsg_reach.untrusted_prefixes(rule("r", 300, source="AzureCloud"), allowed) == ["AzureCloud"]
     assert nsg_reach.untrusted_prefixes(rule("r", 300, source="AzureCloud.WestEurope"), allowed) == [
         "AzureCloud.WestEurope"]
+
+
+def test_a_deny_for_other_application_security_groups_does_not_shadow_a_rule_to_an_asg():
+    allow = rule("allow", 300, port="22")
+    allow["properties"].pop("destinationAddressPrefix")
+    allow["properties"]["destinationApplicationSecurityGroups"] = [{"id": "asgA"}]
+    deny = rule("deny", 200, access="Deny", port="22")
+    deny["properties"].pop("destinationAddressPrefix")
+    deny["properties"]["destinationApplicationSecurityGroups"] = [{"id": "asgB"}]
+    assert reach(allow, deny) != []

@@ -66,3 +66,13 @@ def test_denies_that_would_pass_the_nsgs_limits_are_not_planned():
     crowded = [rule(f"r{n}", 1000 + n) for n in range(999)]
     assert deny_rules(group(target, *crowded), target, settings_with("10.20.0.0/16,2001:db8::/32")) == []
     assert len(deny_rules(group(target, *crowded[:997]), target, settings_with("10.20.0.0/16,2001:db8::/32"))) == 2
+
+
+def test_long_rule_names_get_denies_of_their_own_and_descriptions_arm_takes():
+    shared = "allow-partner-networks-into-synthetic-data-export-subnet-eastus2-"
+    first, second = sourced(shared + "prod1", 300, "Internet"), sourced(shared + "prod2", 500, "Internet")
+    settings = settings_with("10.20.0.0/16")
+    [(name_1, body_1)] = deny_rules(group(first, second), first, settings)
+    [(name_2, _)] = deny_rules(group(first, second), second, settings)
+    assert name_1 != name_2 and len(name_1) <= 80 and len(name_2) <= 80
+    check_rule({"name": name_1, "properties": body_1["properties"]}, "nsg")  # description within 140

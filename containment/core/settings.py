@@ -198,6 +198,10 @@ def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...
     problems = [f"{', '.join(bad)} not a CIDR"] if bad else []
     if everyone:
         problems.append(f"{', '.join(everyone)} would trust every address on the internet")
+    for version, whole in ((4, "0.0.0.0/0"), (6, "::/0")):
+        # However it is split (0.0.0.0/1,128.0.0.0/1), the whole address space is still everyone.
+        if [str(n) for n in ipaddress.collapse_addresses(n for n in networks if n.version == version)] == [whole]:
+            problems.append(f"together they cover every IPv{version} address ({whole})")
     if problems:
         raise ValueError(f"{'; '.join(problems)}; accepted: comma-separated CIDRs such as 10.20.0.0/16, none of them /0")
     return tuple(networks)
@@ -273,7 +277,9 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated subscription IDs the app may act in; events about any other are "
             "recorded `rejected` (empty: every subscription the identity can see)"),
     Setting("CONTAINMENT_SCOPE_TAG", "scope_tag", "data-classification=synthetic", _tag,
-            "`name=value` of the tag that marks synthetic-data resources"),
+            "`name=value` of the tag that marks synthetic-data resources; name and value are compared without case, "
+            "after Unicode normalisation (NFKC) and with invisible characters removed, so `Synthetic` or a zero-width "
+            "character does not un-protect an account"),
     Setting("CONTAINMENT_PROTECTED_SCOPES", "protected_scopes", "", _resource_ids,
             "comma-separated resource or resource-group IDs protected with or without the tag"),
     Setting("CONTAINMENT_SELF_PRINCIPAL_ID", "self_principal_id", "", _optional_guid,
@@ -286,7 +292,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
     Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
             "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers); a /0 "
-            "(every address) is refused"),
+            "(every address), or CIDRs that together cover every IPv4 or IPv6 address, is refused"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),

@@ -5,6 +5,7 @@ is not a way to switch the app off for one account.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from containment.core.ids import ResourceId
@@ -29,12 +30,22 @@ class Protection:
         return " and ".join(reasons) or "neither tagged nor under a protected scope"
 
 
+# Characters that show as nothing: a tag value holding one must not read as another value.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
+def _normalised(text: str) -> str:
+    """For comparing tags: Unicode NFKC, invisible characters removed, trimmed, case folded.
+    Tag names are case-insensitive in ARM; values are compared the same way here, so that
+    `Synthetic` or a value with a zero-width character does not un-protect an account."""
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip().casefold()
+
+
 def has_scope_tag(tags: object, settings: Settings) -> bool:
-    """Tag names are case-insensitive in ARM; the value is compared as written, trimmed."""
     if not isinstance(tags, dict):
         return False
-    name, value = settings.scope_tag
-    return any(isinstance(k, str) and k.lower() == name.lower() and isinstance(v, str) and v.strip() == value
+    name, value = (_normalised(part) for part in settings.scope_tag)
+    return any(isinstance(k, str) and _normalised(k) == name and isinstance(v, str) and _normalised(v) == value
                for k, v in tags.items())
 
 

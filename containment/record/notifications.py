@@ -26,7 +26,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
         # Unique per notification (consumers may drop a repeated source + id): a decision's
         # provisional failure and the decision that replaces it share the key, not the outcome.
         source=SOURCE, type=f"SyntheticDataContainment.Decision.{kind}", subject=record.resource_id or "(none)",
-        id=f"{record.key}.{kind}", data={
+        id=record.key if record.key.endswith(f".{kind}") else f"{record.key}.{kind}", data={
             "decision": record.key, "outcome": record.outcome, "resource_id": record.resource_id,
             "severity": record.severity, "rules": record.rules, "actions": record.actions,
             "awaiting_approval": [step["action"] for step in record.awaiting_approval],

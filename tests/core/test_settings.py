@@ -254,3 +254,10 @@ def test_role_deletion_approval_scopes_are_validated():
     assert load_settings({"CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES": ""}).role_deletion_approval_scopes == frozenset()
     [problem] = problems({"CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES": "subscription,tenant"})
     assert "tenant unknown" in problem
+
+
+@pytest.mark.parametrize("split", ["0.0.0.0/1,128.0.0.0/1", "10.0.0.0/8,0.0.0.0/5,8.0.0.0/7,11.0.0.0/8,12.0.0.0/6,"
+                                   "16.0.0.0/4,32.0.0.0/3,64.0.0.0/2,128.0.0.0/1", "::/1,8000::/1"])
+def test_an_allowlist_that_covers_a_whole_address_space_in_any_split_is_refused(split):
+    with pytest.raises(SettingsError, match="cover every IPv"):
+        load_settings({"CONTAINMENT_ALLOWED_CIDRS": split})

@@ -363,3 +363,8 @@ def test_key_rotation_plans_only_the_keys_older_than_the_decision(created, rotat
     target = parse_resource_id(ACCOUNT_ID)
     assert [w.body["keyName"] for w in action.plan(state, target, DEFAULTS)] == rotated
     assert still_exposed(action, state, DEFAULTS) is bool(rotated)
+
+
+@pytest.mark.parametrize("value", ["Synthetic", " SYNTHETIC ", "synthe\u200btic", "ｓｙｎｔｈｅｔｉｃ"])
+def test_a_tag_value_differing_only_in_case_width_or_invisible_characters_still_protects(value):
+    assert protection_of(parse_resource_id(ACCOUNT_ID), {"Data-Classification": value}, DEFAULTS).tagged

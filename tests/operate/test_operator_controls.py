@@ -208,6 +208,8 @@ def test_release_puts_a_container_back_as_it_was(app, emulator):
     released = next(r for r in app.records() if r.key == f"{record.key}.released")
     assert (released.outcome, released.operation) == ("reported", "release")
     assert "released by sec-oncall@contoso.example" in released.reason
+    ids = [n["id"] for n in emulator.notifications if n["type"].endswith(".released")]
+    assert ids == [f"{record.key}.released"]  # not ".released.released"
 
 
 def test_releasing_a_container_the_account_no_longer_lets_be_public_fails_with_arms_code(app, emulator):

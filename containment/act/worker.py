@@ -22,7 +22,8 @@ from containment.core import clock
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import Claim, ContainmentRequest, DecisionRecord, MalformedRequest, describe_failure
 from containment.core.settings import Settings
-from containment.plan.decisions import carried_out, containment_failed, held_by_budget, recorded, rejected
+from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, nothing_to_contain, recorded,
+                                        rejected)
 from containment.plan.registry import ACTIONS
 from containment.record.notifications import notify
 
@@ -87,6 +88,9 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         _finish(runtime, containment_failed(decision, describe_failure(error)), claim)
         raise
     before, after = _states(decision.before, results)
+    missing = [r.target for r in results if r.before is None and r.after is None and not r.changed]
+    if results and len(missing) == len(results) and decision.operation != "release":
+        return _finish(runtime, nothing_to_contain(decision, missing), claim)
     return _finish(runtime, carried_out(decision, before, after, any(r.changed for r in results), clock.iso()), claim)
 
 

@@ -14,16 +14,24 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
+# Keys the app makes itself (egress windows, the sweep, rejected messages, failures): an event
+# ID the sender chose must never land on one of them and pre-empt that decision.
+_INTERNAL = re.compile(r"^(egress-|sweep-|message-|sha256-)", re.IGNORECASE)
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
 
 
 def decision_key(event_id: str | None, raw: Any = None) -> str:
     """A RowKey for an event: its ID where that is safe, else a digest of what arrived."""
-    if isinstance(event_id, str) and _SAFE_KEY.match(event_id):
+    if isinstance(event_id, str) and _SAFE_KEY.match(event_id) and not _INTERNAL.match(event_id):
         return event_id
     material = event_id if isinstance(event_id, str) else json.dumps(raw, sort_keys=True, default=str)
     return "sha256-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
+
+
+def is_safe_key(text: object) -> bool:
+    """Whether a key a person names (a decision to approve or release) can be a Table key."""
+    return isinstance(text, str) and bool(_SAFE_KEY.match(text))
 
 
 def describe_failure(error: BaseException) -> str:

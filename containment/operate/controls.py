@@ -15,7 +15,7 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import Finding
 from containment.core.ids import MalformedResourceId, parse_resource_id
-from containment.core.records import DecisionRecord, PlannedAction, decision_key
+from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key
 from containment.plan.decisions import by_person, not_carried_out, recorded
 from containment.plan.registry import ACTIONS
 from containment.plan.restore import IRREVERSIBLE, differences
@@ -40,6 +40,8 @@ def deny(runtime: Runtime, key: str, operator: str) -> Answer:
 
 
 def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer:
+    if not is_safe_key(key):
+        return 400, {"error": "not a decision key (letters, digits and . _ : @ + = -, at most 200)"}
     pending = runtime.ledger.take_pending(key)
     if pending is None:
         return 404, {"error": f"no decision {key!r} waits for approval"}
@@ -130,6 +132,12 @@ def release(runtime: Runtime, body: Any, operator: str) -> Answer:
     (someone has worked on it since), unless `force` is true."""
     if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or not body.get("resourceId"):
         return 400, {"error": "the body must be a JSON object with resourceId and decision (the contained one)"}
+    if not is_safe_key(body["decision"]):
+        return 400, {"error": "decision: not a decision key (letters, digits and . _ : @ + = -, at most 200)"}
+    try:
+        parse_resource_id(body["resourceId"])
+    except MalformedResourceId as error:
+        return 400, {"error": f"resourceId: {error}"}
     record = runtime.ledger.find(str(body["resourceId"]), body["decision"])
     if record is None:
         return 404, {"error": f"no decision {body['decision']!r} about {body['resourceId']}"}

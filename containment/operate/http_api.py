@@ -26,7 +26,7 @@ def respond(req: Any, what: str):
     who = operator_of(req)
     try:
         body = req.get_json() if req.get_body() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than can be read
         status, answer = 400, {"error": "the body is not JSON"}
     else:
         status, answer = _dispatch(runtime, req, what, body, who)

@@ -149,5 +149,12 @@ def carried_out(claimed: DecisionRecord, before: dict, after: dict, changed: boo
                    before=before, after=after, contained_at=at)
 
 
+def nothing_to_contain(claimed: DecisionRecord, missing: list[str]) -> DecisionRecord:
+    """Every target was gone when the worker read it: nothing was contained, so the record
+    must not say contained (a break-glass on an ID that does not exist)."""
+    return replace(claimed, outcome="reported",
+                   reason=claimed.reason + f"; nothing to contain: {', '.join(missing)} does not exist")
+
+
 def containment_failed(claimed: DecisionRecord, reason: str) -> DecisionRecord:
     return replace(claimed, outcome="failed", reason=reason)

@@ -234,3 +234,14 @@ def test_an_id_of_exactly_256_characters_is_accepted():
 
 def test_a_naive_event_time_is_taken_as_utc():
     assert parse(event(eventTime="2026-11-24T10:00:00")).time == datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("event_id", ["egress-20261124T1145-0123456789abcdef0123", "sweep-20261124-abc",
+                                      "message-123", "SHA256-abc"])
+def test_an_event_id_on_an_internal_key_namespace_is_keyed_apart(event_id):
+    """An internal key (an egress window, the sweep, a rejected message) is the app's: an event
+    the sender named the same must not pre-empt that decision."""
+    from containment.core.records import decision_key
+
+    assert decision_key(event_id) != event_id and decision_key(event_id).startswith("sha256-")
+    assert decision_key("9a1e0c52-7f3d-4b6e-9d41-2c8f1a0b3e01") == "9a1e0c52-7f3d-4b6e-9d41-2c8f1a0b3e01"

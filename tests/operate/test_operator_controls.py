@@ -151,6 +151,30 @@ def test_break_glass_refuses_what_it_cannot_do(app, emulator):
     assert app.records() == []
 
 
+def test_break_glass_on_a_resource_that_does_not_exist_is_not_recorded_contained(app, emulator):
+    grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0b")  # never seeded
+    emulator.seed([ACCOUNT])
+    app.configure(CONTAINMENT_MODE="enforce")
+    assert http("POST", "contain", {"resourceId": grant["id"]})[0] == 202
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "reported" and f"nothing to contain: {grant['id']} does not exist" in record.reason
+
+
+@pytest.mark.parametrize("body", [{"resourceId": ACCOUNT["id"], "decision": "a/b"},
+                                  {"resourceId": ACCOUNT["id"], "decision": "x#y"},
+                                  {"resourceId": "not an id", "decision": "k"}], ids=["slash", "hash", "bad id"])
+def test_a_release_naming_a_key_tables_cannot_hold_is_a_400(app, body):
+    app.configure(CONTAINMENT_MODE="enforce")
+    assert http("POST", "release", body)[0] == 400
+
+
+def test_an_approval_of_a_key_tables_cannot_hold_is_a_400(app):
+    app.configure(CONTAINMENT_MODE="enforce")
+    assert http("POST", "decisions/a%2Fb/approve")[0] == 400
+    assert http("POST", "decisions/a b/deny")[0] == 400
+
+
 def test_an_exemption_makes_findings_exempt_until_it_expires(app, emulator):
     public = b.container(ACCOUNT["id"], "training", "Container")
     emulator.seed([ACCOUNT, public])
@@ -293,3 +317,17 @@ def test_the_operator_flows_calls_conform_to_the_specs(app, emulator, shared, tm
     covered = {op.lower() for op in report.operations_covered}
     assert {"roleassignments_create", "securityrules_delete", "storageaccounts_regeneratekey",
             "storageaccounts_revokeuserdelegationkeys"} <= covered, covered
+
+
+def test_a_body_nested_deeper_than_can_be_read_is_a_400_not_a_crash(app):
+    import azure.functions as func
+
+    import function_app
+    from localazure.functions_host import user_function
+
+    app.configure(CONTAINMENT_MODE="enforce")
+    deep = b"[" * 100_000 + b"]" * 100_000
+    request = func.HttpRequest(method="POST", url="http://localhost:7071/api/contain", headers=OPERATOR, params={},
+                               route_params={}, body=deep)
+    response = user_function(function_app.app, "break_glass")(request)
+    assert response.status_code == 400 and "not JSON" in response.get_body().decode()

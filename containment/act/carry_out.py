@@ -31,6 +31,7 @@ class ActionResult:
     before: dict | None  # what the ledger keeps (the whole NSG for a rule); None: already gone
     after: dict | None  # None: the resource no longer exists (deleted, or already gone)
     changed: bool
+    moot: str | None = None  # why nothing was done: the target is no longer the one judged
 
 
 def _in_context(state: State, context: dict) -> State:
@@ -49,16 +50,21 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
 
 
 def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, decided_at: str = "",
-              restore: dict[str, dict] | None = None, attempts: int = 3) -> ActionResult:
-    """`restore`: for a release, the recorded before-state by resource ID (lower case)."""
+              restore: dict[str, dict] | None = None, attempts: int = 3,
+              recorded: dict[str, dict] | None = None) -> ActionResult:
+    """`restore`: for a release, the recorded before-state by resource ID (lower case);
+    `recorded`: the state the decision judged, by resource ID (lower case)."""
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
-    context = {"decided_at": decided_at, "restore": restore or {}, "target": target}
+    context = {"decided_at": decided_at, "restore": restore or {}, "target": target, "recorded": recorded or {}}
     sent_from, unknown = None, None  # the state a write went out from whose outcome is unknown
     for _ in range(attempts):
         before = _in_context(arm.read_state(clients, target), context)
+        moot = action.moot(before, settings) if action.moot is not None and sent_from is None else None
+        if moot is not None:
+            return ActionResult(step.action, step.target, before.evidence, before.evidence, changed=False, moot=moot)
         if not still_exposed(action, before, settings):
             if sent_from is not None:  # the write whose answer was lost was carried out
                 return ActionResult(step.action, step.target, sent_from.evidence, before.evidence, changed=True)

@@ -22,8 +22,8 @@ from containment.core import clock
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import Claim, ContainmentRequest, DecisionRecord, MalformedRequest, describe_failure
 from containment.core.settings import Settings
-from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, nothing_to_contain, recorded,
-                                        rejected)
+from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, no_longer_judged,
+                                        nothing_to_contain, recorded, rejected)
 from containment.plan.registry import ACTIONS
 from containment.record.notifications import notify
 
@@ -72,7 +72,8 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     results: list[ActionResult] = []
     try:
         for step in decision.planned:
-            results.append(carry_out(runtime.clients, step, runtime.settings, decision.decided_at or "", restore))
+            results.append(carry_out(runtime.clients, step, runtime.settings, decision.decided_at or "", restore,
+                                     recorded={rid.lower(): body for rid, body in decision.before.items()}))
     except arm.Refused as refused:
         # Sending it again would get the same answer: fail now, on the record with ARM's code,
         # keeping what the steps before it changed.
@@ -88,6 +89,9 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         _finish(runtime, containment_failed(decision, describe_failure(error)), claim)
         raise
     before, after = _states(decision.before, results)
+    moot = [r.moot for r in results if r.moot]
+    if moot and not any(r.changed for r in results):
+        return _finish(runtime, no_longer_judged(decision, moot), claim)
     missing = [r.target for r in results if r.before is None and r.after is None and not r.changed]
     if results and len(missing) == len(results) and decision.operation != "release":
         return _finish(runtime, nothing_to_contain(decision, missing), claim)

@@ -63,6 +63,9 @@ class Action:
     verified_by_reading: bool = True
     # Whether a person may ask for it by name (break-glass); restoring is release's alone.
     on_request: bool = True
+    # Why the target is no longer the one the decision judged (an ID that now holds another
+    # resource), or None: the action is then moot, never carried out on the newcomer.
+    moot: Callable[[State, Settings], str | None] | None = None
 
     def applies_to(self, target: ResourceId) -> bool:
         return any(target.is_type(kind) for kind in self.resource_types)

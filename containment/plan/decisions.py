@@ -156,5 +156,12 @@ def nothing_to_contain(claimed: DecisionRecord, missing: list[str]) -> DecisionR
                    reason=claimed.reason + f"; nothing to contain: {', '.join(missing)} does not exist")
 
 
+def no_longer_judged(claimed: DecisionRecord, reasons: list[str]) -> DecisionRecord:
+    """The target is no longer what the decision judged (an approval a day later, a grant
+    replaced under the same ID): moot, nothing done, on the record with why."""
+    return replace(claimed, outcome="reported",
+                   reason=claimed.reason + f"; moot, nothing done: {'; '.join(reasons)}")
+
+
 def containment_failed(claimed: DecisionRecord, reason: str) -> DecisionRecord:
     return replace(claimed, outcome="failed", reason=reason)

@@ -29,9 +29,28 @@ def deletion_approval(target: ResourceId, settings: Settings) -> str | None:
     return None
 
 
+def _identity(assignment: dict) -> tuple[str, str, str]:
+    properties = assignment.get("properties") or {}
+    return (str(properties.get("principalId") or "").lower(),
+            str(properties.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower(),
+            str(properties.get("scope") or "").lower())
+
+
+def replaced(state: State, settings: Settings) -> str | None:
+    """An assignment ID that now holds another grant (another principal, role or scope)
+    than the one the decision judged: deleting it would delete what nobody judged."""
+    target = state.facts.get("target")
+    recorded = (state.facts.get("recorded") or {}).get(target.key) if target is not None else None
+    if state.body is None or recorded is None or _identity(recorded) == _identity(state.body):
+        return None
+    principal, role, scope = _identity(state.body)
+    return (f"{target.text} now grants role {role} to {principal} at {scope}, not what was judged "
+            f"(role {_identity(recorded)[1]} to {_identity(recorded)[0]} at {_identity(recorded)[2]})")
+
+
 ACTIONS = (
     Action("delete_role_assignment", (ROLE_ASSIGNMENT,), "role_assignment_grants_data_access",
            ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/delete",
             "Microsoft.Authorization/roleDefinitions/read"),
-           delete, exposed=still_there, approval=deletion_approval),
+           delete, exposed=still_there, approval=deletion_approval, moot=replaced),
 )

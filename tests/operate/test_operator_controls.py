@@ -68,6 +68,22 @@ def test_a_denial_is_recorded_and_nothing_is_done(held, app, emulator):
     assert denied.outcome == "reported" and "denied by sec-oncall@contoso.example" in denied.reason
 
 
+def test_an_approval_after_the_grant_was_replaced_under_its_id_deletes_nothing_and_says_why(held, app, emulator):
+    """Approved later, the ID holds another grant (an allowlisted pipeline's Reader): the
+    approval is moot, recorded with why, and what nobody judged is left alone."""
+    grant, key = held
+    replacement = b.role_assignment(f"/subscriptions/{b.SUBSCRIPTION}", "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                                    "acdd72a7-3385-48ef-bd42-f606fba81ae7", name=grant["name"])
+    emulator.arm.resources[grant["id"].lower()] = replacement
+    assert http("POST", f"decisions/{key}/approve")[0] == 202
+    app.drain()
+    assert emulator.arm.get(grant["id"]) == replacement
+    approved = {r.key: r for r in app.records()}[f"{key}.approved"]
+    assert approved.outcome == "reported" and "moot, nothing done" in approved.reason
+    assert "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d" in approved.reason
+    assert not [w for w in app.writes() if w.method == "DELETE"]
+
+
 def test_an_expired_approval_is_refused(held, app, emulator):
     grant, key = held
     clock.set_source(lambda: datetime.now(timezone.utc) + timedelta(hours=25))

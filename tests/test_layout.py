@@ -61,6 +61,12 @@ def imports(path: Path) -> list[tuple[str, int]]:
     return named
 
 
+def sources(root: Path):
+    """(module, file, its package, the file as a breach names it) for every module."""
+    for module, path in modules(root).items():
+        yield module, path, layer(module)[0], path.relative_to(root.parent)
+
+
 def layer(module: str) -> tuple[str, int]:
     parts = module.split(".")
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS):
@@ -121,9 +127,7 @@ def layering_breaches(root: Path) -> list[str]:
 
 def sdk_and_io_breaches(root: Path) -> list[str]:
     breaches = []
-    for module, path in modules(root).items():
-        package, _ = layer(module)
-        where = path.relative_to(root.parent)
+    for _, path, package, where in sources(root):
         for name, line in imports(path):
             top = name.split(".")[0]
             service_sdk = top == "azure" and not any(name == n or name.startswith(n + ".") for n in NOT_A_SERVICE_SDK)
@@ -140,9 +144,7 @@ def sdk_and_io_breaches(root: Path) -> list[str]:
 
 def write_breaches(root: Path) -> list[str]:
     breaches = []
-    for module, path in modules(root).items():
-        package, _ = layer(module)
-        where = path.relative_to(root.parent)
+    for module, path, package, where in sources(root):
         for node in ast.walk(ast.parse(path.read_text())):
             if package != "act":
                 if isinstance(node, ast.Attribute) and node.attr == "write" and isinstance(node.value, ast.Name) \

@@ -99,8 +99,14 @@ param containmentApprovalActions string = 'rotate_account_keys'
 @description('CONTAINMENT_APPROVAL_EXPIRY_HOURS: a decision waiting for approval expires after this long.')
 param containmentApprovalExpiryHours string = '24'
 
+@description('CONTAINMENT_RELEASE_HOURS: how long a released resource stays exempt from automatic containment.')
+param containmentReleaseHours string = '24'
+
 @description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
 param containmentMaxActionsPerHour string = '20'
+
+@description('CONTAINMENT_HIGH_SEVERITY_RESERVE: actions of the blast-radius limit only high and critical findings may spend.')
+param containmentHighSeverityReserve string = '5'
 
 @description('CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: how long a role assignment an event names is read again while ARM does not show it yet.')
 param containmentRoleAssignmentWaitSeconds string = '4'
@@ -212,7 +218,9 @@ module app 'app/function.bicep' = {
       CONTAINMENT_NSG_STRATEGY: containmentNsgStrategy
       CONTAINMENT_APPROVAL_ACTIONS: containmentApprovalActions
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
+      CONTAINMENT_RELEASE_HOURS: containmentReleaseHours
       CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
+      CONTAINMENT_HIGH_SEVERITY_RESERVE: containmentHighSeverityReserve
       CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: containmentRoleAssignmentWaitSeconds
       CONTAINMENT_INCIDENT_WINDOW_HOURS: containmentIncidentWindowHours
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock

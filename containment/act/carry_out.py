@@ -49,16 +49,39 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
     return RULES[action.fixes].check(state.body, context) is not None
 
 
-def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, decided_at: str = "",
-              restore: dict[str, dict] | None = None, attempts: int = 3,
-              recorded: dict[str, dict] | None = None) -> ActionResult:
-    """`restore`: for a release, the recorded before-state by resource ID (lower case);
-    `recorded`: the state the decision judged, by resource ID (lower case)."""
+@dataclass(frozen=True)
+class Judged:
+    """What the worker knows of a decision when it carries it out: when it was made
+    (rotation), the state it judged, and for a release the states of the released decision
+    (each by resource ID, lower case)."""
+
+    decided_at: str = ""
+    recorded: dict[str, dict] | None = None
+    release: dict[str, dict[str, dict]] | None = None  # {"before": ..., "after": ...}
+
+    def context(self, target) -> dict:
+        return {"decided_at": self.decided_at, "recorded": self.recorded or {}, "target": target,
+                "release": self.release or {"before": {}, "after": {}}}
+
+
+def would_change(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged) -> bool:
+    """Whether carrying out the step now would write anything: the target is still the one
+    judged and still exposed. What the blast-radius budget is spent on."""
+    action = ACTIONS[step.action]
+    target = parse_resource_id(step.target)
+    state = _in_context(arm.read_state(clients, target), judged.context(target))
+    if action.moot is not None and action.moot(state, settings) is not None:
+        return False
+    return still_exposed(action, state, settings)
+
+
+def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged = Judged(),
+              attempts: int = 3) -> ActionResult:
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
-    context = {"decided_at": decided_at, "restore": restore or {}, "target": target, "recorded": recorded or {}}
+    context = judged.context(target)
     sent_from, unknown = None, None  # the state a write went out from whose outcome is unknown
     for _ in range(attempts):
         before = _in_context(arm.read_state(clients, target), context)

@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from containment.act.carry_out import ActionResult, carry_out
+from containment.act.carry_out import ActionResult, Judged, carry_out, would_change
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
@@ -62,18 +62,22 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     if claim is None:
         return None  # lost the race to a concurrent delivery
     decision = claim.decision
-    first_attempt = (message.dequeue_count or 1) == 1  # a retry was counted by its first attempt
-    if decision.operation not in PERSON_DECIDED and first_attempt and not runtime.ledger.spend_budget(
-            len(decision.plan), runtime.settings.max_actions_per_hour, clock.now().timestamp()):
-        log.error("BLAST-RADIUS LIMIT: %s actions in the last hour reached; %s waits for approval",
-                  runtime.settings.max_actions_per_hour, decision.resource_id)
-        return _finish(runtime, held_by_budget(decision, runtime.settings.max_actions_per_hour), claim)
-    restore = {rid.lower(): body for rid, body in decision.before.items()} if decision.operation == "release" else None
+    judged = Judged(decision.decided_at or "", _lower(decision.before))
+    if decision.operation == "release":
+        released = runtime.ledger.find(decision.resource_id, decision.releases or "")
+        if released is None:
+            return _finish(runtime, containment_failed(decision, f"the released decision {decision.releases} is not "
+                                                                 "in the ledger: nothing to go back to"), claim)
+        judged = replace(judged, release={"before": _lower(released.before), "after": _lower(released.after)})
     results: list[ActionResult] = []
     try:
+        if decision.operation not in PERSON_DECIDED and not claim.spent:  # once per claim, whatever the retries
+            held = _spend_budget(runtime, decision, judged)
+            if held is not None:
+                return _finish(runtime, held, claim, notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
+            claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True) or claim
         for step in decision.planned:
-            results.append(carry_out(runtime.clients, step, runtime.settings, decision.decided_at or "", restore,
-                                     recorded={rid.lower(): body for rid, body in decision.before.items()}))
+            results.append(carry_out(runtime.clients, step, runtime.settings, judged))
     except arm.Refused as refused:
         # Sending it again would get the same answer: fail now, on the record with ARM's code,
         # keeping what the steps before it changed.
@@ -90,12 +94,37 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         raise
     before, after = _states(decision.before, results)
     moot = [r.moot for r in results if r.moot]
+    if decision.operation == "approval" and not any(r.changed for r in results):
+        # Approved on a judgement made hours ago: what no longer holds it is on the record.
+        moot += [f"{r.target} is no longer exposed" for r in results if not r.moot]
     if moot and not any(r.changed for r in results):
         return _finish(runtime, no_longer_judged(decision, moot), claim)
     missing = [r.target for r in results if r.before is None and r.after is None and not r.changed]
     if results and len(missing) == len(results) and decision.operation != "release":
         return _finish(runtime, nothing_to_contain(decision, missing), claim)
     return _finish(runtime, carried_out(decision, before, after, any(r.changed for r in results), clock.iso()), claim)
+
+
+def _spend_budget(runtime: Runtime, decision: DecisionRecord, judged: Judged) -> DecisionRecord | None:
+    """Spend the blast-radius budget on the steps that would change something, all or none;
+    the decision held for a person (with the true reason) when they do not fit. Findings
+    below high severity cannot spend the reserve CONTAINMENT_HIGH_SEVERITY_RESERVE keeps."""
+    settings = runtime.settings
+    needed = [step for step in decision.planned if would_change(runtime.clients, step, settings, judged)]
+    if not needed:
+        return None  # nothing to write: nothing to spend
+    high = decision.severity in ("high", "critical")
+    limit = settings.max_actions_per_hour - (0 if high else settings.high_severity_reserve)
+    spent = runtime.ledger.spend_budget(len(needed), limit, clock.now().timestamp())
+    if spent is None:
+        return None
+    log.error("BLAST-RADIUS LIMIT: %s of %s actions spent in the last hour; %s (%s actions) waits for approval",
+              spent, limit, decision.resource_id, len(needed))
+    return held_by_budget(decision, len(needed), spent, limit, settings, high)
+
+
+def _lower(states: dict) -> dict:
+    return {rid.lower(): body for rid, body in states.items()}
 
 
 def _reject(runtime: Runtime, message: Any, reason: str) -> DecisionRecord | None:
@@ -120,9 +149,9 @@ def _states(detected: dict, results: list[ActionResult]) -> tuple[dict, dict]:
     return before, after
 
 
-def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim) -> DecisionRecord | None:
+def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim, notify_it: bool = True) -> DecisionRecord | None:
     written = runtime.ledger.write(record)
-    if written is not None:
+    if written is not None and notify_it:
         notify(runtime, written)
     runtime.ledger.move_claim(claim, "done")
     if written is not None:

@@ -10,7 +10,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | checkpoint | `checkpoint`               | scan name                   | where the egress scan got to       |
 | pending  | `pending`                    | `<decision key>`            | what waits for a person's approval |
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
-| budget   | `budget`                     | `containment`               | actions taken in the last hour (blast radius) |
+| budget   | `budget`                     | `containment`, `held`       | actions taken in the last hour (blast radius); when the last hold was notified |
 | notification failure | `notification-failure` | `<decision key>` | a notification that could not be published |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
@@ -186,10 +186,11 @@ class Ledger:
         return True
 
     # -- the blast-radius budget ---------------------------------------------------------------
-    def spend_budget(self, actions: int, limit: int, now: float) -> bool:
+    def spend_budget(self, actions: int, limit: int, now: float) -> int | None:
         """Count `actions` against the limit per rolling hour, across every instance (one
-        entity, ETag-guarded); False, spending nothing, when they would exceed it. Counts are
-        kept per minute, so the entity stays small however busy the hour."""
+        entity, ETag-guarded): None when spent; when they would exceed it, spending nothing,
+        what the last hour has spent. Counts are kept per minute, so the entity stays small
+        however busy the hour."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
@@ -202,7 +203,7 @@ class Ledger:
                 counts, etag = {}, None
             recent = {m: n for m, n in counts.items() if int(m) > minute - 60}
             if sum(recent.values()) + actions > limit:
-                return False
+                return sum(recent.values())
             recent[str(minute)] = recent.get(str(minute), 0) + actions
             updated = {"PartitionKey": "budget", "RowKey": "containment", "per_minute": json.dumps(recent)}
             try:
@@ -210,10 +211,31 @@ class Ledger:
                     self.table.create_entity(updated)
                 else:
                     self.table.update_entity(updated, etag=etag, match_condition=MatchConditions.IfNotModified)
-                return True
+                return None
             except (ResourceExistsError, ResourceModifiedError):
                 continue
         raise RuntimeError("the containment budget is contended beyond 10 attempts")
+
+    def first_hold(self, now: float) -> bool:
+        """Whether this is the first decision the budget held in the last hour (which alone
+        is notified: one alert, not one per finding). ETag-guarded, across instances."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("budget", "held")
+            if now - float(entity["since"]) < 3600:
+                return False
+            self.table.update_entity({"PartitionKey": "budget", "RowKey": "held", "since": str(now)},
+                                     etag=entity.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+        except ResourceNotFoundError:
+            try:
+                self.table.create_entity({"PartitionKey": "budget", "RowKey": "held", "since": str(now)})
+            except ResourceExistsError:
+                return False  # another instance's hold came first
+        except ResourceModifiedError:
+            return False
+        return True
 
     def find(self, resource_id: str | None, key: str) -> DecisionRecord | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -245,9 +267,10 @@ class Ledger:
         except ResourceNotFoundError:
             return None
         decision = from_entity(entity) if "outcome" in entity else None  # a claim from before claims kept it
-        return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"], decision)
+        return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"], decision,
+                     bool(entity.get("budget_spent")))
 
-    def move_claim(self, claim: Claim, state: str, holder: str = "") -> Claim | None:
+    def move_claim(self, claim: Claim, state: str, holder: str = "", spent: bool = False) -> Claim | None:
         """Move a claim on, if nobody moved it since it was read (ETag); None if somebody did.
         A merge: the decision it carries stays."""
         from azure.core import MatchConditions
@@ -256,11 +279,11 @@ class Ledger:
         try:
             written = self.table.update_entity(
                 {"PartitionKey": f"claim {claim.key}", "RowKey": resource_key(claim.resource_id), "state": state,
-                 "holder": holder},
+                 "holder": holder, **({"budget_spent": True} if spent else {})},
                 mode="merge", etag=claim.etag, match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
-        return replace(claim, state=state, holder=holder, etag=written["etag"])
+        return replace(claim, state=state, holder=holder, etag=written["etag"], spent=claim.spent or spent)
 
     # -- checkpoints: where a scan got to ----------------------------------------------------
     def checkpoint(self, name: str) -> tuple[str | None, str | None]:

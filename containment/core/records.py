@@ -58,6 +58,7 @@ class DecisionRecord:
     reason: str
     event_id: str | None = None
     operation: str | None = None
+    releases: str | None = None  # for a release: the key of the decision it undoes
     actions: list[str] = field(default_factory=list)
     plan: list[dict] = field(default_factory=list)
     awaiting_approval: list[dict] = field(default_factory=list)
@@ -95,6 +96,7 @@ class Claim:
     holder: str
     etag: str
     decision: DecisionRecord | None = None
+    spent: bool = False  # the blast-radius budget was spent on it (by whichever delivery got that far)
 
 
 class MalformedRequest(ValueError):

@@ -119,6 +119,12 @@ def _positive(kind: type, accepted: str) -> Callable[[str], Any]:
     return parse
 
 
+def _count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > 10**9:
+        raise ValueError("accepted: a whole number, 0 or more")
+    return int(raw)
+
+
 def _ncrontab(raw: str) -> str:
     """Six fields (second minute hour day month weekday), as the Functions timer reads them."""
     fields = raw.split()
@@ -316,9 +322,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_APPROVAL_EXPIRY_HOURS", "approval_expiry_hours", "24", _positive(float, "hours > 0"),
             "a decision waiting for approval expires after this long: approving it later is refused, and the "
             "drift sweep records it expired"),
+    Setting("CONTAINMENT_RELEASE_HOURS", "release_hours", "24", _positive(float, "hours > 0"),
+            "after a release, how long the released resource stays exempt (listed under exemptions, removable): findings on it are recorded `exempt`, not contained again"),
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
+    Setting("CONTAINMENT_HIGH_SEVERITY_RESERVE", "high_severity_reserve", "5", _count,
+            "of the blast-radius limit, the actions only high and critical findings may spend: lower-severity decisions are held once the limit less this reserve is spent"),
     Setting("CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS", "role_assignment_wait_seconds", "4",
             _positive(float, "seconds > 0"),
             "how long a role assignment an event names is read again while ARM does not show it yet (a new "
@@ -393,6 +403,8 @@ class Settings:
     approval_expiry_hours: float
     max_actions_per_hour: int
     role_assignment_wait_seconds: float
+    release_hours: float
+    high_severity_reserve: int
     incident_window_hours: float
     notify_topic_endpoint: str | None
     network_lock: str
@@ -435,6 +447,10 @@ def load_settings(environ: Mapping[str, str] | None, vocabulary: Vocabulary) -> 
         except ValueError as error:
             problems.append(f"{setting.name}={raw!r}: {error}")
     given = {name: bool(environ.get(name, "").strip()) for name in ("LOCAL_AZURE_ENDPOINT", "LOCAL_AZURE_CA_BUNDLE")}
+    if values.get("high_severity_reserve", 0) >= values.get("max_actions_per_hour", math.inf):
+        problems.append(f"CONTAINMENT_HIGH_SEVERITY_RESERVE={values['high_severity_reserve']}: must be less than "
+                        f"CONTAINMENT_MAX_ACTIONS_PER_HOUR ({values['max_actions_per_hour']}), or nothing below high "
+                        "severity could ever be contained")
     if len(set(given.values())) > 1:
         problems.append("LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)")
     if problems:

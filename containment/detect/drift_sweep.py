@@ -6,7 +6,8 @@ approvals that expired unanswered (containment.record.approvals.expire_overdue).
 The same assess step, rules, decisions and records as the event path, called on each
 listed resource (no event is made up); a sweep decision says it came from the sweep. Only
 what has findings is recorded, once per resource, set of rules and day, so an exposure
-left reported is not recorded again every hour. The lists follow nextLink; calls are
+left reported is not recorded again every hour (but once more when an exemption or release
+period that covered it ends). The lists follow nextLink; calls are
 sequential and the SDK's retry policy honours ARM's 429s.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from containment.detect.role_assignments import assess_inherited_assignment, ass
 from containment.detect.storage import assess_storage
 from containment.plan.decisions import decide, failed, recorded
 from containment.record.approvals import expire_overdue
-from containment.record.conclude import conclude, record_once
+from containment.record.conclude import conclude, exemption_for, record_once
 
 log = logging.getLogger("containment")
 OPERATION = "drift_sweep"
@@ -99,8 +100,15 @@ def _sweep_one(runtime: Runtime, resource_id: str, assess: Listed) -> DecisionRe
         mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
         event_time=clock.iso(), decided_at=clock.iso(),
     )
-    if runtime.ledger.find(record.resource_id, record.key) is not None:
-        return None  # found already today
+    earlier = runtime.ledger.find(record.resource_id, record.key)
+    if earlier is not None:
+        touched = [f.resource_id for f in assessment.findings]
+        if earlier.outcome != "exempt" or exemption_for(runtime, assessment.resource_id, *touched) is not None:
+            return None  # found already today
+        # Its exemption (or release period) ended since: judged anew, once more that day.
+        record = replace(record, key=f"{record.key}-after-exemption")
+        if runtime.ledger.find(record.resource_id, record.key) is not None:
+            return None
     decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
     return conclude(runtime, record, decision, assessment.state)
 

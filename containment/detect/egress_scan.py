@@ -20,11 +20,12 @@ from containment.adapters import arm, log_analytics
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.ids import STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+from containment.core.findings import Finding
 from containment.core.records import DecisionRecord
 from containment.judge.egress import TABLE
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
-from containment.plan.decisions import decide, failed, recorded
+from containment.plan.decisions import decide, failed, not_holding, recorded, within_incident
 from containment.plan.registry import judge
 from containment.record.conclude import conclude, record_once
 
@@ -168,7 +169,50 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
     )
     findings = [replace(f, evidence={**f.evidence, **activity["window"]}) for f in findings]
-    return conclude(runtime, record, decide(findings, runtime.settings), {spelled: account})
+    earlier = this_incident(runtime, spelled)
+    written = conclude(runtime, record, within_incident(decide(findings, settings), earlier), {spelled: account})
+    if earlier:
+        _check_holding(runtime, earlier[0], spelled, callers, start, end)
+    return written
+
+
+def this_incident(runtime: Runtime, account_id: str) -> list[DecisionRecord]:
+    """The egress decisions that acted on the account (in dry-run: would have) within the
+    incident window (CONTAINMENT_INCIDENT_WINDOW_HOURS), earliest first."""
+    acted = "contained" if runtime.settings.enforcing else "would-contain"
+    since = clock.iso(clock.now() - timedelta(hours=runtime.settings.incident_window_hours))
+    return sorted((r for r in runtime.ledger.for_resource(account_id)
+                   if r.operation == OPERATION and r.outcome == acted and (r.decided_at or "") >= since),
+                  key=lambda r: r.recorded_at)
+
+
+def _check_holding(runtime: Runtime, contained: DecisionRecord, account_id: str, callers: list[dict],
+                   start: datetime, end: datetime) -> None:
+    """Say once, at the highest severity, when reads go on after the account was contained
+    (rows generated after it, not late rows from before it)."""
+    since = _moment(contained.contained_at or contained.decided_at)
+    after = [c for c in callers if since is not None and (_moment(c.get("LastRead")) or since) > since]
+    if not after or not runtime.settings.enforcing:
+        return
+    finding = Finding("egress_containment_not_holding", "critical", account_id,
+                      f"{len(after)} caller(s) read blobs after {clock.iso(since)}",
+                      {"callers": [{"Caller": c.get("Caller"), "Requests": c.get("Requests"), "Bytes": c.get("Bytes"),
+                                    "LastRead": clock.iso(_moment(c.get("LastRead")))} for c in after[:10]],
+                       "start": clock.iso(start), "end": clock.iso(end)})
+    record = DecisionRecord(key=f"{contained.key}.not-holding", resource_id=account_id, outcome="",
+                            mode=runtime.settings.mode, reason="", operation=OPERATION, event_time=clock.iso(end),
+                            decided_at=clock.iso())
+    record_once(runtime, recorded(record, not_holding(contained, finding)))
+
+
+def _moment(value) -> datetime | None:
+    """A row's or record's time (ISO 8601 of any precision, or a datetime), comparable."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def window_key(resource_id: str, start: datetime) -> str:

@@ -39,7 +39,7 @@ def assess_storage(resource: ResourceId, runtime: Runtime) -> Assessment:
     protection = protection_of(resource, account.get("tags"), runtime.settings)
     if not protection.protected:
         return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
-    context = Context(runtime.settings, protection)
+    context = Context(runtime.settings, protection, facts={"account": account})
     if container is not None:
         return Assessment(spelled, judge(BLOB_CONTAINER, container, context), {spelled: container})
     # An account write can make containers that were set public earlier readable: judge them too.

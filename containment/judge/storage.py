@@ -65,6 +65,14 @@ def scope_tag_removed(account: dict, context: Context):
 
 def container_public_access(container: dict, context: Context):
     level = _properties(container).get("publicAccess") or "None"
+    account = context.facts.get("account")
+    if account is not None and _properties(account).get("allowBlobPublicAccess") is False:
+        # The account refuses every anonymous request whatever the container's level
+        # (https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent): once
+        # containment turns it off there, the containers are contained too. Absent, the
+        # property's default interpretation depends on the API version that made the account
+        # (true in older specs, false in newer): the container's own level decides.
+        return None
     if level in ("Blob", "Container"):
         what = "its blobs" if level == "Blob" else "its blobs and the list of them"
         return f"the container lets anyone read {what} without credentials", {"publicAccess": level}

@@ -18,7 +18,7 @@ from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key
 from containment.plan.decisions import by_person, not_carried_out, recorded
 from containment.plan.registry import ACTIONS
-from containment.plan.restore import IRREVERSIBLE, differences
+from containment.plan.restore import RESOURCE_TYPES, plan_release
 from containment.record.approvals import expires, follow_up, held_steps, parse_time, record_expiry
 from containment.record.conclude import conclude, record_once
 
@@ -127,9 +127,11 @@ def remove_exemption(runtime: Runtime, scope: str) -> Answer:
 
 
 def release(runtime: Runtime, body: Any, operator: str) -> Answer:
-    """Undo a containment from its recorded before-state, through the containment queue.
-    Refused, naming what changed, when a resource is no longer as containment left it
-    (someone has worked on it since), unless `force` is true."""
+    """Undo what a contained decision changed, through the containment queue, and leave the
+    resource released (exempt) for CONTAINMENT_RELEASE_HOURS so automatic containment does
+    not take it back. Refused, naming why, when the decision cannot be undone safely
+    (containment.plan.restore.plan_release); `force` lets a release go on over later
+    changes, which it never reverts."""
     if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or not body.get("resourceId"):
         return 400, {"error": "the body must be a JSON object with resourceId and decision (the contained one)"}
     if not is_safe_key(body["decision"]):
@@ -141,32 +143,47 @@ def release(runtime: Runtime, body: Any, operator: str) -> Answer:
     record = runtime.ledger.find(str(body["resourceId"]), body["decision"])
     if record is None:
         return 404, {"error": f"no decision {body['decision']!r} about {body['resourceId']}"}
-    if record.outcome != "contained":
-        return 409, {"error": f"decision {record.key} is {record.outcome}: only a contained decision can be released"}
-    changed_since, steps = {}, []
-    for rid, after in record.after.items():
-        target = parse_resource_id(rid)
-        if not any(target.is_type(kind) for kind in ACTIONS["restore_recorded_state"].resource_types):
-            continue
-        current = arm.read_state(runtime.clients, target).body
-        drift = differences(after, current, target)
-        if drift:
-            changed_since[rid] = drift
-        if differences(record.before.get(rid), after, target):
-            steps.append(PlannedAction("restore_recorded_state", rid))
-    if changed_since and body.get("force") is not True:
-        return 409, {"error": "changed since containment; release with force to overwrite", "changed": changed_since}
-    irreversible = [a for a in record.actions if a in IRREVERSIBLE]
+    touched = {rid.lower(): rid for rid in (record.resource_id, *record.after)}  # as ARM spells them
+    later = {r.key: r for rid in sorted(touched) for r in runtime.ledger.for_resource(rid)
+             if r.recorded_at > record.recorded_at}
+    now = {rid.lower(): arm.read_state(runtime.clients, parse_resource_id(rid)).body for rid in record.after
+           if any(parse_resource_id(rid).is_type(kind) for kind in RESOURCE_TYPES)}
+    plan = plan_release(record, now, list(later.values()), force=body.get("force") is True)
+    if plan.refused:
+        return 409, {"error": plan.refused, **({"changed": plan.changed_since} if plan.changed_since else {})}
+    until = clock.now() + timedelta(hours=runtime.settings.release_hours)
     released = DecisionRecord(
         key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
-        reason="", event_id=record.event_id, operation="release", actor={"name": operator},
+        reason="", event_id=record.event_id, operation="release", releases=record.key, actor={"name": operator},
         findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
     )
-    why = (f"released by {operator}: decision {record.key} undone from its recorded before-state"
-           + (f"; cannot be undone: {', '.join(irreversible)}" if irreversible else "")
-           + ("; forced over later changes" if changed_since else ""))
-    if not steps:
-        record_once(runtime, recorded(released, not_carried_out(why + "; nothing to restore")))
-        return 200, {"decision": released.key, "restoring": [], "irreversible": irreversible}
-    conclude(runtime, released, by_person(why, tuple(steps), runtime.settings), record.before, check_exemptions=False)
-    return 202, {"decision": released.key, "restoring": [s.target for s in steps], "irreversible": irreversible}
+    why = "; ".join(part for part in (
+        f"released by {operator}: what decision {record.key} changed is put back as it was",
+        f"released until {clock.iso(until)} (CONTAINMENT_RELEASE_HOURS): findings are recorded, not contained again",
+        f"cannot be undone: {', '.join(plan.irreversible)}" if plan.irreversible else "",
+        f"left as changed since: {_named(plan.kept)}" if plan.kept else "",
+        "forced over later changes" if plan.changed_since else "") if part)
+    for rid in sorted(touched.values()):
+        _keep_released(runtime, rid, until, f"released by {operator}: decision {record.key} undone", operator)
+    answer = {"decision": released.key, "restoring": list(plan.targets), "irreversible": list(plan.irreversible),
+              "kept": plan.kept, "released_until": clock.iso(until)}
+    if not plan.targets:
+        record_once(runtime, recorded(released, not_carried_out(why + "; nothing to restore"), now))
+        return 200, answer
+    conclude(runtime, released, by_person(why, tuple(PlannedAction("restore_recorded_state", rid)
+                                                     for rid in plan.targets), runtime.settings),
+             now, check_exemptions=False)
+    return 202, answer
+
+
+def _named(parts: dict[str, list[str]]) -> str:
+    return "; ".join(f"{rid}: {', '.join(names)}" for rid, names in parts.items())
+
+
+def _keep_released(runtime: Runtime, scope: str, until, reason: str, operator: str) -> None:
+    """The release period is an exemption (one mechanism: listed, removable, expiring), unless
+    a person's own exemption of the scope already lasts longer."""
+    existing = next((e for e in runtime.ledger.exemptions() if e["scope"].lower() == scope.lower()), None)
+    if existing is not None and existing["expires_at"] >= clock.iso(until):
+        return
+    runtime.ledger.exempt(scope, reason, operator, clock.iso(until), operator, clock.iso())

@@ -66,6 +66,9 @@ class Action:
     # Why the target is no longer the one the decision judged (an ID that now holds another
     # resource), or None: the action is then moot, never carried out on the newcomer.
     moot: Callable[[State, Settings], str | None] | None = None
+    # (action, levels up): an action on an ancestor that contains this one's exposure too, so
+    # a plan with several of these under one ancestor uses that one write instead.
+    covered_by: tuple[str, int] | None = None
 
     def applies_to(self, target: ResourceId) -> bool:
         return any(target.is_type(kind) for kind in self.resource_types)
@@ -78,6 +81,28 @@ class CannotContain(RuntimeError):
 def patch(**properties: Any) -> Plan:
     """A plan of one PATCH setting these properties."""
     return lambda state, target, settings: [Write("PATCH", target.text, {"properties": dict(properties)})]
+
+
+def judged_state(state: State) -> dict | None:
+    """The state the decision judged of the target (for an NSG rule: its NSG), if recorded."""
+    target = state.facts.get("target")
+    recorded = state.facts.get("recorded") or {}
+    if target is None:
+        return None
+    return recorded.get(target.key) or (recorded.get(target.ancestor(1).key) if "nsg" in state.facts else None)
+
+
+def recreated(state: State, settings: Settings) -> str | None:
+    """Why the ID now names another resource than the one judged: deleted and created again
+    since (another creationTime for a storage account, another resourceGuid for an NSG)."""
+    judged, now = judged_state(state), state.facts.get("nsg", state.body)
+    if judged is None or now is None:
+        return None
+    for marker in ("creationTime", "resourceGuid"):
+        was, is_now = ((body.get("properties") or {}).get(marker) for body in (judged, now))
+        if was and is_now and was != is_now:
+            return f"{now.get('id')} was deleted and created again since it was judged ({marker} {was} is now {is_now})"
+    return None
 
 
 def still_there(state: State, settings: Settings) -> bool:

@@ -48,11 +48,34 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
             step = PlannedAction(name, finding.resource_id)
             if step not in plan:
                 plan.append(step)
-    reasons = [f"contain {', '.join(sorted(contained))}" if contained else "",
+    plan, fewer = fewest(plan)
+    reasons = [f"contain {', '.join(sorted(contained))}" if contained else "", fewer,
                f"recorded only (not chosen for automatic containment): {', '.join(sorted(not_chosen))}"
                if not_chosen else "",
                f"recorded only (no containment action exists): {', '.join(sorted(no_action))}" if no_action else ""]
     return plan, "; ".join(r for r in reasons if r)
+
+
+def fewest(plan: list[PlannedAction]) -> tuple[list[PlannedAction], str]:
+    """The plan with the fewest actions that contain the same exposures: steps an action on
+    their ancestor also contains (Action.covered_by) give way to it where it is planned
+    anyway (its own finding says it will change something)."""
+    covering: dict[PlannedAction, list[PlannedAction]] = {}
+    for step in plan:
+        cover = ACTIONS[step.action].covered_by
+        if cover is not None:
+            ancestor = parse_resource_id(step.target).ancestor(cover[1]).text
+            covering.setdefault(PlannedAction(cover[0], ancestor), []).append(step)
+    chosen = {by: steps for by, steps in covering.items() if by in plan}
+    replaced = {step: by for by, steps in chosen.items() for step in steps}
+    fewer = []
+    for step in plan:
+        step = replaced.get(step, step)
+        if step not in fewer:
+            fewer.append(step)
+    why = "; ".join(f"{len(steps)} {steps[0].action} contained by one {by.action} on {by.target}"
+                    for by, steps in chosen.items())
+    return fewer, why
 
 
 def approval_needed(step: PlannedAction, settings: Settings) -> str | None:
@@ -84,6 +107,37 @@ def _act(why: str, findings: tuple[Finding, ...], plan: tuple[PlannedAction, ...
         return Decision("would-contain", f"{why} (CONTAINMENT_MODE is dry-run: nothing changed)", findings, plan,
                         awaiting)
     return Decision(CONTAIN, why, findings, plan, awaiting)
+
+
+def within_incident(decision: Decision, earlier: list[DecisionRecord]) -> Decision:
+    """One leak, one containment: the actions earlier decisions of this incident already
+    took (or hold for a person) on the same targets are not planned again, so keys are
+    revoked once; with nothing left, the finding is recorded as already contained, linked
+    to those decisions, and changes nothing."""
+    if not earlier or not (decision.plan or decision.awaiting):
+        return decision
+    done = {PlannedAction(step["action"], step["target"]) for record in earlier
+            for step in record.plan + record.awaiting_approval}
+    plan = tuple(step for step in decision.plan if step not in done)
+    awaiting = tuple(step for step in decision.awaiting if step not in done)
+    if (plan, awaiting) == (decision.plan, decision.awaiting):
+        return decision
+    linked = ", ".join(record.key for record in earlier)
+    if not plan and not awaiting:
+        return replace(decision, outcome="reported", plan=(), awaiting=(), reason=(
+            f"already contained in this incident by decision {linked}: nothing changed, nothing spent; "
+            f"would have: {decision.reason}"))
+    reason = decision.reason + f"; already done in this incident by decision {linked}: " + ", ".join(
+        sorted({step.action for step in decision.plan + decision.awaiting if step in done}))
+    outcome = decision.outcome if plan else "pending-approval"
+    return replace(decision, outcome=outcome, reason=reason, plan=plan if plan else awaiting, awaiting=awaiting)
+
+
+def not_holding(contained: DecisionRecord, finding: Finding) -> Decision:
+    """Reads that continue after a containment: it is not holding, which a person must know
+    at once (a key, a network path or a grant it did not reach)."""
+    return Decision("failed", f"containment by decision {contained.key} at {contained.contained_at} is not holding: "
+                              f"{finding.summary}", (finding,))
 
 
 def by_person(why: str, plan: tuple[PlannedAction, ...], settings: Settings,
@@ -133,11 +187,18 @@ def recorded(record: DecisionRecord, decision: Decision, state: dict[str, dict] 
 
 
 # -- what becomes of a decision the containment worker takes on ---------------------------------
-def held_by_budget(claimed: DecisionRecord, limit: int) -> DecisionRecord:
-    """Beyond the blast-radius limit a person decides: a bad threshold must not lock down the estate."""
+def held_by_budget(claimed: DecisionRecord, needed: int, spent: int, limit: int, settings: Settings,
+                   high: bool) -> DecisionRecord:
+    """Beyond the blast-radius limit a person decides: a bad threshold must not lock down the
+    estate. All of a decision's actions or none: it is held whole, saying what it needed and
+    what was left."""
+    reserve = "" if high else (f" (the last {settings.high_severity_reserve} of CONTAINMENT_MAX_ACTIONS_PER_HOUR="
+                               f"{settings.max_actions_per_hour} are kept for high and critical findings: "
+                               "CONTAINMENT_HIGH_SEVERITY_RESERVE)")
     return replace(claimed, outcome="pending-approval",
-                   reason=claimed.reason + f"; held: the blast-radius limit of {limit} containment actions per "
-                                           "hour is reached (CONTAINMENT_MAX_ACTIONS_PER_HOUR)",
+                   reason=claimed.reason + f"; held by the blast-radius limit: it needs {needed} containment "
+                                           f"action(s), and {spent} of the {limit} an hour allows{reserve} are spent "
+                                           "in the last hour",
                    awaiting_approval=claimed.awaiting_approval + claimed.plan, actions=[], plan=[])
 
 

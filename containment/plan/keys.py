@@ -7,7 +7,7 @@ from typing import Any
 
 from containment.core.ids import STORAGE_ACCOUNT, ResourceId
 from containment.core.settings import Settings
-from containment.plan.action import Action, State, Write, still_there
+from containment.plan.action import Action, State, Write, recreated, still_there
 
 
 def revoke_user_delegation_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
@@ -51,8 +51,8 @@ ACTIONS = (
     # is decided once, by the claim, and the write is trusted on ARM's 200.
     Action("revoke_user_delegation_keys", (STORAGE_ACCOUNT,), None,
            ("Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action",),
-           revoke_user_delegation_keys, exposed=still_there, verified_by_reading=False),
+           revoke_user_delegation_keys, exposed=still_there, verified_by_reading=False, moot=recreated),
     Action("rotate_account_keys", (STORAGE_ACCOUNT,), None,
            ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/regeneratekey/action"),
-           rotate_keys, exposed=keys_older_than_decision),
+           rotate_keys, exposed=keys_older_than_decision, moot=recreated),
 )

@@ -28,7 +28,7 @@ import re
 from containment.core.ids import DEFAULT_SECURITY_RULE, SECURITY_RULE, ResourceId
 from containment.core.settings import Settings
 from containment.judge import nsg_reach
-from containment.plan.action import AFTER_PREVIOUS, Action, CannotContain, State, Write
+from containment.plan.action import AFTER_PREVIOUS, Action, CannotContain, State, Write, judged_state, recreated
 
 FIRST_PRIORITY, LAST_PRIORITY = 100, 4096
 DENY_PREFIX = "deny-untrusted-"
@@ -180,6 +180,32 @@ def _addresses(side: str, values: list[str]) -> dict:
     return {f"{side}AddressPrefix": values[0]} if len(values) == 1 else {f"{side}AddressPrefixes": values}
 
 
+# What a rule's exposure is made of: all but its access (containment may set it to Deny) and
+# what ARM or people write beside it.
+_NOT_THE_EXPOSURE = ("access", "provisioningState", "description")
+
+
+def rule_changed(state: State, settings: Settings) -> str | None:
+    """Why the rule is no longer the one judged: its NSG was created again, or the rule now
+    admits something else (its own write event judges that)."""
+    gone = recreated(state, settings)
+    if gone is not None or state.body is None:
+        return gone
+    name = str(state.body.get("name", "")).lower()
+    judged = (judged_state(state) or {}).get("properties") or {}
+    was = next((rule for kind in ("securityRules", "defaultSecurityRules") for rule in judged.get(kind) or []
+                if str(rule.get("name", "")).lower() == name), None)
+    if was is None:
+        return None
+    before, now = ({k: v for k, v in (rule.get("properties") or {}).items() if k not in _NOT_THE_EXPOSURE}
+                   for rule in (was, state.body))
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        return f"rule {state.body.get('name')} changed since it was judged ({', '.join(changed)}): judged again " \
+               "on its own write"
+    return None
+
+
 _NSG_RULE_RW = ("Microsoft.Network/networkSecurityGroups/read",
                 "Microsoft.Network/networkSecurityGroups/securityRules/read",
                 "Microsoft.Network/networkSecurityGroups/securityRules/write")
@@ -187,7 +213,7 @@ _NSG_RULE_RW = ("Microsoft.Network/networkSecurityGroups/read",
 ACTIONS = (
     # Deny rules with precedence over the rule, or the rule itself set to Deny.
     Action("block_untrusted_inbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_inbound_admits_untrusted_sources",
-           _NSG_RULE_RW, contain_rule),
+           _NSG_RULE_RW, contain_rule, moot=rule_changed),
     Action("block_internet_outbound", (SECURITY_RULE, DEFAULT_SECURITY_RULE), "nsg_outbound_open_to_internet",
-           _NSG_RULE_RW, contain_rule),
+           _NSG_RULE_RW, contain_rule, moot=rule_changed),
 )

@@ -1,16 +1,24 @@
-"""Undoing a containment from its recorded before-state. Pure: what differs, and the writes
-that put it back.
+"""Undoing a containment: exactly what its decision changed, and nothing anyone did since. Pure.
 
-Only what containment changes is compared and restored: the storage properties the
-actions set, a deleted role assignment, the rules of an NSG. Key rotation and
-user-delegation revocation cannot be undone (a new key is not the old one), and the
-release record says so.
+A release compares three states of each resource the decision wrote: as recorded before
+containment, as containment left it, and as it is now. It puts back only what containment
+changed (a storage property it set, a Deny rule it added, a rule it set to Deny, a role
+assignment it deleted), and only where that still holds containment's value. What someone
+changed since (hardened further, or opened again) is theirs and stays, forced or not.
+
+Key rotation and user-delegation revocation cannot be undone (a new key is not the old
+one), and the release record says so. A release is refused (plan_release) when the
+decision is not a containment, when the ledger lacks the state to go back to, when a
+later decision superseded it, or (unless forced) when the resource changed since.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
+from typing import Any
 
-from containment.core.ids import BLOB_CONTAINER, NSG, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId
+from containment.core.ids import BLOB_CONTAINER, NSG, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId, parse_resource_id
+from containment.core.records import DecisionRecord
 from containment.core.settings import Settings
 from containment.plan.action import AFTER_PREVIOUS, Action, State, Write
 
@@ -20,8 +28,10 @@ RESTORABLE = {
     "minimumTlsVersion": "TLS1_0", "publicNetworkAccess": "Enabled", "networkAcls": None, "publicAccess": "None",
 }
 IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys")
+RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, ROLE_ASSIGNMENT, NSG)
 _ASSIGNMENT_FIELDS = ("roleDefinitionId", "principalId", "principalType", "description", "condition",
                       "conditionVersion", "delegatedManagedIdentityResourceId")
+_ABSENT = object()  # an NSG rule that is not there
 
 
 def _properties(body: dict | None) -> dict:
@@ -38,31 +48,54 @@ def _rule_properties(rule: dict) -> dict:
     return properties
 
 
-def differences(recorded: dict | None, current: dict | None, target: ResourceId) -> list[str]:
-    """What containment could have changed that differs between two states of a resource."""
+def _parts(body: dict | None, target: ResourceId) -> dict[str, Any]:
+    """What containment can change on a resource, by name: whether a role assignment
+    exists, each NSG rule's properties, each storage property (absent: its documented default)."""
     if target.is_type(ROLE_ASSIGNMENT):
-        return [] if (recorded is None) == (current is None) else ["existence"]
+        return {"existence": body is not None}
     if target.is_type(NSG):
-        before, now = _rules(recorded), _rules(current)
-        return sorted(name for name in set(before) | set(now)
-                      if name not in before or name not in now
-                      or _rule_properties(before[name]) != _rule_properties(now[name]))
-    before, now = _properties(recorded), _properties(current)
-    return sorted(k for k in RESTORABLE if k in before or k in now
-                  if before.get(k, RESTORABLE[k]) != now.get(k, RESTORABLE[k]))
+        return {name: _rule_properties(rule) for name, rule in _rules(body).items()}
+    properties = _properties(body)
+    return {name: properties.get(name, default) for name, default in RESTORABLE.items()}
+
+
+def differences(first: dict | None, second: dict | None, target: ResourceId) -> list[str]:
+    """What containment could have changed that differs between two states of a resource."""
+    one, other = _parts(first, target), _parts(second, target)
+    return sorted(name for name in set(one) | set(other) if one.get(name, _ABSENT) != other.get(name, _ABSENT))
+
+
+@dataclass(frozen=True)
+class Undo:
+    restore: list[str]  # what containment changed and still holds its value: put back
+    kept: list[str]  # what containment changed and someone changed since: left as they made it
+
+
+def undo(before: dict | None, contained: dict | None, now: dict | None, target: ResourceId) -> Undo:
+    changed = differences(before, contained, target)
+    held, current = _parts(contained, target), _parts(now, target)
+    still = [name for name in changed if current.get(name, _ABSENT) == held.get(name, _ABSENT)]
+    return Undo(still, [name for name in changed if name not in still])
+
+
+def _undo_of(state: State, target: ResourceId) -> tuple[dict | None, Undo]:
+    release = state.facts["release"]
+    before = release["before"].get(target.key)
+    return before, undo(before, release["after"].get(target.key), state.body, target)
 
 
 def restore_writes(state: State, target: ResourceId, settings: Settings) -> list[Write]:
-    """The writes that bring the resource back to the recorded before-state."""
-    recorded = state.facts["restore"].get(target.key)
-    changed = differences(recorded, state.body, target)
+    """The writes that put back what containment changed and still holds its value."""
+    recorded, plan = _undo_of(state, target)
+    if not plan.restore:
+        return []
     if target.is_type(ROLE_ASSIGNMENT):
         properties = {k: v for k, v in _properties(recorded).items() if k in _ASSIGNMENT_FIELDS and v is not None}
-        return [Write("PUT", target.text, {"properties": properties})] if changed else []
+        return [Write("PUT", target.text, {"properties": properties})]
     if target.is_type(NSG):
         before, now = _rules(recorded), _rules(state.body)
         writes = []
-        for name in changed:  # each write moves the NSG's ETag on: the next one expects the new one
+        for name in plan.restore:  # each write moves the NSG's ETag on: the next one expects the new one
             rule_id = f"{target.text}/securityRules/{(before.get(name) or now.get(name))['name']}"
             etag = state.etag if not writes else AFTER_PREVIOUS
             if name in before:
@@ -70,21 +103,68 @@ def restore_writes(state: State, target: ResourceId, settings: Settings) -> list
             else:
                 writes.append(Write("DELETE", rule_id, if_match=etag))
         return writes
-    if target.is_type(STORAGE_ACCOUNT) or target.is_type(BLOB_CONTAINER):
-        before = _properties(recorded)
-        return [Write("PATCH", target.text, {"properties": {k: before.get(k, RESTORABLE[k]) for k in changed
-                                                            if before.get(k, RESTORABLE[k]) is not None}})]
-    raise ValueError(f"nothing to restore on a {target.type}")
+    values = _parts(recorded, target)
+    return [Write("PATCH", target.text, {"properties": {name: values[name] for name in plan.restore
+                                                        if values[name] is not None}})]
 
 
 def needs_restoring(state: State, settings: Settings) -> bool:
-    target = state.facts["target"]
-    return bool(differences(state.facts["restore"].get(target.key), state.body, target))
+    return bool(_undo_of(state, state.facts["target"])[1].restore)
+
+
+# -- whether a decision can be released, and what its release restores -------------------------
+@dataclass(frozen=True)
+class ReleasePlan:
+    refused: str | None = None  # why not (nothing is done)
+    targets: tuple[str, ...] = ()  # the resources with something to put back
+    changed_since: dict[str, list[str]] = field(default_factory=dict)  # what differs from how containment left it
+    kept: dict[str, list[str]] = field(default_factory=dict)  # what containment changed that someone changed since
+    irreversible: tuple[str, ...] = ()
+
+
+def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: list[DecisionRecord],
+                 force: bool) -> ReleasePlan:
+    """Whether `decision` can be released, given each resource it wrote as it is `now` (by
+    ID, lower case) and the decisions recorded after it about those resources."""
+    if decision.outcome != "contained":
+        return ReleasePlan(f"decision {decision.key} is {decision.outcome}: only a contained decision can be released")
+    irreversible = tuple(a for a in decision.actions if a in IRREVERSIBLE)
+    for other in later:
+        if other.operation == "release" and other.releases == decision.key:
+            return ReleasePlan(f"decision {decision.key} was released already: {other.key} ({other.outcome})")
+        if other.outcome == "contained" and set(_lower(other.after)) & set(_lower(decision.after)):
+            return ReleasePlan(f"decision {decision.key} is superseded by decision {other.key}, which contained "
+                               f"{other.resource_id} again at {other.contained_at}: release that one, if any")
+    before, after = _lower(decision.before), _lower(decision.after)
+    written = [rid for rid in decision.after if any(parse_resource_id(rid).is_type(kind) for kind in RESOURCE_TYPES)]
+    missing = [rid for rid in written if before.get(rid.lower()) is None]
+    if missing or (not written and not irreversible):
+        return ReleasePlan(f"the ledger holds no state from before decision {decision.key} for "
+                           f"{', '.join(missing) or decision.resource_id}: nothing to go back to, nothing restored")
+    targets, changed_since, kept = [], {}, {}
+    for rid in written:
+        target = parse_resource_id(rid)
+        drift = differences(after[rid.lower()], now.get(rid.lower()), target)
+        if drift:
+            changed_since[rid] = drift
+        plan = undo(before[rid.lower()], after[rid.lower()], now.get(rid.lower()), target)
+        if plan.restore:
+            targets.append(rid)
+        if plan.kept:
+            kept[rid] = plan.kept
+    if changed_since and not force:
+        return ReleasePlan("changed since containment; release with force to put back only what containment "
+                           "changed and still holds its value", changed_since=changed_since)
+    return ReleasePlan(None, tuple(targets), changed_since, kept, irreversible)
+
+
+def _lower(states: dict) -> dict:
+    return {rid.lower(): body for rid, body in states.items()}
 
 
 ACTIONS = (
-    # Release: back to the state recorded before containment. Never asked for by name.
-    Action("restore_recorded_state", (STORAGE_ACCOUNT, BLOB_CONTAINER, ROLE_ASSIGNMENT, NSG), None,
+    # Release: what the released decision changed, back as it was. Never asked for by name.
+    Action("restore_recorded_state", RESOURCE_TYPES, None,
            ("Microsoft.Storage/storageAccounts/write", "Microsoft.Storage/storageAccounts/blobServices/containers/write",
             "Microsoft.Authorization/roleAssignments/write", "Microsoft.Network/networkSecurityGroups/securityRules/write",
             "Microsoft.Network/networkSecurityGroups/securityRules/delete"),

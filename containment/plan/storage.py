@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from containment.core.ids import BLOB_CONTAINER, STORAGE_ACCOUNT, ResourceId
 from containment.core.settings import Settings
-from containment.plan.action import Action, State, Write, patch
+from containment.plan.action import Action, State, Write, patch, recreated
 
 ACCOUNT_RW = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/write")
 _CONTAINER_RW = ("Microsoft.Storage/storageAccounts/blobServices/containers/read",
@@ -24,14 +24,19 @@ def lock_network(state: State, target: ResourceId, settings: Settings) -> list[W
 
 ACTIONS = (
     Action("disable_blob_public_access", (STORAGE_ACCOUNT,), "storage_blob_public_access_allowed", ACCOUNT_RW,
-           patch(allowBlobPublicAccess=False)),
-    Action("lock_account_network", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", ACCOUNT_RW, lock_network),
+           patch(allowBlobPublicAccess=False), moot=recreated),
+    Action("lock_account_network", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", ACCOUNT_RW, lock_network,
+           moot=recreated),
     Action("disable_shared_key_access", (STORAGE_ACCOUNT,), "storage_shared_key_access_allowed", ACCOUNT_RW,
-           patch(allowSharedKeyAccess=False)),
+           patch(allowSharedKeyAccess=False), moot=recreated),
     Action("disable_cross_tenant_replication", (STORAGE_ACCOUNT,), "storage_cross_tenant_replication_allowed",
-           ACCOUNT_RW, patch(allowCrossTenantReplication=False)),
+           ACCOUNT_RW, patch(allowCrossTenantReplication=False), moot=recreated),
     Action("require_tls_1_2", (STORAGE_ACCOUNT,), "storage_tls_below_1_2", ACCOUNT_RW,
-           patch(minimumTlsVersion="TLS1_2")),
+           patch(minimumTlsVersion="TLS1_2"), moot=recreated),
+    # With blob public access disallowed on the account, every anonymous request is refused
+    # whatever a container's level ("Remediate anonymous read access to blob data",
+    # https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent): one
+    # account write contains any number of public containers (where it is planned anyway).
     Action("make_container_private", (BLOB_CONTAINER,), "storage_container_public_access", _CONTAINER_RW,
-           patch(publicAccess="None")),
+           patch(publicAccess="None"), covered_by=("disable_blob_public_access", 2)),
 )

@@ -22,7 +22,11 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
     """Record the decision, or (to contain) claim it and queue the request; the record
     written, or None when it was already there (or is the containment worker's to write).
     A finding on an exempt scope is recorded `exempt` (a person's explicit request is not)."""
-    exemption = exemption_for(runtime, record.resource_id) if check_exemptions and decision.findings else None
+    # A decision that touches an exempt scope anywhere (its resource, a finding, a target) is
+    # exempt whole: an account-level write would undo a container's exemption or release.
+    touched = [record.resource_id, *(f.resource_id for f in decision.findings),
+               *(step.target for step in decision.plan + decision.awaiting)]
+    exemption = exemption_for(runtime, *touched) if check_exemptions and decision.findings else None
     if exemption is not None:
         decision = exempted(decision, exemption)
     record = recorded(record, decision, state)
@@ -31,14 +35,14 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
     return record_once(runtime, record)
 
 
-def exemption_for(runtime: Runtime, resource_id: str) -> dict | None:
-    """The unexpired exemption covering the resource (itself or a scope above it), if any.
+def exemption_for(runtime: Runtime, *resource_ids: str) -> dict | None:
+    """The unexpired exemption covering any of the resources (itself or a scope above it).
     Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it."""
     now = clock.iso()
-    key = resource_id.lower()
+    keys = [rid.lower() for rid in resource_ids if rid]
     for exemption in runtime.ledger.exemptions():
         scope = exemption["scope"].lower()
-        if (key == scope or key.startswith(scope + "/")) and exemption["expires_at"] > now:
+        if exemption["expires_at"] > now and any(key == scope or key.startswith(scope + "/") for key in keys):
             return exemption
     return None
 

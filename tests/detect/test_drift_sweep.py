@@ -23,7 +23,7 @@ def test_the_sweep_finds_and_contains_what_no_event_reported(app, emulator):
     nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
     grant = b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", b.STORAGE_BLOB_DATA_READER,
                               name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e01")
-    quiet = b.storage_account("quiet01")  # protected and compliant
+    quiet = b.storage_account("quiet01", allowBlobPublicAccess=False)  # protected and compliant
     untagged = b.storage_account("scratch01", tags={}, allowBlobPublicAccess=True)  # exposed but not ours
     emulator.seed([ACCOUNT, public, nsg, grant, quiet, untagged])
     records = sweep(app)
@@ -36,7 +36,7 @@ def test_the_sweep_finds_and_contains_what_no_event_reported(app, emulator):
 
 
 def test_a_reported_exposure_is_recorded_once_a_day_not_every_sweep(app, emulator):
-    emulator.seed([b.storage_account(allowSharedKeyAccess=True)])
+    emulator.seed([b.storage_account(allowSharedKeyAccess=True, allowBlobPublicAccess=False)])
     assert [r.outcome for r in sweep(app)] == ["reported"]
     assert [r.outcome for r in sweep(app)] == ["reported"]
 
@@ -67,7 +67,7 @@ def inherited(scope: str, name: str, principal: str = "7a6b5c4d-3e2f-4a1b-9c8d-7
 def test_an_assignment_inherited_from_a_management_group_is_reported_with_who_must_act(app, emulator):
     grant = inherited(MANAGEMENT_GROUP, "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
     root_reader = inherited("", "2b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d", role="acdd72a7-3385-48ef-bd42-f606fba81ae7")
-    emulator.seed([ACCOUNT, grant, root_reader])
+    emulator.seed([b.storage_account(allowBlobPublicAccess=False), grant, root_reader])
     [record] = sweep(app)
     assert (record.outcome, record.rules) == ("reported", ["role_assignment_inherited_grants_data_access"])
     assert record.resource_id == grant["id"] and record.actions == []

@@ -193,7 +193,8 @@ def test_a_catch_up_reads_each_account_once_however_many_windows_name_it(scan, a
     scan(rows, at=NOW - timedelta(hours=2))
     emulator.clear_traffic()
     scan(seed=False, CONTAINMENT_EGRESS_MAX_WINDOWS="12", CONTAINMENT_MODE="dry-run")
-    assert [r.outcome for r in app.records()] == ["would-contain"] * 3  # three windows, three decisions
+    # Three windows, three decisions: one incident, so the later two record it as already handled.
+    assert [r.outcome for r in app.records()] == ["would-contain", "reported", "reported"]
     reads = [x for x in emulator.traffic if x.method == "GET" and x.url.split("?")[0].endswith(ACCOUNT["name"])]
     assert len(reads) == 1
 
@@ -283,3 +284,49 @@ def test_a_window_whose_answer_was_cut_is_a_failed_record_and_is_scanned_again(s
     assert record.outcome == "failed" and "E_QUERY_RESULT_SET_TOO_LARGE" in record.reason
     emulator.logs.max_rows = 500_000
     assert [r.outcome for r in scan(rows, seed=False) if r.outcome != "failed"] == ["contained"]
+
+
+def test_one_leak_is_contained_once_and_reads_after_it_say_it_is_not_holding(scan, app, emulator):
+    """The issue's lagging logs: rows from before the containment that arrive later are the
+    same incident (recorded, nothing written, keys revoked once); rows generated after it
+    say, once and at the highest severity, that the containment is not holding."""
+    minute = timedelta(minutes=1)
+    rows = [arriving(in_window(1), ingested=in_window(2), auth="SAS", ip="192.0.2.7"),  # scanned at 12:00
+            arriving(in_window(4), ingested=NOW - 8 * minute, auth="SAS", ip="192.0.2.7"),  # late, from before
+            arriving(NOW + minute, ingested=NOW + 2 * minute, auth="SAS", ip="192.0.2.7"),  # after containment
+            arriving(NOW + 6 * minute, ingested=NOW + 7 * minute, auth="SAS", ip="192.0.2.7")]
+    moments = [(NOW + n * 5 * minute,) * 2 for n in (0, 1, 3, 4)]
+    scans(scan, emulator, *moments, rows=rows)
+    records = app.records()
+    first, *later = [r for r in records if r.rules == ["egress_key_or_sas_from_untrusted_network"]]
+    assert first.outcome == "contained" and len(later) == 3
+    assert all(r.outcome == "reported" and r.actions == [] and f"already contained in this incident by decision "
+               f"{first.key}" in r.reason for r in later)
+    [not_holding] = [r for r in records if r.key == f"{first.key}.not-holding"]
+    assert (not_holding.outcome, not_holding.severity) == ("failed", "critical")
+    assert "is not holding: 1 caller(s) read blobs after" in not_holding.reason
+    revocations = [p for m, p, _ in emulator.applied_writes if p.lower().endswith("revokeuserdelegationkeys")]
+    assert len(revocations) == 1
+
+
+def test_two_egress_incidents_leave_the_budget_for_an_unrelated_public_account(scan, app, emulator):
+    """The issue's case: two egress incidents (re-judged every window while their logs lag)
+    must not spend the budget an unrelated public account then needs."""
+    from tests.helpers.events import ACCOUNT_WRITE, write_event
+
+    second = b.storage_account("synthtrain02")
+    unrelated = b.storage_account("synthtrain03", allowBlobPublicAccess=True)
+    public = [b.container(unrelated["id"], f"shard{n}", "Container") for n in range(2)]
+    minute = timedelta(minutes=1)
+    rows = [arriving(in_window(m), ingested=in_window(m) + 5 * minute * n, auth="Anonymous", ip="198.51.100.20",
+                     account=account) for account in (ACCOUNT, second) for n in range(4) for m in (1, 2)]
+    emulator.seed([ACCOUNT, second, unrelated, *public])
+    settings = {"CONTAINMENT_MAX_ACTIONS_PER_HOUR": "9", "CONTAINMENT_HIGH_SEVERITY_RESERVE": "1"}
+    scans(scan, emulator, *[(NOW + n * 5 * minute,) * 2 for n in range(4)], rows=rows, **settings)
+    egress = [r for r in app.records() if r.operation == "egress_scan"]
+    assert sorted(r.outcome for r in egress).count("contained") == 2  # one per incident, 6 actions in all
+    app.deliver(write_event(unrelated["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = [r for r in app.records() if r.resource_id == unrelated["id"]]
+    assert record.outcome == "contained" and record.actions == ["disable_blob_public_access"]
+    assert emulator.arm.get(unrelated["id"])["properties"]["allowBlobPublicAccess"] is False

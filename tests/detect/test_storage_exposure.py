@@ -150,7 +150,7 @@ def test_a_cloudevent_is_accepted_like_an_event_grid_event(app, emulator):
 
 
 def test_a_protected_account_that_loses_its_tag_is_a_finding(app, emulator):
-    untagged = b.storage_account(tags={"team": "ml"})
+    untagged = b.storage_account(tags={"team": "ml"}, allowBlobPublicAccess=False)
     emulator.seed([untagged])
     app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_PROTECTED_SCOPES=b.RG_ID)
     app.deliver(write_event(untagged["id"], ACCOUNT_WRITE))
@@ -184,7 +184,8 @@ def test_an_account_write_judges_the_account_and_its_containers(app, emulator):
     app.drain()
     [record] = app.records()
     assert record.outcome == "contained"
-    assert sorted(record.actions) == ["disable_blob_public_access", "make_container_private"]
+    # The container too, through the one account write (fewest actions).
+    assert record.actions == ["disable_blob_public_access"] and "storage_container_public_access" in record.rules
     assert "storage_shared_key_access_allowed" in record.rules  # found, reported, not contained by default
     assert "recorded only" in record.reason
     account = emulator.arm.get(opened["id"])["properties"]
@@ -242,3 +243,19 @@ def test_a_redelivery_while_the_containment_is_queued_leaves_the_record_to_the_w
     app.drain()
     [record] = app.records()
     assert record.outcome == "contained" and record.reason.endswith("(already contained when the request ran)")
+
+
+def test_an_account_opened_with_20_public_containers_is_contained_by_one_write(app, emulator):
+    """The issue's account: 21 findings, within a limit of 20 actions an hour. One account
+    write contains them all, so the budget is not the reason it stays open."""
+    opened = b.storage_account(allowBlobPublicAccess=True)
+    containers = [b.container(opened["id"], f"shard{n:02}", "Container") for n in range(20)]
+    emulator.seed([opened, *containers])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(opened["id"], ACCOUNT_WRITE))
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained" and len(record.findings) == 21
+    assert record.actions == ["disable_blob_public_access"]
+    assert [(w.method, w.url.split("?")[0].rsplit("/", 1)[1]) for w in app.writes()] == [("PATCH", "synthtrain01")]
+    assert emulator.arm.get(opened["id"])["properties"]["allowBlobPublicAccess"] is False

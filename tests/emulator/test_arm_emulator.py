@@ -13,10 +13,11 @@ from tests.helpers import arm_bodies as b
 
 ACCOUNT = b.storage_account()
 ACCOUNT_NAME = ACCOUNT["name"]
+CLOSED = b.storage_account(allowBlobPublicAccess=False)
 
 
 def test_storage_account_get_patch_and_lists(emulator, clients):
-    emulator.seed([ACCOUNT, b.storage_account("synthother", group="rg-other")])
+    emulator.seed([CLOSED, b.storage_account("synthother", group="rg-other")])
     storage = clients.storage(b.SUBSCRIPTION)
 
     account = storage.storage_accounts.get_properties(b.RG, ACCOUNT_NAME)
@@ -42,7 +43,7 @@ def test_arm_ids_are_matched_case_insensitively(emulator, clients):
 
 
 def test_if_match_is_honoured_and_etags_change_on_write(emulator, clients):
-    emulator.seed([ACCOUNT])
+    emulator.seed([CLOSED])
     storage = clients.storage(b.SUBSCRIPTION)
     before = emulator.arm.etags[ACCOUNT["id"].lower()]
     with pytest.raises(HttpResponseError) as refused:

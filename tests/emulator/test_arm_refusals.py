@@ -111,7 +111,7 @@ def test_an_nsg_holds_at_most_4000_addresses_and_ranges(emulator, clients):
 
 
 # -- storage accounts and containers (localazure/storage_validation.py names each source) ------------------
-ACCOUNT = b.storage_account()
+ACCOUNT = b.storage_account(allowBlobPublicAccess=False)
 ALLOWING = b.storage_account("synthopen01", allowBlobPublicAccess=True)
 
 

@@ -20,7 +20,8 @@ def storage_account(name: str = "synthtrain01", *, tags: dict | None = None, sub
         "tags": {"data-classification": "synthetic"} if tags is None else tags,
         "properties": {
             "provisioningState": "Succeeded",
-            "allowBlobPublicAccess": False,
+            # allowBlobPublicAccess absent, as accounts made with older API versions return it:
+            # its containers' own levels decide (containment.judge.storage).
             "allowSharedKeyAccess": False,
             "allowCrossTenantReplication": False,
             "minimumTlsVersion": "TLS1_2",

@@ -3,6 +3,7 @@ through the HTTP functions as the host invokes them."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -84,6 +85,59 @@ def test_an_approval_after_the_grant_was_replaced_under_its_id_deletes_nothing_a
     assert not [w for w in app.writes() if w.method == "DELETE"]
 
 
+def held_for(app, emulator, resources, resource_id, operation, action, **settings):
+    """A decision whose `action` waits for a person (CONTAINMENT_APPROVAL_ACTIONS)."""
+    emulator.seed(resources)
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_APPROVAL_ACTIONS=action, **settings)
+    event = write_event(resource_id, operation)
+    app.deliver(event)
+    [record] = [r for r in app.records() if r.outcome == "pending-approval"]
+    return record
+
+
+def approved_later(app, emulator, record, change):
+    """Change the resource as its owner would, then approve: what the approval did."""
+    change(emulator.arm.resources)
+    writes = len(emulator.applied_writes)
+    assert http("POST", f"decisions/{record.key}/approve")[0] == 202
+    app.drain()
+    approved = {r.key: r for r in app.records()}[f"{record.key}.approved"]
+    return approved, emulator.applied_writes[writes:]
+
+
+def test_an_approval_of_an_exposure_that_is_gone_is_moot(app, emulator):
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    record = held_for(app, emulator, [ACCOUNT, public], public["id"], CONTAINER_WRITE, "make_container_private")
+    approved, writes = approved_later(app, emulator, record, lambda arm: arm[public["id"].lower()]["properties"]
+                                      .update(publicAccess="None"))  # the owner fixed it by hand
+    assert approved.outcome == "reported" and f"moot, nothing done: {public['id']} is no longer exposed" \
+        in approved.reason and writes == []
+
+
+def test_an_approval_after_the_account_was_created_again_is_moot(app, emulator):
+    allowing = b.storage_account(allowBlobPublicAccess=True, creationTime="2026-01-05T09:00:00.0000000Z")
+    record = held_for(app, emulator, [allowing], allowing["id"], "Microsoft.Storage/storageAccounts/write",
+                      "disable_blob_public_access")
+    approved, writes = approved_later(app, emulator, record, lambda arm: arm[allowing["id"].lower()]["properties"]
+                                      .update(creationTime="2026-11-24T11:00:00.0000000Z"))
+    assert approved.outcome == "reported" and "was deleted and created again since it was judged" in approved.reason
+    assert writes == []
+
+
+def test_an_approval_of_an_nsg_rule_that_now_admits_something_else_is_moot(app, emulator):
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    record = held_for(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                      "block_untrusted_inbound", CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+
+    def widen(arm):
+        rule = arm[nsg["id"].lower()]["properties"]["securityRules"][0]
+        rule["properties"]["destinationPortRange"] = "22"
+
+    approved, writes = approved_later(app, emulator, record, widen)
+    assert approved.outcome == "reported" and "rule allow-https changed since it was judged (destinationPortRange)" \
+        in approved.reason and writes == []
+
+
 def test_an_expired_approval_is_refused(held, app, emulator):
     grant, key = held
     clock.set_source(lambda: datetime.now(timezone.utc) + timedelta(hours=25))
@@ -127,7 +181,8 @@ def test_without_an_authenticated_principal_the_key_holder_is_recorded(held, app
 def test_the_blast_radius_limit_holds_what_is_beyond_it(app, emulator):
     containers = [b.container(ACCOUNT["id"], f"shard{i}", "Container") for i in range(4)]
     emulator.seed([ACCOUNT, *containers])
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_MAX_ACTIONS_PER_HOUR="2")
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_MAX_ACTIONS_PER_HOUR="2",
+                  CONTAINMENT_HIGH_SEVERITY_RESERVE="1")
     for container in containers:  # a storm of findings
         app.deliver(write_event(container["id"], CONTAINER_WRITE))
     app.drain()
@@ -135,12 +190,45 @@ def test_the_blast_radius_limit_holds_what_is_beyond_it(app, emulator):
     assert outcomes == ["contained", "contained", "pending-approval", "pending-approval"]
     held = [r for r in app.records() if r.outcome == "pending-approval"]
     assert all("blast-radius limit" in r.reason and r.awaiting_approval for r in held)
+    # What the budget holds raises one alert, not one per finding.
+    assert len([n for n in emulator.notifications if n["type"].endswith(".pending-approval")]) == 1
     private = [emulator.arm.get(c["id"])["properties"]["publicAccess"] for c in containers]
     assert private.count("None") == 2
     # A person approves one anyway: approvals are not counted against the limit.
     assert http("POST", f"decisions/{held[0].key}/approve")[0] == 202
     app.drain()
     assert [emulator.arm.get(c["id"])["properties"]["publicAccess"] for c in containers].count("None") == 3
+
+
+def test_the_budget_keeps_a_reserve_for_high_severity_and_is_spent_only_on_writes_that_change_something(
+        app, emulator):
+    weak = b.storage_account("synthweak01", minimumTlsVersion="TLS1_0", allowSharedKeyAccess=True)  # 2 medium
+    public = b.container(ACCOUNT["id"], "training", "Container")
+    emulator.seed([weak, ACCOUNT, public])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_MAX_ACTIONS_PER_HOUR="3",
+                  CONTAINMENT_HIGH_SEVERITY_RESERVE="2",
+                  CONTAINMENT_AUTO_CONTAIN="storage_tls_below_1_2,storage_shared_key_access_allowed,"
+                                           "storage_container_public_access")
+    app.deliver(write_event(weak["id"], "Microsoft.Storage/storageAccounts/write"))
+    app.drain()
+    [medium] = app.records()
+    assert medium.outcome == "pending-approval" and "0 of the 1 an hour allows (the last 2" in medium.reason
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    app.drain()
+    [high] = [r for r in app.records() if r.resource_id == public["id"]]
+    assert high.outcome == "contained"
+    # Approved, the medium decision's two writes run (a person's decision spends nothing).
+    assert http("POST", f"decisions/{medium.key}/approve")[0] == 202
+    app.drain()
+    # Decided, then fixed by its owner before the worker ran: nothing to write, nothing spent.
+    container = emulator.arm.resources[public["id"].lower()]["properties"]
+    container["publicAccess"] = "Blob"
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    container["publicAccess"] = "None"
+    app.drain()
+    assert [r.outcome for r in app.records() if r.resource_id == public["id"]] == ["contained", "contained"]
+    budget = json.loads(app.runtime.ledger.table.get_entity("budget", "containment")["per_minute"])
+    assert sum(budget.values()) == 1  # the first container's write alone
 
 
 def test_break_glass_contains_everything_the_type_supports_and_records_who_asked(app, emulator):
@@ -286,16 +374,114 @@ def test_release_removes_the_deny_the_app_added(app, emulator):
     assert [r["name"] for r in emulator.arm.get(nsg["id"])["properties"]["securityRules"]] == ["allow-https"]
 
 
-def test_release_is_refused_when_the_resource_changed_since_unless_forced(app, emulator):
+def test_release_is_refused_when_the_resource_changed_since_and_force_never_reverts_the_owners_hardening(
+        app, emulator):
+    allowing = b.storage_account(allowBlobPublicAccess=True, minimumTlsVersion="TLS1_0")
+    emulator.seed([allowing])
+    app.configure(CONTAINMENT_MODE="enforce")
+    http("POST", "contain", {"resourceId": allowing["id"], "actions": ["disable_blob_public_access"]})
+    app.drain()
+    [record] = app.records()
+    emulator.arm.resources[allowing["id"].lower()]["properties"]["minimumTlsVersion"] = "TLS1_2"  # the owner's
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    assert status == 409 and body["changed"] == {allowing["id"]: ["minimumTlsVersion"]}
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})
+    app.drain()
+    assert status == 202 and body["restoring"] == [allowing["id"]]
+    properties = emulator.arm.get(allowing["id"])["properties"]
+    assert (properties["allowBlobPublicAccess"], properties["minimumTlsVersion"]) == (True, "TLS1_2")
+
+
+def test_a_forced_release_leaves_what_the_owner_changed_on_the_contained_property(app, emulator):
     allowing = b.storage_account(allowBlobPublicAccess=True)
     public = b.container(allowing["id"], "training", "Container")
     record = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE)
     emulator.arm.resources[public["id"].lower()]["properties"]["publicAccess"] = "Blob"  # someone's later change
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})
+    assert status == 200 and body["restoring"] == [] and body["kept"] == {public["id"]: ["publicAccess"]}
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Blob"
+    released = next(r for r in app.records() if r.key == f"{record.key}.released")
+    assert "left as changed since" in released.reason and "nothing to restore" in released.reason
+
+
+def test_release_of_an_nsg_of_over_100_rules_deletes_only_the_deny_it_added(app, emulator):
+    """The issue's large NSG: 100 allows for the training network, a custom Deny and the
+    offending rule. Release takes out the containment's Deny and nothing else."""
+    training = [b.security_rule(f"allow-training-{n:03}", 1000 + n) for n in range(100)]
+    custom = b.security_rule("deny-legacy", 3000, source="192.0.2.0/24", access="Deny")
+    nsg = b.nsg(rules=[*training, custom, b.security_rule("allow-https", 300, source="Internet")])
+    record = contained(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                       CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+    added = {r["name"] for r in emulator.arm.get(nsg["id"])["properties"]["securityRules"]} - {
+        r["name"] for r in nsg["properties"]["securityRules"]}
+    assert len(added) == 1 and len(record.before[nsg["id"]]["properties"]["securityRules"]) == 102
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
-    assert status == 409 and body["changed"] == {public["id"]: ["publicAccess"]}
-    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})[0] == 202
     app.drain()
+    assert status == 202
+    rules = emulator.arm.get(nsg["id"])["properties"]["securityRules"]
+    assert sorted(r["name"] for r in rules) == sorted(r["name"] for r in nsg["properties"]["securityRules"])
+    deletes = [path for method, path, _ in emulator.applied_writes if method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].lower().endswith(next(iter(added)).lower())
+    released = next(r for r in app.records() if r.key == f"{record.key}.released")
+    assert released.outcome == "reported" and released.releases == record.key
+
+
+def test_release_without_the_recorded_state_is_refused_and_changes_nothing(app, emulator):
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    record = contained(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                       CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+    stripped = app.runtime.ledger.write(replace(record, key="stripped-1", before={}))  # the state lost
+    writes = len(emulator.applied_writes)
+    status, body = http("POST", "release", {"resourceId": stripped.resource_id, "decision": stripped.key})
+    app.drain()
+    assert status == 409 and "holds no state from before decision stripped-1" in body["error"]
+    assert len(emulator.applied_writes) == writes
+
+
+def test_release_is_refused_once_released_or_superseded(app, emulator):
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    first = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE)
+    emulator.arm.resources[public["id"].lower()]["properties"]["publicAccess"] = "Container"  # opened again
+    http("POST", "contain", {"resourceId": public["id"], "actions": ["make_container_private"]})
+    app.drain()
+    second = next(r for r in app.records() if r.operation == "break-glass")
+    assert second.outcome == "contained"
+    status, body = http("POST", "release", {"resourceId": first.resource_id, "decision": first.key})
+    assert status == 409 and f"superseded by decision {second.key}" in body["error"]
+    assert http("POST", "release", {"resourceId": second.resource_id, "decision": second.key})[0] == 202
+    app.drain()
+    status, body = http("POST", "release", {"resourceId": second.resource_id, "decision": second.key})
+    assert status == 409 and "was released already" in body["error"]
+
+
+def test_a_released_resource_is_recorded_not_contained_again_until_its_release_period_ends(app, emulator):
+    from localazure.functions_host import fire_timer
+
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    record = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE,
+                       CONTAINMENT_RELEASE_HOURS="2")
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    app.drain()
+    assert status == 202 and emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
+    import function_app
+
+    fire_timer(function_app.app, "drift_sweep")  # within the hour: the sweep records, does not contain
+    app.drain()
+    swept = [r for r in app.records() if r.operation == "drift_sweep"]
+    assert swept and all(r.outcome == "exempt" and "released by sec-oncall" in r.reason for r in swept)
     assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
+    assert [e["scope"] for e in http("GET", "exemptions")[1]["exemptions"]] == [public["id"]]
+    later = clock.now() + timedelta(hours=3)
+    clock.set_source(lambda: later)
+    try:
+        fire_timer(function_app.app, "drift_sweep")  # after it: contained again
+        app.drain()
+    finally:
+        clock.set_source(None)
+    # The account write that contains every public container at once (fewest actions).
+    assert emulator.arm.get(allowing["id"])["properties"]["allowBlobPublicAccess"] is False
 
 
 def test_release_says_what_cannot_be_undone(app, emulator):

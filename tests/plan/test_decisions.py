@@ -8,7 +8,7 @@ from dataclasses import replace
 from containment.core.findings import Finding
 from containment.core.records import DecisionRecord, PlannedAction
 from containment.plan.decisions import (CONTAIN, OUTCOMES, by_person, carried_out, containment_failed, decide,
-                                        exempted, held_by_budget, recorded)
+                                        exempted, held_by_budget, recorded, within_incident)
 from tests.helpers import arm_bodies as b
 from tests.helpers.settings import load_settings
 
@@ -40,11 +40,39 @@ def test_an_exemption_keeps_the_findings_and_drops_the_plan():
     assert decision.reason.endswith("would have: contain storage_container_public_access")
 
 
-def test_beyond_the_budget_the_plan_waits_for_a_person():
-    held = held_by_budget(claimed(), 20)
+def test_beyond_the_budget_the_plan_waits_for_a_person_with_the_true_reason():
+    held = held_by_budget(claimed(), 1, 20, 20, ENFORCE, high=True)
     assert held.outcome == "pending-approval" and held.plan == [] and held.actions == []
     assert held.awaiting_approval == [{"action": "make_container_private", "target": CONTAINER["id"]}]
-    assert "blast-radius limit of 20" in held.reason
+    assert "it needs 1 containment action(s), and 20 of the 20 an hour allows are spent" in held.reason
+    low = held_by_budget(claimed(), 2, 14, 15, ENFORCE, high=False)
+    assert "14 of the 15 an hour allows (the last 5 of CONTAINMENT_MAX_ACTIONS_PER_HOUR=20 are kept" in low.reason
+
+
+def test_twenty_public_containers_are_contained_by_the_account_write_planned_anyway():
+    containers = [b.container(ACCOUNT["id"], f"shard{n:02}", "Container") for n in range(20)]
+    findings = [replace(FINDING, resource_id=c["id"]) for c in containers]
+    account = Finding("storage_blob_public_access_allowed", "high", ACCOUNT["id"], "allowed", {})
+    decision = decide([account, *findings], ENFORCE)
+    assert decision.plan == (PlannedAction("disable_blob_public_access", ACCOUNT["id"]),)
+    assert "20 make_container_private contained by one disable_blob_public_access" in decision.reason
+    # Without the account's own finding its write might change nothing: each container is written.
+    assert [step.target for step in decide(findings, ENFORCE).plan] == [c["id"] for c in containers]
+
+
+def test_within_one_incident_what_was_done_is_not_done_again():
+    egress = Finding("egress_volume_anomaly", "high", ACCOUNT["id"], "2 GiB", {})
+    first = recorded(replace(UNDECIDED, key="w1", resource_id=ACCOUNT["id"]), decide([egress], ENFORCE))
+    assert first.actions == ["lock_account_network", "revoke_user_delegation_keys"]
+    again = within_incident(decide([egress], ENFORCE), [first])
+    assert again.outcome == "reported" and again.plan == ()
+    assert again.reason.startswith("already contained in this incident by decision w1: nothing changed")
+    worse = within_incident(decide([replace(egress, rule="egress_anonymous_read", severity="critical")], ENFORCE),
+                            [first])
+    assert [s.action for s in worse.plan] == ["disable_blob_public_access"]  # keys revoked once, not twice
+    assert [s.action for s in worse.awaiting] == ["rotate_account_keys"]
+    assert "already done in this incident by decision w1: lock_account_network, revoke_user_delegation_keys" \
+        in worse.reason
 
 
 def test_carried_out_is_contained_and_a_release_is_reported():

@@ -376,10 +376,10 @@ def test_a_high_blast_radius_limit_keeps_counting_past_1700_actions_an_hour(app,
     publics = [b.container(b.storage_account()["id"], f"burst{n}", "Container") for n in range(12)]
     emulator.seed([b.storage_account(), *publics])
     app.configure(**{**SETTINGS, "CONTAINMENT_MAX_ACTIONS_PER_HOUR": "5000"})
-    assert app.runtime.ledger.spend_budget(1720, 5000, clock.now().timestamp())  # a busy hour so far: 1,720 actions
+    assert app.runtime.ledger.spend_budget(1720, 5000, clock.now().timestamp()) is None  # a busy hour: 1,720 spent
     run = run_storm([write_event(p["id"], CONTAINER_WRITE) for p in publics], app.deliver, app.drain)
     assert run.failed_contain_invocations == 0
     # Every action of the hour is still counted: exactly what is left of the limit fits.
     left = 5000 - 1720 - len(publics)
-    assert not app.runtime.ledger.spend_budget(left + 1, 5000, clock.now().timestamp())
-    assert app.runtime.ledger.spend_budget(left, 5000, clock.now().timestamp())
+    assert app.runtime.ledger.spend_budget(left + 1, 5000, clock.now().timestamp()) == 5000 - left
+    assert app.runtime.ledger.spend_budget(left, 5000, clock.now().timestamp()) is None

@@ -63,6 +63,8 @@ class DecisionRecord:
     awaiting_approval: list[dict] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     severity: str | None = None
+    # Found on the app's own deployment (CONTAINMENT_OWN_SCOPES): reported for a person, never acted on.
+    own_deployment: bool = False
     findings: list[dict] = field(default_factory=list)
     actor: dict = field(default_factory=dict)
     before: dict = field(default_factory=dict)

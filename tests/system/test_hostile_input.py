@@ -917,6 +917,10 @@ def test_break_glass_refuses_what_is_malformed_or_outside_the_scope(app, emulato
     not_json = call_http(function_app.app, "POST", "exemptions", None)
     assert not_json.status_code == 400
     app.drain()
-    assert app.records() == [] and effective_writes(emulator) == []
+    # Each refusal is on the record, once, naming what was wrong; nothing is acted on.
+    records = app.records()
+    assert len(records) == len(cases) + 1 and {(r.outcome, r.operation) for r in records} == {
+        ("rejected", "operator-request")}
+    assert effective_writes(emulator) == []
     assert_scope_safe(emulator)
     record_property("inputs_tried", len(cases) + 1)

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
-# Keys the app makes itself (egress windows, the sweep, rejected messages, failures): an event
-# ID the sender chose must never land on one of them and pre-empt that decision.
-_INTERNAL = re.compile(r"^(egress-|sweep-|message-|sha256-)", re.IGNORECASE)
+# Keys the app makes itself (egress windows, the sweep, rejected messages, refused operator
+# requests, failures): an event ID the sender chose must never land on one of them and
+# pre-empt that decision.
+_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|sha256-)", re.IGNORECASE)
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
 
@@ -27,6 +28,14 @@ def decision_key(event_id: str | None, raw: Any = None) -> str:
         return event_id
     material = event_id if isinstance(event_id, str) else json.dumps(raw, sort_keys=True, default=str)
     return "sha256-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
+
+
+def refusal_key(method: str, route: str, operator: str, at: str, body: bytes) -> str:
+    """The key of a refused operator request's record: a digest of who asked what, when, with
+    which body, so each refused request has a record of its own (a byte-identical request in
+    the same microsecond is the same request)."""
+    material = json.dumps([method, route, operator, at, hashlib.sha256(body).hexdigest()])
+    return "refused-" + hashlib.sha256(material.encode("utf-8", "replace")).hexdigest()
 
 
 def is_safe_key(text: object) -> bool:
@@ -64,6 +73,8 @@ class DecisionRecord:
     awaiting_approval: list[dict] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)
     severity: str | None = None
+    # Found on the app's own deployment (CONTAINMENT_OWN_SCOPES): reported for a person, never acted on.
+    own_deployment: bool = False
     findings: list[dict] = field(default_factory=list)
     actor: dict = field(default_factory=dict)
     before: dict = field(default_factory=dict)

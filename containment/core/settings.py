@@ -291,8 +291,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_SELF_PRINCIPAL_ID", "self_principal_id", "", _optional_guid,
             "object ID of the app's own managed identity; changes it makes are not re-judged"),
     Setting("CONTAINMENT_OWN_SCOPES", "own_scopes", "", _resource_ids,
-            "comma-separated resource-group or resource IDs of the app's own deployment; never judged or acted on "
-            "(infra sets the app's resource group)"),
+            "comma-separated resource-group or resource IDs of the app's own deployment; judged, and findings there "
+            "reported (at least high) and notified, never acted on (infra sets the app's resource group)"),
     Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _allowlist,
             "comma-separated object IDs allowed to hold data-access roles on protected scopes; "
             "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
@@ -373,7 +373,8 @@ SETTINGS: tuple[Setting, ...] = (
             "recorded only)"),
     Setting("CONTAINMENT_NOTIFY_TOPIC_ENDPOINT", "notify_topic_endpoint", "", _https_url,
             "Event Grid custom topic endpoint (`https://<topic>.<region>-1.eventgrid.azure.net/api/events`) that "
-            "receives a CloudEvent for every containment, pending approval, failure and release; empty: none"),
+            "receives a CloudEvent for every containment, pending approval, failure and release, and every finding "
+            "on the app's own deployment; empty: none"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -429,7 +430,7 @@ class Settings:
         return self.mode == "enforce"
 
     def is_own(self, resource_id: str) -> bool:
-        """Whether the resource belongs to the app's own deployment (never acted on)."""
+        """Whether the resource belongs to the app's own deployment (reported, never acted on)."""
         key = resource_id.lower()
         return any(key == scope.lower() or key.startswith(scope.lower() + "/") for scope in self.own_scopes)
 

@@ -78,8 +78,6 @@ def _by_id(assess: Assess, resource_id: str) -> Listed:
 
 
 def _sweep_one(runtime: Runtime, resource_id: str, assess: Listed) -> DecisionRecord | None:
-    if runtime.settings.is_own(resource_id):
-        return None  # the app's own deployment is never judged
     try:
         assessment = assess(runtime)
     except Exception as error:  # noqa: BLE001 - one unreadable item must not stop the sweep

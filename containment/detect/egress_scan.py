@@ -145,7 +145,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         log.warning("egress scan: a log row names %r, not a storage account ID", resource_id)
         return None
     settings = runtime.settings
-    if not account_id.is_type(STORAGE_ACCOUNT) or settings.is_own(account_id.text) or (
+    if not account_id.is_type(STORAGE_ACCOUNT) or (
             settings.subscriptions and account_id.subscription not in settings.subscriptions):
         return None  # logs can come from anywhere a diagnostic setting points: stay in scope
     if account_id.key not in accounts:

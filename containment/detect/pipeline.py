@@ -58,9 +58,6 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
     if settings.subscriptions and parsed.resource.subscription not in settings.subscriptions:
         return record_once(runtime, recorded(record, rejected(
             f"subscription {parsed.resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS: not acted on")))
-    if settings.is_own(parsed.resource.text):
-        return record_once(runtime, recorded(record, ignored(
-            "the app's own resources (CONTAINMENT_OWN_SCOPES) are never acted on")))
     if settings.self_principal_id and settings.self_principal_id in (
             (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
         return record_once(runtime, recorded(record, ignored("the change was made by this app's own identity")))

@@ -1,12 +1,15 @@
 """What the security team does by hand: approve or deny what waits for them, contain a
 resource now (break-glass), and exempt a scope for a while. Every use is a decision record
-naming the person (the platform's authenticated principal where it provides one).
+naming the person (the platform's authenticated principal where it provides one), and so
+is every request refused (`refused`: a `rejected` record).
 
 Each function takes the parsed request and returns (HTTP status, JSON body); the HTTP
-functions in function_app.py and the CLI are thin adapters over them.
+functions in function_app.py and the CLI are thin adapters over them. An answer that names
+a `decision` names the record the request wrote, refusals included (an expired approval).
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -15,14 +18,40 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import Finding
 from containment.core.ids import MalformedResourceId, parse_resource_id
-from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key
-from containment.plan.decisions import by_person, not_carried_out, recorded
+from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key, refusal_key
+from containment.plan.decisions import by_person, not_carried_out, recorded, rejected
 from containment.plan.registry import ACTIONS
 from containment.plan.restore import RESOURCE_TYPES, plan_release
 from containment.record.approvals import expires, follow_up, held_steps, parse_time, record_expiry
 from containment.record.conclude import conclude, record_once
 
 Answer = tuple[int, dict[str, Any]]
+# What a refusal's record copies from the request is the caller's to choose: bounded, so a
+# huge or hostile request cannot make a huge record (the key's digest covers all of it).
+QUOTED = {"route": 300, "operator": 256, "error": 1000}
+
+
+def refused(runtime: Runtime, method: str, route: str, operator: str, body: bytes, named: Any, status: int,
+            error: str) -> DecisionRecord | None:
+    """A refused operator request on the record: `rejected`, who asked, which route, and why
+    not, about the resource it named if that is an ARM ID (else none)."""
+    try:
+        resource_id = parse_resource_id(named).text
+    except MalformedResourceId:
+        resource_id = ""
+    at = clock.iso()
+    record = DecisionRecord(
+        key=refusal_key(method, route, operator, at, body), resource_id=resource_id, outcome="",
+        mode=runtime.settings.mode, reason="", operation="operator-request",
+        actor={"name": _quoted(operator, "operator")}, decided_at=at)
+    sent = f"; body of {len(body):,} bytes, sha256 {hashlib.sha256(body).hexdigest()}" if body else ""
+    return record_once(runtime, recorded(record, rejected(
+        f"{method} {_quoted(route, 'route')} refused with {status}: {_quoted(error, 'error')}{sent}")))
+
+
+def _quoted(text: str, what: str) -> str:
+    limit = QUOTED[what]
+    return text if len(text) <= limit else f"{text[:limit]} [... {len(text) - limit:,} more characters]"
 
 
 def list_pending(runtime: Runtime) -> Answer:
@@ -121,6 +150,10 @@ def list_exemptions(runtime: Runtime) -> Answer:
 
 
 def remove_exemption(runtime: Runtime, scope: str) -> Answer:
+    try:  # an exemption's scope is an ARM ID (add_exemption): anything else cannot be a Table key either
+        parse_resource_id(scope.rstrip("/"))
+    except MalformedResourceId as error:
+        return 400, {"error": f"scope: {error}"}
     if runtime.ledger.remove_exemption(scope.rstrip("/")):
         return 200, {"removed": scope}
     return 404, {"error": f"no exemption for {scope!r}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from containment.adapters.runtime import current
 from containment.operate import controls
@@ -24,14 +25,25 @@ def respond(req: Any, what: str):
 
     runtime = current()
     who = operator_of(req)
+    raw, body = req.get_body(), None
     try:
-        body = req.get_json() if req.get_body() else None
+        body = req.get_json() if raw else None
     except (ValueError, RecursionError):  # not JSON, or nested deeper than can be read
         status, answer = 400, {"error": "the body is not JSON"}
     else:
         status, answer = _dispatch(runtime, req, what, body, who)
+    if 400 <= status < 500 and "decision" not in answer:  # a refusal naming a decision recorded it
+        controls.refused(runtime, req.method, urlsplit(req.url).path, who, raw, _named(req, body), status,
+                         answer["error"])
     log.info("operator %s: %s %s -> %s", who, req.method, req.url, status)
     return func.HttpResponse(json.dumps(answer), status_code=status, mimetype="application/json")
+
+
+def _named(req: Any, body: Any) -> Any:
+    """The resource a request names: the body's resourceId or scope, or the scope parameter."""
+    if isinstance(body, dict):
+        return body.get("resourceId", body.get("scope"))
+    return req.params.get("scope")
 
 
 def _dispatch(runtime, req, what: str, body: Any, who: str) -> tuple[int, dict]:

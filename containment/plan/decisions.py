@@ -28,6 +28,7 @@ class Decision:
     findings: tuple[Finding, ...] = ()
     plan: tuple[PlannedAction, ...] = field(default=())
     awaiting: tuple[PlannedAction, ...] = field(default=())  # held back for a person's approval
+    own_deployment: bool = False  # found on the app's own deployment: reported to a person, never acted on
 
 
 def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedAction], str]:
@@ -85,6 +86,17 @@ def approval_needed(step: PlannedAction, settings: Settings) -> str | None:
 
 
 def decide(findings: list[Finding], settings: Settings, compliant_because: str | None = None) -> Decision:
+    """What to do about these findings. Every detection path (events, the drift sweep, the
+    egress scan) decides here, so a finding on the app's own deployment is reported, never
+    acted on, whichever path found it."""
+    decision = _decide(findings, settings, compliant_because)
+    if any(settings.is_own(finding.resource_id) for finding in findings) or any(
+            settings.is_own(step.target) for step in decision.plan + decision.awaiting):
+        return on_own_deployment(decision)
+    return decision
+
+
+def _decide(findings: list[Finding], settings: Settings, compliant_because: str | None) -> Decision:
     if not findings:
         return Decision("compliant", compliant_because or "no rule found an exposure")
     plan, why = plan_for(findings, settings)
@@ -140,6 +152,24 @@ def not_holding(contained: DecisionRecord, finding: Finding) -> Decision:
                               f"{finding.summary}", (finding,))
 
 
+# However mild its findings, an exposure of the app's own deployment is at least this severe:
+# it may be the ledger (the evidence) that is exposed, and nothing but a person will contain it.
+OWN_DEPLOYMENT_SEVERITY = "high"
+
+
+def on_own_deployment(decision: Decision) -> Decision:
+    """Findings on the app's own deployment (CONTAINMENT_OWN_SCOPES): reported and notified
+    for a person to act on, never acted on here. Containing the app's own storage could cut
+    it off from its ledger and its queue; the containment worker and break-glass refuse its
+    resources too. A compliant decision stays compliant: there is nothing to report."""
+    if not decision.findings:
+        return decision
+    return replace(decision, outcome="reported", plan=(), awaiting=(), own_deployment=True, reason=(
+        "the app's own deployment (CONTAINMENT_OWN_SCOPES): reported, not acted on; the app never changes its own "
+        "resources (containing them could cut it off from its ledger and queue), so a person must act; "
+        f"would have: {decision.reason}"))
+
+
 def by_person(why: str, plan: tuple[PlannedAction, ...], settings: Settings,
               findings: tuple[Finding, ...] = ()) -> Decision:
     """What a person asked for (an approval, break-glass, a release): carried out as asked,
@@ -177,10 +207,11 @@ def not_carried_out(reason: str, findings: tuple[Finding, ...] = ()) -> Decision
 def recorded(record: DecisionRecord, decision: Decision, state: dict[str, dict] | None = None) -> DecisionRecord:
     """The record of a decision: the outcome, why, the findings and the plan, and the state read."""
     findings = [finding.as_dict() for finding in decision.findings] or record.findings
+    severities = [f["severity"] for f in findings] + ([OWN_DEPLOYMENT_SEVERITY] if decision.own_deployment else [])
     return replace(
         record, outcome=decision.outcome, reason=decision.reason, findings=findings,
         rules=sorted({finding["rule"] for finding in findings}),
-        severity=max((f["severity"] for f in findings), key=SEVERITIES.index, default=None),
+        severity=max(severities, key=SEVERITIES.index, default=None), own_deployment=decision.own_deployment,
         plan=[step.as_dict() for step in decision.plan], actions=[step.action for step in decision.plan],
         awaiting_approval=[step.as_dict() for step in decision.awaiting],
         before=record.before if state is None else state)

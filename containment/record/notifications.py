@@ -1,5 +1,6 @@
-"""Notifications: every containment, pending approval, failure and release is published as
-a CloudEvent to an Event Grid custom topic, so Logic Apps, Sentinel or a chat channel can
+"""Notifications: every containment, pending approval, failure and release, and every
+exposure found on the app's own deployment (which it never acts on), is published as a
+CloudEvent to an Event Grid custom topic, so Logic Apps, Sentinel or a chat channel can
 subscribe. Publishing never blocks or undoes containment: a failure is logged loudly and
 kept in the ledger next to the decision it was about."""
 from __future__ import annotations
@@ -15,7 +16,9 @@ NOTIFIED = ("contained", "pending-approval", "failed")
 
 
 def worth_notifying(record: DecisionRecord) -> bool:
-    return record.outcome in NOTIFIED or record.operation == "release" or bool(record.awaiting_approval)
+    # An exposure of the app's own deployment is reported, never contained: only a person will act on it.
+    return (record.outcome in NOTIFIED or record.operation == "release" or bool(record.awaiting_approval)
+            or (record.outcome == "reported" and record.own_deployment))
 
 
 def notify(runtime: Runtime, record: DecisionRecord) -> None:
@@ -29,6 +32,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
         id=record.key if record.key.endswith(f".{kind}") else f"{record.key}.{kind}", data={
             "decision": record.key, "outcome": record.outcome, "resource_id": record.resource_id,
             "severity": record.severity, "rules": record.rules, "actions": record.actions,
+            "own_deployment": record.own_deployment,
             "awaiting_approval": [step["action"] for step in record.awaiting_approval],
             "reason": record.reason, "mode": record.mode, "decided_at": record.decided_at,
             "contained_at": record.contained_at, "actor": record.actor,

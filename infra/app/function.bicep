@@ -207,7 +207,7 @@ var hostSettings = {
   CONTAINMENT_SELF_PRINCIPAL_ID: identity.properties.principalId
   CONTAINMENT_LOG_WORKSPACE_ID: logWorkspaceCustomerId
   CONTAINMENT_NOTIFY_TOPIC_ENDPOINT: notificationTopic.properties.endpoint
-  // The app's own deployment (its storage, its topic, ...) is never judged or acted on.
+  // The app's own deployment (its storage, its topic, ...) is never acted on: findings there are reported.
   CONTAINMENT_OWN_SCOPES: resourceGroup().id
 }
 var appSettings = union(containmentSettings, hostSettings)

@@ -237,10 +237,10 @@ def test_a_naive_event_time_is_taken_as_utc():
 
 
 @pytest.mark.parametrize("event_id", ["egress-20261124T1145-0123456789abcdef0123", "sweep-20261124-abc",
-                                      "message-123", "SHA256-abc"])
+                                      "message-123", "SHA256-abc", "Refused-" + "0" * 64])
 def test_an_event_id_on_an_internal_key_namespace_is_keyed_apart(event_id):
-    """An internal key (an egress window, the sweep, a rejected message) is the app's: an event
-    the sender named the same must not pre-empt that decision."""
+    """An internal key (an egress window, the sweep, a rejected message, a refused operator
+    request) is the app's: an event the sender named the same must not pre-empt that decision."""
     from containment.core.records import decision_key
 
     assert decision_key(event_id) != event_id and decision_key(event_id).startswith("sha256-")

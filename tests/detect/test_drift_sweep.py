@@ -41,6 +41,25 @@ def test_a_reported_exposure_is_recorded_once_a_day_not_every_sweep(app, emulato
     assert [r.outcome for r in sweep(app)] == ["reported"]
 
 
+def test_the_sweep_reports_the_apps_own_deployment_once_a_day_and_never_acts_on_it(app, emulator):
+    own_group = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+    own = b.storage_account("containmentapp01", group="rg-containment", allowBlobPublicAccess=True)
+    own_nsg = b.nsg("nsg-containment", [b.security_rule("allow-https", 300, source="Internet")],
+                    group="rg-containment")
+    grant = b.role_assignment(own["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", b.STORAGE_BLOB_DATA_READER,
+                              name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0c")
+    emulator.seed([own, b.container(own["id"], "ledger-export", "Container"), own_nsg, grant])
+    records = sweep(app, CONTAINMENT_OWN_SCOPES=own_group)
+    assert sorted((r.resource_id, r.outcome, r.own_deployment, r.severity) for r in records) == sorted([
+        (own["id"], "reported", True, "high"), (own_nsg["id"], "reported", True, "high"),
+        (grant["id"], "reported", True, "high")])
+    assert all(r.plan == [] and "found by the drift sweep: the app's own deployment" in r.reason for r in records)
+    assert app.writes() == []
+    assert sorted(n["subject"] for n in emulator.notifications) == sorted(r.resource_id for r in records)
+    assert sweep(app, CONTAINMENT_OWN_SCOPES=own_group) == records  # the next sweep of the day adds nothing
+    assert len(emulator.notifications) == 3 and app.writes() == []
+
+
 def test_without_subscriptions_set_the_sweep_lists_those_the_identity_can_see(app, emulator):
     other = b.storage_account("synthother01", subscription=b.OTHER_SUBSCRIPTION, allowSharedKeyAccess=True)
     emulator.seed([b.storage_account(allowSharedKeyAccess=True), other])

@@ -127,6 +127,19 @@ def test_reads_of_an_unprotected_account_are_not_judged(scan, emulator):
     assert scan([read(in_window(), auth="Anonymous", account=other)]) == []
 
 
+def test_reads_of_the_apps_own_account_are_reported_and_notified_and_never_contained(scan, app, emulator):
+    own = b.storage_account("containmentapp01", group="rg-containment")
+    emulator.seed([own])
+    [record] = scan([read(in_window(), auth="Anonymous", account=own)],
+                    CONTAINMENT_OWN_SCOPES=f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment")
+    assert (record.resource_id, record.outcome, record.own_deployment) == (own["id"], "reported", True)
+    assert record.rules == ["egress_anonymous_read"] and record.severity == "critical"
+    assert record.plan == record.awaiting_approval == [] and "CONTAINMENT_OWN_SCOPES" in record.reason
+    assert [w.url for w in app.writes() if "/subscriptions/" in w.url] == []  # the queries are POSTs too
+    assert not emulator.arm.user_delegation_keys_revoked
+    assert [n["data"]["decision"] for n in emulator.notifications] == [record.key]
+
+
 def test_a_partial_error_fails_the_scan_and_keeps_the_checkpoint(scan, emulator, app):
     emulator.faults.add("partial-error", path="/v1/workspaces/", times=1)
     [failed] = scan([read(in_window(), auth="Anonymous")])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, SELF, write_event
 
@@ -220,16 +222,50 @@ def test_a_ledger_table_and_queue_deleted_by_hand_are_re_created_by_the_running_
     assert [(r.resource_id, r.outcome) for r in app.records()] == [(PUBLIC["id"], "contained")]
 
 
-def test_the_apps_own_resources_are_never_judged_or_touched(app, emulator):
-    own_group = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
-    own = b.storage_account("containmentapp01", group="rg-containment", allowBlobPublicAccess=True)
-    emulator.seed([own])
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=own_group)
-    app.deliver(write_event(own["id"], ACCOUNT_WRITE))
+OWN_GROUP = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+OWN = b.storage_account("containmentapp01", group="rg-containment", allowBlobPublicAccess=True)
+OWN_PUBLIC = b.container(OWN["id"], "ledger-export", "Container")
+
+
+@pytest.mark.parametrize("mode", ["enforce", "dry-run"])
+def test_an_exposure_of_the_apps_own_deployment_is_reported_and_notified_and_never_acted_on(app, emulator, mode):
+    emulator.seed([OWN, OWN_PUBLIC])
+    app.configure(CONTAINMENT_MODE=mode, CONTAINMENT_OWN_SCOPES=OWN_GROUP)
+    event = write_event(OWN["id"], ACCOUNT_WRITE)
+    app.deliver(event)
+    assert app.runtime.ledger.get_claim(event["id"], OWN["id"]) is None  # nothing claimed...
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 0  # ...nothing queued
     app.drain()
     [record] = app.records()
-    assert record.outcome == "ignored" and "own resources" in record.reason
-    assert emulator.traffic == []
+    assert (record.outcome, record.own_deployment, record.severity) == ("reported", True, "high")
+    assert record.rules == ["storage_blob_public_access_allowed", "storage_container_public_access"]
+    assert record.plan == record.actions == record.awaiting_approval == []
+    assert record.reason.startswith("the app's own deployment (CONTAINMENT_OWN_SCOPES): reported, not acted on")
+    assert "ledger and queue" in record.reason and "would have: " in record.reason
+    assert app.writes() == []  # read to be judged, never written
+    assert container_access(emulator, OWN_PUBLIC) == "Container"
+    [notified] = emulator.notifications
+    assert notified["type"] == "SyntheticDataContainment.Decision.reported" and notified["subject"] == OWN["id"]
+    assert notified["data"]["own_deployment"] is True and notified["data"]["severity"] == "high"
+
+
+def test_a_mild_finding_on_the_apps_own_deployment_is_still_high(app, emulator):
+    own = b.storage_account("containmentapp01", group="rg-containment", allowSharedKeyAccess=True)
+    emulator.seed([own])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=OWN_GROUP)
+    app.deliver(write_event(own["id"], ACCOUNT_WRITE))
+    [record] = app.records()
+    assert (record.outcome, record.rules, record.severity) == ("reported", ["storage_shared_key_access_allowed"], "high")
+    assert [f["severity"] for f in record.findings] == ["medium"]  # the finding itself says what the rule says
+
+
+def test_the_apps_own_change_to_its_own_deployment_stays_ignored(app, emulator):
+    emulator.seed([OWN, OWN_PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=OWN_GROUP, CONTAINMENT_SELF_PRINCIPAL_ID=SELF)
+    app.deliver(write_event(OWN["id"], ACCOUNT_WRITE, actor=SELF))
+    [record] = app.records()
+    assert record.outcome == "ignored" and "own identity" in record.reason
+    assert emulator.traffic == [] and emulator.notifications == []
 
 
 def test_a_redelivery_while_the_containment_is_queued_leaves_the_record_to_the_worker(app, emulator):

@@ -20,6 +20,7 @@ EXPECTED = {
     "foreign-subscription-rejected.json": ["rejected"],
     "malformed-event-among-good.json": ["contained", "rejected", "contained"],
     "own-change-ignored.json": ["ignored"],
+    "own-deployment-reported-never-contained.json": ["reported", "reported", "rejected"],
     "public-container-dry-run.json": ["would-contain"],
     "public-container-enforce.json": ["contained"],
     "redelivered-event.json": ["contained"],

@@ -56,8 +56,9 @@ def security_rule(name: str, priority: int, *, source: str = "10.20.0.0/16", acc
     }
 
 
-def nsg(name: str = "nsg-synthetic-data", rules: list[dict] = (), *, tags: dict | None = None) -> dict:
-    nsg_id = f"{RG_ID}/providers/Microsoft.Network/networkSecurityGroups/{name}"
+def nsg(name: str = "nsg-synthetic-data", rules: list[dict] = (), *, tags: dict | None = None,
+        group: str = RG) -> dict:
+    nsg_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/networkSecurityGroups/{name}"
     return {
         "id": nsg_id,
         "name": name,

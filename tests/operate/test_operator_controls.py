@@ -138,7 +138,7 @@ def test_an_approval_of_an_nsg_rule_that_now_admits_something_else_is_moot(app, 
         in approved.reason and writes == []
 
 
-def test_an_expired_approval_is_refused(held, app, emulator):
+def test_an_expired_approval_is_refused_on_its_own_record(held, app, emulator):
     grant, key = held
     clock.set_source(lambda: datetime.now(timezone.utc) + timedelta(hours=25))
     try:
@@ -148,6 +148,8 @@ def test_an_expired_approval_is_refused(held, app, emulator):
     app.drain()
     assert status == 409 and "approval expired" in body["error"]
     assert emulator.arm.get(grant["id"]) is not None
+    # The refusal wrote its own record, `.expired`: not a second, `rejected`, one.
+    assert sorted(r.key for r in app.records()) == [key, f"{key}.expired"] and body["decision"] == f"{key}.expired"
 
 
 def test_the_hourly_sweep_closes_an_approval_nobody_gave_before_it_expired(held, app, emulator):
@@ -252,7 +254,7 @@ def test_break_glass_refuses_what_it_cannot_do(app, emulator):
     foreign = b.storage_account(subscription=b.OTHER_SUBSCRIPTION)
     assert http("POST", "contain", {"resourceId": foreign["id"]})[0] == 403
     assert http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["delete_role_assignment"]})[0] == 400
-    assert app.records() == []
+    assert [r.outcome for r in app.records()] == ["rejected"] * 3 and app.writes() == []
 
 
 def test_break_glass_on_a_resource_that_does_not_exist_is_not_recorded_contained(app, emulator):
@@ -312,6 +314,114 @@ def test_exemptions_are_validated_and_removable(app):
     assert http("POST", "exemptions", ok)[0] == 201
     assert http("DELETE", f"exemptions?scope={ACCOUNT['id']}")[0] == 200
     assert http("GET", "exemptions")[1]["exemptions"] == []
+
+
+# -- every refused request is on the record --------------------------------------------------------
+OWN_GROUP = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+OWN_ACCOUNT = b.storage_account("containmentapp01", group="rg-containment")
+FOREIGN = b.storage_account("synthforeign01", subscription=b.OTHER_SUBSCRIPTION)
+PRIVATE = b.container(ACCOUNT["id"], "eval")
+COMPLIANT = "compliant-decision-1"  # the key of a decision that found nothing: never contained
+EXEMPTION = {"scope": ACCOUNT["id"], "reason": "benchmark", "owner": "ml-platform", "expires": "2099-01-01T00:00:00Z"}
+DEEP = b"[" * 100_000 + b"]" * 100_000
+# (case, method, route, body: JSON, or bytes sent as they are, status, words the reason holds, resource named)
+REFUSALS = [
+    ("approve: a key Tables cannot hold", "POST", "decisions/a b/approve", None, 400, "not a decision key", ""),
+    ("approve: an unknown decision", "POST", "decisions/nope/approve", None, 404, "no decision 'nope'", ""),
+    ("deny: a key Tables cannot hold", "POST", "decisions/a b/deny", None, 400, "not a decision key", ""),
+    ("deny: an unknown decision", "POST", "decisions/nope/deny", None, 404, "no decision 'nope'", ""),
+    ("break-glass: not JSON", "POST", "contain", b"{resourceId: x", 400, "not JSON", ""),
+    ("break-glass: nested too deep", "POST", "contain", DEEP, 400, "not JSON", ""),
+    ("break-glass: not an object", "POST", "contain", [ACCOUNT["id"]], 400, "JSON object", ""),
+    ("break-glass: no resourceId", "POST", "contain", {"actions": "everything"}, 400, "resourceId", ""),
+    ("break-glass: an unsafe ID", "POST", "contain", {"resourceId": "/subscriptions/../etc"}, 400, "resourceId", ""),
+    ("break-glass: a subscription out of scope", "POST", "contain", {"resourceId": FOREIGN["id"]}, 403,
+     "CONTAINMENT_SUBSCRIPTIONS", FOREIGN["id"]),
+    ("break-glass: the app's own resource", "POST", "contain", {"resourceId": OWN_ACCOUNT["id"]}, 403,
+     "CONTAINMENT_OWN_SCOPES", OWN_ACCOUNT["id"]),
+    ("break-glass: an unknown action", "POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["format_disk"]},
+     400, "actions must be", ACCOUNT["id"]),
+    ("release: not JSON", "POST", "release", b"\xff\xfe", 400, "not JSON", ""),
+    ("release: no decision", "POST", "release", {"resourceId": ACCOUNT["id"]}, 400, "resourceId and decision",
+     ACCOUNT["id"]),
+    ("release: a key Tables cannot hold", "POST", "release", {"resourceId": ACCOUNT["id"], "decision": "a/b"}, 400,
+     "not a decision key", ACCOUNT["id"]),
+    ("release: an unknown decision", "POST", "release", {"resourceId": ACCOUNT["id"], "decision": "nope"}, 404,
+     "no decision 'nope'", ACCOUNT["id"]),
+    ("release: a decision that contained nothing", "POST", "release",
+     {"resourceId": PRIVATE["id"], "decision": COMPLIANT}, 409, "only a contained decision", PRIVATE["id"]),
+    ("exemption: not JSON", "POST", "exemptions", b"scope=everything", 400, "not JSON", ""),
+    ("exemption: missing fields", "POST", "exemptions", {"scope": ACCOUNT["id"]}, 400, "reason is required",
+     ACCOUNT["id"]),
+    ("exemption: already expired", "POST", "exemptions", {**EXEMPTION, "expires": "2020-01-01T00:00:00Z"}, 400,
+     "already past", ACCOUNT["id"]),
+    ("exemption: an unsafe scope", "POST", "exemptions", {**EXEMPTION, "scope": "/subscriptions/../etc"}, 400,
+     "'..' segment", ""),
+    ("exemption removal: none for the scope", "DELETE", f"exemptions?scope={ACCOUNT['id']}", None, 404,
+     "no exemption", ACCOUNT["id"]),
+    ("exemption removal: not a scope", "DELETE", "exemptions?scope=a%23b", None, 400, "scope: ", ""),
+]
+
+
+def send(method: str, route: str, body=None, headers=OPERATOR):
+    """A request as the host hands it over: bytes are sent as they are, anything else as JSON."""
+    if not isinstance(body, bytes):
+        return http(method, route, body, headers)
+    import azure.functions as func
+
+    import function_app
+    from localazure.functions_host import user_function
+
+    function = {"contain": "break_glass", "release": "release", "exemptions": "exemptions"}[route]
+    request = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{route}", headers=headers, params={},
+                               route_params={}, body=body)
+    response = user_function(function_app.app, function)(request)
+    return response.status_code, json.loads(response.get_body())
+
+
+@pytest.fixture
+def refusing(app, emulator):
+    emulator.seed([ACCOUNT, PRIVATE, OWN_ACCOUNT])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION,
+                  CONTAINMENT_OWN_SCOPES=OWN_GROUP)
+    app.deliver(write_event(PRIVATE["id"], CONTAINER_WRITE, event_id=COMPLIANT))
+    assert [r.outcome for r in app.records()] == ["compliant"]
+    return app
+
+
+@pytest.mark.parametrize("case, method, route, body, status, words, named", REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_every_refused_request_is_a_rejected_record_and_the_app_keeps_answering(
+        refusing, emulator, case, method, route, body, status, words, named):
+    app = refusing
+    before = {r.key for r in app.records()}
+    answered, answer = send(method, route, body)
+    assert (answered, "error" in answer) == (status, True), answer
+    [record] = [r for r in app.records() if r.key not in before]
+    assert (record.outcome, record.operation, record.actor) == ("rejected", "operator-request",
+                                                                 {"name": "sec-oncall@contoso.example"})
+    assert record.key.startswith("refused-") and record.resource_id == named
+    path = route.split("?")[0]
+    assert record.reason.startswith(f"{method} /api/{path} refused with {status}: {answer['error']}")
+    assert words in answer["error"]
+    app.drain()
+    assert app.writes() == []
+    assert http("GET", "decisions/pending")[0] == 200 and http("POST", "exemptions", EXEMPTION)[0] == 201
+
+
+def test_a_huge_refused_request_makes_a_small_record_and_each_refusal_its_own(app):
+    app.configure(CONTAINMENT_MODE="enforce")
+    sender = {"x-ms-client-principal-name": "m" * 100_000}
+    huge = {**EXEMPTION, "padding": "x" * (2 << 20), "expires": "x" * 1_000_000}  # its error quotes `expires`
+    for _ in range(2):  # the same refused request twice: two refusals, two records
+        assert http("POST", "exemptions", huge, headers=sender)[0] == 400
+    assert http("POST", f"decisions/{'k' * 100_000}/approve", headers=sender)[0] == 400  # the route holds the key
+    assert http("DELETE", f"exemptions?scope={'s' * 100_000}", headers=sender)[0] == 400
+    records = sorted(app.records(), key=lambda r: r.recorded_at)
+    assert len({r.key for r in records}) == len(records) == 4 and {r.outcome for r in records} == {"rejected"}
+    assert all(len(json.dumps(r.as_output())) < 4_000 and len(r.actor["name"]) < 300 for r in records)
+    assert ["more characters]" in r.reason for r in records] == [True, True, True, False]
+    assert "body of 3,0" in records[0].reason and "xxx" * 400 not in records[0].reason  # not the body itself
+    assert http("POST", "exemptions", EXEMPTION)[0] == 201
 
 
 # -- release ----------------------------------------------------------------------------------

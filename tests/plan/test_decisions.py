@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from containment.core.findings import Finding
 from containment.core.records import DecisionRecord, PlannedAction
 from containment.plan.decisions import (CONTAIN, OUTCOMES, by_person, carried_out, containment_failed, decide,
@@ -99,3 +101,29 @@ def test_what_a_person_asks_for_is_carried_out_in_enforce_and_recorded_in_dry_ru
 def test_every_outcome_the_contract_names_is_one_this_module_can_decide():
     assert set(OUTCOMES) == {"contained", "would-contain", "pending-approval", "reported", "compliant", "exempt",
                              "ignored", "failed", "rejected"}
+
+
+OWN_GROUP = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-containment"
+OWN_ACCOUNT = b.storage_account("containmentapp01", group="rg-containment")["id"]
+
+
+@pytest.mark.parametrize("mode", ["enforce", "dry-run"])
+def test_a_finding_on_the_apps_own_deployment_is_reported_at_least_high_and_never_planned(mode):
+    settings = load_settings({"CONTAINMENT_MODE": mode, "CONTAINMENT_OWN_SCOPES": OWN_GROUP})
+    mild = Finding("storage_shared_key_access_allowed", "medium", OWN_ACCOUNT, "shared key", {})
+    public = Finding("storage_blob_public_access_allowed", "high", OWN_ACCOUNT, "public", {})
+    decision = decide([mild, public], settings)
+    assert (decision.outcome, decision.own_deployment, decision.plan, decision.awaiting) == ("reported", True, (), ())
+    assert decision.reason.startswith("the app's own deployment (CONTAINMENT_OWN_SCOPES): reported, not acted on")
+    assert "; would have: contain storage_blob_public_access_allowed" in decision.reason
+    record = recorded(replace(UNDECIDED, resource_id=OWN_ACCOUNT), decide([mild], settings))
+    assert (record.outcome, record.severity, record.own_deployment) == ("reported", "high", True)
+    critical = Finding("egress_anonymous_read", "critical", OWN_ACCOUNT, "anonymous", {})
+    assert recorded(UNDECIDED, decide([critical], settings)).severity == "critical"
+
+
+def test_the_apps_own_deployment_compliant_is_compliant_and_elsewhere_nothing_changes():
+    settings = load_settings({"CONTAINMENT_MODE": "enforce", "CONTAINMENT_OWN_SCOPES": OWN_GROUP})
+    assert decide([], settings).outcome == "compliant" and not decide([], settings).own_deployment
+    assert decide([FINDING], settings) == decide([FINDING], ENFORCE)  # FINDING is outside the own scopes
+    assert recorded(UNDECIDED, decide([FINDING], settings)).own_deployment is False

@@ -176,9 +176,9 @@ EVENT_CASES = [
     ("subject names the app's own", mutate(lambda e: e.update(subject=OWN_CONTAINER["id"])), "rejected",
      "different resources"),
     ("no resourceUri, subject the app's own container",
-     mutate(lambda e: (e["data"].pop("resourceUri"), e.update(subject=OWN_CONTAINER["id"]))), "ignored",
+     mutate(lambda e: (e["data"].pop("resourceUri"), e.update(subject=OWN_CONTAINER["id"]))), "reported",
      "CONTAINMENT_OWN_SCOPES"),
-    ("the app's own container, in capitals", lambda: with_uri(OWN_CONTAINER["id"].upper()), "ignored",
+    ("the app's own container, in capitals", lambda: with_uri(OWN_CONTAINER["id"].upper()), "reported",
      "CONTAINMENT_OWN_SCOPES"),
     ("a foreign subscription", lambda: write_event(FOREIGN["id"], ACCOUNT_WRITE, subscription=b.OTHER_SUBSCRIPTION),
      "rejected", "CONTAINMENT_SUBSCRIPTIONS"),
@@ -214,9 +214,10 @@ EVENT_CASES = [
 def test_hostile_events_are_each_rejected_or_judged_and_the_events_after_them_are_handled(
         estate, emulator, record_property):
     """Each hostile event goes to storage_exposure, then a good event about a public
-    container of its own: every hostile one ends as one record (rejected, ignored or, for
-    odd but valid input, compliant) naming the problem; every good one is contained; nothing
-    else is written, and nothing outside the scope is touched."""
+    container of its own: every hostile one ends as one record (rejected, ignored, reported
+    for the app's own deployment or, for odd but valid input, compliant) naming the problem;
+    every good one is contained; nothing else is written, and nothing outside the scope is
+    touched."""
     app = estate
     publics = [b.container(ACCOUNT["id"], f"pub{n:03d}", "Container") for n in range(len(EVENT_CASES))]
     emulator.seed(publics)
@@ -324,7 +325,10 @@ def test_any_event_to_any_event_grid_function_leaves_one_record_and_acts_on_noth
         records = new_records(app, seen)
         id_changed = any(path == ("id",) for path, _ in mutations)
         assert len(records) == 1 or (id_changed and not records), [(r.outcome, r.reason) for r in records]
-        assert all(r.outcome in ("rejected", "ignored", "compliant") for r in records), records
+        # The app's own exposed container is reported (never acted on); nothing else is found.
+        assert all(r.outcome in ("rejected", "ignored", "compliant") or (
+            r.outcome == "reported" and r.own_deployment and r.resource_id.lower().startswith(OWN_GROUP.lower()))
+            for r in records), records
 
     deliver_anything()
     app.drain()
@@ -591,12 +595,20 @@ def test_a_well_formed_answer_is_judged(scan_answering, app):
 
 
 @pytest.mark.parametrize("resource_id", [None, "", "'; drop table decisions", HOSTILE_IDS[0], 42,
-                                         OWN_ACCOUNT["id"].lower(), UNTAGGED["id"].lower()])
+                                         FOREIGN["id"].lower(), UNTAGGED["id"].lower()])
 def test_a_row_naming_no_protected_account_in_scope_is_passed_over(scan_answering, app, emulator, resource_id):
     rows = [window_row(ResourceId=resource_id)]
     assert scan_answering(answer(rows, {**WINDOW_TYPES, "ResourceId": "dynamic" if resource_id == 42 else "string"}
                                  )) is None
     assert app.records() == []
+    assert effective_writes(emulator) == []
+    assert_scope_safe(emulator)
+
+
+def test_a_row_naming_the_apps_own_account_is_reported_and_never_acted_on(scan_answering, app, emulator):
+    assert scan_answering(answer([window_row(ResourceId=OWN_ACCOUNT["id"].lower())], WINDOW_TYPES)) is None
+    [record] = app.records()
+    assert (record.resource_id, record.outcome, record.own_deployment) == (OWN_ACCOUNT["id"], "reported", True)
     assert effective_writes(emulator) == []
     assert_scope_safe(emulator)
 
@@ -905,6 +917,10 @@ def test_break_glass_refuses_what_is_malformed_or_outside_the_scope(app, emulato
     not_json = call_http(function_app.app, "POST", "exemptions", None)
     assert not_json.status_code == 400
     app.drain()
-    assert app.records() == [] and effective_writes(emulator) == []
+    # Each refusal is on the record, once, naming what was wrong; nothing is acted on.
+    records = app.records()
+    assert len(records) == len(cases) + 1 and {(r.outcome, r.operation) for r in records} == {
+        ("rejected", "operator-request")}
+    assert effective_writes(emulator) == []
     assert_scope_safe(emulator)
     record_property("inputs_tried", len(cases) + 1)

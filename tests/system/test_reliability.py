@@ -8,9 +8,11 @@ Every test asserts outcomes, never timings. The invariants (`assert_invariants`)
 - every offending resource ends contained in ARM, or has a `failed` record with a reason;
 - no resource is written more than once (a write that ARM refused is not a write), and
   no compliant one at all;
-- scope: nothing outside CONTAINMENT_SUBSCRIPTIONS and nothing under the app's own
-  resource group (CONTAINMENT_OWN_SCOPES) is read or written, and nothing untagged is
-  written; every ARM write belongs to an offending resource of the storm.
+- scope: nothing outside CONTAINMENT_SUBSCRIPTIONS is read or written, nothing under the
+  app's own resource group (CONTAINMENT_OWN_SCOPES) is written, and nothing untagged is
+  written; every ARM write belongs to an offending resource of the storm;
+- the app's own exposed account and container are `reported` (at least high) and notified,
+  never contained.
 
 Each test records what it did (`record_property`: events, deliveries, faults fired,
 records lost) in the JUnit XML, for the README's figures.
@@ -104,8 +106,11 @@ def assert_invariants(app, emulator, the_storm: Storm, *, lost: frozenset[str] =
     assert_scope_safe(emulator, the_storm.units)
     if traps:
         outcomes = {r.event_id: (r.outcome, r.reason) for r in records if r.event_id and r.event_id.startswith("trap-")}
-        assert outcomes["trap-own-account"][0] == outcomes["trap-own-container"][0] == "ignored"
-        assert "CONTAINMENT_OWN_SCOPES" in outcomes["trap-own-account"][1]
+        own = [r for r in records if r.event_id in ("trap-own-account", "trap-own-container")]
+        assert [(r.outcome, r.own_deployment, r.severity) for r in own] == [("reported", True, "high")] * 2
+        assert all("CONTAINMENT_OWN_SCOPES" in r.reason and r.plan == [] for r in own)
+        notified = {n["data"]["decision"] for n in emulator.notifications if n["data"]["outcome"] == "reported"}
+        assert {r.key for r in own} <= notified, "an exposure of the app's own deployment was not notified"
         assert outcomes["trap-foreign"][0] == "rejected" and "CONTAINMENT_SUBSCRIPTIONS" in outcomes["trap-foreign"][1]
         assert outcomes["trap-untagged"][0] == "ignored"
         assert emulator.arm.get(OWN_ACCOUNT["id"])["properties"]["allowBlobPublicAccess"] is True  # untouched

@@ -64,6 +64,8 @@ class DecisionRecord:
     rules: list[str] = field(default_factory=list)
     severity: str | None = None
     findings: list[dict] = field(default_factory=list)
+    # The full evidence of findings whose evidence is bounded, by its digest ("sha256:...").
+    full_evidence: dict = field(default_factory=dict)
     actor: dict = field(default_factory=dict)
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)

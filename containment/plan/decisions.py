@@ -123,8 +123,10 @@ def not_carried_out(reason: str, findings: tuple[Finding, ...] = ()) -> Decision
 def recorded(record: DecisionRecord, decision: Decision, state: dict[str, dict] | None = None) -> DecisionRecord:
     """The record of a decision: the outcome, why, the findings and the plan, and the state read."""
     findings = [finding.as_dict() for finding in decision.findings] or record.findings
+    full_evidence = {f.evidence["digest"]: f.detail for f in decision.findings if f.detail is not None} \
+        if decision.findings else record.full_evidence
     return replace(
-        record, outcome=decision.outcome, reason=decision.reason, findings=findings,
+        record, outcome=decision.outcome, reason=decision.reason, findings=findings, full_evidence=full_evidence,
         rules=sorted({finding["rule"] for finding in findings}),
         severity=max((f["severity"] for f in findings), key=SEVERITIES.index, default=None),
         plan=[step.as_dict() for step in decision.plan], actions=[step.action for step in decision.plan],

@@ -63,8 +63,9 @@ def _bounded(callers: list[dict]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the evidence a finding keeps, the full evidence it summarises): counts over every
     caller, the top callers by bytes then requests, the sampled blobs the most callers
     read, and the full evidence's digest."""
-    full = {"callers": callers}
-    ranked = sorted(callers, key=lambda c: (c.get("Bytes") or 0, c.get("Requests") or 0), reverse=True)
+    # In the caller's order, not the answer's: the same window always has the same digest.
+    full = {"callers": sorted(callers, key=lambda c: str(c.get("Caller")))}
+    ranked = sorted(full["callers"], key=lambda c: (-(c.get("Bytes") or 0), -(c.get("Requests") or 0)))
     readers: dict[str, list[dict]] = {}
     for caller in ranked:
         for uri in caller.get("SampleUris") or []:

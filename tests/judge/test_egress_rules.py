@@ -110,6 +110,8 @@ def test_four_hundred_anonymous_callers_are_counted_whole_and_named_by_the_top_t
                                                {"object": "d/shard-399", "callers": 1}]  # then by its callers' bytes
     assert len(found.detail["callers"]) == 400 and evidence["digest"] == digest_of(found.detail)
     assert len(json.dumps(evidence)) < 8_000
+    [again] = findings(*reversed(crowd))  # Log Analytics promises no order of rows
+    assert again.evidence == evidence
 
 
 def test_a_uri_of_forty_thousand_characters_is_cut_in_the_finding_and_whole_in_its_full_evidence():

@@ -42,7 +42,8 @@ from containment.core.records import Claim, DecisionRecord
 MAX_ENTITY_BYTES = 1024 * 1024
 MAX_STRING_UNITS = 32 * 1024
 # The keys (each at most 1 KiB) and the few properties added beside a record (a claim's state
-# and holder, `provisional`) are given this much of the entity; the record gets the rest.
+# and holder, `provisional`, the evidence blob's name and digest) are given this much of the
+# entity; the record gets the rest.
 _KEYS_AND_MARKERS = 4 * 1024
 _JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules",
                 "full_evidence")

@@ -1,6 +1,6 @@
 """One fresh process for bench/cold_start.py: measure, print one JSON line, exit.
 
-    python bench/_cold_child.py bare|app|sdks     # the import cost of nothing, function_app, the ten SDKs
+    python bench/_cold_child.py bare|app|sdks     # the import cost of nothing, function_app, the eleven SDKs
     python bench/_cold_child.py invoke < payload  # load the app as the worker does, invoke one function twice
 
 Only the standard library is loaded before the measurements, and nothing of the app or
@@ -19,10 +19,10 @@ import sys  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# The ten Azure SDKs the app depends on (requirements.txt), as the app imports them.
+# The eleven Azure SDKs the app depends on (requirements.txt), as the app imports them.
 SDKS = ("azure.functions", "azure.identity", "azure.mgmt.storage", "azure.mgmt.network",
         "azure.mgmt.authorization", "azure.mgmt.resource.subscriptions", "azure.eventgrid", "azure.monitor.query",
-        "azure.data.tables", "azure.storage.queue")
+        "azure.data.tables", "azure.storage.blob", "azure.storage.queue")
 
 
 def imports(what: str) -> dict:

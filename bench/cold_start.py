@@ -3,7 +3,7 @@
     .venv/bin/python bench/cold_start.py [--imports N] [--invocations M]
 
 1. Import cost, each in a fresh interpreter, N times: nothing (the interpreter's floor),
-   `import function_app` (the app's cold start; it imports the SDKs lazily), and the ten
+   `import function_app` (the app's cold start; it imports the SDKs lazily), and the eleven
    Azure SDKs imported eagerly (what the cold start would be without that).
 2. The first invocation of every function in function_app.py, each in a fresh process, M
    times, against a running ARM + Log Analytics emulator and Azurite. CASES says what each
@@ -49,7 +49,7 @@ from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUB
 from tests.helpers.events import CONTAINER_WRITE, write_event
 
 CHILD = Path(__file__).with_name("_cold_child.py")
-IMPORTS = {"bare": "bare interpreter (floor)", "app": "import function_app", "sdks": "import the ten SDKs"}
+IMPORTS = {"bare": "bare interpreter (floor)", "app": "import function_app", "sdks": "import the eleven SDKs"}
 
 
 def run_child(mode: str, payload: dict | None = None, env: dict | None = None) -> dict:
@@ -479,7 +479,7 @@ def main() -> None:
     invocations = report_invocations(measure_invocations(args.invocations), imports["floor"])
 
     rows = [["import function_app", ms(imports["app"]), mib(imports["app_rss"])],
-            ["import the ten SDKs eagerly", ms(imports["sdks"]), mib(imports["sdks_rss"])],
+            ["import the eleven SDKs eagerly", ms(imports["sdks"]), mib(imports["sdks_rss"])],
             ["  ratio eager / function_app", ratio(imports["sdks"], imports["app"]),
              ratio(imports["sdks_rss"], imports["app_rss"])]]
     for function, figures in invocations.items():

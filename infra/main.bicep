@@ -154,6 +154,9 @@ param containmentEgressContainment string = 'critical:disable_blob_public_access
 @description('CONTAINMENT_LEDGER_TABLE: the decision ledger table (created here).')
 param containmentLedgerTable string = 'decisions'
 
+@description('CONTAINMENT_EVIDENCE_CONTAINER: the blob container that keeps what a ledger entity cannot hold (created here).')
+param containmentEvidenceContainer string = 'evidence'
+
 // ---------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -236,6 +239,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_EGRESS_ENUMERATION_BLOBS: containmentEgressEnumerationBlobs
       CONTAINMENT_EGRESS_CONTAINMENT: containmentEgressContainment
       CONTAINMENT_LEDGER_TABLE: containmentLedgerTable
+      CONTAINMENT_EVIDENCE_CONTAINER: containmentEvidenceContainer
     }
   }
 }

@@ -107,6 +107,7 @@ class Replayer:
 
     def _fresh_state(self) -> None:
         from azure.data.tables import TableServiceClient
+        from azure.storage.blob import BlobServiceClient
         from azure.storage.queue import QueueServiceClient
 
         self.azure.reset()
@@ -116,6 +117,9 @@ class Replayer:
         queues = QueueServiceClient.from_connection_string(self.storage.connection_string)
         for queue in queues.list_queues():
             queues.delete_queue(queue.name)
+        blobs = BlobServiceClient.from_connection_string(self.storage.connection_string)
+        for container in blobs.list_containers():
+            blobs.delete_container(container.name)
 
     def _final_state(self, scenario: Scenario) -> dict[str, Any]:
         seeded = []

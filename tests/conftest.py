@@ -96,6 +96,7 @@ class AppUnderTest:
             "AzureWebJobsStorage": azurite.connection_string,
             "CONTAINMENT_LEDGER_TABLE": "t" + suffix,
             "CONTAINMENT_QUEUE": "q" + suffix,
+            "CONTAINMENT_EVIDENCE_CONTAINER": "e" + suffix,
         }
         self.configure()
 

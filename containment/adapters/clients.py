@@ -122,7 +122,7 @@ class AzureClients:
             logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
         self._publisher.send([CloudEvent(**fields) for fields in notifications], **options)
 
-    # -- the app's own storage account (ledger tables, containment queue) --------------
+    # -- the app's own storage account (ledger table and evidence blobs, containment queue) ----
     def table_service(self):
         from azure.data.tables import TableServiceClient
 
@@ -130,6 +130,14 @@ class AzureClients:
         if connection:
             return TableServiceClient.from_connection_string(connection)
         return TableServiceClient(url, credential=self._identity)
+
+    def blob_container(self, name: str):
+        from azure.storage.blob import ContainerClient
+
+        connection, url = _storage_target("blob")
+        if connection:
+            return ContainerClient.from_connection_string(connection, name)
+        return ContainerClient(url, name, credential=self._identity)
 
     def queue(self, name: str, **options: Any):
         from azure.storage.queue import QueueClient

@@ -19,9 +19,14 @@ Grid redelivers it and however many instances handle it at once. A claim is keye
 event and the resource together, as the decision is: an event ID is the sender's to choose,
 and one reused for another resource must not inherit the first one's claim. Resource IDs
 are lower-cased and '/' becomes '|' (Table keys may not hold '/').
+
+A record that a Table entity cannot hold keeps its largest fields in one blob of the
+evidence container (CONTAINMENT_EVIDENCE_CONTAINER), `<decision key>/<sha256>.json`, which
+its entity names with the digest; reading the record joins them again (split_record, Ledger._entity).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, replace
@@ -30,9 +35,29 @@ from typing import Any, Iterator
 
 from containment.core.records import Claim, DecisionRecord
 
-_CHUNK = 30_000
-_JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules")
+# Table Storage's limits (https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model):
+# an entity holds at most 1 MiB in at most 255 properties (three of them the system's), and a
+# string property at most 64 KiB of UTF-16, 32K characters. A record has a fixed set of fields,
+# one property each (far below 255); what would break the other two limits is kept in a blob.
+MAX_ENTITY_BYTES = 1024 * 1024
+MAX_STRING_UNITS = 32 * 1024
+# The keys (each at most 1 KiB) and the few properties added beside a record (a claim's state
+# and holder, `provisional`, the evidence blob's name and digest) are given this much of the
+# entity; the record gets the rest.
+_KEYS_AND_MARKERS = 4 * 1024
+_JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules",
+                "full_evidence")
+# Bounded by construction and read without the blob (the key, what was decided, when):
+# these never move out of the entity.
+_KEPT = ("key", "outcome", "mode", "decided_at", "recorded_at")
+# Where the rest of an oversized record is, and its digest: the blob is named by the decision
+# and by the SHA-256 of its content, so the decision, its by-day copy and its claim share it.
+EVIDENCE_BLOB, EVIDENCE_SHA256 = "evidence_blob", "evidence_sha256"
 UNRESOLVED = "unresolved"
+
+
+class EvidenceUnreadable(RuntimeError):
+    """A record's evidence blob is missing or does not match the digest its entity keeps."""
 
 
 def resource_key(resource_id: str | None) -> str:
@@ -43,58 +68,116 @@ def resource_partition(resource_id: str | None) -> str:
     return "resource " + resource_key(resource_id)
 
 
-def to_entity(record: DecisionRecord) -> dict[str, Any]:
-    entity: dict[str, Any] = {}
-    for name, value in asdict(record).items():
-        if value is None:
-            continue
-        if name not in _JSON_FIELDS:
-            entity[name] = value
-            continue
-        # A Table property holds 32K characters; long evidence (an NSG's full body) is
-        # split over numbered properties (an entity holds 1 MiB).
-        text = json.dumps(value)
-        chunks = [text[i:i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
-        entity[name] = chunks[0]
-        entity.update({f"{name}_{n}": chunk for n, chunk in enumerate(chunks[1:], 1)})
-    entity["PartitionKey"] = resource_partition(record.resource_id)
-    entity["RowKey"] = record.key
-    return entity
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
-def from_entity(entity: dict[str, Any]) -> DecisionRecord:
+def _property_bytes(name: str, value: Any) -> int:
+    """A property's size as Table Storage counts it: 8 bytes, its name in UTF-16, and its
+    value (a string: 4 bytes and its UTF-16; a bool 1 byte; a number 8). The formula is
+    Microsoft's: https://learn.microsoft.com/en-us/archive/blogs/avkashchauhan/how-the-size-of-an-entity-is-caclulated-in-windows-azure-table-storage"""
+    if isinstance(value, str):
+        size = 4 + 2 * _utf16_units(value)
+    elif isinstance(value, bool):
+        size = 1
+    else:
+        size = 8
+    return 8 + 2 * _utf16_units(name) + size
+
+
+def _fits(properties: dict[str, Any]) -> bool:
+    return (all(_utf16_units(v) <= MAX_STRING_UNITS for v in properties.values() if isinstance(v, str))
+            and 4 + sum(_property_bytes(n, v) for n, v in properties.items())
+            <= MAX_ENTITY_BYTES - _KEYS_AND_MARKERS)
+
+
+def split_record(record: DecisionRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the record's properties as the entity keeps them, the fields that move to the
+    evidence blob): the largest fields move, one at a time, until the rest fits a Table
+    entity, so whatever the input (400 callers, an NSG of 1,000 rules before and after)
+    the record is written, and a small record is kept whole in its entity."""
+    values = {name: value for name, value in asdict(record).items() if value is not None}
+    properties = {name: json.dumps(value) if name in _JSON_FIELDS else value for name, value in values.items()}
+    moved: dict[str, Any] = {}
+    while not _fits(properties):
+        name = max((n for n in properties if n not in _KEPT), key=lambda n: _property_bytes(n, properties[n]))
+        del properties[name]
+        moved[name] = values[name]
+    return properties, moved
+
+
+def from_properties(entity: dict[str, Any], moved: dict[str, Any]) -> DecisionRecord:
     values = {}
     for name in DecisionRecord.__dataclass_fields__:
-        if name not in entity:
-            continue
-        if name not in _JSON_FIELDS:
-            values[name] = entity[name]
-            continue
-        text, n = entity[name], 1
-        while f"{name}_{n}" in entity:
-            text, n = text + entity[f"{name}_{n}"], n + 1
-        values[name] = json.loads(text)
+        if name in moved:
+            values[name] = moved[name]
+        elif name in entity:
+            values[name] = json.loads(entity[name]) if name in _JSON_FIELDS else entity[name]
     return DecisionRecord(**values)
 
 
-def _day_key(record: DecisionRecord) -> tuple[str, str]:
-    decided = record.decided_at or ""
-    return "day " + decided[:10], f"{decided} {record.key}"
+def _day_key(decided_at: str | None, key: str) -> tuple[str, str]:
+    decided = decided_at or ""
+    return "day " + decided[:10], f"{decided} {key}"
 
 
 class Ledger:
-    """Adapter over one TableClient. It records; it does not decide."""
+    """Adapter over one TableClient, and the blob container that keeps what a Table entity
+    cannot hold. It records; it does not decide."""
 
-    def __init__(self, table):
-        self.table = table
+    def __init__(self, table, evidence):
+        self.table, self.evidence = table, evidence
 
     @classmethod
-    def open(cls, table_service, name: str) -> "Ledger":
+    def open(cls, table_service, name: str, evidence_container) -> "Ledger":
         from containment.adapters.clients import Recreating
 
         table = Recreating(table_service.get_table_client(name), lost="TableNotFound", create="create_table")
         table.recreate()
-        return cls(table)
+        # The container is made when the first oversized record needs it (or storage lost it).
+        return cls(table, Recreating(evidence_container, lost="ContainerNotFound", create="create_container"))
+
+    # -- records as entities: what does not fit goes to the evidence blob ---------------------
+    def _entity(self, record: DecisionRecord, partition: str, row: str, **markers: Any) -> dict[str, Any]:
+        """The record as a Table entity. What does not fit is written first to a blob named by
+        the decision and its digest, which the entity names: an entity never refers to a blob
+        that is not there."""
+        properties, moved = split_record(record)
+        if moved:
+            content = json.dumps(moved, sort_keys=True, separators=(",", ":")).encode()
+            digest = hashlib.sha256(content).hexdigest()
+            name = f"{record.key}/{digest}.json"
+            self._keep(name, content)
+            properties.update({EVIDENCE_BLOB: name, EVIDENCE_SHA256: digest})
+        return {**properties, **markers, "PartitionKey": partition, "RowKey": row}
+
+    def _keep(self, name: str, content: bytes) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContentSettings
+
+        try:  # never overwritten: the name is the content's digest, so what is there is the same
+            self.evidence.upload_blob(name, content, overwrite=False,
+                                      content_settings=ContentSettings(content_type="application/json"))
+        except ResourceExistsError:
+            pass
+
+    def _record(self, entity: dict[str, Any]) -> DecisionRecord:
+        """The whole record again, from its entity and, where it has one, its evidence blob,
+        checked against the digest the entity keeps (fail closed: altered evidence is an error)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        moved = {}
+        if EVIDENCE_BLOB in entity:
+            name = entity[EVIDENCE_BLOB]
+            try:
+                content = self.evidence.download_blob(name).readall()
+            except ResourceNotFoundError:
+                raise EvidenceUnreadable(f"decision {entity['key']}: its evidence blob {name} is missing") from None
+            if hashlib.sha256(content).hexdigest() != entity[EVIDENCE_SHA256]:
+                raise EvidenceUnreadable(f"decision {entity['key']}: its evidence blob {name} does not match the "
+                                         f"SHA-256 its record keeps ({entity[EVIDENCE_SHA256]})")
+            moved = json.loads(content)
+        return from_properties(entity, moved)
 
     def write(self, record: DecisionRecord, provisional: bool = False) -> DecisionRecord | None:
         """Insert the decision unless one with its key exists; the record as written (with
@@ -107,7 +190,8 @@ class Ledger:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         record = replace(record, recorded_at=f"{time.time_ns():020d}")
-        entity = {**to_entity(record), **({"provisional": True} if provisional else {})}
+        entity = self._entity(record, resource_partition(record.resource_id), record.key,
+                              **({"provisional": True} if provisional else {}))
         try:
             self.table.create_entity(entity)
         except ResourceExistsError:
@@ -119,8 +203,8 @@ class Ledger:
                                          match_condition=MatchConditions.IfNotModified)
             except ResourceModifiedError:
                 return None
-            self.table.delete_entity(*_day_key(from_entity(existing)))
-        partition, row = _day_key(record)
+            self.table.delete_entity(*_day_key(existing.get("decided_at"), existing["key"]))
+        partition, row = _day_key(record.decided_at, record.key)
         self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
             # What waits for a person is listed in one partition, so approval finds it by key.
@@ -241,7 +325,7 @@ class Ledger:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return from_entity(self.table.get_entity(resource_partition(resource_id), key))
+            return self._record(self.table.get_entity(resource_partition(resource_id), key))
         except ResourceNotFoundError:
             return None
 
@@ -251,8 +335,8 @@ class Ledger:
         (True, claim) when this call made it, else (False, the existing claim)."""
         from azure.core.exceptions import ResourceExistsError
 
-        entity = {**to_entity(decision), "PartitionKey": f"claim {decision.key}",
-                  "RowKey": resource_key(decision.resource_id), "state": "new", "holder": ""}
+        entity = self._entity(decision, f"claim {decision.key}", resource_key(decision.resource_id),
+                              state="new", holder="")
         try:
             written = self.table.create_entity(entity)
             return True, Claim(decision.key, decision.resource_id, "new", "", written["etag"], decision)
@@ -266,7 +350,7 @@ class Ledger:
             entity = self.table.get_entity(f"claim {key}", resource_key(resource_id))
         except ResourceNotFoundError:
             return None
-        decision = from_entity(entity) if "outcome" in entity else None  # a claim from before claims kept it
+        decision = self._record(entity) if "outcome" in entity else None  # a claim from before claims kept it
         return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"], decision,
                      bool(entity.get("budget_spent")))
 
@@ -313,14 +397,14 @@ class Ledger:
     def decisions(self) -> list[DecisionRecord]:
         """Every decision, in the order written."""
         entities = self.table.query_entities("PartitionKey ge 'resource ' and PartitionKey lt 'resource!'")
-        return sorted((from_entity(e) for e in entities), key=lambda r: r.recorded_at)
+        return sorted((self._record(e) for e in entities), key=lambda r: r.recorded_at)
 
     def for_resource(self, resource_id: str) -> Iterator[DecisionRecord]:
         partition = resource_partition(resource_id)
         for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": partition}):
-            yield from_entity(entity)
+            yield self._record(entity)
 
     def for_day(self, day: datetime) -> Iterator[DecisionRecord]:
         partition = "day " + day.strftime("%Y-%m-%d")
         for entity in self.table.query_entities("PartitionKey eq @p", parameters={"p": partition}):
-            yield from_entity(entity)
+            yield self._record(entity)

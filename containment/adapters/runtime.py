@@ -24,7 +24,8 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger.open(self.clients.table_service(), self.settings.ledger_table)
+        return Ledger.open(self.clients.table_service(), self.settings.ledger_table,
+                           self.clients.blob_container(self.settings.evidence_container))
 
     @cached_property
     def queue(self):

@@ -76,6 +76,8 @@ class DecisionRecord:
     # Found on the app's own deployment (CONTAINMENT_OWN_SCOPES): reported for a person, never acted on.
     own_deployment: bool = False
     findings: list[dict] = field(default_factory=list)
+    # The full evidence of findings whose evidence is bounded, by its digest ("sha256:...").
+    full_evidence: dict = field(default_factory=dict)
     actor: dict = field(default_factory=dict)
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)

@@ -213,6 +213,12 @@ def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...
     return tuple(networks)
 
 
+# Queues and blob containers share one naming rule:
+# https://learn.microsoft.com/en-us/rest/api/storageservices/naming-queues-and-metadata and
+# https://learn.microsoft.com/en-us/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
+_QUEUE_OR_CONTAINER = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
+
+
 def _name(pattern: str, accepted: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if not re.match(pattern, raw):
@@ -300,7 +306,7 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers); a /0 "
             "(every address), or CIDRs that together cover every IPv4 or IPv6 address, is refused"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
-            _name(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", "a storage queue name (3-63 lower-case letters, digits, dashes)"),
+            _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
             "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
@@ -378,6 +384,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
+    Setting("CONTAINMENT_EVIDENCE_CONTAINER", "evidence_container", "evidence",
+            _name(_QUEUE_OR_CONTAINER, "a blob container name (3-63 lower-case letters, digits, dashes)"),
+            "blob container, beside the ledger, that keeps what a ledger entity cannot hold (a finding's full "
+            "evidence, an NSG's thousand rules before and after), named by decision and SHA-256"),
     Setting("LOCAL_AZURE_ENDPOINT", "local_azure_endpoint", "", _loopback_endpoint,
             "development only: the local ARM + Log Analytics emulator's URL; honoured for loopback "
             "addresses only; empty in Azure (the app then uses Azure Resource Manager and managed identity)"),
@@ -422,6 +432,7 @@ class Settings:
     egress_enumeration_blobs: int
     egress_containment: dict
     ledger_table: str
+    evidence_container: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None
 
@@ -449,9 +460,13 @@ def load_settings(environ: Mapping[str, str] | None, vocabulary: Vocabulary) -> 
             problems.append(f"{setting.name}={raw!r}: {error}")
     given = {name: bool(environ.get(name, "").strip()) for name in ("LOCAL_AZURE_ENDPOINT", "LOCAL_AZURE_CA_BUNDLE")}
     if values.get("high_severity_reserve", 0) >= values.get("max_actions_per_hour", math.inf):
-        problems.append(f"CONTAINMENT_HIGH_SEVERITY_RESERVE={values['high_severity_reserve']}: must be less than "
-                        f"CONTAINMENT_MAX_ACTIONS_PER_HOUR ({values['max_actions_per_hour']}), or nothing below high "
-                        "severity could ever be contained")
+        # The defaults agree, so the operator set one of them: the problem names that one
+        # (the reserve, if both), so the fix is clear.
+        blamed = next(name for name in ("CONTAINMENT_HIGH_SEVERITY_RESERVE", "CONTAINMENT_MAX_ACTIONS_PER_HOUR")
+                      if environ.get(name, "").strip())
+        problems.append(f"{blamed}={environ.get(blamed, '').strip()!r}: CONTAINMENT_HIGH_SEVERITY_RESERVE "
+                        f"({values['high_severity_reserve']}) must be less than CONTAINMENT_MAX_ACTIONS_PER_HOUR "
+                        f"({values['max_actions_per_hour']}), or nothing below high severity could ever be contained")
     if len(set(given.values())) > 1:
         problems.append("LOCAL_AZURE_ENDPOINT and LOCAL_AZURE_CA_BUNDLE: set both (local emulator) or neither (Azure)")
     if problems:

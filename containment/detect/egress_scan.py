@@ -8,6 +8,9 @@
 A window's decision is keyed by account and window, so a scan re-run over the same
 window finds nothing new. A query that does not answer completely ends the scan as a
 `failed` record and leaves the checkpoint where it was: the next scan retries the window.
+An account that cannot be judged or recorded is a `failed` record under its window's key,
+and the scan goes on with the other accounts: one account must never keep a leak on
+another from being found.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.ids import STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
 from containment.core.findings import Finding
-from containment.core.records import DecisionRecord
+from containment.core.records import DecisionRecord, describe_failure
 from containment.judge.egress import TABLE
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
@@ -129,7 +132,10 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
         by_account.setdefault(row["ResourceId"], []).append(row)
     written = []
     for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
-        record = _judge_account(runtime, start, end, resource_id, callers, baseline, accounts)
+        try:
+            record = _judge_account(runtime, start, end, resource_id, callers, baseline, accounts)
+        except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
+            record = _account_failed(runtime, start, end, str(resource_id), error)
         if record is not None:
             written.append(record)
     return written
@@ -218,6 +224,21 @@ def _moment(value) -> datetime | None:
 def window_key(resource_id: str, start: datetime) -> str:
     digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:20]
     return f"egress-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{digest}"
+
+
+def _account_failed(runtime: Runtime, start: datetime, end: datetime, resource_id: str,
+                    error: Exception) -> DecisionRecord | None:
+    """One account's window that could not be judged or recorded: a `failed` record under
+    the key its decision would have had, so the window has one record for the account."""
+    why = describe_failure(error)
+    log.error("EGRESS SCAN FAILED for %s in the window from %s: %s", resource_id, clock.iso(start), why)
+    record = DecisionRecord(
+        key=window_key(resource_id, start), resource_id=resource_id, outcome="", mode=runtime.settings.mode,
+        reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+    )
+    return record_once(runtime, recorded(record, failed(
+        f"egress scan of {resource_id} from {clock.iso(start)} to {clock.iso(end)}: its findings could not be "
+        f"judged or recorded ({why}); the scan went on with the other accounts")))
 
 
 def _failed(runtime: Runtime, window: tuple[datetime, datetime], reason: str) -> list[DecisionRecord]:

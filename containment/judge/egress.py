@@ -2,8 +2,11 @@
 
 Each rule judges one account's activity in one scan window (rows of the egress_window
 query, one per caller) against the settings and, for volume, each caller's baseline (rows
-of the egress_baseline query). A finding carries the callers that fired, with their
-aggregates and sample URIs, as its evidence. Egress findings are contained by severity
+of the egress_baseline query). A finding's evidence is bounded, however many callers fired
+(400 anonymous IPv6 addresses in one window): the counts, the top callers by bytes and
+requests with their sample URIs cut to a readable length, the blobs those samples name, and
+the SHA-256 of the full evidence (every caller that fired, URIs whole), which the finding
+carries beside it for the ledger to keep. Egress findings are contained by severity
 (CONTAINMENT_EGRESS_CONTAINMENT).
 """
 from __future__ import annotations
@@ -11,24 +14,75 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from containment.core.findings import evidence_digest
 from containment.judge.rule import Context, Rule
 
 TABLE = "StorageBlobLogs"
 MB = 1024 * 1024
+# What a finding keeps inline: a record of four egress findings stays within one Table
+# property (32K characters), and the full evidence is a digest away.
+TOP_CALLERS = 10
+TOP_OBJECTS = 10
+SAMPLE_URIS = 3
+LIST_ITEMS = 10  # addresses per caller (the query keeps ten)
+URI_CHARACTERS = 200  # an account, a container and a long blob path; a SAS query string is cut
 
 
 def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
+    """One caller as the evidence names it: its aggregates and samples, as the query gave them."""
     keep = ("Caller", "Bytes", "Blobs", "Requests", "AuthenticationTypes", "Addresses", "SampleUris",
             "FirstRead", "LastRead")
     evidence = {}
     for name in keep:
         value = caller.get(name)
-        if isinstance(value, list):
-            value = value[:10]  # samples, not the whole log: the rows stay in Log Analytics
-        elif name in ("FirstRead", "LastRead") and value is not None:
+        if name in ("FirstRead", "LastRead") and value is not None:
             value = str(value)
         evidence[name] = value
     return {**evidence, **extra}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= URI_CHARACTERS else f"{text[:URI_CHARACTERS]}... [{len(text) - URI_CHARACTERS} more]"
+
+
+def _sampled(caller: dict) -> dict[str, Any]:
+    """A caller as a finding keeps it: a few sample URIs, ten of any other list, text cut."""
+    def bounded(name: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [bounded("", item) for item in value[:SAMPLE_URIS if name == "SampleUris" else LIST_ITEMS]]
+        return _cut(value) if isinstance(value, str) else value
+    return {name: bounded(name, value) for name, value in caller.items()}
+
+
+def _object(uri: str) -> str:
+    """The blob a sample URI names: its path, without the query string (a SAS lives there)."""
+    return uri.split("?", 1)[0].split(".net/", 1)[-1]
+
+
+def _bounded(callers: list[dict]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the evidence a finding keeps, the full evidence it summarises): counts over every
+    caller, the top callers by bytes then requests, the sampled blobs the most callers
+    read, and the full evidence's digest."""
+    # In the caller's order, not the answer's: the same window always has the same digest.
+    full = {"callers": sorted(callers, key=lambda c: str(c.get("Caller")))}
+    ranked = sorted(full["callers"], key=lambda c: (-(c.get("Bytes") or 0), -(c.get("Requests") or 0)))
+    readers: dict[str, list[dict]] = {}
+    for caller in ranked:
+        for uri in caller.get("SampleUris") or []:
+            readers.setdefault(_object(uri), []).append(caller)
+    objects = sorted(readers.items(), key=lambda item: (len(item[1]), sum(c.get("Bytes") or 0 for c in item[1])),
+                     reverse=True)
+    evidence = {
+        "caller_count": len(callers),
+        "requests": sum(c.get("Requests") or 0 for c in callers),
+        "bytes": sum(c.get("Bytes") or 0 for c in callers),
+        "callers": [_sampled(c) for c in ranked[:TOP_CALLERS]],
+        # Objects are known from the samples (the query keeps a few URIs per caller), so
+        # they are ranked by how many callers' samples name them, then by those callers' bytes.
+        "sampled_objects": [{"object": _cut(name), "callers": len(who)} for name, who in objects[:TOP_OBJECTS]],
+        "digest": evidence_digest(full),
+    }
+    return evidence, full
 
 
 def _trusted(address: str, allowed) -> bool:
@@ -45,7 +99,7 @@ def anonymous_read(activity: dict, context: Context):
         return None
     total = sum(c["AnonymousRequests"] for c in callers)
     return (f"{total} anonymous blob reads by {len(callers)} caller(s) in the window",
-            {"callers": [_evidence(c, AnonymousRequests=c["AnonymousRequests"]) for c in callers]})
+            *_bounded([_evidence(c, AnonymousRequests=c["AnonymousRequests"]) for c in callers]))
 
 
 def key_or_sas_from_untrusted_network(activity: dict, context: Context):
@@ -60,7 +114,7 @@ def key_or_sas_from_untrusted_network(activity: dict, context: Context):
     if not callers:
         return None
     return (f"SAS or account-key reads from {len(callers)} address(es) outside CONTAINMENT_ALLOWED_CIDRS: "
-            "a key or SAS is in the wrong hands", {"callers": callers})
+            "a key or SAS is in the wrong hands", *_bounded(callers))
 
 
 def volume_anomaly(activity: dict, context: Context):
@@ -82,7 +136,7 @@ def volume_anomaly(activity: dict, context: Context):
         return None
     gigabytes = sum(c["Bytes"] for c in callers) / 1024 ** 3
     return (f"{len(callers)} caller(s) read {gigabytes:.2f} GiB, above their thresholds, in one window",
-            {"callers": callers})
+            *_bounded(callers))
 
 
 def bulk_enumeration(activity: dict, context: Context):
@@ -90,7 +144,7 @@ def bulk_enumeration(activity: dict, context: Context):
     callers = [_evidence(c, threshold_blobs=limit) for c in activity["callers"] if (c.get("Blobs") or 0) > limit]
     if not callers:
         return None
-    return (f"{len(callers)} caller(s) read more than {limit} distinct blobs in one window", {"callers": callers})
+    return (f"{len(callers)} caller(s) read more than {limit} distinct blobs in one window", *_bounded(callers))
 
 
 RULES = (

@@ -23,6 +23,7 @@ def judge(resource_type: str, body: dict, context: Context) -> list[Finding]:
             continue
         verdict = candidate.check(body, context)
         if verdict is not None:
-            summary, evidence = verdict
-            findings.append(Finding(candidate.id, candidate.severity, body.get("id", ""), summary, evidence))
+            summary, evidence, *full = verdict
+            findings.append(Finding(candidate.id, candidate.severity, body.get("id", ""), summary, evidence,
+                                    *full))
     return findings

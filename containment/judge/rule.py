@@ -1,7 +1,8 @@
 """What a rule is: a small pure function with its ID, severity and the resource type it
 judges, declared in its family's module and collected by containment.judge.registry.
 
-A check is pure: (resource JSON, context) -> None when compliant, or (summary, evidence).
+A check is pure: (resource JSON, context) -> None when compliant, or (summary, evidence),
+or (summary, bounded evidence, the full evidence it summarises).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class Context:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-Check = Callable[[dict, Context], "tuple[str, dict[str, Any]] | None"]
+Check = Callable[[dict, Context], "tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], dict[str, Any]] | None"]
 
 
 @dataclass(frozen=True)

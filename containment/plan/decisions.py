@@ -208,8 +208,10 @@ def recorded(record: DecisionRecord, decision: Decision, state: dict[str, dict] 
     """The record of a decision: the outcome, why, the findings and the plan, and the state read."""
     findings = [finding.as_dict() for finding in decision.findings] or record.findings
     severities = [f["severity"] for f in findings] + ([OWN_DEPLOYMENT_SEVERITY] if decision.own_deployment else [])
+    full_evidence = {f.evidence["digest"]: f.detail for f in decision.findings if f.detail is not None} \
+        if decision.findings else record.full_evidence
     return replace(
-        record, outcome=decision.outcome, reason=decision.reason, findings=findings,
+        record, outcome=decision.outcome, reason=decision.reason, findings=findings, full_evidence=full_evidence,
         rules=sorted({finding["rule"] for finding in findings}),
         severity=max(severities, key=SEVERITIES.index, default=None), own_deployment=decision.own_deployment,
         plan=[step.as_dict() for step in decision.plan], actions=[step.action for step in decision.plan],

@@ -1,6 +1,6 @@
-// The Function App and what only it uses: its storage account (decision ledger table,
-// containment queue and its poison queue, the Flex deployment container, the Event Grid
-// dead-letter container), the Flex Consumption plan, the site with every app setting, and
+// The Function App and what only it uses: its storage account (decision ledger table and
+// its evidence container, containment queue and its poison queue, the Flex deployment
+// container, the Event Grid dead-letter container), the Flex Consumption plan, the site with every app setting, and
 // the Event Grid custom topic the app publishes notifications to. The identity's data roles
 // are scoped to this storage account and this topic, nothing wider.
 param location string
@@ -11,7 +11,7 @@ param applicationInsightsName string
 @description('Workspace ID (GUID) of the workspace that holds the protected accounts\' StorageBlobLogs.')
 param logWorkspaceCustomerId string
 param storageSkuName string
-@description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account).')
+@description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account, Storage Blob Data Reader on its evidence container).')
 param ledgerReaderPrincipalIds array
 param maximumInstanceCount int
 param instanceMemoryMB int
@@ -26,6 +26,7 @@ var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageTableDataReader = '76199698-9eea-4c19-bc75-cec21354c6b6'
+var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7'
 
@@ -96,6 +97,13 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+// What a ledger entity cannot hold (containment/adapters/ledger.py): blobs named by decision and SHA-256.
+resource evidenceContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: containmentSettings.CONTAINMENT_EVIDENCE_CONTAINER
+  properties: { publicAccess: 'None' }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -140,6 +148,16 @@ resource ledgerReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [f
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReader)
+    principalId: principalId
+  }
+}]
+
+// ... and the evidence the ledger's records refer to: read-only, that container only.
+resource evidenceReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in ledgerReaderPrincipalIds: {
+  name: guid(evidenceContainer.id, principalId, storageBlobDataReader)
+  scope: evidenceContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
     principalId: principalId
   }
 }]
@@ -262,7 +280,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
-  dependsOn: [storageRoles, metricsPublisher, deploymentContainer, containmentQueue, poisonQueue, ledgerTable]
+  dependsOn: [storageRoles, metricsPublisher, deploymentContainer, containmentQueue, poisonQueue, ledgerTable,
+    evidenceContainer]
 }
 
 // No FTP or basic-auth SCM publishing: deployments use Entra ID (azd, func, az).

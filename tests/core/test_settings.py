@@ -261,3 +261,15 @@ def test_role_deletion_approval_scopes_are_validated():
 def test_an_allowlist_that_covers_a_whole_address_space_in_any_split_is_refused(split):
     with pytest.raises(SettingsError, match="cover every IPv"):
         load_settings({"CONTAINMENT_ALLOWED_CIDRS": split})
+
+
+def test_a_reserve_that_leaves_nothing_below_high_severity_is_refused_naming_what_was_set():
+    assert load_settings({"CONTAINMENT_HIGH_SEVERITY_RESERVE": "0"}).high_severity_reserve == 0
+    for given, blamed in (({"CONTAINMENT_MAX_ACTIONS_PER_HOUR": "5"}, "CONTAINMENT_MAX_ACTIONS_PER_HOUR"),
+                          ({"CONTAINMENT_HIGH_SEVERITY_RESERVE": "20"}, "CONTAINMENT_HIGH_SEVERITY_RESERVE"),
+                          ({"CONTAINMENT_MAX_ACTIONS_PER_HOUR": "3", "CONTAINMENT_HIGH_SEVERITY_RESERVE": "3"},
+                           "CONTAINMENT_HIGH_SEVERITY_RESERVE")):
+        with pytest.raises(SettingsError) as refused:
+            load_settings(given)
+        [problem] = refused.value.problems
+        assert problem.startswith(f"{blamed}=") and "must be less than CONTAINMENT_MAX_ACTIONS_PER_HOUR" in problem

@@ -343,3 +343,88 @@ def test_two_egress_incidents_leave_the_budget_for_an_unrelated_public_account(s
     [record] = [r for r in app.records() if r.resource_id == unrelated["id"]]
     assert record.outcome == "contained" and record.actions == ["disable_blob_public_access"]
     assert emulator.arm.get(unrelated["id"])["properties"]["allowBlobPublicAccess"] is False
+
+
+# -- bounded evidence: big findings never wedge the scan (#15) ---------------------------------------
+OTHER = b.storage_account("synthtrain02")
+
+
+def evidence_blob(app, record) -> dict:
+    """The record's evidence blob as stored, after checking it against the digest its entity keeps."""
+    import hashlib
+    import json
+
+    from containment.adapters.ledger import resource_partition
+
+    ledger = app.runtime.ledger
+    entity = ledger.table.get_entity(resource_partition(record.resource_id), record.key)
+    content = ledger.evidence.download_blob(entity["evidence_blob"]).readall()
+    assert hashlib.sha256(content).hexdigest() == entity["evidence_sha256"]
+    return json.loads(content)
+
+
+def digest_of(full: dict) -> str:
+    import hashlib
+    import json
+
+    return "sha256:" + hashlib.sha256(json.dumps(full, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_four_hundred_anonymous_ipv6_callers_are_one_bounded_record_with_the_full_evidence_in_a_blob(scan, app,
+                                                                                                       emulator):
+    from tests.helpers.table_limits import every_entity_fits
+
+    crowd = [read(in_window(n / 100), auth="Anonymous", ip=f"2001:db8:5eed:{n:x}::1", blob=f"train/shard-{n:04d}")
+             for n in range(400)]
+    [record] = scan(crowd)
+    assert (record.outcome, record.rules) == ("contained", ["egress_anonymous_read"])
+    evidence = record.findings[0]["evidence"]
+    assert (evidence["caller_count"], evidence["requests"], evidence["bytes"]) == (400, 400, 400 * MB)
+    assert len(evidence["callers"]) == 10 and len(evidence["sampled_objects"]) == 10
+    full = record.full_evidence[evidence["digest"]]  # read back whole, through the blob
+    assert sorted(c["Caller"] for c in full["callers"]) == sorted(f"2001:db8:5eed:{n:x}::1" for n in range(400))
+    assert digest_of(full) == evidence["digest"]
+    assert evidence_blob(app, record)["full_evidence"] == {evidence["digest"]: full}
+    assert emulator.arm.get(ACCOUNT["id"])["properties"]["networkAcls"]["defaultAction"] == "Deny"
+    every_entity_fits(app.runtime.ledger.table)
+
+
+def test_two_callers_with_forty_kilobyte_uris_are_recorded_and_contained(scan, app):
+    from tests.helpers.table_limits import every_entity_fits
+
+    rows = [read(in_window(n / 10), auth="Anonymous", ip=ip, blob=f"train/{n}-" + "x" * 40_000)
+            for n, ip in enumerate(["198.51.100.20", "198.51.100.20", "203.0.113.7", "203.0.113.7"])]
+    [record] = scan(rows)
+    assert record.outcome == "contained"
+    evidence = record.findings[0]["evidence"]
+    assert all(len(uri) < 300 for c in evidence["callers"] for uri in c["SampleUris"])
+    full = record.full_evidence[evidence["digest"]]
+    assert sorted(uri for c in full["callers"] for uri in c["SampleUris"]) == sorted(r["Uri"] for r in rows)
+    assert digest_of(full) == evidence["digest"]
+    every_entity_fits(app.runtime.ledger.table)
+
+
+def test_an_unrelated_leak_on_another_account_in_the_same_window_is_still_contained(scan, emulator):
+    emulator.seed([OTHER])
+    crowd = [read(in_window(n / 100), auth="Anonymous", ip=f"2001:db8::{n:x}", blob=f"train/{n}") for n in range(400)]
+    leak = read(in_window(2), auth="SAS", ip="192.0.2.66", account=OTHER)
+    records = scan([*crowd, leak])
+    assert sorted((r.resource_id, r.outcome, tuple(r.rules)) for r in records) == [
+        (ACCOUNT["id"], "contained", ("egress_anonymous_read",)),
+        (OTHER["id"], "contained", ("egress_key_or_sas_from_untrusted_network",))]
+    assert emulator.arm.get(OTHER["id"])["properties"]["networkAcls"]["defaultAction"] == "Deny"
+
+
+def test_an_account_that_cannot_be_judged_is_a_failed_record_and_the_others_are_still_judged(scan, emulator, app):
+    """Its reads fail every time (past the SDK's retries): the scan records that, names the
+    account, contains the other account's leak and moves on; the next window is scanned."""
+    emulator.seed([OTHER])
+    emulator.faults.add("status", path=f"/storageAccounts/{ACCOUNT['name']}$", method="GET", status=500,
+                        retry_after=0, times=None)
+    records = scan([read(in_window(), auth="Anonymous", ip="198.51.100.20"),
+                    read(in_window(2), auth="SAS", ip="192.0.2.66", account=OTHER)])
+    by_account = {r.resource_id.lower(): r for r in records}
+    failed = by_account[ACCOUNT["id"].lower()]
+    assert failed.outcome == "failed" and ACCOUNT["id"].lower() in failed.reason and "HttpResponseError" in failed.reason
+    assert by_account[OTHER["id"].lower()].outcome == "contained"
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T11:50")  # the scan moved on

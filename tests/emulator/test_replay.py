@@ -39,6 +39,7 @@ EXPECTED = {
     "egress-leaked-sas-from-unknown-network.json": ["contained"],
     "egress-baseline-spike-and-enumeration.json": ["would-contain"],
     "egress-catch-up-after-downtime.json": ["contained"],
+    "egress-400-anonymous-callers-in-one-window.json": ["contained"],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],

@@ -3,6 +3,9 @@ one row per caller as the egress_window query returns them, judged against the s
 and each caller's baseline. Every rule the family declares has a case here."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from containment.judge import egress as family
@@ -84,4 +87,39 @@ def test_a_known_caller_is_judged_against_its_own_baseline_and_the_floor():
 
 def test_evidence_keeps_samples_not_the_whole_log():
     [found] = findings(caller(blobs=500))
-    assert len(found.evidence["callers"][0]["SampleUris"]) == 10
+    assert len(found.evidence["callers"][0]["SampleUris"]) == family.SAMPLE_URIS
+    assert len(found.detail["callers"][0]["SampleUris"]) == 12  # the full evidence: as the query gave them
+
+
+def digest_of(full: dict) -> str:
+    """SHA-256 of canonical JSON (sorted keys, no spaces), as the README tells an auditor to check it."""
+    return "sha256:" + hashlib.sha256(json.dumps(full, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def test_four_hundred_anonymous_callers_are_counted_whole_and_named_by_the_top_ten():
+    uri = "https://synthtrain01.blob.core.windows.net/d/"
+    crowd = [{**caller(f"2001:db8::{n:x}", megabytes=1 + n / 100, blobs=2, anonymous=2, addresses=(f"2001:db8::{n:x}",)),
+              "SampleUris": [f"{uri}train-0", f"{uri}shard-{n}"]} for n in range(400)]
+    [found] = findings(*crowd)
+    evidence = found.evidence
+    assert (evidence["caller_count"], evidence["requests"]) == (400, 800)
+    assert evidence["bytes"] == sum(c["Bytes"] for c in crowd)
+    assert [c["Caller"] for c in evidence["callers"]] == [f"2001:db8::{n:x}" for n in range(399, 389, -1)]  # most bytes
+    assert len(evidence["sampled_objects"]) == family.TOP_OBJECTS
+    assert evidence["sampled_objects"][:2] == [{"object": "d/train-0", "callers": 400},  # every caller read it
+                                               {"object": "d/shard-399", "callers": 1}]  # then by its callers' bytes
+    assert len(found.detail["callers"]) == 400 and evidence["digest"] == digest_of(found.detail)
+    assert len(json.dumps(evidence)) < 8_000
+    [again] = findings(*reversed(crowd))  # Log Analytics promises no order of rows
+    assert again.evidence == evidence
+
+
+def test_a_uri_of_forty_thousand_characters_is_cut_in_the_finding_and_whole_in_its_full_evidence():
+    long_uri = "https://synthtrain01.blob.core.windows.net/d/" + "x" * 40_000 + "?sv=2025-01-05&sig=REDACTED"
+    row = {**caller("198.51.100.20", anonymous=1, addresses=("198.51.100.20",)), "SampleUris": [long_uri]}
+    [found] = findings(row)
+    [kept] = found.evidence["callers"][0]["SampleUris"]
+    assert kept.startswith(long_uri[:family.URI_CHARACTERS]) and kept.endswith(
+        f"... [{len(long_uri) - family.URI_CHARACTERS} more]")
+    assert found.evidence["sampled_objects"][0]["object"].startswith("d/xxx")  # the path, never the SAS
+    assert found.detail["callers"][0]["SampleUris"] == [long_uri] and found.evidence["digest"] == digest_of(found.detail)

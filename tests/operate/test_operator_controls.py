@@ -502,6 +502,28 @@ def test_release_is_refused_when_the_resource_changed_since_and_force_never_reve
     assert (properties["allowBlobPublicAccess"], properties["minimumTlsVersion"]) == (True, "TLS1_2")
 
 
+def test_an_nsg_of_a_thousand_rules_is_contained_and_released_from_its_record_read_back_whole(app, emulator):
+    """Its body before and after is far more than a ledger entity holds: the record keeps it in
+    its evidence blob, and release reads it back whole from there."""
+    from containment.adapters.ledger import resource_partition
+    from tests.helpers.table_limits import every_entity_fits
+
+    training = [b.security_rule(f"allow-training-{n:03d}", 1000 + n, source=f"10.20.{n // 250}.{n % 250}/32")
+                for n in range(998)]
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet"), *training])
+    record = contained(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                       CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+    assert len(record.before[nsg["id"]]["properties"]["securityRules"]) == 999
+    assert len(record.after[nsg["id"]]["properties"]["securityRules"]) == 1000  # with the Deny the app added
+    entity = app.runtime.ledger.table.get_entity(resource_partition(nsg["id"]), record.key)
+    assert {"before", "after"}.isdisjoint(entity) and entity["evidence_blob"].startswith(f"{record.key}/")
+    every_entity_fits(app.runtime.ledger.table)
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+    app.drain()
+    rules = emulator.arm.get(nsg["id"])["properties"]["securityRules"]
+    assert len(rules) == 999 and "deny-untrusted-allow-https" not in {r["name"] for r in rules}
+
+
 def test_a_forced_release_leaves_what_the_owner_changed_on_the_contained_property(app, emulator):
     allowing = b.storage_account(allowBlobPublicAccess=True)
     public = b.container(allowing["id"], "training", "Container")

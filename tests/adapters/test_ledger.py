@@ -1,0 +1,114 @@
+"""The ledger keeps every record whole, whatever its size: what a Table entity cannot hold
+is kept in a blob named by the decision and its SHA-256, and read back with the record.
+Real Azurite; every entity written is held to Azure's limits (tests/helpers/table_limits.py)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from containment.core.records import DecisionRecord
+from tests.helpers import arm_bodies as b
+from tests.helpers.table_limits import every_entity_fits
+
+DECIDED = "2026-11-24T12:00:00Z"
+
+
+def big_nsg(rules: int = 1000) -> dict:
+    return b.nsg(rules=[b.security_rule(f"allow-training-{n:04d}", 100 + n, source=f"10.20.{n // 250}.{n % 250}/32")
+                        for n in range(rules)])
+
+
+def record(key: str, resource_id: str, **fields) -> DecisionRecord:
+    return DecisionRecord(key=key, resource_id=resource_id, outcome=fields.pop("outcome", "reported"),
+                          mode="enforce", reason=fields.pop("reason", "test"), decided_at=DECIDED, **fields)
+
+
+def blob_of(ledger, key: str, resource_id: str) -> tuple[str, bytes, str]:
+    from containment.adapters.ledger import resource_partition
+
+    entity = ledger.table.get_entity(resource_partition(resource_id), key)
+    name = entity["evidence_blob"]
+    return name, ledger.evidence.download_blob(name).readall(), entity["evidence_sha256"]
+
+
+def test_an_nsg_of_a_thousand_rules_before_and_after_is_read_back_whole_everywhere(app):
+    from datetime import datetime
+
+    ledger = app.runtime.ledger
+    nsg = big_nsg()
+    after = json.loads(json.dumps(nsg))
+    after["properties"]["securityRules"][0]["properties"]["access"] = "Deny"
+    assert len(json.dumps(nsg)) > 300_000  # twice over, in UTF-16, more than an entity holds
+    held = record("nsg-thousand", nsg["id"], outcome="pending-approval", before={nsg["id"]: nsg},
+                  after={nsg["id"]: after}, awaiting_approval=[{"action": "block_untrusted_inbound",
+                                                                "target": nsg["id"]}])
+    written = ledger.write(held)
+    assert ledger.find(nsg["id"], "nsg-thousand") == written
+    assert list(ledger.for_resource(nsg["id"])) == [written]
+    assert ledger.decisions() == [written]
+    assert list(ledger.for_day(datetime.fromisoformat("2026-11-24T00:00:00+00:00"))) == [written]  # the by-day index
+    assert [p["key"] for p in ledger.pending()] == ["nsg-thousand"]
+    name, content, digest = blob_of(ledger, "nsg-thousand", nsg["id"])
+    assert name == f"nsg-thousand/{digest}.json" and hashlib.sha256(content).hexdigest() == digest
+    assert set(json.loads(content)) >= {"before", "after"}
+    assert every_entity_fits(ledger.table) == 3  # the decision, its by-day copy, the pending entry
+
+
+def test_a_claim_carries_an_oversized_decision_whole(app):
+    ledger = app.runtime.ledger
+    nsg = big_nsg()
+    decision = record("claimed-thousand", nsg["id"], outcome="contain", before={nsg["id"]: nsg},
+                      plan=[{"action": "block_untrusted_inbound", "target": nsg["id"]}])
+    fresh, claim = ledger.claim(decision)
+    assert fresh and ledger.get_claim("claimed-thousand", nsg["id"]).decision == decision
+    moved = ledger.move_claim(claim, "acting", "instance-1")
+    assert ledger.get_claim("claimed-thousand", nsg["id"]).decision == decision and moved.state == "acting"
+    every_entity_fits(ledger.table)
+
+
+@pytest.mark.parametrize("text", ["\N{PILE OF POO}" * 20_000, "\u00e9" * 40_000, "x" * 600_000],
+                         ids=["astral: 20K characters, 40K UTF-16", "40K accented", "600K ASCII"])
+def test_text_of_any_script_and_length_fits(app, text):
+    """Table Storage counts strings in UTF-16: an astral character is two of its 32K."""
+    ledger = app.runtime.ledger
+    account = b.storage_account()
+    written = ledger.write(record("long-text", account["id"], reason=text, actor={"name": text}))
+    assert ledger.find(account["id"], "long-text") == written
+    every_entity_fits(ledger.table)
+
+
+def test_a_small_record_keeps_everything_in_its_entity(app):
+    from containment.adapters.ledger import resource_partition
+
+    ledger = app.runtime.ledger
+    account = b.storage_account()
+    written = ledger.write(record("small", account["id"], before={account["id"]: account}))
+    entity = ledger.table.get_entity(resource_partition(account["id"]), "small")
+    assert "evidence_blob" not in entity and json.loads(entity["before"]) == {account["id"]: account}
+    assert ledger.find(account["id"], "small") == written
+
+
+def test_evidence_altered_since_it_was_recorded_is_refused(app):
+    from containment.adapters.ledger import EvidenceUnreadable
+
+    ledger = app.runtime.ledger
+    nsg = big_nsg()
+    ledger.write(record("tampered", nsg["id"], before={nsg["id"]: nsg}))
+    name, content, _ = blob_of(ledger, "tampered", nsg["id"])
+    ledger.evidence.upload_blob(name, content.replace(b'"Allow"', b'"Deny"', 1), overwrite=True)
+    with pytest.raises(EvidenceUnreadable, match="does not match the SHA-256"):
+        ledger.find(nsg["id"], "tampered")
+    ledger.evidence.delete_blob(name)
+    with pytest.raises(EvidenceUnreadable, match="is missing"):
+        ledger.find(nsg["id"], "tampered")
+
+
+def test_an_evidence_container_storage_lost_is_made_again(app):
+    ledger = app.runtime.ledger
+    nsg = big_nsg()
+    ledger.write(record("first", nsg["id"], before={nsg["id"]: nsg}))
+    ledger.evidence.delete_container()  # an account restored, Azurite restarted
+    written = ledger.write(record("second", nsg["id"], before={nsg["id"]: nsg}))
+    assert ledger.find(nsg["id"], "second") == written

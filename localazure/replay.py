@@ -128,6 +128,10 @@ class Replayer:
         state = {body["id"]: self.azure.arm.get(body["id"]) for body in seeded}
         known = {rid.lower() for rid in state}
         state.update({rid: body for rid, body in self.azure.arm.snapshot().items() if rid.lower() not in known})
+        # What the app created and later removed (the Deny a release deleted) is null (SCENARIOS.md).
+        for method, path, _ in self.azure.applied_writes:
+            if method == "PUT" and path.lower() not in {rid.lower() for rid in state}:
+                state[path] = self.azure.arm.get(path)
         return state
 
     def _say(self, line: str) -> None:

@@ -112,8 +112,17 @@ def from_properties(entity: dict[str, Any], moved: dict[str, Any]) -> DecisionRe
         if name in moved:
             values[name] = moved[name]
         elif name in entity:
-            values[name] = json.loads(entity[name]) if name in _JSON_FIELDS else entity[name]
+            values[name] = json.loads(_joined(entity, name)) if name in _JSON_FIELDS else entity[name]
     return DecisionRecord(**values)
+
+
+def _joined(entity: dict[str, Any], name: str) -> str:
+    """A JSON field's text. Ledgers written before evidence blobs split long fields over
+    numbered properties (`before`, `before_1`, ...): their records stay readable."""
+    text, n = entity[name], 1
+    while f"{name}_{n}" in entity:
+        text, n = text + entity[f"{name}_{n}"], n + 1
+    return text
 
 
 def _day_key(decided_at: str | None, key: str) -> tuple[str, str]:

@@ -37,8 +37,20 @@ def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
         value = caller.get(name)
         if name in ("FirstRead", "LastRead") and value is not None:
             value = str(value)
+        elif name == "SampleUris" and isinstance(value, list):
+            value = [_redacted(uri) for uri in value]
         evidence[name] = value
     return {**evidence, **extra}
+
+
+def _redacted(uri: Any) -> Any:
+    """A sample URI without its SAS signature: evidence must not hand the ledger's readers
+    the credential that leaked (`sig` is the SAS's HMAC; the other parameters say what it granted)."""
+    if not isinstance(uri, str) or "?" not in uri:
+        return uri
+    path, query = uri.split("?", 1)
+    return path + "?" + "&".join("sig=REDACTED" if part.lower().startswith("sig=") else part
+                                 for part in query.split("&"))
 
 
 def _cut(text: str) -> str:

@@ -112,3 +112,20 @@ def test_an_evidence_container_storage_lost_is_made_again(app):
     ledger.evidence.delete_container()  # an account restored, Azurite restarted
     written = ledger.write(record("second", nsg["id"], before={nsg["id"]: nsg}))
     assert ledger.find(nsg["id"], "second") == written
+
+
+def test_a_record_a_ledger_wrote_before_evidence_blobs_is_read_whole(app):
+    """Earlier versions split a long field over numbered properties: an upgrade keeps them readable."""
+    from containment.adapters.ledger import resource_partition
+
+    ledger = app.runtime.ledger
+    nsg = big_nsg(120)
+    text = json.dumps({nsg["id"]: nsg})
+    entity = {"PartitionKey": resource_partition(nsg["id"]), "RowKey": "legacy-1", "key": "legacy-1",
+              "resource_id": nsg["id"], "outcome": "contained", "mode": "enforce", "reason": "then",
+              "decided_at": DECIDED, "recorded_at": "0" * 20,
+              **{("before" if n == 0 else f"before_{n}"): text[n * 30_000:(n + 1) * 30_000]
+                 for n in range(-(-len(text) // 30_000))}}
+    assert "before_1" in entity
+    ledger.table.create_entity(entity)
+    assert ledger.find(nsg["id"], "legacy-1").before == {nsg["id"]: nsg}

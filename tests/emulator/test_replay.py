@@ -33,6 +33,7 @@ EXPECTED = {
     "role-gone-and-own-identity.json": ["ignored", "ignored"],
     "nsg-allow-any-at-priority-100.json": ["contained"],
     "nsg-internet-https-at-300.json": ["contained", "ignored"],
+    "nsg-102-rules-contained-and-released.json": ["contained", "reported"],
     "nsg-compliant-allowed-and-shadowed.json": ["compliant", "compliant"],
     "nsg-one-foreign-source-prefix.json": ["contained"],
     "nsg-unprotected-ignored.json": ["ignored"],
@@ -89,6 +90,11 @@ def test_final_state_shows_the_containment(bundled):
     assert final_state[container]["properties"]["publicAccess"] == "None"
     _, dry_final = outputs["public-container-dry-run.json"]
     assert dry_final[container]["properties"]["publicAccess"] == "Container"
+    # Released, the NSG of 102 rules is as it was: the containment's Deny, and only it, is gone.
+    records, final_state = outputs["nsg-102-rules-contained-and-released.json"]
+    nsg, added = [rid for rid in final_state if "/securityrules/" not in rid.lower()], [
+        rid for rid in final_state if rid.lower().endswith("/securityrules/deny-untrusted-allow-https")]
+    assert len(final_state[nsg[0]]["properties"]["securityRules"]) == 102 and final_state[added[0]] is None
 
 
 def test_the_timeline_goes_to_stderr(bundled):

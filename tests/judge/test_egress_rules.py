@@ -123,3 +123,11 @@ def test_a_uri_of_forty_thousand_characters_is_cut_in_the_finding_and_whole_in_i
         f"... [{len(long_uri) - family.URI_CHARACTERS} more]")
     assert found.evidence["sampled_objects"][0]["object"].startswith("d/xxx")  # the path, never the SAS
     assert found.detail["callers"][0]["SampleUris"] == [long_uri] and found.evidence["digest"] == digest_of(found.detail)
+
+
+def test_a_sas_signature_in_a_sample_uri_never_reaches_the_evidence():
+    leaked = "https://synthtrain01.blob.core.windows.net/d/part-0?sv=2025-01-05&se=2026-12-01&sp=r&sig=c2VjcmV0JTNE"
+    from_outside = {**caller("192.0.2.7", key_or_sas=1, addresses=("192.0.2.7",)), "SampleUris": [leaked]}
+    [finding] = findings(from_outside)
+    kept = json.dumps({"evidence": finding.evidence, "detail": finding.detail})
+    assert "c2VjcmV0JTNE" not in kept and "sig=REDACTED" in kept and "sp=r" in kept

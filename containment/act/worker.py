@@ -20,7 +20,8 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.ids import MalformedResourceId, parse_resource_id
-from containment.core.records import Claim, ContainmentRequest, DecisionRecord, MalformedRequest, describe_failure
+from containment.core.records import (Claim, ContainmentRequest, DecisionRecord, MalformedRequest, PlannedAction,
+                                      describe_failure, plan_digest)
 from containment.core.settings import Settings
 from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, no_longer_judged,
                                         nothing_to_contain, recorded, rejected)
@@ -39,9 +40,6 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     except MalformedRequest as malformed:
         # Only this app writes the queue: a malformed request is a bug or tampering, kept as evidence.
         return _reject(runtime, message, f"malformed containment request: {malformed}")
-    refused = out_of_scope(request, runtime.settings)
-    if refused:
-        return _reject(runtime, message, f"containment request refused: {refused}")
     if runtime.ledger.decided(request.resource_id, request.key):
         return None  # already contained (or failed) and recorded
     claim = runtime.ledger.get_claim(request.key, request.resource_id)
@@ -50,9 +48,12 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         # this app (or the ledger lost the claim), so nobody decided it should act.
         return _reject(runtime, message, f"containment request refused: no claimed decision {request.key} on "
                                          f"{request.resource_id}: not queued by this app; not acted on")
-    if claim.decision.planned != request.plan:
+    if plan_digest(claim.decision.plan) != request.plan_sha256:
         return _reject(runtime, message, f"containment request refused: its plan is not the plan of claimed "
                                          f"decision {request.key}; not acted on")
+    refused = out_of_scope(claim.decision.planned, runtime.settings)
+    if refused:
+        return _reject(runtime, message, f"containment request refused: {refused}")
     holder = str(message.id)
     if claim.state == "done":
         return None
@@ -70,19 +71,24 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
                                                                  "in the ledger: nothing to go back to"), claim)
         judged = replace(judged, release={"before": _lower(released.before), "after": _lower(released.after)})
     results: list[ActionResult] = []
+    retried = (message.dequeue_count or 1) > 1
     try:
-        if decision.operation not in PERSON_DECIDED and not claim.spent:  # once per claim, whatever the retries
+        # Once per claim, whatever the retries. Spent, then marked: a crash between the two
+        # counts it twice, which holds more for a person, never less.
+        if decision.operation not in PERSON_DECIDED and not claim.spent:
             held = _spend_budget(runtime, decision, judged)
             if held is not None:
                 return _finish(runtime, held, claim, notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
-            claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True) or claim
+            claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True)
+            if claim is None:
+                return None  # another delivery moved the claim meanwhile: it carries the decision on
         for step in decision.planned:
             results.append(carry_out(runtime.clients, step, runtime.settings, judged))
     except arm.Refused as refused:
         # Sending it again would get the same answer: fail now, on the record with ARM's code,
         # keeping what the steps before it changed.
         log.error("CONTAINMENT REFUSED for %s: %s", decision.resource_id, refused)
-        before, after = _states(decision.before, results)
+        before, after = _states(decision.before, results, retried)
         return _finish(runtime, containment_failed(replace(decision, before=before, after=after), str(refused)),
                        claim)
     except Exception as error:  # noqa: BLE001 - every failure must end as evidence, not silence
@@ -92,7 +98,7 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
                   message.dequeue_count, error)
         _finish(runtime, containment_failed(decision, describe_failure(error)), claim)
         raise
-    before, after = _states(decision.before, results)
+    before, after = _states(decision.before, results, retried)
     moot = [r.moot for r in results if r.moot]
     if decision.operation == "approval" and not any(r.changed for r in results):
         # Approved on a judgement made hours ago: what no longer holds it is on the record.
@@ -134,17 +140,19 @@ def _reject(runtime: Runtime, message: Any, reason: str) -> DecisionRecord | Non
         decided_at=clock.iso()), rejected(reason)))
 
 
-def _states(detected: dict, results: list[ActionResult]) -> tuple[dict, dict]:
+def _states(detected: dict, results: list[ActionResult], retried: bool) -> tuple[dict, dict]:
     """Before and after, keyed by the resource the evidence is (the NSG for a rule):
-    before is the state when containment began, after the state when it ended. A retry
-    after a partial success finds earlier targets already changed; for those, the state
-    detection read is the one before containment."""
+    before is the state when containment began, after the state when it ended, so release
+    puts back only what containment changed. A retry after a partial success finds earlier
+    targets already changed; for those, the state detection read is the one before
+    containment. On a first attempt a target found unchanged was not changed by the app
+    (its owner fixed it first): its before is what the worker read."""
     detected = {rid.lower(): body for rid, body in detected.items()}
     before, after = {}, {}
     for result in results:
         key = (result.before or result.after or {}).get("id") or result.target
         if key not in before:
-            before[key] = result.before if result.changed else detected.get(key.lower(), result.before)
+            before[key] = result.before if result.changed or not retried else detected.get(key.lower(), result.before)
         after[key] = result.after
     return before, after
 
@@ -159,10 +167,10 @@ def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim, notify_it: b
     return written
 
 
-def out_of_scope(request: ContainmentRequest, settings: Settings) -> str | None:
-    """Why a request must not be carried out here, checked again by the function that acts
-    (defence in depth: whoever can write the app's queue must not widen its scope)."""
-    for step in request.plan:
+def out_of_scope(plan: tuple[PlannedAction, ...], settings: Settings) -> str | None:
+    """Why a claimed plan must not be carried out here, checked again by the function that
+    acts (defence in depth: whoever can write the app's ledger must not widen its scope)."""
+    for step in plan:
         if step.action not in ACTIONS:
             return f"unknown action {step.action!r}"
         try:

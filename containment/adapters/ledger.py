@@ -216,10 +216,13 @@ class Ledger:
         partition, row = _day_key(record.decided_at, record.key)
         self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
-            # What waits for a person is listed in one partition, so approval finds it by key.
-            self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
-                                      "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
+            self.keep_pending(record)
         return record
+
+    def keep_pending(self, record: DecisionRecord) -> None:
+        """List the decision as waiting for a person: one partition, so approval finds it by key."""
+        self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
+                                  "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
 
     def decided(self, resource_id: str | None, key: str) -> bool:
         """Whether the event has its final record (a provisional failure is not one)."""
@@ -259,14 +262,18 @@ class Ledger:
         return {"key": key, "resource_id": entity["resource_id"], "decided_at": entity["decided_at"]}
 
     # -- exemptions -------------------------------------------------------------------------
-    def exempt(self, scope: str, reason: str, owner: str, expires_at: str, created_by: str, created_at: str) -> None:
+    def exempt(self, scope: str, reason: str, owner: str, expires_at: str, created_by: str, created_at: str,
+               rules: list[str] | None = None) -> None:
+        """`rules`: the findings' rules it covers (a release's); None: every rule."""
         self.table.upsert_entity({"PartitionKey": "exemption", "RowKey": scope.lower().replace("/", "|"),
                                   "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
-                                  "created_by": created_by, "created_at": created_at})
+                                  "created_by": created_by, "created_at": created_at,
+                                  **({"rules": json.dumps(sorted(rules))} if rules is not None else {})})
 
     def exemptions(self) -> list[dict]:
         keep = ("scope", "reason", "owner", "expires_at", "created_by", "created_at")
-        return [{k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'exemption'")]
+        return [{**{k: e.get(k) for k in keep}, "rules": json.loads(e["rules"]) if "rules" in e else None}
+                for e in self.table.query_entities("PartitionKey eq 'exemption'")]
 
     def remove_exemption(self, scope: str) -> bool:
         from azure.core.exceptions import ResourceNotFoundError

@@ -116,30 +116,39 @@ class MalformedRequest(ValueError):
     pass
 
 
+def plan_digest(plan: list[dict] | tuple[PlannedAction, ...]) -> str:
+    """SHA-256 of a plan as canonical JSON: what a request names of the plan it expects."""
+    steps = [step.as_dict() if isinstance(step, PlannedAction) else {"action": step["action"],
+                                                                      "target": step["target"]} for step in plan]
+    return hashlib.sha256(json.dumps(steps, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class ContainmentRequest:
     """The queue message: which claimed decision to carry out, never the decision itself.
     The worker loads the decision from its claim; a forged or truncated message can at most
-    name a decision that exists, and one whose plan differs from it is refused."""
+    name a decision that exists, and one whose plan digest differs from the claim's plan is
+    refused. A digest, not the plan: a plan of any length (an NSG with a hundred open rules)
+    fits one message."""
 
     key: str
     resource_id: str
-    plan: tuple[PlannedAction, ...]
+    plan_sha256: str
 
     @classmethod
-    def of(cls, record: DecisionRecord) -> "ContainmentRequest":
-        return cls(record.key, record.resource_id, record.planned)
+    def of(cls, record: DecisionRecord) -> ContainmentRequest:
+        return cls(record.key, record.resource_id, plan_digest(record.plan))
 
     def to_message(self) -> str:
-        text = json.dumps({"key": self.key, "resource_id": self.resource_id,
-                           "plan": [step.as_dict() for step in self.plan]}, separators=(",", ":"))
+        text = json.dumps({"key": self.key, "resource_id": self.resource_id, "plan_sha256": self.plan_sha256},
+                          separators=(",", ":"))
         if len(text.encode()) > MAX_REQUEST_BYTES:
             raise ValueError(f"containment request for {self.key} is {len(text.encode())} bytes; at most "
                              f"{MAX_REQUEST_BYTES} travel on the queue")
         return text
 
     @classmethod
-    def from_message(cls, body: bytes | str) -> "ContainmentRequest":
+    def from_message(cls, body: bytes | str) -> ContainmentRequest:
         if len(body) > MAX_REQUEST_BYTES:
             raise MalformedRequest(f"{len(body)} bytes; a containment request is at most {MAX_REQUEST_BYTES}")
         try:
@@ -148,19 +157,15 @@ class ContainmentRequest:
             raise MalformedRequest(f"not JSON: {error}") from None
         if not isinstance(request, dict):
             raise MalformedRequest("not a JSON object")
-        fields = {"key", "resource_id", "plan"}
+        fields = {"key", "resource_id", "plan_sha256"}
         if set(request) != fields:
             missing, unknown = sorted(fields - set(request)), sorted(set(request) - fields)
             raise MalformedRequest("; ".join(part for part in (
                 f"missing {', '.join(missing)}" if missing else "",
                 f"unknown fields {', '.join(unknown)}" if unknown else "") if part))
-        wrong = [name for name in ("key", "resource_id") if not isinstance(request[name], str) or not request[name]]
+        wrong = [name for name in fields if not isinstance(request[name], str) or not request[name]]
         if wrong:
-            raise MalformedRequest(f"{', '.join(wrong)} must be non-empty strings")
-        plan = request["plan"]
-        if not isinstance(plan, list) or not plan or not all(
-                isinstance(step, dict) and set(step) == {"action", "target"}
-                and all(isinstance(value, str) for value in step.values()) for step in plan):
-            raise MalformedRequest("plan must be a non-empty list of {action, target} strings")
-        return cls(request["key"], request["resource_id"],
-                   tuple(PlannedAction(step["action"], step["target"]) for step in plan))
+            raise MalformedRequest(f"{', '.join(sorted(wrong))} must be non-empty strings")
+        if not re.fullmatch(r"[0-9a-f]{64}", request["plan_sha256"]):
+            raise MalformedRequest("plan_sha256 must be 64 lower-case hexadecimal digits")
+        return cls(request["key"], request["resource_id"], request["plan_sha256"])

@@ -5,9 +5,9 @@ approvals that expired unanswered (containment.record.approvals.expire_overdue).
 
 The same assess step, rules, decisions and records as the event path, called on each
 listed resource (no event is made up); a sweep decision says it came from the sweep. Only
-what has findings is recorded, once per resource, set of rules and day, so an exposure
-left reported is not recorded again every hour (but once more when an exemption or release
-period that covered it ends). The lists follow nextLink; calls are
+what has findings is recorded: a decision to contain whenever the sweep finds it, anything
+else once per resource, set of rules, outcome and day, so an exposure left reported is not
+recorded again every hour (sweep_key). The lists follow nextLink; calls are
 sequential and the SDK's retry policy honours ARM's 429s.
 """
 from __future__ import annotations
@@ -26,9 +26,9 @@ from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
 from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
 from containment.detect.storage import assess_storage
-from containment.plan.decisions import decide, failed, recorded
+from containment.plan.decisions import CONTAIN, decide, failed, recorded
 from containment.record.approvals import expire_overdue
-from containment.record.conclude import conclude, exemption_for, record_once
+from containment.record.conclude import conclude, record_once, with_exemptions
 
 log = logging.getLogger("containment")
 OPERATION = "drift_sweep"
@@ -80,35 +80,36 @@ def _by_id(assess: Assess, resource_id: str) -> Listed:
 def _sweep_one(runtime: Runtime, resource_id: str, assess: Listed) -> DecisionRecord | None:
     try:
         assessment = assess(runtime)
-    except Exception as error:  # noqa: BLE001 - one unreadable item must not stop the sweep
+        if assessment.ignored or not assessment.findings:
+            return None  # not protected, gone, or compliant: nothing to record
+        decision = with_exemptions(runtime, decide(assessment.findings, runtime.settings))
+        record = DecisionRecord(
+            key=sweep_key(assessment.resource_id, assessment.findings, decision.outcome), outcome="",
+            resource_id=assessment.resource_id, mode=runtime.settings.mode, reason="", operation=OPERATION,
+            actor=SWEEPER, event_time=clock.iso(), decided_at=clock.iso(),
+        )
+        if runtime.ledger.find(record.resource_id, record.key) is not None:
+            return None  # recorded already today
+        decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
+        return conclude(runtime, record, decision, assessment.state, check_exemptions=False)
+    except Exception as error:  # noqa: BLE001 - one item that cannot be judged or recorded must not stop the sweep
         log.error("DRIFT SWEEP could not judge %s: %s", resource_id, error)
         digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:24]
         record = DecisionRecord(key=f"sweep-failed-{clock.now():%Y%m%d}-{digest}", resource_id=resource_id,
                                 outcome="", mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
                                 decided_at=clock.iso())
         return record_once(runtime, recorded(record, failed(
-            f"the drift sweep could not judge it: {describe_failure(error)}; the next sweep tries again")))
-    if assessment.ignored or not assessment.findings:
-        return None  # not protected, gone, or compliant: nothing to record
-    decision = decide(assessment.findings, runtime.settings)
-    rules = sorted({f.rule for f in assessment.findings})
-    digest = hashlib.sha256(f"{assessment.resource_id.lower()} {' '.join(rules)}".encode()).hexdigest()[:24]
-    record = DecisionRecord(
-        key=f"sweep-{clock.now():%Y%m%d}-{digest}", resource_id=assessment.resource_id, outcome="",
-        mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
-        event_time=clock.iso(), decided_at=clock.iso(),
-    )
-    earlier = runtime.ledger.find(record.resource_id, record.key)
-    if earlier is not None:
-        touched = [f.resource_id for f in assessment.findings]
-        if earlier.outcome != "exempt" or exemption_for(runtime, assessment.resource_id, *touched) is not None:
-            return None  # found already today
-        # Its exemption (or release period) ended since: judged anew, once more that day.
-        record = replace(record, key=f"{record.key}-after-exemption")
-        if runtime.ledger.find(record.resource_id, record.key) is not None:
-            return None
-    decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
-    return conclude(runtime, record, decision, assessment.state)
+            f"the drift sweep could not judge or record it: {describe_failure(error)}; the next sweep tries again")))
+
+
+def sweep_key(resource_id: str, findings: list, outcome: str) -> str:
+    """One record per resource, set of rules and outcome a day, so an exposure left
+    reported (or exempt) is not recorded again every hour; but a decision to contain is keyed
+    to the minute: whatever was recorded earlier that day (contained, then released, then
+    opened again; exempt until an exemption ended), an exposure there is now is contained."""
+    rules = " ".join(sorted({f.rule for f in findings}))
+    digest = hashlib.sha256(f"{resource_id.lower()} {rules} {outcome}".encode()).hexdigest()[:24]
+    return f"sweep-{clock.now():%Y%m%dT%H%M}-{digest}" if outcome == CONTAIN else f"sweep-{clock.now():%Y%m%d}-{digest}"
 
 
 def _failed(runtime: Runtime, reason: str) -> list[DecisionRecord]:

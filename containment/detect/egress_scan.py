@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from containment.adapters import arm, log_analytics
@@ -72,7 +72,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     if not windows:
         return []
     written, window = [], windows[0]
-    accounts: dict[str, dict | None] = {}  # each account read from ARM once per run, however many windows
+    run = ScanRun()
     try:
         baseline = _baseline(runtime, windows[0][0])
         for window in windows:
@@ -80,7 +80,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
             rows = log_analytics.checked(log_analytics.run(
                 runtime.clients, settings.log_workspace_id, "egress_window", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
-            written += _judge_window(runtime, start, end, rows, baseline, accounts)
+            written += _judge_window(runtime, start, end, rows, baseline, run)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
@@ -125,15 +125,25 @@ def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], 
     return baseline
 
 
+@dataclass
+class ScanRun:
+    """What one run keeps across its windows: each account read from ARM once, and the
+    decisions this run made to act (queued, so not yet in the ledger as contained) that
+    later windows' findings belong with."""
+
+    accounts: dict[str, dict | None] = field(default_factory=dict)
+    acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
+
+
 def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],
-                  baseline: dict, accounts: dict[str, dict | None]) -> list[DecisionRecord]:
+                  baseline: dict, run: ScanRun) -> list[DecisionRecord]:
     by_account: dict[str, list[dict]] = {}
     for row in rows:
         by_account.setdefault(row["ResourceId"], []).append(row)
     written = []
     for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
         try:
-            record = _judge_account(runtime, start, end, resource_id, callers, baseline, accounts)
+            record = _judge_account(runtime, start, end, resource_id, callers, baseline, run)
         except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
             record = _account_failed(runtime, start, end, str(resource_id), error)
         if record is not None:
@@ -142,7 +152,7 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
 
 
 def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
-                   baseline: dict, accounts: dict[str, dict | None]) -> DecisionRecord | None:
+                   baseline: dict, run: ScanRun) -> DecisionRecord | None:
     """Judge one account's window; only protected accounts with findings are recorded
     (a record per account per window for quiet accounts would bury the ledger)."""
     try:
@@ -154,6 +164,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     if not account_id.is_type(STORAGE_ACCOUNT) or (
             settings.subscriptions and account_id.subscription not in settings.subscriptions):
         return None  # logs can come from anywhere a diagnostic setting points: stay in scope
+    accounts = run.accounts
     if account_id.key not in accounts:
         try:
             accounts[account_id.key] = arm.read(runtime.clients, account_id)
@@ -175,21 +186,35 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
     )
     findings = [replace(f, evidence={**f.evidence, **activity["window"]}) for f in findings]
-    earlier = this_incident(runtime, spelled)
-    written = conclude(runtime, record, within_incident(decide(findings, settings), earlier), {spelled: account})
+    earlier = this_incident(runtime, spelled) + run.acted.get(spelled.lower(), [])
+    decision = within_incident(decide(findings, settings), earlier)
+    written = conclude(runtime, record, decision, {spelled: account})
+    if decision.plan or decision.awaiting:
+        run.acted.setdefault(spelled.lower(), []).append(recorded(record, decision))
     if earlier:
-        _check_holding(runtime, earlier[0], spelled, callers, start, end)
+        _check_holding(runtime, earlier[0], spelled, _readers(findings, callers), start, end)
     return written
 
 
+def _readers(findings: list, callers: list[dict]) -> list[dict]:
+    """The callers a rule fired on: the training network's own reads, which a network lock
+    keeps working by design, say nothing about whether the containment holds."""
+    named = {caller.get("Caller") for finding in findings
+             for caller in (finding.detail or finding.evidence).get("callers", [])}
+    return [caller for caller in callers if caller.get("Caller") in named]
+
+
 def this_incident(runtime: Runtime, account_id: str) -> list[DecisionRecord]:
-    """The egress decisions that acted on the account (in dry-run: would have) within the
-    incident window (CONTAINMENT_INCIDENT_WINDOW_HOURS), earliest first."""
-    acted = "contained" if runtime.settings.enforcing else "would-contain"
+    """The egress decisions that acted on the account (in dry-run: would have) or hold
+    actions for a person, within the incident window (CONTAINMENT_INCIDENT_WINDOW_HOURS),
+    earliest first. A decision a person released since is not among them: what follows a
+    release is a new incident."""
+    acted = ("contained" if runtime.settings.enforcing else "would-contain", "pending-approval")
     since = clock.iso(clock.now() - timedelta(hours=runtime.settings.incident_window_hours))
-    return sorted((r for r in runtime.ledger.for_resource(account_id)
-                   if r.operation == OPERATION and r.outcome == acted and (r.decided_at or "") >= since),
-                  key=lambda r: r.recorded_at)
+    records = list(runtime.ledger.for_resource(account_id))
+    released = {r.releases for r in records if r.releases}
+    return sorted((r for r in records if r.operation == OPERATION and r.outcome in acted
+                   and r.key not in released and (r.decided_at or "") >= since), key=lambda r: r.recorded_at)
 
 
 def _check_holding(runtime: Runtime, contained: DecisionRecord, account_id: str, callers: list[dict],
@@ -228,13 +253,14 @@ def window_key(resource_id: str, start: datetime) -> str:
 
 def _account_failed(runtime: Runtime, start: datetime, end: datetime, resource_id: str,
                     error: Exception) -> DecisionRecord | None:
-    """One account's window that could not be judged or recorded: a `failed` record under
-    the key its decision would have had, so the window has one record for the account."""
+    """One account's window that could not be judged or recorded: a `failed` record beside
+    the key its decision would have had (a containment queued before the failure still
+    writes its own record there)."""
     why = describe_failure(error)
     log.error("EGRESS SCAN FAILED for %s in the window from %s: %s", resource_id, clock.iso(start), why)
     record = DecisionRecord(
-        key=window_key(resource_id, start), resource_id=resource_id, outcome="", mode=runtime.settings.mode,
-        reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+        key=f"{window_key(resource_id, start)}.failed", resource_id=resource_id, outcome="",
+        mode=runtime.settings.mode, reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
     )
     return record_once(runtime, recorded(record, failed(
         f"egress scan of {resource_id} from {clock.iso(start)} to {clock.iso(end)}: its findings could not be "

@@ -86,8 +86,12 @@ def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer
         record_once(runtime, denied)
         return 200, {"decision": denied.key, "outcome": denied.outcome}
     plan = tuple(PlannedAction(**step) for step in steps)
-    conclude(runtime, settled, by_person(f"approved by {operator}: decision {key}", plan, runtime.settings),
-             original.before, check_exemptions=False)
+    try:
+        conclude(runtime, settled, by_person(f"approved by {operator}: decision {key}", plan, runtime.settings),
+                 original.before, check_exemptions=False)
+    except Exception:
+        runtime.ledger.keep_pending(original)  # not lost: it still waits, and still expires
+        raise
     return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
 
 
@@ -124,11 +128,18 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
     return 202, {"decision": record.key, "actions": names}
 
 
+# What an exemption's reason and owner may hold: a sentence and a name, well inside a Table
+# property (32K characters), so a hostile body is a 400, not a failed write.
+EXEMPTION_TEXT = 1000
+
+
 def add_exemption(runtime: Runtime, body: Any, operator: str) -> Answer:
     if not isinstance(body, dict):
         return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
     problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
                 if not isinstance(body.get(name), str) or not body[name].strip()]
+    problems += [f"{name} is longer than {EXEMPTION_TEXT} characters" for name in ("reason", "owner")
+                 if isinstance(body.get(name), str) and len(body[name]) > EXEMPTION_TEXT]
     if problems:
         return 400, {"error": "; ".join(problems)}
     try:
@@ -196,8 +207,13 @@ def release(runtime: Runtime, body: Any, operator: str) -> Answer:
         f"cannot be undone: {', '.join(plan.irreversible)}" if plan.irreversible else "",
         f"left as changed since: {_named(plan.kept)}" if plan.kept else "",
         "forced over later changes" if plan.changed_since else "") if part)
-    for rid in sorted(touched.values()):
-        _keep_released(runtime, rid, until, f"released by {operator}: decision {record.key} undone", operator)
+    # Exempt from automatic containment: the exposures it released, on the resources it judged
+    # and acted on (a new rule opened in the same NSG is still contained).
+    released_scopes = {rid.lower(): rid for rid in [f["resource_id"] for f in record.findings]
+                       + [step["target"] for step in record.plan]}
+    for rid in sorted(released_scopes.values()):
+        _keep_released(runtime, rid, until, f"released by {operator}: decision {record.key} undone", operator,
+                       record.rules)
     answer = {"decision": released.key, "restoring": list(plan.targets), "irreversible": list(plan.irreversible),
               "kept": plan.kept, "released_until": clock.iso(until)}
     if not plan.targets:
@@ -213,10 +229,10 @@ def _named(parts: dict[str, list[str]]) -> str:
     return "; ".join(f"{rid}: {', '.join(names)}" for rid, names in parts.items())
 
 
-def _keep_released(runtime: Runtime, scope: str, until, reason: str, operator: str) -> None:
-    """The release period is an exemption (one mechanism: listed, removable, expiring), unless
-    a person's own exemption of the scope already lasts longer."""
+def _keep_released(runtime: Runtime, scope: str, until, reason: str, operator: str, rules: list[str]) -> None:
+    """The release period is an exemption of the released rules (one mechanism: listed,
+    removable, expiring), unless an exemption of the scope already lasts longer."""
     existing = next((e for e in runtime.ledger.exemptions() if e["scope"].lower() == scope.lower()), None)
     if existing is not None and existing["expires_at"] >= clock.iso(until):
         return
-    runtime.ledger.exempt(scope, reason, operator, clock.iso(until), operator, clock.iso())
+    runtime.ledger.exempt(scope, reason, operator, clock.iso(until), operator, clock.iso(), rules)

@@ -60,14 +60,14 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
 def fewest(plan: list[PlannedAction]) -> tuple[list[PlannedAction], str]:
     """The plan with the fewest actions that contain the same exposures: steps an action on
     their ancestor also contains (Action.covered_by) give way to it where it is planned
-    anyway (its own finding says it will change something)."""
+    anyway or replaces two or more of them."""
     covering: dict[PlannedAction, list[PlannedAction]] = {}
     for step in plan:
         cover = ACTIONS[step.action].covered_by
         if cover is not None:
             ancestor = parse_resource_id(step.target).ancestor(cover[1]).text
             covering.setdefault(PlannedAction(cover[0], ancestor), []).append(step)
-    chosen = {by: steps for by, steps in covering.items() if by in plan}
+    chosen = {by: steps for by, steps in covering.items() if by in plan or len(steps) > 1}
     replaced = {step: by for by, steps in chosen.items() for step in steps}
     fewer = []
     for step in plan:
@@ -182,6 +182,42 @@ def exempted(decision: Decision, exemption: dict) -> Decision:
     return replace(decision, outcome="exempt", plan=(), awaiting=(), reason=(
         f"exempt until {exemption['expires_at']} ({exemption['scope']}): {exemption['reason']}, owner "
         f"{exemption['owner']}; would have: {decision.reason}"))
+
+
+def covers(exemption: dict, finding: Finding) -> bool:
+    """Whether an exemption covers a finding: its resource under the scope, and its rule
+    among the exemption's rules (a release exempts the exposures it released, not others)."""
+    scope, resource = exemption["scope"].lower(), finding.resource_id.lower()
+    return (resource == scope or resource.startswith(scope + "/")) and (
+        exemption.get("rules") is None or finding.rule in exemption["rules"])
+
+
+def exempting(decision: Decision, exemptions: list[dict]) -> Decision:
+    """The decision with what active exemptions cover held back: all of it `exempt` when they
+    cover every finding; otherwise the actions on the covered findings' resources, and any
+    ancestor action that would contain them too (an account write over a released
+    container), are dropped, and the rest stands."""
+    covered = [(finding, exemption) for finding in decision.findings
+               for exemption in [next((e for e in exemptions if covers(e, finding)), None)] if exemption]
+    if not covered:
+        return decision
+    exemption = covered[0][1]
+    if len(covered) == len(decision.findings):
+        return exempted(decision, exemption)
+    held = {finding.resource_id.lower() for finding, _ in covered}
+    for finding, _ in covered:
+        action = action_for(finding.rule)
+        if action is not None and action.covered_by is not None:
+            held.add(parse_resource_id(finding.resource_id).ancestor(action.covered_by[1]).key)
+    plan = tuple(step for step in decision.plan if step.target.lower() not in held)
+    awaiting = tuple(step for step in decision.awaiting if step.target.lower() not in held)
+    reason = (f"{decision.reason}; exempt until {exemption['expires_at']} ({exemption['scope']}: "
+              f"{exemption['reason']}): {', '.join(sorted({f.rule for f, _ in covered}))}, and no action on "
+              f"{', '.join(sorted(held))}")
+    if plan or awaiting or decision.outcome not in (CONTAIN, "would-contain", "pending-approval"):
+        return replace(decision, plan=plan if plan else awaiting, awaiting=awaiting, reason=reason,
+                       outcome=decision.outcome if plan else ("pending-approval" if awaiting else decision.outcome))
+    return replace(decision, outcome="exempt", plan=(), awaiting=(), reason=reason)
 
 
 def rejected(reason: str) -> Decision:

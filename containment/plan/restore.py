@@ -20,7 +20,7 @@ from typing import Any
 from containment.core.ids import BLOB_CONTAINER, NSG, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId, parse_resource_id
 from containment.core.records import DecisionRecord
 from containment.core.settings import Settings
-from containment.plan.action import AFTER_PREVIOUS, Action, State, Write
+from containment.plan.action import AFTER_PREVIOUS, Action, State, Write, recreated
 
 # Storage properties containment changes, with the value an absent property means.
 RESTORABLE = {
@@ -144,6 +144,9 @@ def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: l
     targets, changed_since, kept = [], {}, {}
     for rid in written:
         target = parse_resource_id(rid)
+        other = recreated(State(now.get(rid.lower()), {"target": target, "recorded": after}), settings=None)
+        if other is not None:
+            return ReleasePlan(f"not released: {other}; what decision {decision.key} contained is gone")
         drift = differences(after[rid.lower()], now.get(rid.lower()), target)
         if drift:
             changed_since[rid] = drift
@@ -168,5 +171,5 @@ ACTIONS = (
            ("Microsoft.Storage/storageAccounts/write", "Microsoft.Storage/storageAccounts/blobServices/containers/write",
             "Microsoft.Authorization/roleAssignments/write", "Microsoft.Network/networkSecurityGroups/securityRules/write",
             "Microsoft.Network/networkSecurityGroups/securityRules/delete"),
-           restore_writes, exposed=needs_restoring, on_request=False),
+           restore_writes, exposed=needs_restoring, on_request=False, moot=recreated),
 )

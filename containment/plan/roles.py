@@ -2,6 +2,7 @@
 full body so release can recreate it exactly (role rules: containment.judge.roles)."""
 from __future__ import annotations
 
+from containment.core import clock
 from containment.core.ids import ROLE_ASSIGNMENT, ResourceId
 from containment.core.settings import Settings
 from containment.plan.action import Action, State, Write, still_there
@@ -38,10 +39,19 @@ def _identity(assignment: dict) -> tuple[str, str, str]:
 
 def replaced(state: State, settings: Settings) -> str | None:
     """An assignment ID that now holds another grant (another principal, role or scope)
-    than the one the decision judged: deleting it would delete what nobody judged."""
+    than the one the decision judged: deleting it would delete what nobody judged. Or the
+    same grant, to a principal allowed since (CONTAINMENT_ALLOWED_PRINCIPALS): no longer
+    an exposure, whatever was decided before."""
     target = state.facts.get("target")
     recorded = (state.facts.get("recorded") or {}).get(target.key) if target is not None else None
-    if state.body is None or recorded is None or _identity(recorded) == _identity(state.body):
+    if state.body is None:
+        return None
+    principal = _identity(state.body)[0]
+    if principal in settings.allowed_principals:
+        until = settings.allowed_principals[principal]
+        if until is None or until > clock.now():
+            return f"{principal} is allowed to hold data roles (CONTAINMENT_ALLOWED_PRINCIPALS) since it was judged"
+    if recorded is None or _identity(recorded) == _identity(state.body):
         return None
     principal, role, scope = _identity(state.body)
     return (f"{target.text} now grants role {role} to {principal} at {scope}, not what was judged "

@@ -22,9 +22,15 @@ def lock_network(state: State, target: ResourceId, settings: Settings) -> list[W
     return [Write("PATCH", target.text, {"properties": {"networkAcls": acls}})]
 
 
+def public_access_not_refused(state: State, settings: Settings) -> bool:
+    return state.body is not None and (state.body.get("properties") or {}).get("allowBlobPublicAccess") is not False
+
+
 ACTIONS = (
+    # Needed until the account says false: absent, older API versions read it as allowed,
+    # and this write is what contains the account's public containers (covered_by below).
     Action("disable_blob_public_access", (STORAGE_ACCOUNT,), "storage_blob_public_access_allowed", ACCOUNT_RW,
-           patch(allowBlobPublicAccess=False), moot=recreated),
+           patch(allowBlobPublicAccess=False), exposed=public_access_not_refused, moot=recreated),
     Action("lock_account_network", (STORAGE_ACCOUNT,), "storage_network_open_to_internet", ACCOUNT_RW, lock_network,
            moot=recreated),
     Action("disable_shared_key_access", (STORAGE_ACCOUNT,), "storage_shared_key_access_allowed", ACCOUNT_RW,
@@ -36,7 +42,7 @@ ACTIONS = (
     # With blob public access disallowed on the account, every anonymous request is refused
     # whatever a container's level ("Remediate anonymous read access to blob data",
     # https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent): one
-    # account write contains any number of public containers (where it is planned anyway).
+    # account write contains any number of public containers.
     Action("make_container_private", (BLOB_CONTAINER,), "storage_container_public_access", _CONTAINER_RW,
            patch(publicAccess="None"), covered_by=("disable_blob_public_access", 2)),
 )

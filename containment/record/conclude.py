@@ -11,7 +11,7 @@ import logging
 from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.records import ContainmentRequest, DecisionRecord
-from containment.plan.decisions import CONTAIN, Decision, exempted, recorded
+from containment.plan.decisions import CONTAIN, Decision, exempting, recorded
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
@@ -21,30 +21,22 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
              check_exemptions: bool = True) -> DecisionRecord | None:
     """Record the decision, or (to contain) claim it and queue the request; the record
     written, or None when it was already there (or is the containment worker's to write).
-    A finding on an exempt scope is recorded `exempt` (a person's explicit request is not)."""
-    # A decision that touches an exempt scope anywhere (its resource, a finding, a target) is
-    # exempt whole: an account-level write would undo a container's exemption or release.
-    touched = [record.resource_id, *(f.resource_id for f in decision.findings),
-               *(step.target for step in decision.plan + decision.awaiting)]
-    exemption = exemption_for(runtime, *touched) if check_exemptions and decision.findings else None
-    if exemption is not None:
-        decision = exempted(decision, exemption)
+    What an exemption covers is held back (a person's explicit request is not)."""
+    if check_exemptions:
+        decision = with_exemptions(runtime, decision)
     record = recorded(record, decision, state)
     if decision.outcome == CONTAIN:
         return request_containment(runtime, record)
     return record_once(runtime, record)
 
 
-def exemption_for(runtime: Runtime, *resource_ids: str) -> dict | None:
-    """The unexpired exemption covering any of the resources (itself or a scope above it).
+def with_exemptions(runtime: Runtime, decision: Decision) -> Decision:
+    """The decision as the unexpired exemptions leave it (containment.plan.decisions.exempting).
     Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it."""
+    if not decision.findings:
+        return decision
     now = clock.iso()
-    keys = [rid.lower() for rid in resource_ids if rid]
-    for exemption in runtime.ledger.exemptions():
-        scope = exemption["scope"].lower()
-        if exemption["expires_at"] > now and any(key == scope or key.startswith(scope + "/") for key in keys):
-            return exemption
-    return None
+    return exempting(decision, [e for e in runtime.ledger.exemptions() if e["expires_at"] > now])
 
 
 def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:

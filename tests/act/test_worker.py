@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
-from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, PlannedAction
+from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, PlannedAction, plan_digest
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import CONTAINER_WRITE, write_event
 from tests.helpers.traps import effective_writes, forged_decision
@@ -86,8 +86,8 @@ def test_a_request_naming_a_claimed_decision_with_another_plan_is_refused(app, e
     app.configure(**SETTINGS)
     claimed = forged_decision("real", public["id"], "make_container_private")
     app.runtime.ledger.claim(claimed)
-    widened = ContainmentRequest(claimed.key, claimed.resource_id, claimed.planned + (
-        PlannedAction("rotate_account_keys", ACCOUNT["id"]),))
+    widened = ContainmentRequest(claimed.key, claimed.resource_id, plan_digest(claimed.planned + (
+        PlannedAction("rotate_account_keys", ACCOUNT["id"]),)))
     app.runtime.queue.send_message(widened.to_message())
     app.drain()
     [record] = app.records()
@@ -96,8 +96,9 @@ def test_a_request_naming_a_claimed_decision_with_another_plan_is_refused(app, e
 
 
 def test_a_request_carries_a_reference_never_the_decision(app, emulator):
-    """What detection queues is the key, the resource and the plan: a few hundred bytes,
-    whatever evidence the decision carries (an NSG's whole body stays in the ledger)."""
+    """What detection queues is the key, the resource and the plan's digest: a few hundred
+    bytes, whatever evidence or plan the decision carries (an NSG's whole body and a plan of
+    many rules stay in the ledger)."""
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
     public = b.container(ACCOUNT["id"], "training", "Container")
@@ -108,9 +109,9 @@ def test_a_request_carries_a_reference_never_the_decision(app, emulator):
                                                message_decode_policy=TextBase64DecodePolicy())
     [message] = queue.peek_messages()
     request = json.loads(message.content)
-    assert set(request) == {"key", "resource_id", "plan"}
+    assert set(request) == {"key", "resource_id", "plan_sha256"}
     assert len(message.content.encode()) < MAX_REQUEST_BYTES
-    assert request["plan"] == [{"action": "make_container_private", "target": public["id"]}]
+    assert request["plan_sha256"] == plan_digest([{"action": "make_container_private", "target": public["id"]}])
 
 
 def test_an_oversized_request_is_refused_unread(app):

@@ -127,3 +127,38 @@ def test_the_recorded_subscription_list_with_inherited_assignments_is_swept_to_t
     assert {r.outcome for r in records} - {"failed"} <= {"would-contain", "reported", "pending-approval"}
     assert any(i in judged for i in inherited_ids)  # inherited ones reach the ledger too
     assert any(r.rules == ["role_assignment_inherited_grants_data_access"] for r in records)
+
+
+def test_what_the_sweep_contained_and_a_person_released_is_contained_again_when_the_release_ends(app, emulator):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    import function_app
+    from containment.core import clock
+    from localazure.functions_host import call_http
+
+    opened = b.storage_account(allowBlobPublicAccess=True)
+    emulator.seed([opened])
+    start = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+
+    def at(hours: float):
+        clock.set_source(lambda: start + timedelta(hours=hours))
+
+    try:
+        at(0)
+        [contained] = sweep(app, CONTAINMENT_RELEASE_HOURS="2")
+        at(0.2)
+        answer = call_http(function_app.app, "POST", "release", {"resourceId": opened["id"], "decision": contained.key},
+                           {"x-ms-client-principal-name": "sec-oncall@contoso.example"})
+        assert answer.status_code == 202, json.loads(answer.get_body())
+        app.drain()
+        at(1)
+        during = [r for r in sweep(app, CONTAINMENT_RELEASE_HOURS="2") if r.decided_at.startswith("2026-11-24T09")]
+        assert [r.outcome for r in during] == ["exempt"]
+        assert emulator.arm.get(opened["id"])["properties"]["allowBlobPublicAccess"] is True
+        at(3)
+        sweep(app, CONTAINMENT_RELEASE_HOURS="2")
+    finally:
+        clock.set_source(None)
+    assert emulator.arm.get(opened["id"])["properties"]["allowBlobPublicAccess"] is False
+    assert [r.outcome for r in app.records() if r.operation == "drift_sweep"] == ["contained", "exempt", "contained"]

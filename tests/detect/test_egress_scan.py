@@ -428,3 +428,27 @@ def test_an_account_that_cannot_be_judged_is_a_failed_record_and_the_others_are_
     assert failed.outcome == "failed" and ACCOUNT["id"].lower() in failed.reason and "HttpResponseError" in failed.reason
     assert by_account[OTHER["id"].lower()].outcome == "contained"
     assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T11:50")  # the scan moved on
+
+
+def test_a_catch_up_over_one_leak_in_enforce_contains_it_once(scan, app, emulator):
+    """Three windows of one leak in one run: the first decision is still queued when the
+    second window is judged, and is the incident all the same."""
+    rows = [read(WINDOW_START - timedelta(minutes=m), auth="Anonymous", ip="198.51.100.20") for m in (90, 80, 70)]
+    scan(rows, at=NOW - timedelta(hours=2))
+    scan(seed=False, CONTAINMENT_EGRESS_MAX_WINDOWS="12")
+    assert sorted(r.outcome for r in app.records()) == ["contained", "reported", "reported"]
+    revocations = [p for m, p, _ in emulator.applied_writes if p.lower().endswith("revokeuserdelegationkeys")]
+    assert len(revocations) == 1
+
+
+def test_a_training_read_after_containment_is_not_a_leak_that_holds(scan, app, emulator):
+    """The network lock keeps the training network reading: its reads after containment,
+    beside a late row from before it, say nothing about whether containment holds."""
+    minute = timedelta(minutes=1)
+    rows = [arriving(in_window(1), ingested=in_window(2), auth="Anonymous", ip="198.51.100.20"),  # contained at 12:00
+            arriving(in_window(4), ingested=NOW + minute, auth="Anonymous", ip="198.51.100.20"),  # late, from before
+            arriving(NOW + minute, ingested=NOW + 2 * minute, ip="10.20.1.4")]  # OAuth training read, after
+    scans(scan, emulator, (NOW, NOW), (NOW + 15 * minute, NOW + 15 * minute), rows=rows)
+    later = [r for r in app.records() if r.event_time and r.event_time.startswith("2026-11-24T12:05")]
+    assert [r.outcome for r in later] == ["reported"]  # the late row: the same incident
+    assert not [r for r in app.records() if r.key.endswith(".not-holding")]

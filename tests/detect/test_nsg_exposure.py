@@ -270,3 +270,16 @@ def test_the_recorded_mixed_rules_nsg_is_contained_with_writes_arm_accepts(app, 
     assert {name for name in rules if name.startswith("deny-untrusted-allow-https")} == {
         "deny-untrusted-allow-https-ipv4", "deny-untrusted-allow-https-ipv6"}
     assert all(w.status in (200, 201) for w in app.writes())
+
+
+def test_an_nsg_with_thirty_rules_open_to_the_internet_is_contained_whole(app, emulator):
+    """Thirty actions in one plan: the queue message names the plan by its digest, so its
+    length never stops a containment (the plan itself stays in the claim)."""
+    open_rules = [b.security_rule(f"allow-internet-{n:02d}", 300 + 10 * n, source="Internet", port=str(8000 + n))
+                  for n in range(30)]
+    nsg = b.nsg(rules=open_rules)
+    emulator.seed([nsg])
+    [record] = contain(app, nsg, CONTAINMENT_MAX_ACTIONS_PER_HOUR="100")  # 30 actions: beyond the default 20
+    assert record.outcome == "contained" and len(record.actions) == 30
+    rules = rules_of(emulator, nsg)
+    assert all(f"deny-untrusted-allow-internet-{n:02d}" in rules for n in range(30))

@@ -616,6 +616,70 @@ def test_a_released_resource_is_recorded_not_contained_again_until_its_release_p
     assert emulator.arm.get(allowing["id"])["properties"]["allowBlobPublicAccess"] is False
 
 
+def test_release_of_a_containment_its_owner_had_already_done_restores_nothing(app, emulator):
+    """Decided public, fixed by its owner before the worker ran: the record says contained
+    (nothing to write), and its release must not open what the app never closed."""
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    emulator.seed([allowing, public])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    emulator.arm.resources[public["id"].lower()]["properties"]["publicAccess"] = "None"  # the owner, first
+    app.drain()
+    [record] = app.records()
+    assert record.outcome == "contained" and "already contained" in record.reason
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    app.drain()
+    assert status == 200 and body["restoring"] == []
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "None"
+
+
+def test_release_of_an_account_created_again_is_refused(app, emulator):
+    allowing = b.storage_account(allowBlobPublicAccess=True, creationTime="2026-01-05T09:00:00.0000000Z")
+    emulator.seed([allowing])
+    app.configure(CONTAINMENT_MODE="enforce")
+    http("POST", "contain", {"resourceId": allowing["id"], "actions": ["disable_blob_public_access"]})
+    app.drain()
+    [record] = app.records()
+    emulator.arm.resources[allowing["id"].lower()]["properties"]["creationTime"] = "2026-11-24T11:00:00.0000000Z"
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})
+    assert status == 409 and "was deleted and created again" in body["error"]
+    assert emulator.arm.get(allowing["id"])["properties"]["allowBlobPublicAccess"] is False
+
+
+def test_a_release_exempts_the_exposure_it_released_not_a_new_one_beside_it(app, emulator):
+    """Released: rule allow-https may admit the internet. A second rule opened in the same
+    NSG later is a new exposure, contained as ever."""
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    record = contained(app, emulator, [nsg], nsg["id"], "Microsoft.Network/networkSecurityGroups/write",
+                       CONTAINMENT_ALLOWED_CIDRS="10.20.0.0/16")
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+    app.drain()
+    rules = emulator.arm.resources[nsg["id"].lower()]["properties"]["securityRules"]
+    rules.append({**b.security_rule("allow-ssh", 400, source="Internet", port="22"),
+                  "id": f"{nsg['id']}/securityRules/allow-ssh"})
+    app.deliver(write_event(f"{nsg['id']}/securityRules/allow-ssh",
+                            "Microsoft.Network/networkSecurityGroups/securityRules/write"))
+    app.drain()
+    latest = app.records()[-1]
+    assert latest.outcome == "contained" and latest.actions == ["block_untrusted_inbound"]
+    assert [s["target"].rsplit("/", 1)[1] for s in latest.plan] == ["allow-ssh"]
+    assert "exempt until" in latest.reason and "allow-https" in latest.reason  # the released one held back
+    names = {r["name"] for r in emulator.arm.get(nsg["id"])["properties"]["securityRules"]}
+    assert "deny-untrusted-allow-ssh" in names and "deny-untrusted-allow-https" not in names
+
+
+def test_an_approved_deletion_of_a_grant_allowed_since_is_moot(held, app, emulator):
+    grant, key = held
+    app.configure(CONTAINMENT_MODE="enforce",
+                  CONTAINMENT_ALLOWED_PRINCIPALS=grant["properties"]["principalId"])
+    assert http("POST", f"decisions/{key}/approve")[0] == 202
+    app.drain()
+    approved = {r.key: r for r in app.records()}[f"{key}.approved"]
+    assert approved.outcome == "reported" and "is allowed to hold data roles" in approved.reason
+    assert emulator.arm.get(grant["id"]) is not None
+
+
 def test_release_says_what_cannot_be_undone(app, emulator):
     emulator.seed([ACCOUNT])
     app.configure(CONTAINMENT_MODE="enforce")

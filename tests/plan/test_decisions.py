@@ -51,15 +51,17 @@ def test_beyond_the_budget_the_plan_waits_for_a_person_with_the_true_reason():
     assert "14 of the 15 an hour allows (the last 5 of CONTAINMENT_MAX_ACTIONS_PER_HOUR=20 are kept" in low.reason
 
 
-def test_twenty_public_containers_are_contained_by_the_account_write_planned_anyway():
+def test_twenty_public_containers_are_contained_by_one_account_write():
     containers = [b.container(ACCOUNT["id"], f"shard{n:02}", "Container") for n in range(20)]
     findings = [replace(FINDING, resource_id=c["id"]) for c in containers]
     account = Finding("storage_blob_public_access_allowed", "high", ACCOUNT["id"], "allowed", {})
     decision = decide([account, *findings], ENFORCE)
     assert decision.plan == (PlannedAction("disable_blob_public_access", ACCOUNT["id"]),)
     assert "20 make_container_private contained by one disable_blob_public_access" in decision.reason
-    # Without the account's own finding its write might change nothing: each container is written.
-    assert [step.target for step in decide(findings, ENFORCE).plan] == [c["id"] for c in containers]
+    # Without the account's own finding the account write still contains them all, in one action.
+    assert decide(findings, ENFORCE).plan == decision.plan
+    # One container alone is the narrowest write.
+    assert [step.action for step in decide(findings[:1], ENFORCE).plan] == ["make_container_private"]
 
 
 def test_within_one_incident_what_was_done_is_not_done_again():

@@ -47,6 +47,7 @@ from _harness import (REPO, Stack, apply_settings, container_event, median, mib,
 from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
                                       role_assignment, security_rule, storage_account)
 from tests.helpers.events import CONTAINER_WRITE, write_event
+from tests.helpers.operators import operator
 
 CHILD = Path(__file__).with_name("_cold_child.py")
 IMPORTS = {"bare": "bare interpreter (floor)", "app": "import function_app", "sdks": "import the eleven SDKs"}
@@ -100,7 +101,7 @@ def report_imports(results: dict[str, list[dict]]) -> dict[str, float]:
 
 # -- 2. first invocations --------------------------------------------------------------------
 WARMUP = 1  # discarded runs of every function: compile the containment package's .pyc files, warm the file cache
-OPERATOR = {"x-ms-client-principal-name": "sec-oncall@contoso.example"}  # as App Service Authentication sets it
+OPERATOR = operator()  # as App Service Authentication presents the person
 STRANGER = "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b"  # a principal on no allowlist
 READER = "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f"  # the egress accounts' usual OAuth reader
 ALLOWED_NETWORK = "10.20.0.0/16"

@@ -3,7 +3,7 @@
     python -m containment replay SCENARIO.json [...] [--report DIR]     (development tools)
     python -m containment export decisions|incidents [--since ISO] [--until ISO] [--format jsonl|csv]
     python -m containment incident-report INCIDENT_ID --out report.html
-    python -m containment exemptions list|add|remove [--scope ID --reason R --owner O --expires ISO]
+    python -m containment exemptions list
 
 `replay` runs the app against the local Azure emulator, which is never deployed: it is
 found through the `containment.commands` entry point that the development package
@@ -38,12 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--since", type=_instant, default=None)
     report.add_argument("--until", type=_instant, default=None)
     report.add_argument("--out", type=Path, required=True)
-    exemptions = commands.add_parser("exemptions", help="list, add or remove exemptions in the ledger")
-    exemptions.add_argument("verb", choices=["list", "add", "remove"])
-    exemptions.add_argument("--scope")
-    exemptions.add_argument("--reason")
-    exemptions.add_argument("--owner")
-    exemptions.add_argument("--expires")
+    exemptions = commands.add_parser("exemptions", help="list the exemptions in the ledger (they change only "
+                                     "through the authenticated HTTP API)")
+    exemptions.add_argument("verb", choices=["list"])
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -55,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return export_command(args.what, args.since, args.until, args.format)
     if args.command == "incident-report":
         return incident_report_command(args.incident, args.since, args.until, args.out)
-    return exemptions_command(args.verb, args.scope, args.reason, args.owner, args.expires)
+    return exemptions_command()
 
 
 def _development_command(name: str):

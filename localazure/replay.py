@@ -25,6 +25,9 @@ from localazure.scenario import Scenario, ScenarioError, Step, load_scenario
 from localazure.server import WORKSPACE_ID
 
 
+# The operator of an http step without `as`: an object ID no event of a scenario names.
+SCENARIO_OPERATOR = "5ce0a210-0000-4000-8000-0000000000ff"
+
 class Replayer:
     """Starts the emulator and Azurite once; runs each scenario on fresh state."""
 
@@ -92,14 +95,19 @@ class Replayer:
         return records, self._final_state(scenario)
 
     def _http(self, file: str, step: Step) -> None:
-        """An operator's request, authorised as the host would after App Service Authentication."""
+        """An operator's request, presented as App Service Authentication presents the person."""
         import function_app
         from localazure.functions_host import NoFunction, call_http
 
+        from containment.operate.principal import ROLES, header_for
+
         request = step.payload
+        # Without `as`, the operator holds every role and caused no event (SCENARIOS.md).
+        who = request.get("as", {"id": SCENARIO_OPERATOR, "name": "operator@scenario", "roles": list(ROLES)})
+        headers = {"x-ms-client-principal": header_for(who["id"], who.get("name") or who["id"], who.get("roles", []))}
         try:
             response = call_http(function_app.app, request.get("method", "POST"), request["route"], request.get("body"),
-                                 {"x-ms-client-principal-name": "operator@scenario"})
+                                 headers)
         except NoFunction as error:
             raise ScenarioError(file, step.path, error.args[0]) from None
         self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "

@@ -111,9 +111,23 @@ def load_scenario(path: Path) -> Scenario:
         if kind == "http" and (not isinstance(raw["http"], dict) or not isinstance(raw["http"].get("route"), str)
                                or raw["http"].get("method", "POST") not in ("GET", "POST", "DELETE")):
             raise ScenarioError(file, f"{where}.http", "an http step is {\"method\": GET|POST|DELETE, \"route\": ..., "
-                                "\"body\": ...}")
+                                "\"body\": ..., \"as\": ...}")
+        if kind == "http" and "as" in raw["http"]:
+            _operator(raw["http"]["as"], file, f"{where}.http.as")
         scenario.steps.append(Step(_time(raw.get("at"), file, f"{where}.at"), kind, raw[kind], f"{where}.{kind}"))
     return scenario
+
+
+def _operator(raw, file: str, where: str) -> None:
+    """`as` (SCENARIOS.md): {"id": OBJECT_ID, "name": UPN, "roles": [APP_ROLE, ...]}."""
+    from containment.operate.principal import ROLES
+
+    if not isinstance(raw, dict) or set(raw) - {"id", "name", "roles"} or not isinstance(raw.get("id"), str) \
+            or not raw["id"] or not isinstance(raw.get("name", ""), str):
+        raise ScenarioError(file, where, "as is {\"id\": OBJECT_ID, \"name\": UPN, \"roles\": [APP_ROLE, ...]}")
+    roles = raw.get("roles", [])
+    if not isinstance(roles, list) or any(role not in ROLES for role in roles):
+        raise ScenarioError(file, f"{where}.roles", f"roles are a list from {', '.join(ROLES)}")
 
 
 def _timer_functions() -> list[str]:

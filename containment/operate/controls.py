@@ -18,6 +18,7 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import Finding
 from containment.core.ids import MalformedResourceId, parse_resource_id
+from containment.operate.principal import Principal
 from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key, refusal_key
 from containment.plan.decisions import by_person, not_carried_out, recorded, rejected
 from containment.plan.registry import ACTIONS
@@ -28,10 +29,10 @@ from containment.record.conclude import conclude, record_once
 Answer = tuple[int, dict[str, Any]]
 # What a refusal's record copies from the request is the caller's to choose: bounded, so a
 # huge or hostile request cannot make a huge record (the key's digest covers all of it).
-QUOTED = {"route": 300, "operator": 256, "error": 1000}
+QUOTED = {"route": 300, "error": 1000}
 
 
-def refused(runtime: Runtime, method: str, route: str, operator: str, body: bytes, named: Any, status: int,
+def refused(runtime: Runtime, method: str, route: str, who: Principal | None, body: bytes, named: Any, status: int,
             error: str) -> DecisionRecord | None:
     """A refused operator request on the record: `rejected`, who asked, which route, and why
     not, about the resource it named if that is an ARM ID (else none)."""
@@ -40,10 +41,10 @@ def refused(runtime: Runtime, method: str, route: str, operator: str, body: byte
     except MalformedResourceId:
         resource_id = ""
     at = clock.iso()
+    actor = who.as_actor() if who is not None else {}
     record = DecisionRecord(
-        key=refusal_key(method, route, operator, at, body), resource_id=resource_id, outcome="",
-        mode=runtime.settings.mode, reason="", operation="operator-request",
-        actor={"name": _quoted(operator, "operator")}, decided_at=at)
+        key=refusal_key(method, route, actor.get("object_id", ""), at, body), resource_id=resource_id, outcome="",
+        mode=runtime.settings.mode, reason="", operation="operator-request", actor=actor, decided_at=at)
     sent = f"; body of {len(body):,} bytes, sha256 {hashlib.sha256(body).hexdigest()}" if body else ""
     return record_once(runtime, recorded(record, rejected(
         f"{method} {_quoted(route, 'route')} refused with {status}: {_quoted(error, 'error')}{sent}")))
@@ -60,15 +61,16 @@ def list_pending(runtime: Runtime) -> Answer:
                              for item in runtime.ledger.pending()]}
 
 
-def approve(runtime: Runtime, key: str, operator: str) -> Answer:
-    return _settle(runtime, key, operator, approved=True)
+def approve(runtime: Runtime, key: str, who: Principal) -> Answer:
+    return _settle(runtime, key, who, approved=True)
 
 
-def deny(runtime: Runtime, key: str, operator: str) -> Answer:
-    return _settle(runtime, key, operator, approved=False)
+def deny(runtime: Runtime, key: str, who: Principal) -> Answer:
+    return _settle(runtime, key, who, approved=False)
 
 
-def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer:
+def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answer:
+    operator = who.name
     if not is_safe_key(key):
         return 400, {"error": "not a decision key (letters, digits and . _ : @ + = -, at most 200)"}
     pending = runtime.ledger.take_pending(key)
@@ -77,9 +79,9 @@ def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer
     original = runtime.ledger.find(pending["resource_id"], key)
     steps = held_steps(original)
     if clock.now() >= expires(runtime, original):
-        expired = record_expiry(runtime, original, operator)
+        expired = record_expiry(runtime, original, who.as_actor())
         return 409, {"error": expired.reason, "decision": expired.key}
-    settled = follow_up(runtime, original, "approved" if approved else "denied", operator)
+    settled = follow_up(runtime, original, "approved" if approved else "denied", who.as_actor())
     if not approved:
         denied = recorded(settled, not_carried_out(
             f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out"))
@@ -95,7 +97,7 @@ def _settle(runtime: Runtime, key: str, operator: str, approved: bool) -> Answer
     return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
 
 
-def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
+def contain_now(runtime: Runtime, body: Any, who: Principal) -> Answer:
     """Break-glass: the actions asked for (or every action for the resource's type) on one
     resource, through the same queue, checks and records as automatic containment."""
     if not isinstance(body, dict):
@@ -104,7 +106,7 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
         resource = parse_resource_id(body.get("resourceId"))
     except MalformedResourceId as error:
         return 400, {"error": f"resourceId: {error}"}
-    settings = runtime.settings
+    settings, operator = runtime.settings, who.name
     if settings.subscriptions and resource.subscription not in settings.subscriptions:
         return 403, {"error": f"subscription {resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS"}
     if settings.is_own(resource.text):
@@ -116,9 +118,9 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
         return 400, {"error": f"actions must be \"everything\" or a list from {', '.join(applicable) or '(none)'} "
                               f"for a {resource.type}"}
     record = DecisionRecord(
-        key=decision_key(None, {"resource": resource.key, "actions": names, "at": clock.iso(), "by": operator}),
+        key=decision_key(None, {"resource": resource.key, "actions": names, "at": clock.iso(), "by": who.object_id}),
         resource_id=resource.text, outcome="", mode=settings.mode, reason="", operation="break-glass",
-        actor={"name": operator}, decided_at=clock.iso(),
+        actor=who.as_actor(), decided_at=clock.iso(),
     )
     finding = Finding("break_glass", "critical", resource.text, f"containment requested by {operator}",
                       {"actions": names, "note": body.get("reason")})
@@ -133,7 +135,7 @@ def contain_now(runtime: Runtime, body: Any, operator: str) -> Answer:
 EXEMPTION_TEXT = 1000
 
 
-def add_exemption(runtime: Runtime, body: Any, operator: str) -> Answer:
+def add_exemption(runtime: Runtime, body: Any, who: Principal) -> Answer:
     if not isinstance(body, dict):
         return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
     problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
@@ -151,7 +153,7 @@ def add_exemption(runtime: Runtime, body: Any, operator: str) -> Answer:
         return 400, {"error": str(error)}
     if until <= clock.now():
         return 400, {"error": f"expires {body['expires']} is already past"}
-    runtime.ledger.exempt(body["scope"].rstrip("/"), body["reason"], body["owner"], clock.iso(until), operator,
+    runtime.ledger.exempt(body["scope"].rstrip("/"), body["reason"], body["owner"], clock.iso(until), who.name,
                           clock.iso())
     return 201, {"scope": body["scope"].rstrip("/"), "expires_at": clock.iso(until)}
 
@@ -170,12 +172,13 @@ def remove_exemption(runtime: Runtime, scope: str) -> Answer:
     return 404, {"error": f"no exemption for {scope!r}"}
 
 
-def release(runtime: Runtime, body: Any, operator: str) -> Answer:
+def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
     """Undo what a contained decision changed, through the containment queue, and leave the
     resource released (exempt) for CONTAINMENT_RELEASE_HOURS so automatic containment does
     not take it back. Refused, naming why, when the decision cannot be undone safely
     (containment.plan.restore.plan_release); `force` lets a release go on over later
     changes, which it never reverts."""
+    operator = who.name
     if not isinstance(body, dict) or not isinstance(body.get("decision"), str) or not body.get("resourceId"):
         return 400, {"error": "the body must be a JSON object with resourceId and decision (the contained one)"}
     if not is_safe_key(body["decision"]):
@@ -198,7 +201,7 @@ def release(runtime: Runtime, body: Any, operator: str) -> Answer:
     until = clock.now() + timedelta(hours=runtime.settings.release_hours)
     released = DecisionRecord(
         key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
-        reason="", event_id=record.event_id, operation="release", releases=record.key, actor={"name": operator},
+        reason="", event_id=record.event_id, operation="release", releases=record.key, actor=who.as_actor(),
         findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
     )
     why = "; ".join(part for part in (

@@ -1,41 +1,52 @@
-"""The HTTP adapter for the operator functions: request in, JSON out, who asked recorded."""
+"""The HTTP adapter for the operator functions: who asks (an authenticated principal with
+the route's app role, or nothing happens), request in, JSON out, every refusal recorded."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from containment.adapters.runtime import current
-from containment.operate import controls
+from containment.operate import controls, principal
 
 log = logging.getLogger("containment")
 
 
-def operator_of(req: Any) -> str:
-    """Who asked: App Service Authentication's principal where the platform provides it,
-    else the key holder (a function key proves access, not identity)."""
-    headers = {k.lower(): v for k, v in req.headers.items()}
-    return (headers.get("x-ms-client-principal-name") or headers.get("x-ms-client-principal-id")
-            or "function-key holder (no authenticated principal)")
+def required_role(what: str, method: str) -> str:
+    """The app role an operator route asks of its caller (containment.operate.principal)."""
+    if what == "pending" or (what == "exemptions" and method == "GET"):
+        return principal.READ
+    return {"approve": principal.APPROVE, "deny": principal.APPROVE, "contain": principal.BREAK_GLASS,
+            "release": principal.RELEASE, "exemptions": principal.EXEMPT}[what]
 
 
 def respond(req: Any, what: str):
     import azure.functions as func
 
-    runtime = current()
-    who = operator_of(req)
-    raw, body = req.get_body(), None
+    path = urlsplit(req.url).path
     try:
-        body = req.get_json() if raw else None
-    except (ValueError, RecursionError):  # not JSON, or nested deeper than can be read
-        status, answer = 400, {"error": "the body is not JSON"}
+        who = principal.authenticate(req.headers, os.environ)
+    except principal.Unauthenticated as why:
+        # Before any storage or ARM call: an unauthenticated caller reaches nothing, not even the ledger.
+        log.error("UNAUTHENTICATED operator request refused: %s %s: %s", req.method, path, why)
+        return func.HttpResponse(json.dumps({"error": str(why)}), status_code=401, mimetype="application/json")
+    runtime = current()
+    raw, body = req.get_body(), None
+    role = required_role(what, req.method)
+    if not who.holds(role):
+        status, answer = 403, {"error": f"{who.name} does not hold the app role {role}"}
     else:
-        status, answer = _dispatch(runtime, req, what, body, who)
+        try:
+            body = req.get_json() if raw else None
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than can be read
+            status, answer = 400, {"error": "the body is not JSON"}
+        else:
+            status, answer = _dispatch(runtime, req, what, body, who)
     if 400 <= status < 500 and "decision" not in answer:  # a refusal naming a decision recorded it
-        controls.refused(runtime, req.method, urlsplit(req.url).path, who, raw, _named(req, body), status,
-                         answer["error"])
-    log.info("operator %s: %s %s -> %s", who, req.method, req.url, status)
+        controls.refused(runtime, req.method, path, who, raw, _named(req, body), status, answer["error"])
+    log.info("operator %s (%s): %s %s -> %s", who.name, who.object_id, req.method, path, status)
     return func.HttpResponse(json.dumps(answer), status_code=status, mimetype="application/json")
 
 
@@ -46,7 +57,7 @@ def _named(req: Any, body: Any) -> Any:
     return req.params.get("scope")
 
 
-def _dispatch(runtime, req, what: str, body: Any, who: str) -> tuple[int, dict]:
+def _dispatch(runtime, req, what: str, body: Any, who: principal.Principal) -> tuple[int, dict]:
     if what == "pending":
         return controls.list_pending(runtime)
     if what in ("approve", "deny"):

@@ -24,18 +24,18 @@ def held_steps(original: DecisionRecord) -> list[dict]:
     return original.awaiting_approval or original.plan
 
 
-def follow_up(runtime: Runtime, original: DecisionRecord, suffix: str, operator: str) -> DecisionRecord:
+def follow_up(runtime: Runtime, original: DecisionRecord, suffix: str, actor: dict) -> DecisionRecord:
     """The record of what became of a decision that waited for a person."""
     return DecisionRecord(
         key=f"{original.key}.{suffix}", resource_id=original.resource_id, outcome="", mode=runtime.settings.mode,
-        reason="", event_id=original.event_id, operation="approval", actor={"name": operator},
+        reason="", event_id=original.event_id, operation="approval", actor=actor,
         findings=original.findings, rules=original.rules, severity=original.severity,
         event_time=original.event_time, decided_at=clock.iso(),
     )
 
 
-def record_expiry(runtime: Runtime, original: DecisionRecord, operator: str) -> DecisionRecord:
-    expired = recorded(follow_up(runtime, original, "expired", operator), not_carried_out(
+def record_expiry(runtime: Runtime, original: DecisionRecord, actor: dict) -> DecisionRecord:
+    expired = recorded(follow_up(runtime, original, "expired", actor), not_carried_out(
         f"approval expired at {clock.iso(expires(runtime, original))}: "
         f"{', '.join(s['action'] for s in held_steps(original))} not carried out"))
     return record_once(runtime, expired) or expired
@@ -50,5 +50,5 @@ def expire_overdue(runtime: Runtime) -> list[DecisionRecord]:
         if original is None or clock.now() < expires(runtime, original):
             continue
         if runtime.ledger.take_pending(item["key"]) is not None:  # else a person settled it meanwhile
-            written.append(record_expiry(runtime, original, "the approval expiry (drift_sweep)"))
+            written.append(record_expiry(runtime, original, {"name": "the approval expiry (drift_sweep)"}))
     return written

@@ -136,6 +136,7 @@ def test_what_the_sweep_contained_and_a_person_released_is_contained_again_when_
     import function_app
     from containment.core import clock
     from localazure.functions_host import call_http
+    from tests.helpers.operators import ONCALL
 
     opened = b.storage_account(allowBlobPublicAccess=True)
     emulator.seed([opened])
@@ -149,7 +150,7 @@ def test_what_the_sweep_contained_and_a_person_released_is_contained_again_when_
         [contained] = sweep(app, CONTAINMENT_RELEASE_HOURS="2")
         at(0.2)
         answer = call_http(function_app.app, "POST", "release", {"resourceId": opened["id"], "decision": contained.key},
-                           {"x-ms-client-principal-name": "sec-oncall@contoso.example"})
+                           ONCALL)
         assert answer.status_code == 202, json.loads(answer.get_body())
         app.drain()
         at(1)

@@ -11,9 +11,13 @@ import pytest
 from containment.core import clock
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import CONTAINER_WRITE, write_event
+from containment.operate.principal import ROLES
+from tests.helpers.operators import ONCALL, ONCALL_ID, operator
 
 ACCOUNT = b.storage_account()
-OPERATOR = {"x-ms-client-principal-name": "sec-oncall@contoso.example"}
+OPERATOR = ONCALL
+ONCALL_ACTOR = {"object_id": ONCALL_ID, "name": "sec-oncall@contoso.example", "roles": sorted(ROLES),
+                "identity_provider": "aad"}
 
 
 def http(method: str, route: str, body=None, headers=OPERATOR):
@@ -55,7 +59,7 @@ def test_approval_runs_the_held_action_through_the_queue_and_names_the_approver(
     outcomes = {r.key: r for r in app.records()}
     assert outcomes[key].outcome == "pending-approval"  # the original stays as it was: an audit trail
     approved = outcomes[f"{key}.approved"]
-    assert approved.outcome == "contained" and approved.actor == {"name": "sec-oncall@contoso.example"}
+    assert approved.outcome == "contained" and approved.actor == ONCALL_ACTOR
     assert http("GET", "decisions/pending")[1]["pending"] == []
     assert http("POST", f"decisions/{key}/approve")[0] == 404  # once only
 
@@ -174,10 +178,49 @@ def test_the_hourly_sweep_closes_an_approval_nobody_gave_before_it_expired(held,
     assert emulator.arm.get(grant["id"]) is not None  # the sweep found the grant again: a new decision waits
 
 
-def test_without_an_authenticated_principal_the_key_holder_is_recorded(held, app):
-    http("POST", f"decisions/{held[1]}/deny", headers={})
+ROUTES = [("GET", "decisions/pending", None, "Containment.Read"),
+          ("POST", "decisions/{key}/approve", None, "Containment.Approve"),
+          ("POST", "decisions/{key}/deny", None, "Containment.Approve"),
+          ("POST", "contain", {"resourceId": ACCOUNT["id"]}, "Containment.BreakGlass"),
+          ("POST", "release", {"resourceId": ACCOUNT["id"], "decision": "{key}"}, "Containment.Release"),
+          ("GET", "exemptions", None, "Containment.Read"),
+          ("POST", "exemptions", {"scope": ACCOUNT["id"], "reason": "r", "owner": "o", "expires": "2099-01-01Z"},
+           "Containment.Exempt"),
+          ("DELETE", f"exemptions?scope={ACCOUNT['id']}", None, "Containment.Exempt")]
+
+
+@pytest.mark.parametrize("method, route, body, role", ROUTES, ids=[f"{m} {r}" for m, r, _, _ in ROUTES])
+def test_every_operator_route_refuses_no_principal_a_name_header_alone_and_the_wrong_role(
+        held, app, emulator, method, route, body, role):
+    """401 before anything is read or written for no principal (or only a name, as a forger
+    would send); 403, on the record, for a signed-in person without the route's app role."""
+    key = held[1]
+    route = route.replace("{key}", key)
+    body = json.loads(json.dumps(body).replace("{key}", key)) if body else body
+    before = (len(app.records()), len(emulator.traffic))
+    for headers in ({}, {"x-ms-client-principal-name": "ciso@contoso.com", "x-ms-client-principal-id": ONCALL_ID}):
+        status, answer = http(method, route, body, headers=headers)
+        assert status == 401 and "a name header alone is not an identity" in answer["error"]
+    assert (len(app.records()), len(emulator.traffic)) == before  # nothing read or written
+    others = tuple(r for r in ROLES if r != role)
+    status, answer = http(method, route, body, headers=operator(roles=others))
+    assert status == 403 and answer["error"] == f"sec-oncall@contoso.example does not hold the app role {role}"
+    [refusal] = [r for r in app.records() if r.operation == "operator-request"]
+    assert refusal.outcome == "rejected" and refusal.actor["object_id"] == ONCALL_ID
+    assert role not in refusal.actor["roles"] and emulator.arm.get(held[0]["id"]) is not None
+
+
+def test_in_azure_without_platform_authentication_every_request_is_refused(held, app, monkeypatch):
+    """Where App Service runs the app, X-MS-CLIENT-PRINCIPAL is trustworthy only when its
+    authentication is on: without it, anyone could send the header."""
+    monkeypatch.setenv("WEBSITE_INSTANCE_ID", "0123abcd")
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    status, answer = http("POST", f"decisions/{held[1]}/deny")
+    assert status == 401 and "App Service Authentication is not enabled" in answer["error"]
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    assert http("POST", f"decisions/{held[1]}/deny")[0] == 200
     denied = next(r for r in app.records() if r.key.endswith(".denied"))
-    assert "function-key holder" in denied.reason
+    assert denied.actor["object_id"] == ONCALL_ID and "Containment.Approve" in denied.actor["roles"]
 
 
 def test_the_blast_radius_limit_holds_what_is_beyond_it(app, emulator):
@@ -242,7 +285,7 @@ def test_break_glass_contains_everything_the_type_supports_and_records_who_asked
     assert status == 202 and "rotate_account_keys" in body["actions"]
     [record] = app.records()
     assert (record.outcome, record.operation, record.actor) == ("contained", "break-glass",
-                                                                {"name": "sec-oncall@contoso.example"})
+                                                                ONCALL_ACTOR)
     account = emulator.arm.get(opened["id"])["properties"]
     assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is False
     assert set(account["keyCreationTime"]) == {"key1", "key2"}  # rotated: the person asked for everything
@@ -398,7 +441,7 @@ def test_every_refused_request_is_a_rejected_record_and_the_app_keeps_answering(
     assert (answered, "error" in answer) == (status, True), answer
     [record] = [r for r in app.records() if r.key not in before]
     assert (record.outcome, record.operation, record.actor) == ("rejected", "operator-request",
-                                                                 {"name": "sec-oncall@contoso.example"})
+                                                                 ONCALL_ACTOR)
     assert record.key.startswith("refused-") and record.resource_id == named
     path = route.split("?")[0]
     assert record.reason.startswith(f"{method} /api/{path} refused with {status}: {answer['error']}")
@@ -410,7 +453,7 @@ def test_every_refused_request_is_a_rejected_record_and_the_app_keeps_answering(
 
 def test_a_huge_refused_request_makes_a_small_record_and_each_refusal_its_own(app):
     app.configure(CONTAINMENT_MODE="enforce")
-    sender = {"x-ms-client-principal-name": "m" * 100_000}
+    sender = operator(name="m" * 5_000)  # cut to 256 characters on the record
     huge = {**EXEMPTION, "padding": "x" * (2 << 20), "expires": "x" * 1_000_000}  # its error quotes `expires`
     for _ in range(2):  # the same refused request twice: two refusals, two records
         assert http("POST", "exemptions", huge, headers=sender)[0] == 400
@@ -418,7 +461,7 @@ def test_a_huge_refused_request_makes_a_small_record_and_each_refusal_its_own(ap
     assert http("DELETE", f"exemptions?scope={'s' * 100_000}", headers=sender)[0] == 400
     records = sorted(app.records(), key=lambda r: r.recorded_at)
     assert len({r.key for r in records}) == len(records) == 4 and {r.outcome for r in records} == {"rejected"}
-    assert all(len(json.dumps(r.as_output())) < 4_000 and len(r.actor["name"]) < 300 for r in records)
+    assert all(len(json.dumps(r.as_output())) < 4_000 and len(r.actor["name"]) <= 256 for r in records)
     assert ["more characters]" in r.reason for r in records] == [True, True, True, False]
     assert "body of 3,0" in records[0].reason and "xxx" * 400 not in records[0].reason  # not the body itself
     assert http("POST", "exemptions", EXEMPTION)[0] == 201

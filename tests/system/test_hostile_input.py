@@ -900,6 +900,7 @@ def test_a_well_formed_request_nobody_claimed_is_refused_on_the_record(app, emul
 def test_break_glass_refuses_what_is_malformed_or_outside_the_scope(app, emulator, record_property):
     import function_app
     from localazure.functions_host import call_http
+    from tests.helpers.operators import ONCALL
 
     emulator.seed(ESTATE)
     app.configure(**SETTINGS)
@@ -911,10 +912,10 @@ def test_break_glass_refuses_what_is_malformed_or_outside_the_scope(app, emulato
              ({"resourceId": QUIET_ID, "actions": ["delete_role_assignment"]}, 400),
              ({"resourceId": QUIET_ID, "actions": []}, 400)]
     for body, status in cases:
-        response = call_http(function_app.app, "POST", "contain", body)
+        response = call_http(function_app.app, "POST", "contain", body, ONCALL)
         assert response.status_code == status, (body, response.get_body())
         assert "error" in json.loads(response.get_body())
-    not_json = call_http(function_app.app, "POST", "exemptions", None)
+    not_json = call_http(function_app.app, "POST", "exemptions", None, ONCALL)
     assert not_json.status_code == 400
     app.drain()
     # Each refusal is on the record, once, naming what was wrong; nothing is acted on.

@@ -31,6 +31,17 @@ param protectedStorageAccountIds string = ''
 @description('Comma-separated subscription IDs watched in addition to this one: each gets the containment role, an Event Grid system topic and the event subscriptions. The deploying principal needs Owner (or User Access Administrator + Contributor) there too.')
 param additionalSubscriptionIds string = ''
 
+// Operators reach the app through App Service Authentication with Microsoft Entra ID
+// (app/function.bicep, authSettings). Its app registration, with the app roles the operator
+// routes require, is created and kept up to date by the azd preprovision hook
+// (infra/hooks/entra_app_registration.py), which sets ENTRA_CLIENT_ID; or it is an existing
+// registration whose client ID you set yourself. Required: without it the deployment fails
+// rather than leave the operator routes behind function keys alone.
+@minLength(36)
+@maxLength(36)
+@description('Application (client) ID of the Entra app registration whose tokens the app accepts (this tenant, v2.0 access tokens).')
+param entraClientId string
+
 @description('Comma-separated object IDs (users or groups of the security team) that may read the decision ledger: Storage Table Data Reader on the app\'s storage account.')
 param ledgerReaderPrincipalIds string = ''
 
@@ -208,6 +219,7 @@ module app 'app/function.bicep' = {
     ledgerReaderPrincipalIds: ledgerReaders
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    entraClientId: entraClientId
     containmentSettings: {
       CONTAINMENT_MODE: containmentMode
       CONTAINMENT_SUBSCRIPTIONS: containmentSubscriptions

@@ -316,6 +316,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AZURE_FUNCTION_APP_URL string = 'https://${app.outputs.functionAppHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output AZURE_LEDGER_TABLE string = containmentLedgerTable
 output AZURE_CONTAINMENT_PRINCIPAL_ID string = identity.outputs.principalId

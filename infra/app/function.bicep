@@ -374,6 +374,7 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 output functionAppId string = site.id
 output functionAppName string = site.name
+output functionAppHostName string = site.properties.defaultHostName
 output storageAccountName string = storage.name
 output deadLetterContainerName string = deadLetterContainer.name
 output notificationTopicEndpoint string = notificationTopic.properties.endpoint

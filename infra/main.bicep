@@ -31,6 +31,9 @@ param protectedStorageAccountIds string = ''
 @description('Comma-separated subscription IDs watched in addition to this one: each gets the containment role, an Event Grid system topic and the event subscriptions. The deploying principal needs Owner (or User Access Administrator + Contributor) there too.')
 param additionalSubscriptionIds string = ''
 
+@description('Whether the subscription the app is deployed into is watched too. false: the app lives in a subscription of its own and watches only additionalSubscriptionIds (recommended; see the README, "Who can act as the app").')
+param watchAppSubscription bool = true
+
 // Operators reach the app through App Service Authentication with Microsoft Entra ID
 // (app/function.bicep, authSettings). Its app registration, with the app roles the operator
 // routes require, is created and kept up to date by the azd preprovision hook
@@ -179,7 +182,7 @@ var newWorkspaceId = '${subscription().id}/resourceGroups/${appResourceGroupName
 var workspaceId = createWorkspace ? newWorkspaceId : logAnalyticsWorkspaceId
 // Comma-separated parameters as lists: 'a, b,,c' -> ['a', 'b', 'c'] (IDs have no spaces).
 var additionalSubscriptions = filter(split(replace(additionalSubscriptionIds, ' ', ''), ','), id => !empty(id))
-var watchedSubscriptionIds = union([subscription().subscriptionId], additionalSubscriptions)
+var watchedSubscriptionIds = watchAppSubscription ? union([subscription().subscriptionId], additionalSubscriptions) : additionalSubscriptions
 var protectedAccounts = filter(split(replace(protectedStorageAccountIds, ' ', ''), ','), id => !empty(id))
 var ledgerReaders = filter(split(replace(ledgerReaderPrincipalIds, ' ', ''), ','), id => !empty(id))
 var protectedRoles = filter(split(replace(additionalProtectedRoleDefinitionIds, ' ', ''), ','), id => !empty(id))

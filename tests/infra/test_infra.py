@@ -701,6 +701,23 @@ def test_function_keys_stay_a_second_factor_behind_entra():
             assert binding.auth_level == AuthLevel.FUNCTION, f"{name} must still need a function key"
 
 
+def test_the_app_can_live_in_a_subscription_it_does_not_watch():
+    watched = variable("main.bicep", "watchedSubscriptionIds")["operator"]
+    assert watched["type"] == "conditional"
+    operands = watched["operands"]
+    assert operands["condition"] == "watchAppSubscription"
+    assert operands["false_value"] == "additionalSubscriptions"
+    union = operands["true_value"]["function"]
+    assert union["type"] == "union" and union["parameters"]["arg_2"] == "additionalSubscriptions"
+    (home,) = union["parameters"]["arg_1"]
+    assert ref(home) == "subscription().subscriptionId"
+    loop = bicep("main.bicep")["modules"]["watch"]["config"]["loop_type"]["detail"]
+    assert loop["array_name"] == "watchedSubscriptionIds"
+    assert bicep("main.bicep")["parameters"]["watchAppSubscription"]["default"] is True
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["watchAppSubscription"]["value"] == "${WATCH_APP_SUBSCRIPTION=true}"
+
+
 def test_protected_accounts_send_their_blob_logs_to_the_workspace():
     setting = resource("app/storage-logs.bicep", "blobLogs")
     assert setting["scope"] == "blobService"

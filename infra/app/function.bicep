@@ -286,17 +286,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     evidenceContainer]
 }
 
-// App Service Authentication ("Easy Auth") in front of the app, with Microsoft Entra ID:
-// every request needs a bearer token for the app registration `entraClientId` from this
-// tenant, or gets 401 (an API: no redirect to a sign-in page). The function keys
-// (http_auth_level FUNCTION in function_app.py) still apply behind it, so an operator
-// request needs both: a token (who) and a function key (a second factor). Easy Auth
-// authenticates and passes the caller's claims (roles included) to the app in
-// X-MS-CLIENT-PRINCIPAL; it does not check app roles, the app must.
-// Properties: https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2
-// Entra provider, issuer and audience: https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad
-// Behaviour (requireAuthentication, Return401, excludedPaths): https://learn.microsoft.com/azure/app-service/overview-authentication-authorization
-// and https://learn.microsoft.com/azure/app-service/configure-authentication-file-based
 // The paths Easy Auth lets through without a token because they must stay key-authenticated,
 // and nothing else. Event Grid delivers to an Event Grid trigger at
 // /runtime/webhooks/eventgrid?functionName=<function>&code=<system key>
@@ -309,6 +298,19 @@ var keyAuthenticatedPaths = [
   '/runtime/webhooks/eventgrid'
 ]
 
+// App Service Authentication ("Easy Auth") in front of the app, with Microsoft Entra ID:
+// every request needs a bearer token for the app registration `entraClientId` from this
+// tenant, or gets 401 (an API: no redirect to a sign-in page). The function keys
+// (http_auth_level FUNCTION in function_app.py) still apply behind it, so an operator
+// request needs both: a token (who) and a function key (a second factor). Easy Auth
+// authenticates and passes the caller's claims (roles included) to the app in
+// X-MS-CLIENT-PRINCIPAL; it does not check app roles, the app must.
+// Properties: https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2
+// Entra provider, issuer and audience: https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad
+// Behaviour (requireAuthentication, Return401, excludedPaths): https://learn.microsoft.com/azure/app-service/overview-authentication-authorization
+// and https://learn.microsoft.com/azure/app-service/configure-authentication-file-based
+// The issuer is this cloud's sign-in endpoint and this tenant, v2.0
+// (https://learn.microsoft.com/azure/azure-resource-manager/bicep/bicep-functions-deployment#environment).
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov reads every Microsoft.Web/sites/config as the site's `web` config; these look for properties authsettingsV2 does not have:
   // checkov:skip=CKV_AZURE_13: reads the retired v1 `authsettings` shape (properties.enabled); this is authsettingsV2, on with platform.enabled and requireAuthentication, which CKV_AZURE_56 and CKV_SDC_5 check

@@ -212,6 +212,8 @@ def check_tenant(run: Run, environ: Mapping[str, str]) -> None:
     subscription's tenant (tenant() in Bicep). Both must be the same."""
     subscription = environ.get("AZURE_SUBSCRIPTION_ID", "").strip()
     if not subscription:
+        print("Entra app registration: AZURE_SUBSCRIPTION_ID is not set, so the tenant az is signed in to "
+              "was not compared with the deployment's", file=sys.stderr)
         return
     signed_in = run(["az", "account", "show", "--query", "tenantId", "--output", "tsv"]).strip()
     deployed = run(["az", "account", "show", "--subscription", subscription, "--query", "tenantId",
@@ -231,6 +233,8 @@ def ensure_registration(environ: Mapping[str, str], run: Run, sleep: Callable[[f
     check_tenant(run, environ)
     graph = Graph(run, sleep)
     if not client_id:
+        if not environ.get("AZURE_ENV_NAME"):
+            raise HookError("AZURE_ENV_NAME is not set: the hook runs under azd (azd provision, azd up)")
         name = f"synthetic-data-containment-{environ['AZURE_ENV_NAME']}"
         app = graph.call("POST", "applications", {
             "displayName": name,

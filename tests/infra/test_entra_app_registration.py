@@ -320,6 +320,18 @@ def test_a_cli_signed_in_to_another_tenant_stops_it_before_any_graph_call(capsys
     assert f"az login --tenant {TENANT}" in capsys.readouterr().err
 
 
+def test_what_it_cannot_check_or_name_it_says(capsys):
+    azure = FakeAzure()
+    del azure.env["AZURE_SUBSCRIPTION_ID"]
+    assert azure.run() == 0
+    assert "was not compared" in capsys.readouterr().err
+    outside_azd = FakeAzure()
+    del outside_azd.env["AZURE_ENV_NAME"]
+    assert outside_azd.run() == 1
+    assert outside_azd.applications == {}
+    assert "runs under azd" in capsys.readouterr().err
+
+
 def test_a_graph_error_that_is_not_replication_is_not_retried(capsys):
     azure = FakeAzure()
 

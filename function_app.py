@@ -6,8 +6,8 @@ the cold start of every instance.
 """
 import azure.functions as func
 
-# Operator endpoints need a function key at least; in Azure, put Entra authentication
-# (App Service Authentication) in front so the approver's identity is recorded.
+# Operator endpoints need a function key and, before that, the person Microsoft Entra ID
+# authenticated (App Service Authentication, infra/): containment.operate.principal.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 

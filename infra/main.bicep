@@ -31,6 +31,20 @@ param protectedStorageAccountIds string = ''
 @description('Comma-separated subscription IDs watched in addition to this one: each gets the containment role, an Event Grid system topic and the event subscriptions. The deploying principal needs Owner (or User Access Administrator + Contributor) there too.')
 param additionalSubscriptionIds string = ''
 
+@description('Whether the subscription the app is deployed into is watched too. false: the app lives in a subscription of its own and watches only additionalSubscriptionIds (recommended; see the README, "Who can act as the app").')
+param watchAppSubscription bool = true
+
+// Operators reach the app through App Service Authentication with Microsoft Entra ID
+// (app/function.bicep, authSettings). Its app registration, with the app roles the operator
+// routes require, is created and kept up to date by the azd preprovision hook
+// (infra/hooks/entra_app_registration.py), which sets ENTRA_CLIENT_ID; or it is an existing
+// registration whose client ID you set yourself. Required: without it the deployment fails
+// rather than leave the operator routes behind function keys alone.
+@minLength(36)
+@maxLength(36)
+@description('Application (client) ID of the Entra app registration whose tokens the app accepts (this tenant, v2.0 access tokens).')
+param entraClientId string
+
 @description('Comma-separated object IDs (users or groups of the security team) that may read the decision ledger: Storage Table Data Reader on the app\'s storage account.')
 param ledgerReaderPrincipalIds string = ''
 
@@ -168,7 +182,7 @@ var newWorkspaceId = '${subscription().id}/resourceGroups/${appResourceGroupName
 var workspaceId = createWorkspace ? newWorkspaceId : logAnalyticsWorkspaceId
 // Comma-separated parameters as lists: 'a, b,,c' -> ['a', 'b', 'c'] (IDs have no spaces).
 var additionalSubscriptions = filter(split(replace(additionalSubscriptionIds, ' ', ''), ','), id => !empty(id))
-var watchedSubscriptionIds = union([subscription().subscriptionId], additionalSubscriptions)
+var watchedSubscriptionIds = watchAppSubscription ? union([subscription().subscriptionId], additionalSubscriptions) : additionalSubscriptions
 var protectedAccounts = filter(split(replace(protectedStorageAccountIds, ' ', ''), ','), id => !empty(id))
 var ledgerReaders = filter(split(replace(ledgerReaderPrincipalIds, ' ', ''), ','), id => !empty(id))
 var protectedRoles = filter(split(replace(additionalProtectedRoleDefinitionIds, ' ', ''), ','), id => !empty(id))
@@ -208,6 +222,7 @@ module app 'app/function.bicep' = {
     ledgerReaderPrincipalIds: ledgerReaders
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    entraClientId: entraClientId
     containmentSettings: {
       CONTAINMENT_MODE: containmentMode
       CONTAINMENT_SUBSCRIPTIONS: containmentSubscriptions
@@ -304,6 +319,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.functionAppName
+output AZURE_FUNCTION_APP_URL string = 'https://${app.outputs.functionAppHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = app.outputs.storageAccountName
 output AZURE_LEDGER_TABLE string = containmentLedgerTable
 output AZURE_CONTAINMENT_PRINCIPAL_ID string = identity.outputs.principalId

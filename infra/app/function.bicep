@@ -17,6 +17,8 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 @description('Every CONTAINMENT_* app setting, by name (see main.bicep).')
 param containmentSettings object
+@description('Application (client) ID of the Entra app registration that App Service Authentication accepts tokens for (main.bicep entraClientId).')
+param entraClientId string
 
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
@@ -231,8 +233,8 @@ var hostSettings = {
 var appSettings = union(containmentSettings, hostSettings)
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the functions over the app's public endpoint (AzureFunction destination, authenticated by the host's Event Grid system key); operators call the HTTP endpoints with function keys
-  // checkov:skip=CKV_AZURE_17: Event Grid does not present a client certificate, so requiring one would stop event delivery; operators authenticate with function keys
+  // checkov:skip=CKV_AZURE_222: Event Grid delivers to the functions over the app's public endpoint (AzureFunction destination, authenticated by the host's Event Grid system key); operators call the HTTP endpoints with an Entra token (authSettings) and a function key
+  // checkov:skip=CKV_AZURE_17: Event Grid does not present a client certificate, so requiring one would stop event delivery; operators authenticate with an Entra token (authSettings) and a function key
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales per trigger from zero; failover is Event Grid's retries and the queue's redelivery, not standing instances
   // checkov:skip=CKV_AZURE_213: Flex Consumption scales instances per trigger from zero; there is no standing instance pool for a health check to evict from
   name: 'func-${resourceToken}'
@@ -284,6 +286,81 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     evidenceContainer]
 }
 
+// The paths Easy Auth lets through without a token because they must stay key-authenticated,
+// and nothing else. Event Grid delivers to an Event Grid trigger at
+// /runtime/webhooks/eventgrid?functionName=<function>&code=<system key>
+// (https://learn.microsoft.com/azure/azure-functions/event-grid-how-tos) and presents no Entra
+// token there, only the Event Grid extension's system key, which it reads with its own service
+// principal (https://learn.microsoft.com/azure/event-grid/security-authentication); the
+// Functions host checks that key. Queue and timer triggers make no HTTP request. The host's
+// admin API (/admin/...) and every operator route (/api/...) stay behind Entra.
+var keyAuthenticatedPaths = [
+  '/runtime/webhooks/eventgrid'
+]
+
+// App Service Authentication ("Easy Auth") in front of the app, with Microsoft Entra ID:
+// every request needs a bearer token for the app registration `entraClientId` from this
+// tenant, or gets 401 (an API: no redirect to a sign-in page). The function keys
+// (http_auth_level FUNCTION in function_app.py) still apply behind it, so an operator
+// request needs both: a token (who) and a function key (a second factor). Easy Auth
+// authenticates and passes the caller's claims (roles included) to the app in
+// X-MS-CLIENT-PRINCIPAL; it does not check app roles, the app must.
+// Properties: https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2
+// Entra provider, issuer and audience: https://learn.microsoft.com/azure/app-service/configure-authentication-provider-aad
+// Behaviour (requireAuthentication, Return401, excludedPaths): https://learn.microsoft.com/azure/app-service/overview-authentication-authorization
+// and https://learn.microsoft.com/azure/app-service/configure-authentication-file-based
+// The issuer is this cloud's sign-in endpoint and this tenant, v2.0
+// (https://learn.microsoft.com/azure/azure-resource-manager/bicep/bicep-functions-deployment#environment).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov reads every Microsoft.Web/sites/config as the site's `web` config; these look for properties authsettingsV2 does not have:
+  // checkov:skip=CKV_AZURE_13: reads the retired v1 `authsettings` shape (properties.enabled); this is authsettingsV2, on with platform.enabled and requireAuthentication, which CKV_AZURE_56 and CKV_SDC_5 check
+  // checkov:skip=CKV_AZURE_63: httpLoggingEnabled is a property of the site's `web` config, not of authsettingsV2 (the site declares its settings in siteConfig)
+  // checkov:skip=CKV_AZURE_65: detailedErrorLoggingEnabled is a property of the site's `web` config, not of authsettingsV2 (the site declares its settings in siteConfig)
+  // checkov:skip=CKV_AZURE_66: requestTracingEnabled is a property of the site's `web` config, not of authsettingsV2 (the site declares its settings in siteConfig)
+  // checkov:skip=CKV_AZURE_80: netFrameworkVersion is a property of the site's `web` config, not of authsettingsV2; the app is Python 3.11 on Linux
+  // checkov:skip=CKV_AZURE_88: azureStorageAccounts (Azure Files mounts) is a property of the site's config, not of authsettingsV2; the app mounts no file share
+  // checkov:skip=CKV_AZURE_222: publicNetworkAccess is a property of the site, not of authsettingsV2; the site's own skip says why it stays public
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: keyAuthenticatedPaths
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          // This tenant, v2.0 tokens (audience: the client ID). No client secret: the app
+          // signs no one in, it only validates bearer tokens.
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          clientId: entraClientId
+        }
+        validation: {
+          allowedAudiences: [
+            entraClientId
+          ]
+        }
+      }
+    }
+    login: {
+      // Bearer tokens only: no sign-in session, so nothing for a token store to keep (it would
+      // hold callers' tokens at rest).
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
 // No FTP or basic-auth SCM publishing: deployments use Entra ID (azd, func, az).
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
@@ -299,6 +376,7 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 output functionAppId string = site.id
 output functionAppName string = site.name
+output functionAppHostName string = site.properties.defaultHostName
 output storageAccountName string = storage.name
 output deadLetterContainerName string = deadLetterContainer.name
 output notificationTopicEndpoint string = notificationTopic.properties.endpoint

@@ -178,6 +178,48 @@ resource plainHttp 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
+resource anonymousAllowed 'Microsoft.Web/sites@2024-04-01' = {
+  name: 'func-bad-anonymous'
+  location: 'westeurope'
+  kind: 'functionapp,linux'
+  properties: {
+    httpsOnly: true
+  }
+}
+
+resource anonymousAllowedAuth 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: anonymousAllowed
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+  }
+}
+
+resource authSwitchedOff 'Microsoft.Web/sites@2024-04-01' = {
+  name: 'func-bad-auth-off'
+  location: 'westeurope'
+  kind: 'functionapp,linux'
+  properties: {
+    httpsOnly: true
+  }
+}
+
+resource authSwitchedOffAuth 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: authSwitchedOff
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: false }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+    }
+  }
+}
+
 var everything = ['Microsoft.Storage/storageAccounts/*', 'Microsoft.Storage/storageAccounts/listKeys/action']
 
 resource wildcardRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
@@ -196,6 +238,9 @@ CUSTOM_CHECK_FAILURES = {
     "CKV_SDC_2": {"sharedKey"},
     "CKV_SDC_3": {"plainHttp"},
     "CKV_SDC_4": {"wildcardRole"},
+    # No authentication at all, authentication that lets anonymous requests through, and
+    # authentication switched off.
+    "CKV_SDC_5": {"plainHttp", "anonymousAllowed", "authSwitchedOff"},
 }
 # What the project's checks must have passed in infra/.
 CUSTOM_CHECK_PASSES = {
@@ -203,6 +248,7 @@ CUSTOM_CHECK_PASSES = {
     "CKV_SDC_2": {"storage"},
     "CKV_SDC_3": {"site"},
     "CKV_SDC_4": {"containmentRole", "logReader"},
+    "CKV_SDC_5": {"site"},
 }
 
 
@@ -565,6 +611,111 @@ def test_the_function_app_is_flex_consumption_python_311_https_only():
     storage = resource("app/function.bicep", "storage")["properties"]
     assert storage["allowBlobPublicAccess"] is False and storage["allowSharedKeyAccess"] is False
     assert storage["minimumTlsVersion"] == "TLS1_2"
+
+
+# ---------------------------------------------------------------------------------------
+# App Service Authentication: Entra ID in front of the app, the Event Grid webhook alone on keys
+# ---------------------------------------------------------------------------------------
+
+# The host paths a trigger type is reached at without an Entra token (the Functions host checks
+# the extension's system key there). A trigger type missing from both this table and
+# TRIGGERS_WITHOUT_HTTP makes the test below fail until someone decides which it is.
+WEBHOOK_PATHS = {"eventGridTrigger": "/runtime/webhooks/eventgrid"}
+TRIGGERS_WITHOUT_HTTP = {"timerTrigger", "queueTrigger"}
+
+
+def _triggers() -> dict[str, Any]:
+    import function_app
+    from localazure.functions_host import index
+
+    return {name: next(b for b in fn.get_bindings() if b.type.endswith("Trigger"))
+            for name, fn in index(function_app.app).items()}
+
+
+def _excluded(path: str, excluded_paths: list[str]) -> bool:
+    """Whether Easy Auth lets `path` through without a token: an excluded path itself, or below
+    one ending in /* (https://learn.microsoft.com/azure/app-service/configure-authentication-file-based).
+    Case-insensitive, the wider reading."""
+    path = path.lower()
+    return any(path == e.lower() or (e.endswith("/*") and path.startswith(e[:-1].lower())) for e in excluded_paths)
+
+
+def test_app_service_authentication_requires_an_entra_token_or_answers_401():
+    auth = resource("app/function.bicep", "authSettings")
+    assert bicep("app/function.bicep")["resources"]["authSettings"]["type"] == "Microsoft.Web/sites/config"
+    assert auth["parent"] == "site" and auth["name"] == "authsettingsV2"
+    properties = auth["properties"]
+    assert properties["platform"]["enabled"] is True
+    assert properties["globalValidation"]["requireAuthentication"] is True
+    assert properties["globalValidation"]["unauthenticatedClientAction"] == "Return401"
+    assert properties["httpSettings"]["requireHttps"] is True
+    assert properties["login"]["tokenStore"]["enabled"] is False
+    # Microsoft Entra ID alone, this tenant's v2.0 issuer, the registration's client ID as the
+    # one audience, and no client secret (the app validates tokens, it signs no one in).
+    assert set(properties["identityProviders"]) == {"azureActiveDirectory"}
+    entra = properties["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True
+    assert entra["registration"] == {
+        "openIdIssuer": "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0",
+        "clientId": "entraClientId"}
+    assert entra["validation"] == {"allowedAudiences": ["entraClientId"]}
+    # The client ID comes from main.bicep, where it is required (no default: the deployment
+    # fails without one rather than leave the operator routes on function keys alone) and
+    # azd fills it from ENTRA_CLIENT_ID.
+    assert bicep("main.bicep")["modules"]["app"]["config"]["params"]["entraClientId"] == "entraClientId"
+    parameter = bicep("main.bicep")["parameters"]["entraClientId"]
+    assert parameter["type"] == "string" and parameter["default"] is None
+    assert {"type": "min_length", "argument": 36} in parameter["decorators"]
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["entraClientId"]["value"] == "${ENTRA_CLIENT_ID}"
+
+
+def test_only_the_event_grid_webhook_is_let_through_without_a_token():
+    excluded_paths = variable("app/function.bicep", "keyAuthenticatedPaths")
+    assert resource("app/function.bicep", "authSettings")["properties"]["globalValidation"]["excludedPaths"] == \
+        "keyAuthenticatedPaths"
+    triggers = _triggers()
+    unclassified = {b.type for b in triggers.values()} - TRIGGERS_WITHOUT_HTTP - set(WEBHOOK_PATHS) - {"httpTrigger"}
+    assert not unclassified, f"does a {unclassified} trigger need a host path outside Entra? Decide, and say so"
+    # Exactly the webhooks of the app's triggers, nothing more.
+    assert sorted(excluded_paths) == sorted({WEBHOOK_PATHS[b.type] for b in triggers.values() if b.type in WEBHOOK_PATHS})
+    assert excluded_paths == ["/runtime/webhooks/eventgrid"]
+    # No operator route, no admin API, no other host path.
+    host = json.loads((REPO_ROOT / "host.json").read_text())
+    assert "routePrefix" not in host.get("extensions", {}).get("http", {}), "routes are under /api/"
+    routes = {name: b.route for name, b in triggers.items() if b.type == "httpTrigger"}
+    assert set(routes) == {"pending_approvals", "approve", "deny", "break_glass", "release", "exemptions"}
+    for name, route in routes.items():
+        path = "/api/" + re.sub(r"\{\w+\}", "some-key", route)
+        assert not _excluded(path, excluded_paths), f"{name} ({path}) would be reachable without an Entra token"
+    for path in ("/", "/api", "/admin/host/status", "/admin/functions", "/runtime/webhooks/blobs"):
+        assert not _excluded(path, excluded_paths), path
+    assert _excluded("/runtime/webhooks/eventgrid", excluded_paths)
+
+
+def test_function_keys_stay_a_second_factor_behind_entra():
+    from azure.functions import AuthLevel
+
+    for name, binding in _triggers().items():
+        if binding.type == "httpTrigger":
+            assert binding.auth_level == AuthLevel.FUNCTION, f"{name} must still need a function key"
+
+
+def test_the_app_can_live_in_a_subscription_it_does_not_watch():
+    watched = variable("main.bicep", "watchedSubscriptionIds")["operator"]
+    assert watched["type"] == "conditional"
+    operands = watched["operands"]
+    assert operands["condition"] == "watchAppSubscription"
+    assert operands["false_value"] == "additionalSubscriptions"
+    union = operands["true_value"]["function"]
+    assert union["type"] == "union" and union["parameters"]["arg_2"] == "additionalSubscriptions"
+    (home,) = union["parameters"]["arg_1"]
+    assert ref(home) == "subscription().subscriptionId"
+    loop = bicep("main.bicep")["modules"]["watch"]["config"]["loop_type"]["detail"]
+    assert loop["array_name"] == "watchedSubscriptionIds"
+    assert bicep("main.bicep")["parameters"]["watchAppSubscription"]["default"] is True
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["watchAppSubscription"]["value"] == "${WATCH_APP_SUBSCRIPTION=true}"
 
 
 def test_protected_accounts_send_their_blob_logs_to_the_workspace():

@@ -208,6 +208,9 @@ def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
         f"released by {operator}: what decision {record.key} changed is put back as it was",
         f"released until {clock.iso(until)} (CONTAINMENT_RELEASE_HOURS): findings are recorded, not contained again",
         f"cannot be undone: {', '.join(plan.irreversible)}" if plan.irreversible else "",
+        "the app grants no access: a person with the rights restores " + "; ".join(
+            f"{step['url'].split('?')[0].rsplit('/', 1)[-1]} with `{step['az']}`" for step in plan.by_person)
+        if plan.by_person else "",
         f"left as changed since: {_named(plan.kept)}" if plan.kept else "",
         "forced over later changes" if plan.changed_since else "") if part)
     # Exempt from automatic containment: the exposures it released, on the resources it judged
@@ -218,9 +221,10 @@ def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
         _keep_released(runtime, rid, until, f"released by {operator}: decision {record.key} undone", operator,
                        record.rules)
     answer = {"decision": released.key, "restoring": list(plan.targets), "irreversible": list(plan.irreversible),
-              "kept": plan.kept, "released_until": clock.iso(until)}
+              "kept": plan.kept, "released_until": clock.iso(until), "restore_by_person": list(plan.by_person)}
     if not plan.targets:
-        record_once(runtime, recorded(released, not_carried_out(why + "; nothing to restore"), now))
+        record_once(runtime, recorded(released, not_carried_out(why + ("" if plan.by_person else "; nothing to restore")),
+                                      now))
         return 200, answer
     conclude(runtime, released, by_person(why, tuple(PlannedAction("restore_recorded_state", rid)
                                                      for rid in plan.targets), runtime.settings),

@@ -28,7 +28,9 @@ RESTORABLE = {
     "minimumTlsVersion": "TLS1_0", "publicNetworkAccess": "Enabled", "networkAcls": None, "publicAccess": "None",
 }
 IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys")
-RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, ROLE_ASSIGNMENT, NSG)
+# What a release writes back. A deleted role assignment is not among them: the app's
+# identity only takes access away, so a person applies its restore plan (restore_by_person).
+RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, NSG)
 _ASSIGNMENT_FIELDS = ("roleDefinitionId", "principalId", "principalType", "description", "condition",
                       "conditionVersion", "delegatedManagedIdentityResourceId")
 _ABSENT = object()  # an NSG rule that is not there
@@ -51,7 +53,7 @@ def _rule_properties(rule: dict) -> dict:
 def _parts(body: dict | None, target: ResourceId) -> dict[str, Any]:
     """What containment can change on a resource, by name: whether a role assignment
     exists, each NSG rule's properties, each storage property (absent: its documented default)."""
-    if target.is_type(ROLE_ASSIGNMENT):
+    if target.is_type(ROLE_ASSIGNMENT):  # judged for a person's restore plan; never written by the app
         return {"existence": body is not None}
     if target.is_type(NSG):
         return {name: _rule_properties(rule) for name, rule in _rules(body).items()}
@@ -89,9 +91,6 @@ def restore_writes(state: State, target: ResourceId, settings: Settings) -> list
     recorded, plan = _undo_of(state, target)
     if not plan.restore:
         return []
-    if target.is_type(ROLE_ASSIGNMENT):
-        properties = {k: v for k, v in _properties(recorded).items() if k in _ASSIGNMENT_FIELDS and v is not None}
-        return [Write("PUT", target.text, {"properties": properties})]
     if target.is_type(NSG):
         before, now = _rules(recorded), _rules(state.body)
         writes = []
@@ -108,6 +107,22 @@ def restore_writes(state: State, target: ResourceId, settings: Settings) -> list
                                                         if values[name] is not None}})]
 
 
+def restore_by_person(assignment: dict) -> dict:
+    """A deleted role assignment as a person recreates it: the exact ARM request and the
+    `az` command (https://learn.microsoft.com/cli/azure/role/assignment#az-role-assignment-create).
+    The app's identity holds no roleAssignments/write, so it never grants access itself."""
+    properties = {k: v for k, v in _properties(assignment).items() if k in _ASSIGNMENT_FIELDS and v is not None}
+    scope = _properties(assignment).get("scope") or assignment["id"].split("/providers/Microsoft.Authorization")[0]
+    command = ["az role assignment create", f"--assignee-object-id {properties.get('principalId')}",
+               f"--assignee-principal-type {properties.get('principalType') or 'ServicePrincipal'}",
+               f"--role {str(properties.get('roleDefinitionId', '')).rsplit('/', 1)[-1]}", f"--scope '{scope}'"]
+    if properties.get("condition"):
+        command += [f"--condition '{properties['condition']}'",
+                    f"--condition-version {properties.get('conditionVersion') or '2.0'}"]
+    return {"method": "PUT", "url": f"https://management.azure.com{assignment['id']}?api-version=2022-04-01",
+            "body": {"properties": properties}, "az": " ".join(command)}
+
+
 def needs_restoring(state: State, settings: Settings) -> bool:
     return bool(_undo_of(state, state.facts["target"])[1].restore)
 
@@ -120,6 +135,7 @@ class ReleasePlan:
     changed_since: dict[str, list[str]] = field(default_factory=dict)  # what differs from how containment left it
     kept: dict[str, list[str]] = field(default_factory=dict)  # what containment changed that someone changed since
     irreversible: tuple[str, ...] = ()
+    by_person: tuple[dict, ...] = ()  # what only a person may put back: a deleted role assignment
 
 
 def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: list[DecisionRecord],
@@ -137,8 +153,11 @@ def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: l
                                f"{other.resource_id} again at {other.contained_at}: release that one, if any")
     before, after = _lower(decision.before), _lower(decision.after)
     written = [rid for rid in decision.after if any(parse_resource_id(rid).is_type(kind) for kind in RESOURCE_TYPES)]
+    by_person = tuple(restore_by_person(before[rid.lower()]) for rid in decision.after
+                      if parse_resource_id(rid).is_type(ROLE_ASSIGNMENT) and before.get(rid.lower())
+                      and after[rid.lower()] is None)
     missing = [rid for rid in written if before.get(rid.lower()) is None]
-    if missing or (not written and not irreversible):
+    if missing or (not written and not irreversible and not by_person):
         return ReleasePlan(f"the ledger holds no state from before decision {decision.key} for "
                            f"{', '.join(missing) or decision.resource_id}: nothing to go back to, nothing restored")
     targets, changed_since, kept = [], {}, {}
@@ -158,7 +177,7 @@ def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: l
     if changed_since and not force:
         return ReleasePlan("changed since containment; release with force to put back only what containment "
                            "changed and still holds its value", changed_since=changed_since)
-    return ReleasePlan(None, tuple(targets), changed_since, kept, irreversible)
+    return ReleasePlan(None, tuple(targets), changed_since, kept, irreversible, by_person)
 
 
 def _lower(states: dict) -> dict:
@@ -169,7 +188,7 @@ ACTIONS = (
     # Release: what the released decision changed, back as it was. Never asked for by name.
     Action("restore_recorded_state", RESOURCE_TYPES, None,
            ("Microsoft.Storage/storageAccounts/write", "Microsoft.Storage/storageAccounts/blobServices/containers/write",
-            "Microsoft.Authorization/roleAssignments/write", "Microsoft.Network/networkSecurityGroups/securityRules/write",
+            "Microsoft.Network/networkSecurityGroups/securityRules/write",
             "Microsoft.Network/networkSecurityGroups/securityRules/delete"),
            restore_writes, exposed=needs_restoring, on_request=False, moot=recreated),
 )

@@ -28,7 +28,6 @@ param eventSubscriptionsEnabled bool
 var containmentActions = [
   'Microsoft.Authorization/roleAssignments/delete'
   'Microsoft.Authorization/roleAssignments/read'
-  'Microsoft.Authorization/roleAssignments/write'
   'Microsoft.Authorization/roleDefinitions/read'
   'Microsoft.Network/networkSecurityGroups/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/delete'
@@ -43,25 +42,25 @@ var containmentActions = [
 ]
 
 // The roles that administer access: Owner, User Access Administrator, Role Based Access
-// Control Administrator (the same IDs in every tenant). An ABAC condition on the assignment (enforced by Azure, whatever the app's code decides): the app
-// may delete only assignments of other roles (the data-access grants it contains), may
-// create only such assignments (release restores what it deleted), and may never create or
-// delete an assignment of its own identity. A deletion or creation outside that is refused
-// with 403 and recorded as failed.
+// Control Administrator (the same IDs in every tenant). The role has no
+// roleAssignments/write: the app's identity only ever takes access away (a released role
+// deletion is a restore plan a person applies). An ABAC condition on the assignment
+// (enforced by Azure, whatever the app's code decides): the app may delete only
+// assignments of other roles (the data-access grants it contains), and never an assignment
+// of its own identity. A deletion outside that is refused with 403 and recorded as failed.
 var privilegedRoleDefinitionIds = [
   '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'
   '18d7d88d-d35e-4fb5-a5c3-7773c20a72d9'
   'f58310d9-a9f6-439a-9e8d-f62e7b41a168'
 ]
 var protectedRoles = join(union(privilegedRoleDefinitionIds, protectedRoleDefinitionIds), ', ')
-var writeCondition = '(!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAllValues:GuidNotEquals {${protectedRoles}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${principalId}})'
 var deleteCondition = '(!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAllValues:GuidNotEquals {${protectedRoles}} AND @Resource[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${principalId}})'
 
 resource containmentRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'synthetic-data-containment')
   properties: {
     roleName: 'Synthetic-data containment (${environmentName}, ${subscription().subscriptionId})'
-    description: 'Exactly the ARM operations the synthetic-data containment app performs: read, contain and release storage accounts, containers, NSG rules and role assignments. No listKeys, no wildcards.'
+    description: 'Exactly the ARM operations the synthetic-data containment app performs: read, contain and release storage accounts, containers and NSG rules; read and delete role assignments (never create). No listKeys, no wildcards.'
     type: 'CustomRole'
     assignableScopes: [subscription().id]
     permissions: [
@@ -81,9 +80,9 @@ resource containmentAssignment 'Microsoft.Authorization/roleAssignments@2022-04-
     roleDefinitionId: containmentRole.id
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'Synthetic-data containment: never assigns or unassigns Owner, User Access Administrator, RBAC Administrator, nor anything for itself.'
+    description: 'Synthetic-data containment: assigns nothing; never unassigns Owner, User Access Administrator, RBAC Administrator, nor anything of its own.'
     conditionVersion: '2.0'
-    condition: '(${writeCondition}) AND (${deleteCondition})'
+    condition: deleteCondition
   }
 }
 

@@ -507,15 +507,41 @@ def test_releasing_a_container_the_account_no_longer_lets_be_public_fails_with_a
     assert released.outcome == "failed" and "409 PublicAccessNotPermitted" in released.reason
 
 
-def test_release_recreates_a_deleted_role_assignment_exactly(app, emulator):
+def test_release_of_a_role_deletion_is_a_plan_a_person_applies_never_a_grant_by_the_app(app, emulator, owner):
+    """The app's identity only takes access away: release answers, records and notifies the
+    exact ARM request and `az` command; a person with the rights recreates the grant."""
     grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e01")
     record = contained(app, emulator, [ACCOUNT, grant], grant["id"], "Microsoft.Authorization/roleAssignments/write")
     assert emulator.arm.get(grant["id"]) is None
-    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+    status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     app.drain()
+    assert status == 200 and emulator.arm.get(grant["id"]) is None  # the app granted nothing
+    [step] = body["restore_by_person"]
+    assert step["method"] == "PUT" and step["url"].startswith(f"https://management.azure.com{grant['id']}?")
+    assert f"--assignee-object-id {grant['properties']['principalId']}" in step["az"]
+    released = next(r for r in app.records() if r.key == f"{record.key}.released")
+    assert step["az"] in released.reason and "the app grants no access" in released.reason
+    notified = [n for n in emulator.notifications if n["id"] == f"{record.key}.released"]
+    assert notified and step["az"] in notified[0]["data"]["reason"]
+    # Applied by a person with the rights, it is the grant as it was.
+    owner.authorization(b.SUBSCRIPTION).role_assignments.create(
+        step["body"]["properties"].get("scope") or ACCOUNT["id"], grant["name"], step["body"])
     restored = emulator.arm.get(grant["id"])["properties"]
-    for field in ("principalId", "roleDefinitionId", "scope"):
+    for field in ("principalId", "roleDefinitionId"):
         assert restored[field].lower() == grant["properties"][field].lower()
+
+
+def test_the_apps_identity_cannot_create_a_role_assignment(app, emulator, clients):
+    """With the emulator enforcing infra's role: a forged decision could at most delete."""
+    from azure.core.exceptions import HttpResponseError
+
+    emulator.seed([ACCOUNT])
+    grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0c")
+    with pytest.raises(HttpResponseError) as refused:
+        clients.authorization(b.SUBSCRIPTION).role_assignments.create(ACCOUNT["id"], grant["name"],
+                                                                       {"properties": grant["properties"]})
+    assert refused.value.status_code == 403 and "AuthorizationFailed" in str(refused.value)
+    assert emulator.arm.get(grant["id"]) is None
 
 
 def test_release_removes_the_deny_the_app_added(app, emulator):
@@ -735,7 +761,7 @@ def test_release_says_what_cannot_be_undone(app, emulator):
 
 
 def test_the_operator_flows_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
-    """Release recreates a role assignment (PUT) and removes the app's Deny (DELETE rule);
+    """Containment deletes a role assignment; release removes the app's Deny (DELETE rule);
     break-glass rotates keys and revokes user-delegation keys: all checked by oav."""
     from localazure.conformance import validate_traffic
 
@@ -751,13 +777,15 @@ def test_the_operator_flows_calls_conform_to_the_specs(app, emulator, shared, tm
     http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["revoke_user_delegation_keys",
                                                                       "rotate_account_keys"]})
     app.drain()
-    assert emulator.arm.get(grant["id"]) is not None and len(emulator.arm.get(nsg["id"])["properties"]["securityRules"]) == 1
+    assert emulator.arm.get(grant["id"]) is None  # release leaves the grant to a person
+    assert len(emulator.arm.get(nsg["id"])["properties"]["securityRules"]) == 1
     emulator.write_traffic(tmp_path)
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
     covered = {op.lower() for op in report.operations_covered}
-    assert {"roleassignments_create", "securityrules_delete", "storageaccounts_regeneratekey",
+    assert {"securityrules_delete", "storageaccounts_regeneratekey",
             "storageaccounts_revokeuserdelegationkeys"} <= covered, covered
+    assert covered & {"roleassignments_delete", "roleassignments_deletebyid"}, covered
 
 
 def test_a_body_nested_deeper_than_can_be_read_is_a_400_not_a_crash(app):

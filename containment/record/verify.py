@@ -169,7 +169,8 @@ class _Walk:
             return
         self.vouched.add(located)
         copy = self.ledger.day_copy(record.get("decided_at"), key)
-        if record_hash(record) != entry[RECORD_HASH]:
+        intact = record_hash(record) == entry[RECORD_HASH]
+        if not intact:
             if copy is not None and record_hash(copy) == entry[RECORD_HASH]:
                 detail = "changed since it was chained: " + _differences(copy, record)
             else:
@@ -180,8 +181,9 @@ class _Walk:
             self.found("by-day copy missing", f"exports read the day index, which does not show it "
                                               f"(decided {record.get('decided_at')})", entry["recorded_at"], **where)
         elif record_hash(copy) != entry[RECORD_HASH]:
-            self.found("by-day copy differs", "exports show what was not chained: " + _differences(record, copy),
-                       entry["recorded_at"], **where)
+            self.found("by-day copy differs", "exports show what was not chained: " + (
+                _differences(record, copy) if intact else f"it hashes to {record_hash(copy)}"),
+                entry["recorded_at"], **where)
 
     def _superseded(self, entry: dict, record: dict, where: dict) -> None:
         """The record under the place's key holds another place: it must be the final record

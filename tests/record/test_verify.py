@@ -96,6 +96,13 @@ def rewrite_link(ledger, key):
                                  "previous_hash": "0" * 64}, mode="merge")
 
 
+def edit_the_day_copy(ledger, key):
+    """What exports read, changed, and the decision itself left alone."""
+    entity = ledger.table.get_entity(resource_partition(ACCOUNT["id"]), key)
+    ledger.table.update_entity({"PartitionKey": f"day {entity['decided_at'][:10]}",
+                                "RowKey": f"{entity['decided_at']} {key}", "outcome": "compliant"}, mode="merge")
+
+
 def add_a_record(ledger, key):
     """A record copied from a real one under a new key, with its by-day copy: it reads as any other."""
     entity = dict(ledger.table.get_entity(resource_partition(ACCOUNT["id"]), key))
@@ -110,8 +117,10 @@ def add_a_record(ledger, key):
     (delete_record, "missing record"),
     (delete_place, "missing sequence"),
     (rewrite_link, "broken link"),
+    (edit_the_day_copy, "by-day copy differs"),
     (add_a_record, "not in a chain"),
-], ids=["a deleted record", "a place deleted from its chain", "a link rewritten", "a record nobody chained"])
+], ids=["a deleted record", "a place deleted from its chain", "a link rewritten", "the copy exports read edited",
+        "a record nobody chained"])
 def test_each_kind_of_tampering_is_named(app, capsys, tamper, what):
     ledger = app.runtime.ledger
     first, middle, last = in_chain_0(ledger, 3, "tamper")

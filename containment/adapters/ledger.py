@@ -234,8 +234,8 @@ class Ledger:
         table, chains = (Recreating(table_service.get_table_client(n), lost="TableNotFound", create="create_table")
                          for n in (name, chain_table))
         table.recreate()
-        chains.recreate()
-        # The containers are made when the first oversized record or digest needs them (or storage lost them).
+        # The chain table and the containers are made when the first record, oversized record or
+        # digest needs them (or storage lost them): no call at cold start.
         return cls(table, Recreating(evidence_container, lost="ContainerNotFound", create="create_container"),
                    chains, Recreating(digest_container, lost="ContainerNotFound", create="create_container"))
 

@@ -207,3 +207,14 @@ def test_a_head_deleted_or_set_back_by_hand_does_not_stop_the_chain(app):
     assert [entity(ledger, ACCOUNT["id"], key)["sequence"] for key in keys] == [1, 2, 3, 4]
     assert ledger.chain_entity(0, HEAD)["sequence"] == 4
     assert verified(ledger) == []
+
+
+def test_a_chain_table_storage_lost_is_made_again_and_what_it_held_is_named(app):
+    ledger = app.runtime.ledger
+    before, after = keys_in_one_chain(2, "lost")
+    ledger.write(record(before))
+    ledger.chains.delete_table()  # an account restored, Azurite restarted, a table deleted by hand
+    ledger.write(record(after))
+    assert entity(ledger, ACCOUNT["id"], after)["sequence"] == 1
+    [mismatch] = verified(ledger)
+    assert (mismatch.what, mismatch.key) == ("not in a chain", before)

@@ -4,6 +4,7 @@
     python -m containment export decisions|incidents [--since ISO] [--until ISO] [--format jsonl|csv]
     python -m containment incident-report INCIDENT_ID --out report.html
     python -m containment exemptions list
+    python -m containment verify [--from YYYY-MM-DD] [--to YYYY-MM-DD]
 
 `replay` runs the app against the local Azure emulator, which is never deployed: it is
 found through the `containment.commands` entry point that the development package
@@ -41,13 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     exemptions = commands.add_parser("exemptions", help="list the exemptions in the ledger (they change only "
                                      "through the authenticated HTTP API)")
     exemptions.add_argument("verb", choices=["list"])
+    verify = commands.add_parser("verify", help="check the ledger's evidence chains and digests for the days from "
+                                 "--from to --to: exits 1 naming the first record that does not match")
+    verify.add_argument("--from", dest="first", type=_day, default=None,
+                        help="YYYY-MM-DD, UTC (default: six days before --to)")
+    verify.add_argument("--to", dest="last", type=_day, default=None, help="YYYY-MM-DD, UTC, included (default: today)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     if args.command == "replay":
         return _development_command("replay")(args.scenarios, report_dir=args.report)
-    from containment.operate.cli import exemptions_command, export_command, incident_report_command
+    from containment.operate.cli import exemptions_command, export_command, incident_report_command, verify_command
 
+    if args.command == "verify":
+        return verify_command(args.first, args.last)
     if args.command == "export":
         return export_command(args.what, args.since, args.until, args.format)
     if args.command == "incident-report":
@@ -71,6 +79,12 @@ def _instant(text: str):
 
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _day(text: str):
+    from datetime import datetime, timezone
+
+    return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ param additionalProtectedRoleDefinitionIds string = ''
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 param storageSkuName string = 'Standard_ZRS'
 
+@description('Days each ledger digest stays immutable (the digest container\'s time-based retention policy): nobody, the app included, can change or delete a digest for that long. The policy is deployed unlocked; lock it to make it binding on the account\'s owners too (README, The decision ledger).')
+@minValue(1)
+@maxValue(146000) // https://learn.microsoft.com/en-us/azure/storage/blobs/immutable-time-based-retention-policy-overview
+param ledgerDigestRetentionDays int = 365
+
 @description('Flex Consumption: most instances the app scales out to.')
 @minValue(1)
 @maxValue(1000)
@@ -171,6 +176,12 @@ param containmentLedgerTable string = 'decisions'
 @description('CONTAINMENT_EVIDENCE_CONTAINER: the blob container that keeps what a ledger entity cannot hold (created here).')
 param containmentEvidenceContainer string = 'evidence'
 
+@description('CONTAINMENT_LEDGER_CHAIN_TABLE: the table of the ledger\'s evidence chains (created here).')
+param containmentLedgerChainTable string = 'decisionchains'
+
+@description('CONTAINMENT_LEDGER_DIGEST_CONTAINER: the blob container of the chains\' digests, under a time-based immutability policy (created here).')
+param containmentLedgerDigestContainer string = 'ledger-digests'
+
 // ---------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -220,6 +231,7 @@ module app 'app/function.bicep' = {
     logWorkspaceCustomerId: logsAccess.outputs.customerId
     storageSkuName: storageSkuName
     ledgerReaderPrincipalIds: ledgerReaders
+    ledgerDigestRetentionDays: ledgerDigestRetentionDays
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     entraClientId: entraClientId
@@ -255,6 +267,8 @@ module app 'app/function.bicep' = {
       CONTAINMENT_EGRESS_CONTAINMENT: containmentEgressContainment
       CONTAINMENT_LEDGER_TABLE: containmentLedgerTable
       CONTAINMENT_EVIDENCE_CONTAINER: containmentEvidenceContainer
+      CONTAINMENT_LEDGER_CHAIN_TABLE: containmentLedgerChainTable
+      CONTAINMENT_LEDGER_DIGEST_CONTAINER: containmentLedgerDigestContainer
     }
   }
 }

@@ -97,6 +97,8 @@ class AppUnderTest:
             "CONTAINMENT_LEDGER_TABLE": "t" + suffix,
             "CONTAINMENT_QUEUE": "q" + suffix,
             "CONTAINMENT_EVIDENCE_CONTAINER": "e" + suffix,
+            "CONTAINMENT_LEDGER_CHAIN_TABLE": "c" + suffix,
+            "CONTAINMENT_LEDGER_DIGEST_CONTAINER": "d" + suffix,
         }
         self.configure()
 

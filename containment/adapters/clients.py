@@ -163,12 +163,12 @@ class Recreating:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            from azure.core.exceptions import ResourceNotFoundError
+            from azure.core.exceptions import HttpResponseError
 
             try:
                 result = attribute(*args, **kwargs)
-            except ResourceNotFoundError as error:
-                if error.error_code != self._lost:
+            except HttpResponseError as error:  # a transaction on a lost table fails as TableTransactionError
+                if getattr(error, "error_code", None) != self._lost:
                     raise
                 self.recreate()
                 result = attribute(*args, **kwargs)

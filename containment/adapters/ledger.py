@@ -23,16 +23,31 @@ are lower-cased and '/' becomes '|' (Table keys may not hold '/').
 A record that a Table entity cannot hold keeps its largest fields in one blob of the
 evidence container (CONTAINMENT_EVIDENCE_CONTAINER), `<decision key>/<sha256>.json`, which
 its entity names with the digest; reading the record joins them again (split_record, Ledger._entity).
+
+Every decision is also appended to one of CHAINS evidence chains (CONTAINMENT_LEDGER_CHAIN_TABLE),
+so that a record changed or deleted since shows (containment.record.verify):
+
+| kind       | PartitionKey  | RowKey                 | holds                                                  |
+|------------|---------------|------------------------|--------------------------------------------------------|
+| entry      | `chain <NN>`  | `entry <sequence>`     | the decision's key and resource, its hash, the previous record's hash |
+| head       | `chain <NN>`  | `head`                 | the chain's last sequence and hash (ETag-guarded)      |
+| superseded | `chain <NN>`  | `superseded <sequence>`| a provisional record, whole, as it was chained, before the final one replaced it |
+
+The decision entity carries its place too (`chain`, `sequence`, `previous_hash`, `record_hash`,
+and `supersedes` for a final record that replaced a provisional one), and its hash covers them.
+At the drift sweep's every run the heads go to a digest blob (CONTAINMENT_LEDGER_DIGEST_CONTAINER,
+immutable in Azure), so a chain rewritten whole shows against the digests written before.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Iterator
 
+from containment.core import clock
 from containment.core.records import Claim, DecisionRecord
 
 # Table Storage's limits (https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model):
@@ -42,8 +57,8 @@ from containment.core.records import Claim, DecisionRecord
 MAX_ENTITY_BYTES = 1024 * 1024
 MAX_STRING_UNITS = 32 * 1024
 # The keys (each at most 1 KiB) and the few properties added beside a record (a claim's state
-# and holder, `provisional`, the evidence blob's name and digest) are given this much of the
-# entity; the record gets the rest.
+# and holder, `provisional`, the evidence blob's name and digest, its place in its chain: about
+# 450 bytes) are given this much of the entity; the record gets the rest.
 _KEYS_AND_MARKERS = 4 * 1024
 _JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules",
                 "full_evidence")
@@ -55,9 +70,28 @@ _KEPT = ("key", "outcome", "mode", "decided_at", "recorded_at")
 EVIDENCE_BLOB, EVIDENCE_SHA256 = "evidence_blob", "evidence_sha256"
 UNRESOLVED = "unresolved"
 
+# The evidence chains. A small fixed number, so instances that scale out rarely append to the
+# same one at once, and the digest stays small. A decision's chain follows from its key, so a
+# final record lands in the chain of the provisional one it replaces.
+CHAINS = 16
+GENESIS = "0" * 64  # the previous hash of a chain's first record
+RECORD_HASH = "record_hash"
+_LINK = ("chain", "sequence", "previous_hash", RECORD_HASH)
+HEAD = "head"
+# Appending loses only to another instance appending to the same chain in between; each loss
+# reads the head again, so this many in a row is contention nobody should see.
+_APPEND_ATTEMPTS = 50
+# What a lost race to a chain's head looks like in an entity group transaction: the entry's
+# place taken, the head moved (or created, or lost) since it was read.
+_LOST_RACE = ("EntityAlreadyExists", "UpdateConditionNotSatisfied", "ResourceNotFound")
+
 
 class EvidenceUnreadable(RuntimeError):
     """A record's evidence blob is missing or does not match the digest its entity keeps."""
+
+
+class DigestExists(RuntimeError):
+    """A digest with this name is there already: digests are never overwritten."""
 
 
 def resource_key(resource_id: str | None) -> str:
@@ -130,21 +164,80 @@ def _day_key(decided_at: str | None, key: str) -> tuple[str, str]:
     return "day " + decided[:10], f"{decided} {key}"
 
 
+def record_hash(entity: dict[str, Any]) -> str:
+    """The SHA-256 of a record as its entity keeps it: every property but the entity's keys and
+    this hash (the record's fields, `provisional`, the evidence blob's name and SHA-256, its
+    chain, sequence, the previous record's hash and what it supersedes), as canonical JSON
+    (keys sorted, no spaces, ASCII). A by-day copy hashes as its decision does."""
+    canonical = {name: value for name, value in entity.items() if name not in ("PartitionKey", "RowKey", RECORD_HASH)}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def chain_of(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % CHAINS
+
+
+def chain_partition(chain: int) -> str:
+    return f"chain {chain:02d}"
+
+
+def entry_row(sequence: int) -> str:
+    return f"entry {sequence:012d}"
+
+
+def superseded_row(sequence: int) -> str:
+    return f"superseded {sequence:012d}"
+
+
+def _linked(entity: dict[str, Any], chain: int, sequence: int, previous_hash: str) -> dict[str, Any]:
+    """The entity at a place in its chain, hashed with it."""
+    placed = {**entity, "chain": chain, "sequence": sequence, "previous_hash": previous_hash}
+    return {**placed, RECORD_HASH: record_hash(placed)}
+
+
+@dataclass(frozen=True)
+class _Head:
+    """A chain's last place as read: the next record takes `sequence + 1` if the ETag still holds
+    (None: the chain has no head yet)."""
+
+    chain: int
+    sequence: int = 0
+    hash: str = GENESIS
+    etag: str | None = None
+
+    def next(self, entity: dict[str, Any]) -> dict[str, Any]:
+        return _linked(entity, self.chain, self.sequence + 1, self.hash)
+
+    def moved_to(self, entity: dict[str, Any]) -> tuple:
+        """The transaction operation that moves the head to the entity's place, if nobody moved it since."""
+        from azure.core import MatchConditions
+
+        head = {"PartitionKey": chain_partition(self.chain), "RowKey": HEAD, "chain": self.chain,
+                "sequence": entity["sequence"], RECORD_HASH: entity[RECORD_HASH], "key": entity["key"],
+                "recorded_at": entity["recorded_at"]}
+        if self.etag is None:
+            return "create", head
+        return "update", head, {"mode": "replace", "etag": self.etag, "match_condition": MatchConditions.IfNotModified}
+
+
 class Ledger:
     """Adapter over one TableClient, and the blob container that keeps what a Table entity
     cannot hold. It records; it does not decide."""
 
-    def __init__(self, table, evidence):
-        self.table, self.evidence = table, evidence
+    def __init__(self, table, evidence, chains, digests):
+        self.table, self.evidence, self.chains, self.digests = table, evidence, chains, digests
 
     @classmethod
-    def open(cls, table_service, name: str, evidence_container) -> "Ledger":
+    def open(cls, table_service, name: str, evidence_container, chain_table: str, digest_container) -> "Ledger":
         from containment.adapters.clients import Recreating
 
-        table = Recreating(table_service.get_table_client(name), lost="TableNotFound", create="create_table")
+        table, chains = (Recreating(table_service.get_table_client(n), lost="TableNotFound", create="create_table")
+                         for n in (name, chain_table))
         table.recreate()
-        # The container is made when the first oversized record needs it (or storage lost it).
-        return cls(table, Recreating(evidence_container, lost="ContainerNotFound", create="create_container"))
+        # The chain table and the containers are made when the first record, oversized record or
+        # digest needs them (or storage lost them): no call at cold start.
+        return cls(table, Recreating(evidence_container, lost="ContainerNotFound", create="create_container"),
+                   chains, Recreating(digest_container, lost="ContainerNotFound", create="create_container"))
 
     # -- records as entities: what does not fit goes to the evidence blob ---------------------
     def _entity(self, record: DecisionRecord, partition: str, row: str, **markers: Any) -> dict[str, Any]:
@@ -194,25 +287,34 @@ class Ledger:
 
         A provisional record (a failure that a later delivery may still overcome) is kept
         until a final record for the same key replaces it: the last failure leaves evidence,
-        and an event that succeeds on retry still ends with exactly one record."""
+        and an event that succeeds on retry still ends with exactly one record.
+
+        The record takes the next place in its chain (read from the chain's head, so its entity
+        carries its place and hash from the first write), and is appended to the chain once
+        written: a redelivery takes no place."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         record = replace(record, recorded_at=f"{time.time_ns():020d}")
-        entity = self._entity(record, resource_partition(record.resource_id), record.key,
-                              **({"provisional": True} if provisional else {}))
+        head = self._head(chain_of(record.key))
+        entity = head.next(self._entity(record, resource_partition(record.resource_id), record.key,
+                                        **({"provisional": True} if provisional else {})))
         try:
-            self.table.create_entity(entity)
+            etag = self.table.create_entity(entity)["etag"]
         except ResourceExistsError:
             existing = self.table.get_entity(entity["PartitionKey"], entity["RowKey"])
             if provisional or not existing.get("provisional"):
                 return None
+            entity = self._superseding(entity, existing)
             try:  # ETag-guarded: of two deliveries that both succeed, one replaces it
-                self.table.update_entity(entity, mode="replace", etag=existing.metadata["etag"],
-                                         match_condition=MatchConditions.IfNotModified)
+                etag = self.table.update_entity(entity, mode="replace", etag=existing.metadata["etag"],
+                                                match_condition=MatchConditions.IfNotModified)["etag"]
             except ResourceModifiedError:
                 return None
             self.table.delete_entity(*_day_key(existing.get("decided_at"), existing["key"]))
+        entity = self._append(entity, head, etag)
+        if entity is None:
+            return None
         partition, row = _day_key(record.decided_at, record.key)
         self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
@@ -223,6 +325,150 @@ class Ledger:
         """List the decision as waiting for a person: one partition, so approval finds it by key."""
         self.table.upsert_entity({"PartitionKey": "pending", "RowKey": record.key,
                                   "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
+
+    # -- the evidence chains ------------------------------------------------------------------
+    def _head(self, chain: int) -> _Head:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            head = self.chains.get_entity(chain_partition(chain), HEAD)
+        except ResourceNotFoundError:
+            return _Head(chain)
+        return _Head(chain, head["sequence"], head[RECORD_HASH], head.metadata["etag"])
+
+    def _caught_up(self, head: _Head) -> _Head:
+        """A head its chain has gone past (deleted, or set back, by hand): the chain's true last
+        place, with the head's ETag, so that moving it is still guarded. The whole chain is read,
+        on this path alone; without it, every append to the chain would fail."""
+        entries = self.chains.query_entities("PartitionKey eq @p and RowKey ge 'entry ' and RowKey lt 'entry!'",
+                                             parameters={"p": chain_partition(head.chain)})
+        last = max(entries, key=lambda entry: entry["sequence"], default=None)
+        return head if last is None else _Head(head.chain, last["sequence"], last[RECORD_HASH], head.etag)
+
+    def _append(self, entity: dict[str, Any], head: _Head, etag: str) -> dict[str, Any] | None:
+        """Append the written record to its chain: its entry and the head's move in one entity
+        group transaction (all or nothing, one partition:
+        https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions).
+        An instance that lost the place to another takes the next one, moving its record there
+        first (ETag-guarded); the record as chained, or None when it was replaced meanwhile."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import TableTransactionError
+
+        for _ in range(_APPEND_ATTEMPTS):
+            entry = {name: entity[name] for name in ("sequence", "key", "resource_id", "recorded_at", "previous_hash",
+                                                     RECORD_HASH)}
+            try:
+                self.chains.submit_transaction([
+                    ("create", {**entry, "PartitionKey": chain_partition(head.chain),
+                                "RowKey": entry_row(entity["sequence"])}),
+                    head.moved_to(entity)])
+                return entity
+            except TableTransactionError as error:
+                if error.error_code not in _LOST_RACE:
+                    raise
+            moved = self._head(head.chain)
+            # Entry and head move together: a place taken under a head nobody moved is a head behind its chain.
+            head = self._caught_up(moved) if moved.etag == head.etag else moved
+            entity = head.next(entity)
+            try:
+                etag = self.table.update_entity({name: entity[name] for name in ("PartitionKey", "RowKey", *_LINK)},
+                                                mode="merge", etag=etag,
+                                                match_condition=MatchConditions.IfNotModified)["etag"]
+            except ResourceModifiedError:
+                return None  # a provisional record a final one replaced before it was chained
+        raise RuntimeError(f"decision {entity['key']} is recorded but not in its chain {head.chain}: the chain was "
+                           f"contended beyond {_APPEND_ATTEMPTS} attempts (verify names the record)")
+
+    def _superseding(self, entity: dict[str, Any], provisional: dict[str, Any]) -> dict[str, Any]:
+        """The final record that replaces a provisional one, naming its place. What the chain
+        vouched for is kept whole first, beside its entry, so the chain still verifies; a
+        provisional record its chain does not hold (written before chains, or its append never
+        finished) is replaced as before, and verify names neither."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        chain, sequence = provisional.get("chain"), provisional.get("sequence")
+        if sequence is None:
+            return entity
+        try:
+            entry = self.chains.get_entity(chain_partition(chain), entry_row(sequence))
+        except ResourceNotFoundError:
+            return entity
+        if entry["key"] != provisional["key"] or entry[RECORD_HASH] != provisional.get(RECORD_HASH):
+            return entity
+        try:  # an earlier delivery may have kept it already: the same record
+            self.chains.create_entity({**provisional, "PartitionKey": chain_partition(chain),
+                                       "RowKey": superseded_row(sequence)})
+        except ResourceExistsError:
+            pass
+        return _linked({**entity, "supersedes": sequence}, entity["chain"], entity["sequence"], entity["previous_hash"])
+
+    def keep_digest(self, at: datetime) -> str:
+        """Write every chain's head (chain, sequence, hash, key, when recorded) as one digest
+        blob named by the time, `<YYYY-MM-DD>/<time>.json`, create-only: a digest is never
+        overwritten (and in Azure the container's immutability policy refuses it too). Its name."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContentSettings
+
+        heads = sorted(({name: head[name] for name in ("chain", "sequence", RECORD_HASH, "key", "recorded_at")}
+                        for head in self.chains.query_entities("RowKey eq @head", parameters={"head": HEAD})),
+                       key=lambda head: head["chain"])
+        written_at = clock.iso(at)
+        name = f"{written_at[:10]}/{written_at}.json"
+        content = json.dumps({"written_at": written_at, "chains": heads}, sort_keys=True, indent=1).encode()
+        try:
+            self.digests.upload_blob(name, content, overwrite=False,
+                                     content_settings=ContentSettings(content_type="application/json"))
+        except ResourceExistsError:
+            raise DigestExists(f"a ledger digest named {name} exists already; digests are never overwritten") from None
+        return name
+
+    # -- the evidence chains as they are, for verifying them (containment.record.verify) -------
+    def chain_entries(self, chain: int, since_ns: str, until_ns: str) -> list[dict]:
+        """The chain's entries recorded in [since, until) (times as `recorded_at` keeps them)."""
+        return list(self.chains.query_entities(
+            "PartitionKey eq @p and RowKey ge 'entry ' and RowKey lt 'entry!' and recorded_at ge @since "
+            "and recorded_at lt @until", parameters={"p": chain_partition(chain), "since": since_ns, "until": until_ns}))
+
+    def chain_entity(self, chain: int, row: str) -> dict | None:
+        """A chain's entry (entry_row), head (HEAD) or superseded record (superseded_row), as kept."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.chains.get_entity(chain_partition(chain), row)
+        except ResourceNotFoundError:
+            return None
+
+    def decision_entity(self, resource_id: str | None, key: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.table.get_entity(resource_partition(resource_id), key)
+        except ResourceNotFoundError:
+            return None
+
+    def decision_entities(self, since_ns: str, until_ns: str) -> Iterator[dict]:
+        """Every decision entity recorded in [since, until), as kept (chained or not)."""
+        return self.table.query_entities(
+            "PartitionKey ge 'resource ' and PartitionKey lt 'resource!' and recorded_at ge @since and "
+            "recorded_at lt @until", parameters={"since": since_ns, "until": until_ns})
+
+    def day_copy(self, decided_at: str | None, key: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.table.get_entity(*_day_key(decided_at, key))
+        except ResourceNotFoundError:
+            return None
+
+    def day_copies(self, day: datetime) -> Iterator[dict]:
+        return self.table.query_entities("PartitionKey eq @p", parameters={"p": "day " + day.strftime("%Y-%m-%d")})
+
+    def digest_names(self) -> list[str]:
+        return sorted(blob.name for blob in self.digests.list_blobs())
+
+    def digest(self, name: str) -> bytes:
+        return self.digests.download_blob(name).readall()
 
     def decided(self, resource_id: str | None, key: str) -> bool:
         """Whether the event has its final record (a provisional failure is not one)."""

@@ -24,8 +24,10 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger.open(self.clients.table_service(), self.settings.ledger_table,
-                           self.clients.blob_container(self.settings.evidence_container))
+        settings = self.settings
+        return Ledger.open(self.clients.table_service(), settings.ledger_table,
+                           self.clients.blob_container(settings.evidence_container), settings.chain_table,
+                           self.clients.blob_container(settings.digest_container))
 
     @cached_property
     def queue(self):

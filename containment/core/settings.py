@@ -227,6 +227,11 @@ def _name(pattern: str, accepted: str) -> Callable[[str], str]:
     return parse
 
 
+# Table names: https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
+_table_name = _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)")
+_container_name = _name(_QUEUE_OR_CONTAINER, "a blob container name (3-63 lower-case letters, digits, dashes)")
+
+
 def _containable_rule_ids(raw: str, known: Vocabulary) -> frozenset[str]:
     wanted = _items(raw)
     unknown = [item for item in wanted if item not in known.containable_rules]
@@ -382,12 +387,20 @@ SETTINGS: tuple[Setting, ...] = (
             "receives a CloudEvent for every containment, pending approval, failure and release, and every finding "
             "on the app's own deployment; empty: none"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
-            _name(r"^[A-Za-z][A-Za-z0-9]{2,62}$", "a table name (3-63 letters and digits, starting with a letter)"),
+            _table_name,
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
     Setting("CONTAINMENT_EVIDENCE_CONTAINER", "evidence_container", "evidence",
-            _name(_QUEUE_OR_CONTAINER, "a blob container name (3-63 lower-case letters, digits, dashes)"),
+            _container_name,
             "blob container, beside the ledger, that keeps what a ledger entity cannot hold (a finding's full "
             "evidence, an NSG's thousand rules before and after), named by decision and SHA-256"),
+    Setting("CONTAINMENT_LEDGER_CHAIN_TABLE", "chain_table", "decisionchains",
+            _table_name,
+            "Table Storage table that holds the ledger's evidence chains: each decision's place, its SHA-256 and "
+            "the previous record's, so a record changed or deleted since is found (`python -m containment verify`)"),
+    Setting("CONTAINMENT_LEDGER_DIGEST_CONTAINER", "digest_container", "ledger-digests",
+            _container_name,
+            "blob container, under a time-based immutability policy (infra), where the drift sweep writes the "
+            "chains' heads every run, never overwriting one: rewriting the ledger before a digest shows"),
     Setting("LOCAL_AZURE_ENDPOINT", "local_azure_endpoint", "", _loopback_endpoint,
             "development only: the local ARM + Log Analytics emulator's URL; honoured for loopback "
             "addresses only; empty in Azure (the app then uses Azure Resource Manager and managed identity)"),
@@ -433,6 +446,8 @@ class Settings:
     egress_containment: dict
     ledger_table: str
     evidence_container: str
+    chain_table: str
+    digest_container: str
     local_azure_endpoint: str | None
     local_azure_ca_bundle: str | None
 

@@ -9,6 +9,9 @@ what has findings is recorded: a decision to contain whenever the sweep finds it
 else once per resource, set of rules, outcome and day, so an exposure left reported is not
 recorded again every hour (sweep_key). The lists follow nextLink; calls are
 sequential and the SDK's retry policy honours ARM's 429s.
+
+Each run first writes the ledger's digest: every evidence chain's head, to the immutable
+digest container, so what was recorded before it cannot be rewritten unseen.
 """
 from __future__ import annotations
 
@@ -39,12 +42,13 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/netw
 
 def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
-    written = expire_overdue(runtime)
+    written = expire_overdue(runtime) + _digest(runtime)
     # Empty CONTAINMENT_SUBSCRIPTIONS means every subscription the identity can see.
     subscriptions = sorted(runtime.settings.subscriptions) or sorted(arm.list_subscriptions(runtime.clients))
     if not subscriptions:
-        return written + _failed(runtime, "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no "
-                                          "subscription: nothing to sweep (is its role assigned?)")
+        return written + _failed(runtime, f"sweep-failed-{clock.now():%Y%m%d}",
+                                 "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no subscription: "
+                                 "nothing to sweep (is its role assigned?)")
     for subscription in subscriptions:
         for resource_id, assess in _inventory(runtime, subscription):
             record = _sweep_one(runtime, resource_id, assess)
@@ -112,9 +116,20 @@ def sweep_key(resource_id: str, findings: list, outcome: str) -> str:
     return f"sweep-{clock.now():%Y%m%dT%H%M}-{digest}" if outcome == CONTAIN else f"sweep-{clock.now():%Y%m%d}-{digest}"
 
 
-def _failed(runtime: Runtime, reason: str) -> list[DecisionRecord]:
+def _digest(runtime: Runtime) -> list[DecisionRecord]:
+    """The ledger's digest for this run; one that cannot be written (storage down, or a digest
+    of that name there already, never overwritten) is a failed record, and the sweep goes on."""
+    try:
+        runtime.ledger.keep_digest(clock.now())
+    except Exception as error:  # noqa: BLE001 - the sweep must still run; the failure is on the record
+        return _failed(runtime, f"sweep-digest-failed-{clock.now():%Y%m%dT%H%M%S}",
+                       f"the ledger digest could not be written: {describe_failure(error)}; the next sweep writes one")
+    return []
+
+
+def _failed(runtime: Runtime, key: str, reason: str) -> list[DecisionRecord]:
     log.error("DRIFT SWEEP FAILED: %s", reason)
-    record = DecisionRecord(key=f"sweep-failed-{clock.now():%Y%m%d}", resource_id="", outcome="",
+    record = DecisionRecord(key=key, resource_id="", outcome="",
                             mode=runtime.settings.mode, reason="", operation=OPERATION, decided_at=clock.iso())
     written = record_once(runtime, recorded(record, failed(reason)))
     return [written] if written else []

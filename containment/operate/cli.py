@@ -10,6 +10,7 @@ from containment.adapters.runtime import current
 from containment.core import clock
 from containment.operate import controls
 from containment.record import export
+from containment.record.verify import verify
 
 
 def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -48,4 +49,25 @@ def exemptions_command() -> int:
     """List the exemptions. Changing them is the HTTP API's alone: it knows who asks."""
     _, body = controls.list_exemptions(current())
     print(json.dumps(body, indent=2))
+    return 0
+
+
+def verify_command(first: datetime | None, last: datetime | None) -> int:
+    """Verify the days from `first` to `last` (UTC, both included): the report as JSON on
+    standard output, the verdict on standard error; 1 when anything does not match."""
+    last = last or clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    first = first or last - timedelta(days=6)
+    if first > last:
+        print(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}", file=sys.stderr)
+        return 2
+    result = verify(current().ledger, first, last + timedelta(days=1))
+    print(json.dumps(result.as_dict(), indent=2))
+    span = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
+    if result.mismatches:
+        print(f"LEDGER DOES NOT VERIFY ({span}): {len(result.mismatches)} mismatches; the first: "
+              f"{result.ordered()[0].sentence()}", file=sys.stderr)
+        return 1
+    print(f"ledger verified ({span}): {result.records} records in their chains, {len(result.digests)} digests"
+          + (f"; not yet bounded by a digest: {', '.join(result.unbounded)}" if result.unbounded else ""),
+          file=sys.stderr)
     return 0

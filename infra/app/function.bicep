@@ -1,6 +1,6 @@
-// The Function App and what only it uses: its storage account (decision ledger table and
-// its evidence container, containment queue and its poison queue, the Flex deployment
-// container, the Event Grid dead-letter container), the Flex Consumption plan, the site with every app setting, and
+// The Function App and what only it uses: its storage account (decision ledger table, its
+// evidence container, its chain table and immutable digest container, containment queue and
+// its poison queue, the Flex deployment container, the Event Grid dead-letter container), the Flex Consumption plan, the site with every app setting, and
 // the Event Grid custom topic the app publishes notifications to. The identity's data roles
 // are scoped to this storage account and this topic, nothing wider.
 param location string
@@ -11,8 +11,10 @@ param applicationInsightsName string
 @description('Workspace ID (GUID) of the workspace that holds the protected accounts\' StorageBlobLogs.')
 param logWorkspaceCustomerId string
 param storageSkuName string
-@description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account, Storage Blob Data Reader on its evidence container).')
+@description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account, Storage Blob Data Reader on its evidence and digest containers).')
 param ledgerReaderPrincipalIds array
+@description('Days each ledger digest stays immutable (the digest container\'s time-based retention policy).')
+param ledgerDigestRetentionDays int
 param maximumInstanceCount int
 param instanceMemoryMB int
 @description('Every CONTAINMENT_* app setting, by name (see main.bicep).')
@@ -106,6 +108,29 @@ resource evidenceContainer 'Microsoft.Storage/storageAccounts/blobServices/conta
   properties: { publicAccess: 'None' }
 }
 
+// The chains' heads, written by the drift sweep (containment/adapters/ledger.py), create-only.
+resource digestContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: containmentSettings.CONTAINMENT_LEDGER_DIGEST_CONTAINER
+  properties: { publicAccess: 'None' }
+}
+
+// Write once, read many: a digest can be created and read, never changed or deleted, for
+// ledgerDigestRetentionDays after it was written, by anyone (the app's Blob Data Owner
+// included). Deployed unlocked: while unlocked, whoever may delete the policy
+// (immutabilityPolicies/delete: Owner, Contributor; not the app) can remove it; locking it
+// (a person's one-way step, README) makes it binding on them too.
+// https://learn.microsoft.com/en-us/azure/storage/blobs/immutable-time-based-retention-policy-overview
+// https://learn.microsoft.com/en-us/azure/templates/microsoft.storage/storageaccounts/blobservices/containers/immutabilitypolicies
+resource digestRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: digestContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: ledgerDigestRetentionDays
+    allowProtectedAppendWrites: false
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -130,6 +155,12 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: containmentSettings.CONTAINMENT_LEDGER_TABLE
+}
+
+// The ledger's evidence chains: each decision's place, its SHA-256 and its predecessor's.
+resource chainTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: containmentSettings.CONTAINMENT_LEDGER_CHAIN_TABLE
 }
 
 // Data roles on this account only: blobs (host leases, timer state, deployment package),
@@ -158,6 +189,16 @@ resource ledgerReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [f
 resource evidenceReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in ledgerReaderPrincipalIds: {
   name: guid(evidenceContainer.id, principalId, storageBlobDataReader)
   scope: evidenceContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
+    principalId: principalId
+  }
+}]
+
+// ... and the digests that bound them, to verify the ledger (python -m containment verify).
+resource digestReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for principalId in ledgerReaderPrincipalIds: {
+  name: guid(digestContainer.id, principalId, storageBlobDataReader)
+  scope: digestContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
     principalId: principalId
@@ -283,7 +324,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     }
   }
   dependsOn: [storageRoles, metricsPublisher, deploymentContainer, containmentQueue, poisonQueue, ledgerTable,
-    evidenceContainer]
+    evidenceContainer, chainTable, digestRetention]
 }
 
 // The paths Easy Auth lets through without a token because they must stay key-authenticated,

@@ -584,6 +584,24 @@ def test_the_ledger_and_queues_are_named_by_the_settings():
     assert ref(resource(path, "ledgerTable")["name"]) == "containmentSettings.CONTAINMENT_LEDGER_TABLE"
 
 
+def test_the_ledgers_chains_and_digests_are_declared_and_the_digests_are_write_once():
+    path = "app/function.bicep"
+    assert ref(resource(path, "chainTable")["name"]) == "containmentSettings.CONTAINMENT_LEDGER_CHAIN_TABLE"
+    assert ref(resource(path, "digestContainer")["name"]) == "containmentSettings.CONTAINMENT_LEDGER_DIGEST_CONTAINER"
+    policy = bicep(path)["resources"]["digestRetention"]
+    assert policy["type"] == "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
+    assert resource(path, "digestRetention") == {"parent": "digestContainer", "name": "default", "properties": {
+        "immutabilityPeriodSinceCreationInDays": "ledgerDigestRetentionDays", "allowProtectedAppendWrites": False}}
+    assert bicep("main.bicep")["modules"]["app"]["config"]["params"]["ledgerDigestRetentionDays"] == \
+        "ledgerDigestRetentionDays"
+    assert bicep("main.bicep")["parameters"]["ledgerDigestRetentionDays"]["default"] >= 1
+    # Those who read the ledger can verify it: the digests are theirs to read, never to write.
+    assert resource(path, "digestReaders")["scope"] == "digestContainer"
+    role = resource(path, "digestReaders")["properties"]["roleDefinitionId"]["function"]["parameters"]
+    assert variable(path, role["resource_name_1"]) == STORAGE_BLOB_DATA_READER
+    assert {"chainTable", "digestRetention"} <= set(resource(path, "site")["dependsOn"])
+
+
 def test_the_identitys_data_roles_are_scoped_to_the_apps_own_resources():
     path = "app/function.bicep"
     roles = bicep(path)["resources"]["storageRoles"]["config"]["loop_type"]["detail"]["array_name"]

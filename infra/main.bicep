@@ -121,11 +121,17 @@ param containmentApprovalExpiryHours string = '24'
 @description('CONTAINMENT_RELEASE_HOURS: how long a released resource stays exempt from automatic containment.')
 param containmentReleaseHours string = '24'
 
+@description('CONTAINMENT_EXEMPTION_MAX_DAYS: longest an exemption may last, in days.')
+param containmentExemptionMaxDays string = '30'
+
 @description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
 param containmentMaxActionsPerHour string = '20'
 
 @description('CONTAINMENT_HIGH_SEVERITY_RESERVE: actions of the blast-radius limit only high and critical findings may spend.')
 param containmentHighSeverityReserve string = '5'
+
+@description('CONTAINMENT_BREAK_GLASS_PER_HOUR: break-glass actions per rolling hour, apart from the automatic limit.')
+param containmentBreakGlassPerHour string = '10'
 
 @description('CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: how long a role assignment an event names is read again while ARM does not show it yet.')
 param containmentRoleAssignmentWaitSeconds string = '4'
@@ -249,8 +255,10 @@ module app 'app/function.bicep' = {
       CONTAINMENT_APPROVAL_ACTIONS: containmentApprovalActions
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
       CONTAINMENT_RELEASE_HOURS: containmentReleaseHours
+      CONTAINMENT_EXEMPTION_MAX_DAYS: containmentExemptionMaxDays
       CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
       CONTAINMENT_HIGH_SEVERITY_RESERVE: containmentHighSeverityReserve
+      CONTAINMENT_BREAK_GLASS_PER_HOUR: containmentBreakGlassPerHour
       CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: containmentRoleAssignmentWaitSeconds
       CONTAINMENT_INCIDENT_WINDOW_HOURS: containmentIncidentWindowHours
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock

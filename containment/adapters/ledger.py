@@ -532,18 +532,18 @@ class Ledger:
         return True
 
     # -- the blast-radius budget ---------------------------------------------------------------
-    def spend_budget(self, actions: int, limit: int, now: float) -> int | None:
+    def spend_budget(self, actions: int, limit: int, now: float, pool: str = "containment") -> int | None:
         """Count `actions` against the limit per rolling hour, across every instance (one
         entity, ETag-guarded): None when spent; when they would exceed it, spending nothing,
         what the last hour has spent. Counts are kept per minute, so the entity stays small
-        however busy the hour."""
+        however busy the hour. `pool`: automatic containment's, or break-glass's own."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
         minute = int(now // 60)
         for _ in range(10):  # contention between instances: read again and retry
             try:
-                entity = self.table.get_entity("budget", "containment")
+                entity = self.table.get_entity("budget", pool)
                 counts, etag = json.loads(entity["per_minute"]), entity.metadata["etag"]
             except (ResourceNotFoundError, KeyError):
                 counts, etag = {}, None
@@ -551,7 +551,7 @@ class Ledger:
             if sum(recent.values()) + actions > limit:
                 return sum(recent.values())
             recent[str(minute)] = recent.get(str(minute), 0) + actions
-            updated = {"PartitionKey": "budget", "RowKey": "containment", "per_minute": json.dumps(recent)}
+            updated = {"PartitionKey": "budget", "RowKey": pool, "per_minute": json.dumps(recent)}
             try:
                 if etag is None:
                     self.table.create_entity(updated)
@@ -560,7 +560,7 @@ class Ledger:
                 return None
             except (ResourceExistsError, ResourceModifiedError):
                 continue
-        raise RuntimeError("the containment budget is contended beyond 10 attempts")
+        raise RuntimeError(f"the {pool} budget is contended beyond 10 attempts")
 
     def first_hold(self, now: float) -> bool:
         """Whether this is the first decision the budget held in the last hour (which alone
@@ -660,6 +660,14 @@ class Ledger:
         """Every decision, in the order written."""
         entities = self.table.query_entities("PartitionKey ge 'resource ' and PartitionKey lt 'resource!'")
         return sorted((self._record(e) for e in entities), key=lambda r: r.recorded_at)
+
+    def under(self, scope: str) -> Iterator[DecisionRecord]:
+        """Every decision about the scope or anything below it (its partitions share a prefix)."""
+        first = resource_partition(scope)
+        query = "PartitionKey eq @p or ( PartitionKey ge @below and PartitionKey lt @after )"  # the SDK reads a name up to a space
+        for entity in self.table.query_entities(query, parameters={"p": first, "below": first + "|",
+                                                                   "after": first + "}"}):
+            yield self._record(entity)
 
     def for_resource(self, resource_id: str) -> Iterator[DecisionRecord]:
         partition = resource_partition(resource_id)

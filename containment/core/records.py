@@ -17,7 +17,7 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
 # Keys the app makes itself (egress windows, the sweep, rejected messages, refused operator
 # requests, failures): an event ID the sender chose must never land on one of them and
 # pre-empt that decision.
-_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|sha256-)", re.IGNORECASE)
+_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|sha256-)", re.IGNORECASE)
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
 

@@ -335,11 +335,15 @@ SETTINGS: tuple[Setting, ...] = (
             "drift sweep records it expired"),
     Setting("CONTAINMENT_RELEASE_HOURS", "release_hours", "24", _positive(float, "hours > 0"),
             "after a release, how long the released resource stays exempt (listed under exemptions, removable): findings on it are recorded `exempt`, not contained again"),
+    Setting("CONTAINMENT_EXEMPTION_MAX_DAYS", "exemption_max_days", "30", _positive(float, "days > 0"),
+            "longest an exemption may last: one that expires later is refused (400, on the record)"),
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
     Setting("CONTAINMENT_HIGH_SEVERITY_RESERVE", "high_severity_reserve", "5", _count,
             "of the blast-radius limit, the actions only high and critical findings may spend: lower-severity decisions are held once the limit less this reserve is spent"),
+    Setting("CONTAINMENT_BREAK_GLASS_PER_HOUR", "break_glass_per_hour", "10", _positive(int, "a whole number > 0"),
+            "break-glass actions per rolling hour, a budget of their own (beyond it a request is refused, 429, on the record), apart from the automatic blast-radius limit"),
     Setting("CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS", "role_assignment_wait_seconds", "4",
             _positive(float, "seconds > 0"),
             "how long a role assignment an event names is read again while ARM does not show it yet (a new "
@@ -429,6 +433,8 @@ class Settings:
     role_assignment_wait_seconds: float
     release_hours: float
     high_severity_reserve: int
+    exemption_max_days: float
+    break_glass_per_hour: int
     incident_window_hours: float
     notify_topic_endpoint: str | None
     network_lock: str

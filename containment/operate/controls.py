@@ -10,6 +10,7 @@ a `decision` names the record the request wrote, refusals included (an expired a
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -18,9 +19,12 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import Finding
 from containment.core.ids import MalformedResourceId, parse_resource_id
-from containment.operate.principal import Principal
 from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key, refusal_key
-from containment.plan.decisions import by_person, not_carried_out, recorded, rejected
+from containment.judge.scope import protection_of
+from containment.operate import principal
+from containment.operate.principal import Principal
+from containment.plan.decisions import by_person, not_carried_out, recorded, rejected, waits_for_second
+from containment.plan.roles import scope_level
 from containment.plan.registry import ACTIONS
 from containment.plan.restore import RESOURCE_TYPES, plan_release
 from containment.record.approvals import expires, follow_up, held_steps, parse_time, record_expiry
@@ -73,15 +77,26 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     operator = who.name
     if not is_safe_key(key):
         return 400, {"error": "not a decision key (letters, digits and . _ : @ + = -, at most 200)"}
-    pending = runtime.ledger.take_pending(key)
-    if pending is None:
+    listed = next((item for item in runtime.ledger.pending() if item["key"] == key), None)
+    original = runtime.ledger.find(listed["resource_id"], key) if listed else None
+    if original is None:
         return 404, {"error": f"no decision {key!r} waits for approval"}
-    original = runtime.ledger.find(pending["resource_id"], key)
+    request = _second_operator_request(original)
+    role = request["role"] if request else principal.APPROVE
+    if not who.holds(role):
+        return 403, {"error": f"{operator} does not hold the app role {role}, which settling {key} needs"}
+    if (_same(original.actor, who) if request else _caused_by(original, who)):
+        return 403, {"error": f"{operator} {'asked for' if request else 'caused the finding of'} decision {key}: "
+                              "another operator must settle it (separation of duties)"}
+    if runtime.ledger.take_pending(key) is None:
+        return 404, {"error": f"no decision {key!r} waits for approval"}  # another person settled it meanwhile
     steps = held_steps(original)
     if clock.now() >= expires(runtime, original):
         expired = record_expiry(runtime, original, who.as_actor())
         return 409, {"error": expired.reason, "decision": expired.key}
     settled = follow_up(runtime, original, "approved" if approved else "denied", who.as_actor())
+    if request is not None:
+        return _second_operator(runtime, original, request, settled, who, approved)
     if not approved:
         denied = recorded(settled, not_carried_out(
             f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out"))
@@ -97,9 +112,79 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
 
 
-def contain_now(runtime: Runtime, body: Any, who: Principal) -> Answer:
+def _caused_by(record: DecisionRecord, who: Principal) -> bool:
+    """Whether the person made the change the record is about (the event's actor)."""
+    return bool(record.event_id) and _same(record.actor, who)
+
+
+def _same(actor: dict, who: Principal) -> bool:
+    return str(actor.get("object_id") or "").lower() == who.object_id
+
+
+SECOND_OPERATOR = "second_operator_required"
+
+
+def _second_operator_request(record: DecisionRecord) -> dict | None:
+    """The request a record holds for a second operator, if it is one."""
+    finding = next((f for f in record.findings if f["rule"] == SECOND_OPERATOR), None)
+    return finding["evidence"] if finding else None
+
+
+def _wait_for_second(runtime: Runtime, operation: str, body: dict, who: Principal, role: str, resource_id: str,
+                     why: str) -> Answer:
+    """Two people for what is destructive or broad: the request waits, recorded and notified,
+    until another operator with the same role makes the same request or approves it (or
+    someone denies it, or it expires)."""
+    asked = hashlib.sha256(json.dumps([operation, body], sort_keys=True).encode()).hexdigest()
+    for item in runtime.ledger.pending():
+        waiting = runtime.ledger.find(item["resource_id"], item["key"]) if item["key"].startswith("second-") else None
+        request = _second_operator_request(waiting) if waiting else None
+        if request and request.get("request_sha256") == asked:
+            if _same(waiting.actor, who):
+                return 409, {"error": f"{who.name} asked for this already: decision {waiting.key} waits for a "
+                                      "second operator"}
+            return _settle(runtime, waiting.key, who, approved=True)  # the same request from another person
+    at = clock.iso()
+    digest = hashlib.sha256(json.dumps([asked, who.object_id, at]).encode()).hexdigest()
+    record = DecisionRecord(key=f"second-{digest[:40]}", resource_id=resource_id, outcome="",
+                            mode=runtime.settings.mode, reason="", operation=operation, actor=who.as_actor(),
+                            decided_at=at)
+    finding = Finding(SECOND_OPERATOR, "high", resource_id, why, {"operation": operation, "request": body,
+                                                                   "request_sha256": asked, "role": role})
+    record_once(runtime, recorded(record, waits_for_second(f"{why}: {operation} asked by {who.name} waits for a "
+                                                            f"second operator with {role}", finding)))
+    return 202, {"decision": record.key, "waiting_for": f"a second operator with {role}, not {who.name}"}
+
+
+def _second_operator(runtime: Runtime, original: DecisionRecord, request: dict, settled: DecisionRecord,
+                     second: Principal, approved: bool) -> Answer:
+    """A second operator settles a request: denied, it is recorded; approved, the request
+    runs as its first operator asked it, confirmed by the second."""
+    if not approved:
+        denied = recorded(settled, not_carried_out(f"denied by {second.name}: {original.operation} asked by "
+                                                   f"{original.actor.get('name')} not carried out"))
+        record_once(runtime, denied)
+        return 200, {"decision": denied.key, "outcome": denied.outcome}
+    first = Principal(str(original.actor.get("object_id")), str(original.actor.get("name")),
+                      frozenset(original.actor.get("roles") or ()), str(original.actor.get("identity_provider")))
+    act = {"release": release, "exemption": add_exemption, "break-glass": contain_now}[original.operation]
+    status, answer = act(runtime, request["request"], first, second=second)
+    record_once(runtime, recorded(settled, not_carried_out(
+        f"confirmed by {second.name}: {original.operation} asked by {first.name} -> {status}"
+        + (f" ({answer['error']})" if "error" in answer else f", decision {answer.get('decision', '')}"))))
+    return status, {**answer, "confirms": original.key}
+
+
+# Break-glass actions that two people decide: they break every client of the keys, or take a
+# person's access away.
+DESTRUCTIVE = ("rotate_account_keys", "delete_role_assignment")
+
+
+def contain_now(runtime: Runtime, body: Any, who: Principal, second: Principal | None = None) -> Answer:
     """Break-glass: the actions asked for (or every action for the resource's type) on one
-    resource, through the same queue, checks and records as automatic containment."""
+    resource, through the same queue, checks and records as automatic containment. Two
+    people for destructive actions or a resource outside the protected data; a budget of
+    its own (CONTAINMENT_BREAK_GLASS_PER_HOUR)."""
     if not isinstance(body, dict):
         return 400, {"error": "the body must be a JSON object with resourceId and, optionally, actions"}
     try:
@@ -117,6 +202,20 @@ def contain_now(runtime: Runtime, body: Any, who: Principal) -> Answer:
     if not isinstance(names, list) or not names or any(n not in applicable for n in names):
         return 400, {"error": f"actions must be \"everything\" or a list from {', '.join(applicable) or '(none)'} "
                               f"for a {resource.type}"}
+    if not isinstance(body.get("reason", ""), str) or len(body.get("reason", "")) > EXEMPTION_TEXT:
+        return 400, {"error": f"reason: at most {EXEMPTION_TEXT} characters of text"}
+    if second is None:
+        destructive = sorted(set(names) & set(DESTRUCTIVE))
+        unprotected = not _protected(runtime, resource)
+        if destructive or unprotected:
+            return _wait_for_second(runtime, "break-glass", {**body, "actions": names}, who, principal.BREAK_GLASS,
+                                    resource.text, f"break-glass {', '.join(destructive)} needs two people"
+                                    if destructive else f"{resource.text} is not protected synthetic data")
+    spent = runtime.ledger.spend_budget(len(names), settings.break_glass_per_hour, clock.now().timestamp(),
+                                        pool="break-glass")
+    if spent is not None:
+        return 429, {"error": f"the break-glass budget is spent: {spent} of {settings.break_glass_per_hour} actions "
+                              "in the last hour (CONTAINMENT_BREAK_GLASS_PER_HOUR)"}
     record = DecisionRecord(
         key=decision_key(None, {"resource": resource.key, "actions": names, "at": clock.iso(), "by": who.object_id}),
         resource_id=resource.text, outcome="", mode=settings.mode, reason="", operation="break-glass",
@@ -124,8 +223,9 @@ def contain_now(runtime: Runtime, body: Any, who: Principal) -> Answer:
     )
     finding = Finding("break_glass", "critical", resource.text, f"containment requested by {operator}",
                       {"actions": names, "note": body.get("reason")})
-    decision = by_person(f"break-glass by {operator}", tuple(PlannedAction(name, resource.text) for name in names),
-                         settings, (finding,))
+    confirmed = f", confirmed by {second.name}" if second else ""
+    decision = by_person(f"break-glass by {operator}{confirmed}",
+                         tuple(PlannedAction(name, resource.text) for name in names), settings, (finding,))
     conclude(runtime, record, decision, {}, check_exemptions=False)
     return 202, {"decision": record.key, "actions": names}
 
@@ -135,7 +235,10 @@ def contain_now(runtime: Runtime, body: Any, who: Principal) -> Answer:
 EXEMPTION_TEXT = 1000
 
 
-def add_exemption(runtime: Runtime, body: Any, who: Principal) -> Answer:
+def add_exemption(runtime: Runtime, body: Any, who: Principal, second: Principal | None = None) -> Answer:
+    """Exempt a scope until a time: bounded (CONTAINMENT_EXEMPTION_MAX_DAYS), inside the
+    watched subscriptions and over protected data, never by the person whose change it
+    would excuse; a resource group or wider needs a second person."""
     if not isinstance(body, dict):
         return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
     problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
@@ -153,26 +256,98 @@ def add_exemption(runtime: Runtime, body: Any, who: Principal) -> Answer:
         return 400, {"error": str(error)}
     if until <= clock.now():
         return 400, {"error": f"expires {body['expires']} is already past"}
-    runtime.ledger.exempt(body["scope"].rstrip("/"), body["reason"], body["owner"], clock.iso(until), who.name,
-                          clock.iso())
-    return 201, {"scope": body["scope"].rstrip("/"), "expires_at": clock.iso(until)}
+    settings, scope = runtime.settings, parse_resource_id(body["scope"].rstrip("/"))
+    longest = clock.now() + timedelta(days=settings.exemption_max_days)
+    if until > longest:
+        return 400, {"error": f"expires {body['expires']} is later than {clock.iso(longest)} "
+                              f"(CONTAINMENT_EXEMPTION_MAX_DAYS={settings.exemption_max_days:g})"}
+    watched = settings.subscriptions or frozenset(arm.list_subscriptions(runtime.clients))
+    if scope.subscription not in watched:
+        return 400, {"error": f"scope: subscription {scope.subscription} is not one the app watches"}
+    if not _covers_protected_data(runtime, scope):
+        return 400, {"error": f"scope: {scope.text} covers no protected synthetic data the app knows of"}
+    own = _caused_in(runtime, scope, who)
+    if own is not None:
+        return 403, {"error": f"{who.name} caused decision {own} under {scope.text}: another operator must exempt it "
+                              "(separation of duties)"}
+    if second is None and scope_level(scope.text) != "resource":
+        return _wait_for_second(runtime, "exemption", body, who, principal.EXEMPT, scope.text,
+                                f"an exemption of a whole {scope_level(scope.text)} needs two people")
+    runtime.ledger.exempt(scope.text, body["reason"], body["owner"], clock.iso(until), who.name, clock.iso())
+    confirmed = f", confirmed by {second.name}" if second else ""
+    written = _operator_record(runtime, "exemption", scope.text, who, f"exempted by {who.name}{confirmed} until "
+                               f"{clock.iso(until)}: {body['reason']} (owner {body['owner']})")
+    return 201, {"scope": scope.text, "expires_at": clock.iso(until), "decision": written}
+
+
+def _covers_protected_data(runtime: Runtime, scope) -> bool:
+    """Whether a scope holds protected data: a protected scope above, at or below it, a
+    decision with findings under it, or a storage account or NSG it names that is protected."""
+    key = scope.key
+    if any(key == p.lower() or key.startswith(p.lower() + "/") or p.lower().startswith(key + "/")
+           for p in runtime.settings.protected_scopes):
+        return True
+    if any(record.findings for record in runtime.ledger.under(scope.text)):
+        return True
+    if not scope.types:  # a resource group or a subscription: the storage accounts in it
+        accounts = arm.list_accounts(runtime.clients, scope.subscription, scope.resource_group)
+        return any(protection_of(parse_resource_id(a["id"]), a.get("tags"), runtime.settings).protected
+                   for a in accounts)
+    return _protected(runtime, scope)
+
+
+def _protected(runtime: Runtime, resource) -> bool:
+    """Whether ARM shows the resource (a storage account, container, NSG or rule) as
+    synthetic data, by its account's or NSG's tag or a protected scope."""
+    from containment.core.ids import BLOB_CONTAINER, NSG, SECURITY_RULE, STORAGE_ACCOUNT
+
+    holder = resource.ancestor(2) if resource.is_type(BLOB_CONTAINER) else \
+        resource.ancestor(1) if resource.is_type(SECURITY_RULE) else resource
+    if not (holder.is_type(STORAGE_ACCOUNT) or holder.is_type(NSG)):
+        return False
+    try:
+        tags = arm.read(runtime.clients, holder).get("tags")
+    except arm.ResourceGone:
+        return False
+    return protection_of(resource, tags, runtime.settings).protected
+
+
+def _caused_in(runtime: Runtime, scope, who: Principal) -> str | None:
+    """A decision with findings under the scope caused by this person, within the longest
+    exemption: the key of the first, if any."""
+    since = clock.iso(clock.now() - timedelta(days=runtime.settings.exemption_max_days))
+    return next((r.key for r in runtime.ledger.under(scope.text)
+                 if r.findings and _caused_by(r, who) and (r.decided_at or "") >= since), None)
+
+
+def _operator_record(runtime: Runtime, operation: str, resource_id: str, who: Principal, why: str) -> str:
+    """An operator's act on the record (and notified): what exemptions change is evidence too."""
+    at = clock.iso()
+    digest = hashlib.sha256(json.dumps([operation, resource_id, who.object_id, at, why]).encode()).hexdigest()
+    record = DecisionRecord(key=f"{operation}-{digest[:40]}", resource_id=resource_id, outcome="",
+                            mode=runtime.settings.mode, reason="", operation=operation, actor=who.as_actor(),
+                            decided_at=at)
+    record_once(runtime, recorded(record, not_carried_out(why)))
+    return record.key
 
 
 def list_exemptions(runtime: Runtime) -> Answer:
     return 200, {"exemptions": runtime.ledger.exemptions()}
 
 
-def remove_exemption(runtime: Runtime, scope: str) -> Answer:
+def remove_exemption(runtime: Runtime, scope: str, who: Principal) -> Answer:
     try:  # an exemption's scope is an ARM ID (add_exemption): anything else cannot be a Table key either
         parse_resource_id(scope.rstrip("/"))
     except MalformedResourceId as error:
         return 400, {"error": f"scope: {error}"}
     if runtime.ledger.remove_exemption(scope.rstrip("/")):
-        return 200, {"removed": scope}
+        written = _operator_record(runtime, "exemption", parse_resource_id(scope.rstrip("/")).text, who,
+                                   f"exemption of {scope.rstrip('/')} removed by {who.name}")
+        return 200, {"removed": scope, "decision": written}
     return 404, {"error": f"no exemption for {scope!r}"}
 
 
-def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
+def release(runtime: Runtime, body: Any, who: Principal, second: Principal | None = None) -> Answer:
     """Undo what a contained decision changed, through the containment queue, and leave the
     resource released (exempt) for CONTAINMENT_RELEASE_HOURS so automatic containment does
     not take it back. Refused, naming why, when the decision cannot be undone safely
@@ -198,6 +373,12 @@ def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
     plan = plan_release(record, now, list(later.values()), force=body.get("force") is True)
     if plan.refused:
         return 409, {"error": plan.refused, **({"changed": plan.changed_since} if plan.changed_since else {})}
+    if _caused_by(record, who):
+        return 403, {"error": f"{operator} caused the finding of decision {record.key}: another operator must "
+                              "release it (separation of duties)"}
+    if second is None and "delete_role_assignment" in record.actions:
+        return _wait_for_second(runtime, "release", body, who, principal.RELEASE, record.resource_id,
+                                f"releasing decision {record.key}, a role deletion, needs two people")
     until = clock.now() + timedelta(hours=runtime.settings.release_hours)
     released = DecisionRecord(
         key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
@@ -205,7 +386,8 @@ def release(runtime: Runtime, body: Any, who: Principal) -> Answer:
         findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
     )
     why = "; ".join(part for part in (
-        f"released by {operator}: what decision {record.key} changed is put back as it was",
+        f"released by {operator}{f', confirmed by {second.name}' if second else ''}: what decision {record.key} "
+        "changed is put back as it was",
         f"released until {clock.iso(until)} (CONTAINMENT_RELEASE_HOURS): findings are recorded, not contained again",
         f"cannot be undone: {', '.join(plan.irreversible)}" if plan.irreversible else "",
         "the app grants no access: a person with the rights restores " + "; ".join(

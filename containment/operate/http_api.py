@@ -14,11 +14,13 @@ from containment.operate import controls, principal
 log = logging.getLogger("containment")
 
 
-def required_role(what: str, method: str) -> str:
-    """The app role an operator route asks of its caller (containment.operate.principal)."""
+def required_role(what: str, method: str) -> str | None:
+    """The app role an operator route asks of its caller (containment.operate.principal);
+    None where it depends on what is settled (an approval, or a second operator's
+    confirmation, which asks the role of the request it confirms: controls._settle)."""
     if what == "pending" or (what == "exemptions" and method == "GET"):
         return principal.READ
-    return {"approve": principal.APPROVE, "deny": principal.APPROVE, "contain": principal.BREAK_GLASS,
+    return {"approve": None, "deny": None, "contain": principal.BREAK_GLASS,
             "release": principal.RELEASE, "exemptions": principal.EXEMPT}[what]
 
 
@@ -35,7 +37,7 @@ def respond(req: Any, what: str):
     runtime = current()
     raw, body = req.get_body(), None
     role = required_role(what, req.method)
-    if not who.holds(role):
+    if role is not None and not who.holds(role):
         status, answer = 403, {"error": f"{who.name} does not hold the app role {role}"}
     else:
         try:
@@ -69,5 +71,5 @@ def _dispatch(runtime, req, what: str, body: Any, who: principal.Principal) -> t
     if req.method == "GET":
         return controls.list_exemptions(runtime)
     if req.method == "DELETE":
-        return controls.remove_exemption(runtime, req.params.get("scope", ""))
+        return controls.remove_exemption(runtime, req.params.get("scope", ""), who)
     return controls.add_exemption(runtime, body, who)

@@ -170,6 +170,12 @@ def on_own_deployment(decision: Decision) -> Decision:
         f"would have: {decision.reason}"))
 
 
+def waits_for_second(reason: str, finding: Finding) -> Decision:
+    """What is destructive or broad waits for a second operator: on the record, listed as
+    pending, notified, until another person with the role settles it."""
+    return Decision("pending-approval", reason, (finding,))
+
+
 def by_person(why: str, plan: tuple[PlannedAction, ...], settings: Settings,
               findings: tuple[Finding, ...] = ()) -> Decision:
     """What a person asked for (an approval, break-glass, a release): carried out as asked,

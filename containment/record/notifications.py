@@ -15,16 +15,22 @@ SOURCE = "/synthetic-data-containment"
 NOTIFIED = ("contained", "pending-approval", "failed")
 
 
+# What people do, accepted or refused, is notified whatever its outcome: approvals, denials
+# and expiries, releases, exemptions added and removed, break-glass, refused requests.
+OPERATOR_ACTS = ("approval", "release", "exemption", "break-glass", "operator-request")
+
+
 def worth_notifying(record: DecisionRecord) -> bool:
     # An exposure of the app's own deployment is reported, never contained: only a person will act on it.
-    return (record.outcome in NOTIFIED or record.operation == "release" or bool(record.awaiting_approval)
+    return (record.outcome in NOTIFIED or record.operation in OPERATOR_ACTS or bool(record.awaiting_approval)
             or (record.outcome == "reported" and record.own_deployment))
 
 
 def notify(runtime: Runtime, record: DecisionRecord) -> None:
     if runtime.settings.notify_topic_endpoint is None or not worth_notifying(record):
         return
-    kind = "released" if record.operation == "release" else record.outcome
+    kind = {"release": "released", "exemption": "exemption", "operator-request": "refused"}.get(
+        record.operation, record.outcome)
     event = dict(
         # Unique per notification (consumers may drop a repeated source + id): a decision's
         # provisional failure and the decision that replaces it share the key, not the outcome.

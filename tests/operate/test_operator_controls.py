@@ -16,6 +16,14 @@ from tests.helpers.operators import ONCALL, ONCALL_ID, operator
 
 ACCOUNT = b.storage_account()
 OPERATOR = ONCALL
+SECOND = operator("second@contoso.example", "7e6d5c4b-3a29-4817-9f6e-5d4c3b2a1909")
+
+
+def confirmed(answer: dict) -> tuple[int, dict]:
+    """A second operator (with every role) confirms what waits for one."""
+    return http("POST", f"decisions/{answer['decision']}/approve", headers=SECOND)
+
+
 ONCALL_ACTOR = {"object_id": ONCALL_ID, "name": "sec-oncall@contoso.example", "roles": sorted(ROLES),
                 "identity_provider": "aad"}
 
@@ -204,7 +212,7 @@ def test_every_operator_route_refuses_no_principal_a_name_header_alone_and_the_w
     assert (len(app.records()), len(emulator.traffic)) == before  # nothing read or written
     others = tuple(r for r in ROLES if r != role)
     status, answer = http(method, route, body, headers=operator(roles=others))
-    assert status == 403 and answer["error"] == f"sec-oncall@contoso.example does not hold the app role {role}"
+    assert status == 403 and answer["error"].startswith(f"sec-oncall@contoso.example does not hold the app role {role}")
     [refusal] = [r for r in app.records() if r.operation == "operator-request"]
     assert refusal.outcome == "rejected" and refusal.actor["object_id"] == ONCALL_ID
     assert role not in refusal.actor["roles"] and emulator.arm.get(held[0]["id"]) is not None
@@ -281,11 +289,13 @@ def test_break_glass_contains_everything_the_type_supports_and_records_who_asked
     emulator.seed([opened])
     app.configure(CONTAINMENT_MODE="enforce")
     status, body = http("POST", "contain", {"resourceId": opened["id"], "reason": "suspected key leak"})
+    assert status == 202 and "a second operator" in body["waiting_for"]  # everything rotates keys: two people
+    status, body = confirmed(body)
     app.drain()
     assert status == 202 and "rotate_account_keys" in body["actions"]
-    [record] = app.records()
-    assert (record.outcome, record.operation, record.actor) == ("contained", "break-glass",
-                                                                ONCALL_ACTOR)
+    [record] = [r for r in app.records() if r.outcome == "contained"]
+    assert (record.operation, record.actor) == ("break-glass", ONCALL_ACTOR)
+    assert "confirmed by second@contoso.example" in record.reason
     account = emulator.arm.get(opened["id"])["properties"]
     assert account["allowBlobPublicAccess"] is False and account["allowSharedKeyAccess"] is False
     assert set(account["keyCreationTime"]) == {"key1", "key2"}  # rotated: the person asked for everything
@@ -304,9 +314,10 @@ def test_break_glass_on_a_resource_that_does_not_exist_is_not_recorded_contained
     grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0b")  # never seeded
     emulator.seed([ACCOUNT])
     app.configure(CONTAINMENT_MODE="enforce")
-    assert http("POST", "contain", {"resourceId": grant["id"]})[0] == 202
+    status, body = http("POST", "contain", {"resourceId": grant["id"]})
+    assert status == 202 and confirmed(body)[0] == 202  # a role deletion: two people
     app.drain()
-    [record] = app.records()
+    [record] = [r for r in app.records() if r.operation == "break-glass" and r.outcome != "pending-approval"]
     assert record.outcome == "reported" and f"nothing to contain: {grant['id']} does not exist" in record.reason
 
 
@@ -332,9 +343,12 @@ def test_an_exemption_makes_findings_exempt_until_it_expires(app, emulator):
     status, _ = http("POST", "exemptions", {"scope": ACCOUNT["id"], "reason": "public benchmark subset",
                                             "owner": "ml-platform", "expires": expires})
     assert status == 201
+    [added] = app.records()
+    assert (added.operation, added.actor, added.resource_id) == ("exemption", ONCALL_ACTOR, ACCOUNT["id"])
+    assert [n["type"] for n in emulator.notifications] == ["SyntheticDataContainment.Decision.exemption"]
     app.deliver(write_event(public["id"], CONTAINER_WRITE))
     app.drain()
-    [record] = app.records()
+    [record] = [r for r in app.records() if r.operation != "exemption"]
     assert record.outcome == "exempt" and "public benchmark subset" in record.reason and record.actions == []
     assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
     [listed] = http("GET", "exemptions")[1]["exemptions"]
@@ -346,17 +360,93 @@ def test_an_exemption_makes_findings_exempt_until_it_expires(app, emulator):
         app.drain()
     finally:
         clock.set_source(None)
-    assert sorted(r.outcome for r in app.records()) == ["contained", "exempt"]
+    assert sorted(r.outcome for r in app.records() if r.operation != "exemption") == ["contained", "exempt"]
 
 
-def test_exemptions_are_validated_and_removable(app):
+def test_exemptions_are_validated_and_removable_each_change_on_the_record(app, emulator):
+    emulator.seed([ACCOUNT, b.storage_account("scratch01", tags={})])
     assert http("POST", "exemptions", {"scope": ACCOUNT["id"]})[0] == 400
     past = {"scope": ACCOUNT["id"], "reason": "r", "owner": "o", "expires": "2020-01-01T00:00:00Z"}
     assert http("POST", "exemptions", past)[0] == 400
-    ok = {**past, "expires": "2099-01-01T00:00:00Z"}
-    assert http("POST", "exemptions", ok)[0] == 201
+    status, answer = http("POST", "exemptions", {**past, "expires": "9999-12-31T00:00:00Z"})
+    assert status == 400 and "CONTAINMENT_EXEMPTION_MAX_DAYS=30" in answer["error"]
+    foreign = {**past, "expires": SOON, "scope": f"/subscriptions/{b.OTHER_SUBSCRIPTION}"}
+    status, answer = http("POST", "exemptions", foreign)
+    assert status == 400 and "not one the app watches" in answer["error"]
+    scratch = {**past, "expires": SOON, "scope": b.storage_account("scratch01")["id"]}
+    status, answer = http("POST", "exemptions", scratch)
+    assert status == 400 and "covers no protected synthetic data" in answer["error"]
+    assert http("POST", "exemptions", {**past, "expires": SOON})[0] == 201
     assert http("DELETE", f"exemptions?scope={ACCOUNT['id']}")[0] == 200
     assert http("GET", "exemptions")[1]["exemptions"] == []
+    changes = [r for r in app.records() if r.operation == "exemption"]
+    assert [("removed" in r.reason, r.actor["object_id"]) for r in changes] == [(False, ONCALL_ID), (True, ONCALL_ID)]
+    refusals = [r for r in app.records() if r.operation == "operator-request"]
+    assert len(refusals) == 5 and all(r.outcome == "rejected" for r in refusals)
+
+
+def test_an_exemption_of_a_resource_group_waits_for_a_second_operator(app, emulator):
+    emulator.seed([ACCOUNT])
+    group = {"scope": b.RG_ID, "reason": "migration week", "owner": "ml-platform", "expires": SOON}
+    status, answer = http("POST", "exemptions", group)
+    assert status == 202 and "a second operator with Containment.Exempt" in answer["waiting_for"]
+    assert http("GET", "exemptions")[1]["exemptions"] == []  # nothing exempt yet
+    key = answer["decision"]
+    assert key in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]
+    # Not the same person, and not someone without the role.
+    assert http("POST", f"decisions/{key}/approve")[0] == 403
+    approver = ("Containment.Approve", "Containment.Read")
+    assert http("POST", f"decisions/{key}/approve", headers=operator("approver@contoso.example",
+                                                                     "7e6d5c4b-3a29-4817-9f6e-5d4c3b2a1908",
+                                                                     approver))[0] == 403
+    second = operator("second@contoso.example", "7e6d5c4b-3a29-4817-9f6e-5d4c3b2a1909")
+    status, answer = http("POST", f"decisions/{key}/approve", headers=second)
+    assert status == 201 and answer["confirms"] == key
+    [exempted] = http("GET", "exemptions")[1]["exemptions"]
+    assert exempted["scope"] == b.RG_ID and exempted["created_by"] == "sec-oncall@contoso.example"
+    added = next(r for r in app.records() if r.key == answer["decision"])
+    assert "confirmed by second@contoso.example" in added.reason
+
+
+def test_nobody_exempts_or_releases_what_their_own_change_caused(app, emulator):
+    """The person whose change made the container public (the event's actor) cannot
+    release its containment or exempt it; another operator can."""
+    from tests.helpers.events import ANALYST
+
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    public = b.container(allowing["id"], "training", "Container")
+    record = contained(app, emulator, [allowing, public], public["id"], CONTAINER_WRITE)
+    culprit = operator("dana@contoso.example", ANALYST)
+    status, answer = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key},
+                          headers=culprit)
+    assert status == 403 and "separation of duties" in answer["error"]
+    status, answer = http("POST", "exemptions", {"scope": allowing["id"], "reason": "mine", "owner": "dana",
+                                                 "expires": SOON}, headers=culprit)
+    assert status == 403 and f"caused decision {record.key}" in answer["error"]
+    assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "None"
+    assert http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})[0] == 202
+
+
+def test_break_glass_that_rotates_keys_or_touches_unprotected_data_needs_two_people_and_has_its_own_budget(
+        app, emulator):
+    untagged = b.storage_account("scratch01", tags={})
+    emulator.seed([ACCOUNT, untagged])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_BREAK_GLASS_PER_HOUR="2")
+    for body in ({"resourceId": ACCOUNT["id"], "actions": ["rotate_account_keys"]},
+                 {"resourceId": untagged["id"], "actions": ["disable_shared_key_access"]}):
+        status, answer = http("POST", "contain", body)
+        assert status == 202 and "waiting_for" in answer
+    app.drain()
+    assert app.writes() == []  # nothing until a second person confirms
+    second = operator("second@contoso.example", "7e6d5c4b-3a29-4817-9f6e-5d4c3b2a1909")
+    [rotation] = [r for r in app.records() if "rotate_account_keys" in r.reason]
+    status, answer = http("POST", f"decisions/{rotation.key}/approve", headers=second)
+    app.drain()
+    assert status == 202 and "keyCreationTime" in emulator.arm.get(ACCOUNT["id"])["properties"]
+    # Its own budget: two actions an hour here, one spent.
+    assert http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["lock_account_network"]})[0] == 202
+    status, answer = http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["disable_shared_key_access"]})
+    assert status == 429 and "CONTAINMENT_BREAK_GLASS_PER_HOUR" in answer["error"]
 
 
 # -- every refused request is on the record --------------------------------------------------------
@@ -365,7 +455,8 @@ OWN_ACCOUNT = b.storage_account("containmentapp01", group="rg-containment")
 FOREIGN = b.storage_account("synthforeign01", subscription=b.OTHER_SUBSCRIPTION)
 PRIVATE = b.container(ACCOUNT["id"], "eval")
 COMPLIANT = "compliant-decision-1"  # the key of a decision that found nothing: never contained
-EXEMPTION = {"scope": ACCOUNT["id"], "reason": "benchmark", "owner": "ml-platform", "expires": "2099-01-01T00:00:00Z"}
+SOON = (datetime.now(timezone.utc) + timedelta(days=7)).isoformat()  # within CONTAINMENT_EXEMPTION_MAX_DAYS
+EXEMPTION = {"scope": ACCOUNT["id"], "reason": "benchmark", "owner": "ml-platform", "expires": SOON}
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # (case, method, route, body: JSON, or bytes sent as they are, status, words the reason holds, resource named)
 REFUSALS = [
@@ -451,7 +542,8 @@ def test_every_refused_request_is_a_rejected_record_and_the_app_keeps_answering(
     assert http("GET", "decisions/pending")[0] == 200 and http("POST", "exemptions", EXEMPTION)[0] == 201
 
 
-def test_a_huge_refused_request_makes_a_small_record_and_each_refusal_its_own(app):
+def test_a_huge_refused_request_makes_a_small_record_and_each_refusal_its_own(app, emulator):
+    emulator.seed([ACCOUNT])
     app.configure(CONTAINMENT_MODE="enforce")
     sender = operator(name="m" * 5_000)  # cut to 256 characters on the record
     huge = {**EXEMPTION, "padding": "x" * (2 << 20), "expires": "x" * 1_000_000}  # its error quotes `expires`
@@ -514,6 +606,8 @@ def test_release_of_a_role_deletion_is_a_plan_a_person_applies_never_a_grant_by_
     record = contained(app, emulator, [ACCOUNT, grant], grant["id"], "Microsoft.Authorization/roleAssignments/write")
     assert emulator.arm.get(grant["id"]) is None
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
+    assert status == 202 and "a second operator with Containment.Release" in body["waiting_for"]
+    status, body = confirmed(body)
     app.drain()
     assert status == 200 and emulator.arm.get(grant["id"]) is None  # the app granted nothing
     [step] = body["restore_by_person"]
@@ -752,9 +846,10 @@ def test_an_approved_deletion_of_a_grant_allowed_since_is_moot(held, app, emulat
 def test_release_says_what_cannot_be_undone(app, emulator):
     emulator.seed([ACCOUNT])
     app.configure(CONTAINMENT_MODE="enforce")
-    http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["lock_account_network", "rotate_account_keys"]})
+    confirmed(http("POST", "contain", {"resourceId": ACCOUNT["id"],
+                                       "actions": ["lock_account_network", "rotate_account_keys"]})[1])
     app.drain()
-    [record] = app.records()
+    [record] = [r for r in app.records() if r.outcome == "contained"]
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     assert body["irreversible"] == ["rotate_account_keys"]
     assert http("POST", "release", {"resourceId": ACCOUNT["id"], "decision": "nope"})[0] == 404
@@ -774,8 +869,8 @@ def test_the_operator_flows_calls_conform_to_the_specs(app, emulator, shared, tm
     app.drain()
     nsg_record = next(r for r in app.records() if r.resource_id == nsg["id"])
     http("POST", "release", {"resourceId": nsg["id"], "decision": nsg_record.key})
-    http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["revoke_user_delegation_keys",
-                                                                      "rotate_account_keys"]})
+    confirmed(http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["revoke_user_delegation_keys",
+                                                                                "rotate_account_keys"]})[1])
     app.drain()
     assert emulator.arm.get(grant["id"]) is None  # release leaves the grant to a person
     assert len(emulator.arm.get(nsg["id"])["properties"]["securityRules"]) == 1

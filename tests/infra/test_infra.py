@@ -232,6 +232,14 @@ resource wildcardRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     ]
   }
 }
+
+resource appendableRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: 365
+    allowProtectedAppendWrites: true
+  }
+}
 """
 CUSTOM_CHECK_FAILURES = {
     "CKV_SDC_1": {"publicBlobs"},
@@ -241,6 +249,7 @@ CUSTOM_CHECK_FAILURES = {
     # No authentication at all, authentication that lets anonymous requests through, and
     # authentication switched off.
     "CKV_SDC_5": {"plainHttp", "anonymousAllowed", "authSwitchedOff"},
+    "CKV_SDC_6": {"appendableRetention"},
 }
 # What the project's checks must have passed in infra/.
 CUSTOM_CHECK_PASSES = {
@@ -249,6 +258,7 @@ CUSTOM_CHECK_PASSES = {
     "CKV_SDC_3": {"site"},
     "CKV_SDC_4": {"containmentRole", "logReader"},
     "CKV_SDC_5": {"site"},
+    "CKV_SDC_6": {"digestRetention"},
 }
 
 

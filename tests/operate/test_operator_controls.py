@@ -895,3 +895,14 @@ def test_a_body_nested_deeper_than_can_be_read_is_a_400_not_a_crash(app):
                                route_params={}, body=deep)
     response = user_function(function_app.app, "break_glass")(request)
     assert response.status_code == 400 and "not JSON" in response.get_body().decode()
+
+
+def test_nobody_approves_or_denies_a_decision_about_their_own_change(held, app, emulator):
+    from tests.helpers.events import ANALYST
+
+    culprit = operator("dana@contoso.example", ANALYST)
+    for verb in ("approve", "deny"):
+        status, answer = http("POST", f"decisions/{held[1]}/{verb}", headers=culprit)
+        assert status == 403 and "caused the finding" in answer["error"]
+    assert held[1] in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]  # still waits
+    assert http("POST", f"decisions/{held[1]}/deny")[0] == 200  # another operator may

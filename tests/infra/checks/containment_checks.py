@@ -65,3 +65,26 @@ PropertyStated("CKV_SDC_2", "Storage accounts accept Entra ID only: allowSharedK
 PropertyStated("CKV_SDC_3", "Function apps are HTTPS only: httpsOnly is true",
                CheckCategories.NETWORKING, "Microsoft.Web/sites", "httpsOnly", True)
 CustomRoleNoWildcardNoKeys()
+
+
+class ImmutableRetention(BaseResourceCheck):
+    """Evidence nobody can quietly change: a container's time-based retention policy states
+    its period and allows no appends to the blobs it protects
+    (https://learn.microsoft.com/azure/storage/blobs/immutable-time-based-retention-policy-overview)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="Time-based retention policies state their period and forbid protected append writes",
+                         id="CKV_SDC_6", categories=(CheckCategories.BACKUP_AND_RECOVERY,),
+                         supported_resources=("Microsoft.Storage/storageAccounts/blobServices/containers/"
+                                              "immutabilityPolicies",))
+
+    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
+        properties = _properties(conf)
+        period = properties.get("immutabilityPeriodSinceCreationInDays")
+        stated = isinstance(period, str) and bool(period) or isinstance(period, int) and period > 0
+        appends = properties.get("allowProtectedAppendWrites") is False
+        return CheckResult.PASSED if stated and appends else CheckResult.FAILED
+
+
+ImmutableRetention()
+

@@ -509,16 +509,19 @@ class Ledger:
 
     # -- exemptions -------------------------------------------------------------------------
     def exempt(self, scope: str, reason: str, owner: str, expires_at: str, created_by: str, created_at: str,
-               rules: list[str] | None = None) -> None:
-        """`rules`: the findings' rules it covers (a release's); None: every rule."""
+               rules: list[str] | None = None, decided_by: list[str] = ()) -> None:
+        """`rules`: the findings' rules it covers (a release's); None: every rule.
+        `decided_by`: the object IDs of the people who decided it (it never excuses their changes)."""
         self.table.upsert_entity({"PartitionKey": "exemption", "RowKey": scope.lower().replace("/", "|"),
                                   "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
                                   "created_by": created_by, "created_at": created_at,
+                                  "decided_by": json.dumps(sorted(decided_by)),
                                   **({"rules": json.dumps(sorted(rules))} if rules is not None else {})})
 
     def exemptions(self) -> list[dict]:
         keep = ("scope", "reason", "owner", "expires_at", "created_by", "created_at")
-        return [{**{k: e.get(k) for k in keep}, "rules": json.loads(e["rules"]) if "rules" in e else None}
+        return [{**{k: e.get(k) for k in keep}, "rules": json.loads(e["rules"]) if "rules" in e else None,
+                 "decided_by": json.loads(e.get("decided_by") or "[]")}
                 for e in self.table.query_entities("PartitionKey eq 'exemption'")]
 
     def remove_exemption(self, scope: str) -> bool:

@@ -85,9 +85,12 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     role = request["role"] if request else principal.APPROVE
     if not who.holds(role):
         return 403, {"error": f"{operator} does not hold the app role {role}, which settling {key} needs"}
-    if (_same(original.actor, who) if request else _caused_by(original, who)):
+    if (_same(original.actor, who) if request else _caused_by(runtime, original, who)):
         return 403, {"error": f"{operator} {'asked for' if request else 'caused the finding of'} decision {key}: "
                               "another operator must settle it (separation of duties)"}
+    conflict = _second_may_not(runtime, request, who) if request else None
+    if conflict:
+        return 403, {"error": f"{operator} {conflict}: another operator must confirm it (separation of duties)"}
     if runtime.ledger.take_pending(key) is None:
         return 404, {"error": f"no decision {key!r} waits for approval"}  # another person settled it meanwhile
     steps = held_steps(original)
@@ -112,9 +115,27 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
 
 
-def _caused_by(record: DecisionRecord, who: Principal) -> bool:
-    """Whether the person made the change the record is about (the event's actor)."""
-    return bool(record.event_id) and _same(record.actor, who)
+def _caused_by(runtime: Runtime, record: DecisionRecord, who: Principal) -> bool:
+    """Whether the person made the change the record is about: the event's actor, found on
+    the decision the event led to (an approval's record names the approver, not the culprit)."""
+    while record is not None and record.operation == "approval" and "." in record.key:
+        record = runtime.ledger.find(record.resource_id, record.key.rsplit(".", 1)[0])
+    return record is not None and bool(record.event_id) and _same(record.actor, who)
+
+
+def _second_may_not(runtime: Runtime, request: dict, second: Principal) -> str | None:
+    """Why this second operator may not confirm the request: their own change is what it
+    would release or exempt."""
+    body = request.get("request") or {}
+    if request.get("operation") == "release":
+        record = runtime.ledger.find(str(body.get("resourceId")), str(body.get("decision")))
+        if record is not None and _caused_by(runtime, record, second):
+            return f"caused the finding of decision {record.key}"
+    if request.get("operation") == "exemption":
+        own = _caused_in(runtime, parse_resource_id(str(body.get("scope")).rstrip("/")), second)
+        if own is not None:
+            return f"caused decision {own} under the scope"
+    return None
 
 
 def _same(actor: dict, who: Principal) -> bool:
@@ -168,7 +189,11 @@ def _second_operator(runtime: Runtime, original: DecisionRecord, request: dict, 
     first = Principal(str(original.actor.get("object_id")), str(original.actor.get("name")),
                       frozenset(original.actor.get("roles") or ()), str(original.actor.get("identity_provider")))
     act = {"release": release, "exemption": add_exemption, "break-glass": contain_now}[original.operation]
-    status, answer = act(runtime, request["request"], first, second=second)
+    try:
+        status, answer = act(runtime, request["request"], first, second=second)
+    except Exception:
+        runtime.ledger.keep_pending(original)  # not lost: it still waits for a second operator, and expires
+        raise
     record_once(runtime, recorded(settled, not_carried_out(
         f"confirmed by {second.name}: {original.operation} asked by {first.name} -> {status}"
         + (f" ({answer['error']})" if "error" in answer else f", decision {answer.get('decision', '')}"))))
@@ -273,7 +298,8 @@ def add_exemption(runtime: Runtime, body: Any, who: Principal, second: Principal
     if second is None and scope_level(scope.text) != "resource":
         return _wait_for_second(runtime, "exemption", body, who, principal.EXEMPT, scope.text,
                                 f"an exemption of a whole {scope_level(scope.text)} needs two people")
-    runtime.ledger.exempt(scope.text, body["reason"], body["owner"], clock.iso(until), who.name, clock.iso())
+    runtime.ledger.exempt(scope.text, body["reason"], body["owner"], clock.iso(until), who.name, clock.iso(),
+                          decided_by=[who.object_id] + ([second.object_id] if second else []))
     confirmed = f", confirmed by {second.name}" if second else ""
     written = _operator_record(runtime, "exemption", scope.text, who, f"exempted by {who.name}{confirmed} until "
                                f"{clock.iso(until)}: {body['reason']} (owner {body['owner']})")
@@ -317,7 +343,7 @@ def _caused_in(runtime: Runtime, scope, who: Principal) -> str | None:
     exemption: the key of the first, if any."""
     since = clock.iso(clock.now() - timedelta(days=runtime.settings.exemption_max_days))
     return next((r.key for r in runtime.ledger.under(scope.text)
-                 if r.findings and _caused_by(r, who) and (r.decided_at or "") >= since), None)
+                 if r.findings and _caused_by(runtime, r, who) and (r.decided_at or "") >= since), None)
 
 
 def _operator_record(runtime: Runtime, operation: str, resource_id: str, who: Principal, why: str) -> str:
@@ -373,7 +399,7 @@ def release(runtime: Runtime, body: Any, who: Principal, second: Principal | Non
     plan = plan_release(record, now, list(later.values()), force=body.get("force") is True)
     if plan.refused:
         return 409, {"error": plan.refused, **({"changed": plan.changed_since} if plan.changed_since else {})}
-    if _caused_by(record, who):
+    if _caused_by(runtime, record, who):
         return 403, {"error": f"{operator} caused the finding of decision {record.key}: another operator must "
                               "release it (separation of duties)"}
     if second is None and "delete_role_assignment" in record.actions:

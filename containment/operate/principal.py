@@ -7,8 +7,9 @@ The platform authenticates the caller with Microsoft Entra ID and hands the app
 Service sets them" (https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities).
 That holds only where the platform's authentication runs, so in Azure the app trusts the
 header only when App Service says authentication is on (`WEBSITE_AUTH_ENABLED`), and
-refuses everything otherwise. Locally (tests, the replay, `func start`) whoever calls
-presents the principal explicitly. A name header alone is never an identity.
+refuses everything otherwise; anywhere else only in local development against the emulator
+(LOCAL_AZURE_ENDPOINT, loopback only), where whoever calls presents the principal
+explicitly (tests, the replay, `func start`). A name header alone is never an identity.
 """
 from __future__ import annotations
 
@@ -59,9 +60,15 @@ def in_azure(environ: Mapping[str, str]) -> bool:
 
 def authenticate(headers: Mapping[str, str], environ: Mapping[str, str]) -> Principal:
     """The caller's principal, or Unauthenticated naming why (fail closed)."""
-    if in_azure(environ) and environ.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
-        raise Unauthenticated("App Service Authentication is not enabled on this app: operator requests are "
-                              "refused until it is (infra/ deploys it)")
+    if in_azure(environ):
+        if environ.get("WEBSITE_AUTH_ENABLED", "").lower() != "true":
+            raise Unauthenticated("App Service Authentication is not enabled on this app: operator requests are "
+                                  "refused until it is (infra/ deploys it)")
+    elif not environ.get("LOCAL_AZURE_ENDPOINT"):
+        # Neither App Service with its authentication nor local development against the
+        # emulator: nothing vouches for the header, so nothing is trusted (fail closed).
+        raise Unauthenticated("no platform authentication: outside Azure, operator requests are accepted only "
+                              "in local development (LOCAL_AZURE_ENDPOINT set)")
     lowered = {key.lower(): value for key, value in headers.items()}
     raw = lowered.get(HEADER)
     if not raw:

@@ -14,6 +14,7 @@ later decision superseded it, or (unless forced) when the resource changed since
 from __future__ import annotations
 
 import copy
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,14 +114,16 @@ def restore_by_person(assignment: dict) -> dict:
     The app's identity holds no roleAssignments/write, so it never grants access itself."""
     properties = {k: v for k, v in _properties(assignment).items() if k in _ASSIGNMENT_FIELDS and v is not None}
     scope = _properties(assignment).get("scope") or assignment["id"].split("/providers/Microsoft.Authorization")[0]
-    command = ["az role assignment create", f"--assignee-object-id {properties.get('principalId')}",
-               f"--assignee-principal-type {properties.get('principalType') or 'ServicePrincipal'}",
-               f"--role {str(properties.get('roleDefinitionId', '')).rsplit('/', 1)[-1]}", f"--scope '{scope}'"]
+    # Every value quoted for a POSIX shell: a condition or a scope is the assignment's, not ours,
+    # and a person will paste this.
+    command = ["az", "role", "assignment", "create", "--assignee-object-id", properties.get("principalId"),
+               "--assignee-principal-type", properties.get("principalType") or "ServicePrincipal",
+               "--role", str(properties.get("roleDefinitionId", "")).rsplit("/", 1)[-1], "--scope", scope]
     if properties.get("condition"):
-        command += [f"--condition '{properties['condition']}'",
-                    f"--condition-version {properties.get('conditionVersion') or '2.0'}"]
+        command += ["--condition", properties["condition"], "--condition-version",
+                    properties.get("conditionVersion") or "2.0"]
     return {"method": "PUT", "url": f"https://management.azure.com{assignment['id']}?api-version=2022-04-01",
-            "body": {"properties": properties}, "az": " ".join(command)}
+            "body": {"properties": properties}, "az": " ".join(shlex.quote(str(part)) for part in command)}
 
 
 def needs_restoring(state: State, settings: Settings) -> bool:

@@ -23,20 +23,23 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
     written, or None when it was already there (or is the containment worker's to write).
     What an exemption covers is held back (a person's explicit request is not)."""
     if check_exemptions:
-        decision = with_exemptions(runtime, decision)
+        decision = with_exemptions(runtime, decision, str(record.actor.get("object_id") or "").lower())
     record = recorded(record, decision, state)
     if decision.outcome == CONTAIN:
         return request_containment(runtime, record)
     return record_once(runtime, record)
 
 
-def with_exemptions(runtime: Runtime, decision: Decision) -> Decision:
+def with_exemptions(runtime: Runtime, decision: Decision, actor: str = "") -> Decision:
     """The decision as the unexpired exemptions leave it (containment.plan.decisions.exempting).
-    Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it."""
+    Kept in the ledger, never in tags: whoever can tag a resource must not be able to exempt it.
+    An exemption never excuses a change made by someone who decided it (`actor`: the
+    change's object ID): exempting one's own account first and opening it after is contained."""
     if not decision.findings:
         return decision
     now = clock.iso()
-    return exempting(decision, [e for e in runtime.ledger.exemptions() if e["expires_at"] > now])
+    return exempting(decision, [e for e in runtime.ledger.exemptions()
+                                if e["expires_at"] > now and not (actor and actor in e.get("decided_by", []))])
 
 
 def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:

@@ -100,16 +100,20 @@ class _Walk:
         self.result.mismatches.append(Mismatch(what, detail, at, **where))
 
     # -- one chain ------------------------------------------------------------------------------
-    def chain(self, chain: int) -> tuple[int, int] | None:
-        """Walk the chain's places recorded in the period; the first and last sequence walked."""
+    def chain(self, chain: int, floor: int = 0) -> tuple[int, int] | None:
+        """Walk the chain by sequence: from the place after `floor` (what the last digest
+        before the period saw) to its head, every place and its record, whatever `recorded_at`
+        says (no hash covers a place's time, so a place moved out of the period by its time
+        is walked all the same); the first and last sequence walked."""
         ledger = self.ledger
         entries = {e["sequence"]: e for e in ledger.chain_entries(chain, self.since, self.until)}
         head = ledger.chain_entity(chain, HEAD)
         self._head(chain, head)
-        if not entries:
+        top = max([*entries, head["sequence"] if head is not None else 0])
+        if top <= floor:
             return None
-        low, high = min(entries), max(entries)
-        last = high + 1 if head is not None and head["sequence"] > high else high
+        low = min([*entries, floor + 1]) if entries else floor + 1
+        high = last = top
         previous = ledger.chain_entity(chain, entry_row(low - 1)) if low > 1 else {RECORD_HASH: GENESIS}
         if previous is None:
             self._missing(chain, low - 1, entries[low]["recorded_at"])
@@ -124,8 +128,7 @@ class _Walk:
                 self.found("broken link", f"it names previous hash {entry['previous_hash']}; sequence {sequence - 1} "
                                           f"hashes to {previous[RECORD_HASH]}", entry["recorded_at"], chain=chain,
                            sequence=sequence, key=entry["key"], resource_id=entry["resource_id"])
-            if sequence <= high:  # the place after the period is walked only for its link
-                self._record(chain, entry)
+            self._record(chain, entry)
             previous = entry
         return low, high
 
@@ -167,6 +170,9 @@ class _Walk:
         if record.get("chain") != chain or record.get("sequence") != sequence:
             self._superseded(entry, record, where)
             return
+        if str(record.get("recorded_at")) != str(entry.get("recorded_at")):
+            self.found("time differs", f"the record says recorded {record.get('recorded_at')}, its place "
+                                       f"{entry.get('recorded_at')}", entry["recorded_at"], **where)
         self.vouched.add(located)
         copy = self.ledger.day_copy(record.get("decided_at"), key)
         intact = record_hash(record) == entry[RECORD_HASH]
@@ -225,6 +231,14 @@ class _Walk:
         return entry is not None and entry["key"] == copy.get("key") and entry[RECORD_HASH] == record_hash(copy)
 
     # -- the digests ---------------------------------------------------------------------------
+    def floors(self) -> dict[int, int]:
+        """Per chain, the sequence the last digest before the period saw: the walk starts after
+        it (what a digest saw, later digests and the walk's links vouch for)."""
+        before = [n for n in self.ledger.digest_names() if _ns_of_digest(n) < self.since][-1:]
+        try:
+            return {h["chain"]: h["sequence"] for n in before for h in json.loads(self.ledger.digest(n))["chains"]}
+        except (ValueError, KeyError, TypeError):
+            return {}  # an unreadable digest: walk from the chains' starts
     def digests(self, walked: dict[int, tuple[int, int]]) -> None:
         """Every digest written in the period and the first after it: what each says of a chain
         must still hold. Places walked beyond the last of them are not yet bounded."""
@@ -266,9 +280,10 @@ def _ns_of_digest(name: str) -> str:
 def verify(ledger: Ledger, start: datetime, end: datetime) -> Verification:
     """Everything recorded in [start, end) checked against its chain and the digests."""
     walk = _Walk(ledger, start.astimezone(timezone.utc), end.astimezone(timezone.utc))
+    floors = walk.floors()
     walked = {}
     for chain in range(CHAINS):
-        places = walk.chain(chain)
+        places = walk.chain(chain, floors.get(chain, 0))
         if places is not None:
             walked[chain] = places
     walk.unchained()

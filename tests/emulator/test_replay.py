@@ -23,6 +23,7 @@ EXPECTED = {
     "own-deployment-reported-never-contained.json": ["reported", "reported", "rejected"],
     "public-container-dry-run.json": ["would-contain"],
     "public-container-enforce.json": ["contained"],
+    "insider-releases-her-own-containment.json": ["contained", "rejected", "rejected", "reported"],
     "redelivered-event.json": ["contained"],
     "scope-tag-removed.json": ["reported", "ignored"],
     "role-data-reader-to-unknown-principal.json": ["contained"],

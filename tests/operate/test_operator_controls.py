@@ -906,3 +906,71 @@ def test_nobody_approves_or_denies_a_decision_about_their_own_change(held, app, 
         assert status == 403 and "caused the finding" in answer["error"]
     assert held[1] in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]  # still waits
     assert http("POST", f"decisions/{held[1]}/deny")[0] == 200  # another operator may
+
+
+def test_the_culprit_can_neither_release_the_approved_containment_nor_confirm_as_the_second(held, app, emulator):
+    from tests.helpers.events import ANALYST
+
+    culprit = operator("dana@contoso.example", ANALYST)
+    assert http("POST", f"decisions/{held[1]}/approve")[0] == 202
+    app.drain()
+    approved = next(r for r in app.records() if r.key == f"{held[1]}.approved")
+    status, answer = http("POST", "release", {"resourceId": approved.resource_id, "decision": approved.key},
+                          headers=culprit)
+    assert status == 403 and "caused the finding" in answer["error"]
+    # Another operator asks to exempt the subscription; the culprit may not be the second.
+    status, answer = http("POST", "exemptions", {"scope": f"/subscriptions/{b.SUBSCRIPTION}", "reason": "r",
+                                                 "owner": "o", "expires": SOON}, headers=SECOND)
+    assert status == 202
+    status, refusal = http("POST", f"decisions/{answer['decision']}/approve", headers=culprit)
+    assert status == 403 and "caused decision" in refusal["error"]
+    assert http("GET", "exemptions")[1]["exemptions"] == []
+
+
+def test_an_exemption_never_excuses_a_change_by_whoever_decided_it(app, emulator):
+    """Exempt your own account first, open it after: contained all the same."""
+    from tests.helpers.events import ANALYST
+
+    allowing = b.storage_account(allowBlobPublicAccess=True)
+    emulator.seed([allowing])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_PROTECTED_SCOPES=b.RG_ID)
+    insider = operator("dana@contoso.example", ANALYST)
+    assert http("POST", "exemptions", {"scope": allowing["id"], "reason": "mine", "owner": "dana",
+                                       "expires": SOON}, headers=insider)[0] == 201
+    public = b.container(allowing["id"], "training", "Container")
+    emulator.seed([public])
+    app.deliver(write_event(public["id"], CONTAINER_WRITE))  # her change (the events' actor)
+    app.drain()
+    [record] = [r for r in app.records() if r.resource_id == public["id"]]
+    assert record.outcome == "contained"
+
+
+def test_a_restore_command_is_safe_to_paste_whatever_the_condition_holds():
+    import shlex
+
+    from containment.plan.restore import restore_by_person
+
+    hostile = "@Resource[x] StringEquals '$(touch /tmp/pwned)'"
+    grant = role_grant(ACCOUNT["id"], "0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0d")
+    grant["properties"].update(condition=hostile, conditionVersion="2.0")
+    words = shlex.split(restore_by_person(grant)["az"])
+    assert words[words.index("--condition") + 1] == hostile and "$(touch" not in restore_by_person(grant)["az"].replace(
+        shlex.quote(hostile), "")
+
+
+def test_outside_azure_and_local_development_no_header_is_trusted(held, app, monkeypatch):
+    monkeypatch.delenv("LOCAL_AZURE_ENDPOINT")
+    status, answer = http("POST", f"decisions/{held[1]}/deny")
+    assert status == 401 and "local development" in answer["error"]
+
+
+def test_the_same_person_asking_twice_does_not_confirm_their_own_request(app, emulator):
+    emulator.seed([ACCOUNT])
+    app.configure(CONTAINMENT_MODE="enforce")
+    body = {"resourceId": ACCOUNT["id"], "actions": ["rotate_account_keys"]}
+    assert http("POST", "contain", body)[0] == 202
+    status, answer = http("POST", "contain", body)
+    assert status == 409 and "waits for a second operator" in answer["error"]
+    status, answer = http("POST", "contain", body, headers=SECOND)  # the same request, another person: confirmed
+    app.drain()
+    assert status == 202 and "keyCreationTime" in emulator.arm.get(ACCOUNT["id"])["properties"]

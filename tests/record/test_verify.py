@@ -200,3 +200,20 @@ def test_the_drift_sweep_writes_a_digest_and_one_it_cannot_write_is_a_failed_rec
     assert [h["key"] for h in json.loads(ledger.digest(name))["chains"]] == ["decided-before-the-sweep"]
     [failed] = [r for r in app.records() if r.key.startswith("sweep-digest-failed-")]
     assert failed.outcome == "failed" and "never overwritten" in failed.reason
+
+
+def test_a_record_moved_out_of_the_period_by_its_time_and_changed_is_named(app, emulator, capsys):
+    """The review's attack: change a record, and set its time (and its place's, which no hash
+    covers) past the period, so a walk by time would skip it. The walk goes by sequence."""
+    key = contain_a_public_container(app, emulator)
+    ledger = app.runtime.ledger
+    entity = ledger.table.get_entity(resource_partition(PUBLIC["id"]), key)
+    chain, sequence = entity["chain"], entity["sequence"]
+    later = "0" + "9" * 19
+    ledger.table.update_entity({"PartitionKey": resource_partition(PUBLIC["id"]), "RowKey": key,
+                                "outcome": "reported", "recorded_at": later}, mode="merge")
+    ledger.chains.update_entity({"PartitionKey": chain_partition(chain), "RowKey": entry_row(sequence),
+                                 "recorded_at": later}, mode="merge")
+    status, report, verdict = run_verify(capsys)
+    assert status == 1 and report["first_mismatch"]["key"] == key
+    assert report["first_mismatch"]["what"] == "hash mismatch"

@@ -60,9 +60,20 @@ def _quoted(text: str, what: str) -> str:
 
 
 def list_pending(runtime: Runtime) -> Answer:
+    """What waits for a person, with when it expires; for a request waiting for a second
+    operator, what it asks and who asked, so nobody confirms blind."""
     expiry = timedelta(hours=runtime.settings.approval_expiry_hours)
-    return 200, {"pending": [{**item, "expires_at": clock.iso(parse_time(item["decided_at"]) + expiry)}
-                             for item in runtime.ledger.pending()]}
+    listed = []
+    for item in runtime.ledger.pending():
+        entry = {**item, "expires_at": clock.iso(parse_time(item["decided_at"]) + expiry)}
+        if item["key"].startswith("second-"):
+            waiting = runtime.ledger.find(item["resource_id"], item["key"])
+            request = _second_operator_request(waiting) if waiting else None
+            if request:
+                entry.update(operation=request.get("operation"), request=request.get("request"),
+                             asked_by=waiting.actor.get("name"), role=request.get("role"))
+        listed.append(entry)
+    return 200, {"pending": listed}
 
 
 def approve(runtime: Runtime, key: str, who: Principal) -> Answer:

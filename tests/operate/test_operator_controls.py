@@ -392,7 +392,9 @@ def test_an_exemption_of_a_resource_group_waits_for_a_second_operator(app, emula
     assert status == 202 and "a second operator with Containment.Exempt" in answer["waiting_for"]
     assert http("GET", "exemptions")[1]["exemptions"] == []  # nothing exempt yet
     key = answer["decision"]
-    assert key in [p["key"] for p in http("GET", "decisions/pending")[1]["pending"]]
+    [waiting] = [p for p in http("GET", "decisions/pending")[1]["pending"] if p["key"] == key]
+    assert (waiting["operation"], waiting["request"], waiting["asked_by"]) == ("exemption", group,
+                                                                               "sec-oncall@contoso.example")
     # Not the same person, and not someone without the role.
     assert http("POST", f"decisions/{key}/approve")[0] == 403
     approver = ("Containment.Approve", "Containment.Read")

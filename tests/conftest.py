@@ -3,6 +3,7 @@ tests themselves and stopped afterwards; the shared reference material."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,9 @@ class AppUnderTest:
 
     def __init__(self, emulator, azurite, monkeypatch, name: str):
         self.emulator, self.azurite, self.monkeypatch = emulator, azurite, monkeypatch
-        suffix = "".join(ch for ch in name.lower() if ch.isalnum())[-20:] + str(id(self) % 10000)
+        # Unique per test: two tests whose names end alike (test_dry_run_changes_nothing in two
+        # files) must never share a table, as id() reuses a freed object's address.
+        suffix = "".join(ch for ch in name.lower() if ch.isalnum())[-20:] + uuid.uuid4().hex[:8]
         self.base = {
             **emulator.settings(),
             "AzureWebJobsStorage": azurite.connection_string,

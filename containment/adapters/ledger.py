@@ -439,6 +439,15 @@ class Ledger:
         except ResourceNotFoundError:
             return None
 
+    def as_chained(self, resource_id: str | None, key: str) -> bool:
+        """Whether the decision is as its chain place holds it: not changed since it was
+        written (what acts on a stored request checks this first)."""
+        entity = self.decision_entity(resource_id, key)
+        if entity is None or not isinstance(entity.get("chain"), int) or not isinstance(entity.get("sequence"), int):
+            return False
+        place = self.chain_entity(entity["chain"], entry_row(entity["sequence"]))
+        return place is not None and place.get("key") == key and place[RECORD_HASH] == record_hash(entity)
+
     def decision_entity(self, resource_id: str | None, key: str) -> dict | None:
         from azure.core.exceptions import ResourceNotFoundError
 

@@ -99,6 +99,10 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     if (_same(original.actor, who) if request else _caused_by(runtime, original, who)):
         return 403, {"error": f"{operator} {'asked for' if request else 'caused the finding of'} decision {key}: "
                               "another operator must settle it (separation of duties)"}
+    if request and not runtime.ledger.as_chained(original.resource_id, key):
+        # Someone who can write the ledger must not swap what the first operator asked for.
+        return 409, {"error": f"decision {key} is not as its evidence chain holds it (changed since it was asked): "
+                              "not carried out"}
     conflict = _second_may_not(runtime, request, who) if request else None
     if conflict:
         return 403, {"error": f"{operator} {conflict}: another operator must confirm it (separation of duties)"}

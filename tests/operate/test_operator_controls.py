@@ -976,3 +976,22 @@ def test_the_same_person_asking_twice_does_not_confirm_their_own_request(app, em
     status, answer = http("POST", "contain", body, headers=SECOND)  # the same request, another person: confirmed
     app.drain()
     assert status == 202 and "keyCreationTime" in emulator.arm.get(ACCOUNT["id"])["properties"]
+
+
+def test_a_request_waiting_for_a_second_operator_changed_in_the_table_is_never_carried_out(app, emulator):
+    """Whoever can write the ledger swaps the resource group for the whole subscription: the
+    request no longer matches its evidence chain, and the confirmation refuses it."""
+    from containment.adapters.ledger import resource_partition
+
+    emulator.seed([ACCOUNT])
+    status, answer = http("POST", "exemptions", {"scope": b.RG_ID, "reason": "r", "owner": "o", "expires": SOON})
+    key = answer["decision"]
+    table = app.runtime.ledger.table
+    entity = table.get_entity(resource_partition(b.RG_ID), key)
+    table.update_entity({"PartitionKey": entity["PartitionKey"], "RowKey": key,
+                         "findings": entity["findings"].replace(b.RG_ID, f"/subscriptions/{b.SUBSCRIPTION}")},
+                        mode="merge")
+    status, answer = http("POST", f"decisions/{key}/approve", headers=SECOND)
+    assert status == 409 and "not as its evidence chain holds it" in answer["error"]
+    assert http("GET", "exemptions")[1]["exemptions"] == []
+

@@ -649,14 +649,20 @@ def test_release_removes_the_deny_the_app_added(app, emulator):
     assert [r["name"] for r in emulator.arm.get(nsg["id"])["properties"]["securityRules"]] == ["allow-https"]
 
 
-def test_release_is_refused_when_the_resource_changed_since_and_force_never_reverts_the_owners_hardening(
-        app, emulator):
-    allowing = b.storage_account(allowBlobPublicAccess=True, minimumTlsVersion="TLS1_0")
+def broken_glass(app, emulator, **properties):
+    """An account allowing public access, contained by break-glass: (the account, the record)."""
+    allowing = b.storage_account(allowBlobPublicAccess=True, **properties)
     emulator.seed([allowing])
     app.configure(CONTAINMENT_MODE="enforce")
     http("POST", "contain", {"resourceId": allowing["id"], "actions": ["disable_blob_public_access"]})
     app.drain()
     [record] = app.records()
+    return allowing, record
+
+
+def test_release_is_refused_when_the_resource_changed_since_and_force_never_reverts_the_owners_hardening(
+        app, emulator):
+    allowing, record = broken_glass(app, emulator, minimumTlsVersion="TLS1_0")
     emulator.arm.resources[allowing["id"].lower()]["properties"]["minimumTlsVersion"] = "TLS1_2"  # the owner's
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key})
     assert status == 409 and body["changed"] == {allowing["id"]: ["minimumTlsVersion"]}
@@ -800,12 +806,7 @@ def test_release_of_a_containment_its_owner_had_already_done_restores_nothing(ap
 
 
 def test_release_of_an_account_created_again_is_refused(app, emulator):
-    allowing = b.storage_account(allowBlobPublicAccess=True, creationTime="2026-01-05T09:00:00.0000000Z")
-    emulator.seed([allowing])
-    app.configure(CONTAINMENT_MODE="enforce")
-    http("POST", "contain", {"resourceId": allowing["id"], "actions": ["disable_blob_public_access"]})
-    app.drain()
-    [record] = app.records()
+    allowing, record = broken_glass(app, emulator, creationTime="2026-01-05T09:00:00.0000000Z")
     emulator.arm.resources[allowing["id"].lower()]["properties"]["creationTime"] = "2026-11-24T11:00:00.0000000Z"
     status, body = http("POST", "release", {"resourceId": record.resource_id, "decision": record.key, "force": True})
     assert status == 409 and "was deleted and created again" in body["error"]

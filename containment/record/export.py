@@ -6,7 +6,8 @@ import csv
 import html
 import io
 import json
-from datetime import datetime, timedelta
+import re
+from datetime import datetime, timedelta, timezone
 
 from containment.adapters.ledger import Ledger
 from containment.core.ids import short
@@ -35,8 +36,31 @@ def incidents_between(ledger: Ledger, start: datetime, end: datetime, window: ti
     return group(decisions_between(ledger, start, end), window)
 
 
+# An instant as records and incidents hold one: events' times (up to seven fractional digits),
+# the app's clock (microseconds and Z), computed ones (+00:00, whole seconds or not).
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def timestamp(moment: datetime | str) -> str:
+    """A time as every export shows it: ISO 8601 in UTC with Z, to the second (cut, never
+    rounded up, so that --since a shown time includes it). The ledger keeps what was recorded."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _exported(row: dict) -> dict:
+    """A decision or incident with its own times in the one form. The evidence inside it (ARM
+    bodies, log rows, findings) is left as the service and the app wrote it."""
+    return {name: timestamp(value) if _is_instant(value) else value for name, value in row.items()}
+
+
+def _is_instant(value) -> bool:
+    return isinstance(value, datetime) or (isinstance(value, str) and _INSTANT.fullmatch(value) is not None)
+
+
 def as_jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(row, default=str) + "\n" for row in rows)
+    return "".join(json.dumps(_exported(row), default=str) + "\n" for row in rows)
 
 
 def decisions_csv(records: list[DecisionRecord]) -> str:
@@ -44,7 +68,7 @@ def decisions_csv(records: list[DecisionRecord]) -> str:
     writer = csv.DictWriter(out, CSV_FIELDS)
     writer.writeheader()
     for record in records:
-        row = record.as_output()
+        row = _exported(record.as_output())
         writer.writerow({name: _cell(row.get(name)) for name in CSV_FIELDS})
     return out.getvalue()
 
@@ -55,7 +79,7 @@ def incidents_csv(summaries: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fields)
     writer.writeheader()
-    for summary in summaries:
+    for summary in map(_exported, summaries):
         writer.writerow({name: _cell(summary.get(name)) for name in fields})
     return out.getvalue()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 from containment.core.records import DecisionRecord
@@ -94,3 +95,46 @@ def test_the_incident_report_is_a_self_contained_page_that_escapes_what_it_shows
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<link" not in page and "src=" not in page  # nothing loaded from anywhere
     assert incident_report_command("inc-none", since, None, out) == 1
+
+
+SECOND_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def test_every_time_an_export_shows_is_utc_to_the_second_with_z(app, emulator, capsys):
+    """Records keep their times as recorded (events' seven digits, the clock's microseconds),
+    incidents compute theirs (+00:00): the exports show them all in one form."""
+    from containment.operate.cli import export_command
+
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event_time = datetime.now(timezone.utc) - timedelta(minutes=1)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE, time=event_time.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")))
+    app.drain()
+    [record] = app.records()
+    assert len(record.event_time) == len("2026-11-24T10:00:05.123456Z")  # as recorded, kept so in the ledger
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    shown = {}
+    for what, fmt in (("decisions", "jsonl"), ("decisions", "csv"), ("incidents", "jsonl"), ("incidents", "csv")):
+        export_command(what, since, None, fmt)
+        out = capsys.readouterr().out
+        [row] = [json.loads(line) for line in out.splitlines()] if fmt == "jsonl" else list(
+            csv.DictReader(io.StringIO(out)))
+        shown[what, fmt] = row
+    for (what, fmt), row in shown.items():
+        times = ("decided_at", "event_time", "contained_at") if what == "decisions" else (
+            "detected_at", "contained_at", "gdpr_deadline")
+        assert all(SECOND_Z.fullmatch(row[name]) for name in times), (what, fmt, row)
+    assert shown["decisions", "jsonl"]["event_time"] == event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert shown["incidents", "jsonl"]["detected_at"] == shown["decisions", "csv"]["event_time"]
+    # The evidence inside a record is as ARM and the app wrote it.
+    assert shown["decisions", "jsonl"]["before"] == record.before
+
+
+def test_times_are_cut_to_the_second_and_nothing_else_is_taken_for_a_time():
+    from containment.record.export import as_jsonl, timestamp
+
+    assert timestamp("2026-11-24T10:00:05.9999999Z") == "2026-11-24T10:00:05Z"  # cut: --since it includes it
+    assert timestamp("2026-11-24T11:00:05.5+01:00") == timestamp(datetime(2026, 11, 24, 10, 0, 5, tzinfo=timezone.utc))
+    row = {"key": "egress-20261124T1400-754c", "reason": "public since 2026-11-24T10:00:05Z", "event_id": "20261124T1400",
+           "decided_at": "2026-11-24T10:00:05.000000Z", "findings": [{"first_read": "2026-11-24T10:00:05.000000Z"}]}
+    assert json.loads(as_jsonl([row])) == {**row, "decided_at": "2026-11-24T10:00:05Z"}

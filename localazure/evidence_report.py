@@ -9,6 +9,25 @@ from typing import Any
 
 from containment.core.ids import short
 from containment.core.records import DecisionRecord
+from containment.detect.drift_sweep import OPERATION as SWEEP
+from containment.detect.egress_scan import OPERATION as EGRESS_SCAN
+
+
+def source(record: DecisionRecord) -> str | None:
+    """What led to the decision, in words: an event, a scan, the sweep or a person (None: the
+    record names none of them, as a queue message that could not be read)."""
+    if record.operation == EGRESS_SCAN:
+        return f"Found by the egress scan of the window ending {record.event_time or 'n/a'}"
+    if record.operation == SWEEP:
+        return f"Found by the drift sweep at {record.decided_at}"
+    if "roles" in record.actor:  # an operator as the platform presents one (operate.principal)
+        who = record.actor.get("name") or record.actor.get("object_id")
+        what = f" ({record.operation})" if record.operation not in (None, "operator-request") else ""
+        about = f", about event `{record.event_id}`" if record.event_id else ""
+        return f"Operator request{what} by {who}{about}"
+    if record.event_id:
+        return f"Event: `{record.event_id}` ({record.operation or 'n/a'}), at {record.event_time or 'n/a'}"
+    return None
 
 
 def render(name: str, settings: dict[str, str], records: list[DecisionRecord], final_state: dict[str, Any]) -> str:
@@ -23,7 +42,7 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
     for number, record in enumerate(records, 1):
         lines += ["", f"## {number}. {record.outcome}: {short(record.resource_id)}", "",
                   f"- Why: {record.reason}",
-                  f"- Event: `{record.event_id}` ({record.operation or 'n/a'}), at {record.event_time or 'n/a'}",
+                  *([f"- {source(record)}"] if source(record) else []),
                   f"- Decided at {record.decided_at}" + (f", contained at {record.contained_at}" if record.contained_at else ""),
                   f"- Mode: {record.mode}"]
         for finding in record.findings:

@@ -12,7 +12,7 @@ TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 TOOLS_REQUIREMENTS := tests/infra/checks/requirements-checkov.txt
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-clean test bench clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -31,12 +31,19 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The bundled scenarios through the whole app: the timeline on the terminal, the decision
-# records in evidence/decisions.jsonl, one Markdown evidence report per scenario.
-demo: setup
+# The bundled scenarios through the whole app: the timeline on the terminal; in evidence/, the
+# replay's output (each scenario's decisions, then its final state), one Markdown evidence report
+# per scenario, and the decision records read back from the demo ledger, which stays in .demo/
+# for `python -m containment export` and `incident-report`.
+demo: setup demo-clean
 	mkdir -p evidence
-	$(PY) -m containment replay scenarios/*.json --report evidence > evidence/decisions.jsonl
-	@echo "decision records: evidence/decisions.jsonl; evidence reports: evidence/*.md"
+	$(PY) -m containment replay scenarios/*.json --report evidence --demo-ledger > evidence/replay.jsonl
+	$(PY) -m containment export decisions > evidence/decisions.jsonl
+	@echo "decision records: evidence/decisions.jsonl; evidence reports: evidence/*.md;" \
+	      "the demo ledger: .demo/ (make demo-clean removes both)"
+
+demo-clean:
+	rm -rf .demo evidence
 
 test: setup
 	$(PY) -m pytest
@@ -47,5 +54,5 @@ bench: setup
 	$(PY) bench/egress_scan.py
 	$(PY) bench/storm.py
 
-clean:
+clean: demo-clean
 	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache

@@ -1,4 +1,5 @@
-"""Azurite (Microsoft's storage emulator, from npm) on free loopback ports, in memory.
+"""Azurite (Microsoft's storage emulator, from npm) on free loopback ports, in memory or,
+given a location, keeping its data in that folder (the demo ledger, localazure.demo_ledger).
 
 The app keeps its decision ledger (tables) and its containment queue in the storage
 account behind `AzureWebJobsStorage`; locally that is this Azurite.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from localazure.shared import REPO_ROOT
 
@@ -23,7 +25,8 @@ def _free_port() -> int:
 
 
 class Azurite:
-    def __init__(self) -> None:
+    def __init__(self, location: Path | None = None) -> None:
+        self.location = location
         self.process: subprocess.Popen | None = None
         self.ports: dict[str, int] = {}
 
@@ -36,7 +39,7 @@ class Azurite:
         raise RuntimeError("Azurite did not start on loopback")
 
     def restart(self, timeout: float = 30.0) -> None:
-        """Stop and start again on the same ports, losing every table and message (in-memory),
+        """Stop and start again on the same ports; in memory, losing every table and message,
         as a storage outage looks to the app."""
         ports = self.ports
         self.stop()
@@ -49,7 +52,9 @@ class Azurite:
             raise RuntimeError(f"{binary} is missing: run 'npm ci' (the Makefile's setup does)")
         self.ports = ports
         # In memory: nothing written to disk, and a restart loses everything, like an outage.
-        command = [str(binary), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose"]
+        # Telemetry off: it would report to Microsoft and keep a file in the location.
+        keep = ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
+        command = [str(binary), "--silent", *keep, "--disableTelemetry", "--skipApiVersionCheck", "--loose"]
         for service, port in ports.items():
             command += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -68,10 +73,11 @@ class Azurite:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             # Azurite waits for open keep-alive connections on SIGTERM; in memory it has
-            # nothing to flush, so a short grace period is enough.
+            # nothing to flush, so a short grace period is enough. On disk it saves its tables
+            # first (TableServer.afterClose), which must not be cut short.
             self.process.terminate()
             try:
-                self.process.wait(timeout=1)
+                self.process.wait(timeout=30 if self.location else 1)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

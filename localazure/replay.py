@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -21,37 +22,59 @@ from containment.core import clock
 from containment.core.ids import short
 from containment.core.records import DecisionRecord
 from containment.core.settings import SETTINGS
+from localazure.demo_ledger import DEMO_DIR, DemoLedger, ScenarioLedger
 from localazure.scenario import Scenario, ScenarioError, Step, load_scenario
 from localazure.server import WORKSPACE_ID
 
 
 # The operator of an http step without `as`: an object ID no event of a scenario names.
 SCENARIO_OPERATOR = "5ce0a210-0000-4000-8000-0000000000ff"
+# The app's storage, named afresh for each scenario (the defaults, numbered): each scenario
+# starts from nothing, and in a demo ledger every scenario's ledger stays (localazure.demo_ledger).
+STORAGE_NAMES = {"CONTAINMENT_LEDGER_TABLE": "decisions{n:02d}",
+                 "CONTAINMENT_LEDGER_CHAIN_TABLE": "decisionchains{n:02d}",
+                 "CONTAINMENT_EVIDENCE_CONTAINER": "evidence-{n:02d}",
+                 "CONTAINMENT_LEDGER_DIGEST_CONTAINER": "ledger-digests-{n:02d}",
+                 "CONTAINMENT_QUEUE": "containment-requests-{n:02d}"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scenario's run: its decision records in the order written, and the final state."""
+
+    records: list[DecisionRecord]
+    final_state: dict[str, Any]
+
 
 class Replayer:
-    """Starts the emulator and Azurite once; runs each scenario on fresh state."""
+    """Starts the emulator and Azurite once; runs each scenario on fresh state: the emulator
+    emptied, and storage names of its own. Given a demo ledger, Azurite keeps its data there."""
 
-    def __init__(self, timeline: TextIO | None = None):
+    def __init__(self, timeline: TextIO | None = None, ledger: DemoLedger | None = None):
         self.timeline = timeline  # None: sys.stderr when each line is written, wherever a caller redirected it
+        self.ledger = ledger
+        self._runs = 0
 
     def __enter__(self) -> "Replayer":
         from localazure.azurite import Azurite
         from localazure.server import LocalAzure
 
-        self.azure = LocalAzure().start()
-        self.storage = Azurite().start()
+        self._stack = ExitStack()
+        self.azure = self._stack.enter_context(LocalAzure())
+        self.storage = self._stack.enter_context(self.ledger.storage(fresh=True) if self.ledger else Azurite())
         return self
 
     def __exit__(self, *exc) -> None:
-        self.storage.stop()
-        self.azure.stop()
+        self._stack.close()
 
-    def run(self, scenario: Scenario) -> tuple[list[DecisionRecord], dict[str, Any]]:
+    def run(self, scenario: Scenario) -> Run:
         import function_app
         from localazure.arm import SeedError
         from localazure.functions_host import deliver_event, drain_queue, fire_timer
 
-        self._fresh_state()
+        self._runs += 1
+        names = {name: pattern.format(n=self._runs) for name, pattern in STORAGE_NAMES.items()}
+        self.azure.reset()
         try:
             self.azure.arm.seed(scenario.resources, origin="$.resources")
         except SeedError as error:
@@ -61,7 +84,8 @@ class Replayer:
                 self.azure.logs.seed(table, rows)
             except ValueError as error:
                 raise ScenarioError(scenario.file, f"$.logs.{table}", str(error)) from None
-        settings = {**scenario.settings, **self.azure.settings(), "AzureWebJobsStorage": self.storage.connection_string}
+        settings = {**scenario.settings, **names, **self.azure.settings(),
+                    "AzureWebJobsStorage": self.storage.connection_string}
         if scenario.logs and not scenario.settings.get("CONTAINMENT_LOG_WORKSPACE_ID"):
             # SCENARIOS.md: a scenario with logs is scanned all the same, in the emulator's workspace.
             settings["CONTAINMENT_LOG_WORKSPACE_ID"] = WORKSPACE_ID
@@ -92,7 +116,12 @@ class Replayer:
             finally:
                 clock.set_source(None)
                 runtime.reset()
-        return records, self._final_state(scenario)
+        if self.ledger is not None:
+            days = sorted({r.decided_at[:10] for r in records if r.decided_at})  # the app's clock is UTC
+            self.ledger.add(ScenarioLedger(Path(scenario.file).stem, scenario.file, scenario.name,
+                                           {**scenario.settings, **names}, days[0] if days else None,
+                                           days[-1] if days else None))
+        return Run(records, self._final_state(scenario))
 
     def _http(self, file: str, step: Step) -> None:
         """An operator's request, presented as App Service Authentication presents the person."""
@@ -112,22 +141,6 @@ class Replayer:
             raise ScenarioError(file, step.path, error.args[0]) from None
         self._say(f"{step.at:%H:%M:%S}  http {request.get('method', 'POST')} /api/{request['route']} -> "
                   f"{response.status_code} {response.get_body().decode()[:200]}")
-
-    def _fresh_state(self) -> None:
-        from azure.data.tables import TableServiceClient
-        from azure.storage.blob import BlobServiceClient
-        from azure.storage.queue import QueueServiceClient
-
-        self.azure.reset()
-        tables = TableServiceClient.from_connection_string(self.storage.connection_string)
-        for table in tables.list_tables():
-            tables.delete_table(table.name)
-        queues = QueueServiceClient.from_connection_string(self.storage.connection_string)
-        for queue in queues.list_queues():
-            queues.delete_queue(queue.name)
-        blobs = BlobServiceClient.from_connection_string(self.storage.connection_string)
-        for container in blobs.list_containers():
-            blobs.delete_container(container.name)
 
     def _final_state(self, scenario: Scenario) -> dict[str, Any]:
         seeded = []
@@ -171,32 +184,44 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None = None) -> int:
+def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None = None,
+           ledger_dir: Path | None = None) -> int:
     out = out or sys.stdout  # looked up now, not at import, so a caller's redirection is honoured
     scenarios = []
     for file in files:
         scenarios.append(load_scenario(file))  # every file is checked before anything runs
+    stems = [Path(s.file).stem for s in scenarios]
+    twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if twice and (report_dir is not None or ledger_dir is not None):
+        raise FileExistsError(f"several scenario files are named {twice[0]}.json: reports and demo ledgers are kept "
+                              "by file name, so one would replace the other")
     from localazure.evidence_report import write_report
 
-    with Replayer() as replayer:
+    with Replayer(ledger=DemoLedger(ledger_dir) if ledger_dir else None) as replayer:
         for scenario in scenarios:
-            records, final_state = replayer.run(scenario)
-            for record in records:
+            run = replayer.run(scenario)
+            for record in run.records:
                 out.write(json.dumps(record.as_output()) + "\n")
-            out.write(json.dumps({"final_state": final_state}) + "\n")
+            out.write(json.dumps({"final_state": run.final_state}) + "\n")
             out.flush()
             if report_dir is not None:
-                path = write_report(report_dir, scenario, records, final_state)
+                path = write_report(report_dir, scenario, run.records, run.final_state)
                 print(f"evidence report: {path}", file=sys.stderr)
+    if ledger_dir is not None:
+        print(f"demo ledger: {ledger_dir} (python -m containment export and incident-report read it when no "
+              "storage is set)", file=sys.stderr)
     return 0
 
 
-def command(scenarios: list[Path], report_dir: Path | None = None) -> int:
+def command(scenarios: list[Path], report_dir: Path | None = None, demo_ledger: bool = False) -> int:
     """`python -m containment replay`: found through the `containment.commands` entry point
     that this development package declares (pyproject.toml), so the deployed package never
     imports the emulator."""
     try:
-        return replay(scenarios, report_dir=report_dir)
+        return replay(scenarios, report_dir=report_dir, ledger_dir=DEMO_DIR if demo_ledger else None)
     except ScenarioError as error:
         print(f"malformed scenario: {error}", file=sys.stderr)
+        return 2
+    except FileExistsError as error:  # what the replay was asked to keep would replace something
+        print(f"replay: {error}", file=sys.stderr)
         return 2

@@ -6,11 +6,19 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from containment.adapters.runtime import current
+from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.operate import controls
 from containment.record import export
 from containment.record.verify import verify
+
+# The ledgers a command reads, by name: in the demo ledger (`make demo`) one per scenario, by
+# scenario; otherwise (None) the one the settings name.
+Ledgers = dict[str, Runtime]
+
+
+def _read(ledgers: Ledgers | None) -> Ledgers:
+    return ledgers if ledgers is not None else {"": current()}
 
 
 def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
@@ -18,41 +26,55 @@ def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     return since or until - timedelta(days=7), until
 
 
-def export_command(what: str, since: datetime | None, until: datetime | None, fmt: str) -> int:
-    runtime = current()
+def _incidents(runtime: Runtime, start: datetime, end: datetime) -> list:
+    return export.incidents_between(runtime.ledger, start, end, timedelta(hours=runtime.settings.incident_window_hours))
+
+
+def export_command(what: str, since: datetime | None, until: datetime | None, fmt: str,
+                   ledgers: Ledgers | None = None) -> int:
+    runtimes = _read(ledgers).values()
     start, end = _range(since, until)
     if what == "decisions":
-        records = export.decisions_between(runtime.ledger, start, end)
+        records = [r for runtime in runtimes for r in export.decisions_between(runtime.ledger, start, end)]
         sys.stdout.write(export.as_jsonl([r.as_output() for r in records]) if fmt == "jsonl"
                          else export.decisions_csv(records))
     else:
-        window = timedelta(hours=runtime.settings.incident_window_hours)
-        summaries = [i.summary(clock.now()) for i in export.incidents_between(runtime.ledger, start, end, window)]
+        summaries = [i.summary(clock.now()) for runtime in runtimes for i in _incidents(runtime, start, end)]
         sys.stdout.write(export.as_jsonl(summaries) if fmt == "jsonl" else export.incidents_csv(summaries))
     return 0
 
 
-def incident_report_command(incident_id: str, since: datetime | None, until: datetime | None, out: Path) -> int:
-    runtime = current()
+def incident_report_command(incident_id: str, since: datetime | None, until: datetime | None, out: Path,
+                            ledgers: Ledgers | None = None) -> int:
     start, end = _range(since, until)
-    window = timedelta(hours=runtime.settings.incident_window_hours)
-    found = [i for i in export.incidents_between(runtime.ledger, start, end, window) if i.id == incident_id]
+    found = {name: incident for name, runtime in _read(ledgers).items()
+             for incident in _incidents(runtime, start, end) if incident.id == incident_id}
     if not found:
         print(f"no incident {incident_id} between {start.isoformat()} and {end.isoformat()}", file=sys.stderr)
         return 1
-    out.write_text(export.incident_html(found[0], clock.now()))
+    if len(found) > 1:  # scenarios of the demo ledger that replay one incident in different ways
+        print(f"incident {incident_id} is in the ledgers of {len(found)} scenarios: name one with --scenario "
+              f"({', '.join(found)})", file=sys.stderr)
+        return 2
+    [incident] = found.values()
+    out.write_text(export.incident_html(incident, clock.now()))
     print(f"incident report: {out}", file=sys.stderr)
     return 0
 
 
-def exemptions_command() -> int:
+def _one(ledgers: Ledgers | None) -> Runtime:
+    [runtime] = _read(ledgers).values()  # of the demo ledger, the command line names one scenario for these
+    return runtime
+
+
+def exemptions_command(ledgers: Ledgers | None = None) -> int:
     """List the exemptions. Changing them is the HTTP API's alone: it knows who asks."""
-    _, body = controls.list_exemptions(current())
+    _, body = controls.list_exemptions(_one(ledgers))
     print(json.dumps(body, indent=2))
     return 0
 
 
-def verify_command(first: datetime | None, last: datetime | None) -> int:
+def verify_command(first: datetime | None, last: datetime | None, ledgers: Ledgers | None = None) -> int:
     """Verify the days from `first` to `last` (UTC, both included): the report as JSON on
     standard output, the verdict on standard error; 1 when anything does not match."""
     last = last or clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -60,7 +82,7 @@ def verify_command(first: datetime | None, last: datetime | None) -> int:
     if first > last:
         print(f"--from {first:%Y-%m-%d} is after --to {last:%Y-%m-%d}", file=sys.stderr)
         return 2
-    result = verify(current().ledger, first, last + timedelta(days=1))
+    result = verify(_one(ledgers).ledger, first, last + timedelta(days=1))
     print(json.dumps(result.as_dict(), indent=2))
     span = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
     if result.mismatches:

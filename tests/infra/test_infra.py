@@ -845,5 +845,5 @@ def test_the_event_subscriptions_are_switched_on_after_the_code_is_deployed():
 def test_the_package_leaves_tests_infra_and_dev_tools_out():
     ignored = {line.strip() for line in (REPO_ROOT / ".funcignore").read_text().splitlines() if line.strip()}
     for entry in ("tests/", "infra/", "azure.yaml", ".venv/", ".venv-tools/", ".azure/", "localazure/",
-                  "local.settings.json", "requirements-dev.txt", "node_modules/"):
+                  "local.settings.json", "requirements-dev.txt", "node_modules/", "evidence/", ".demo/"):
         assert entry in ignored, f".funcignore does not keep {entry} out of the deployment package"

@@ -33,14 +33,14 @@ $(NODE_STAMP): package.json package-lock.json
 
 # The bundled scenarios through the whole app: the timeline on the terminal; in evidence/, the
 # replay's output (each scenario's decisions, then its final state), one Markdown evidence report
-# per scenario, and the decision records read back from the demo ledger, which stays in .demo/
-# for `python -m containment export` and `incident-report`.
+# per scenario, one HTML report per incident, and the decision records read back from the demo
+# ledger, which stays in .demo/ for `python -m containment export` and `incident-report`.
 demo: setup demo-clean
 	mkdir -p evidence
 	$(PY) -m containment replay scenarios/*.json --report evidence --demo-ledger > evidence/replay.jsonl
 	$(PY) -m containment export decisions > evidence/decisions.jsonl
 	@echo "decision records: evidence/decisions.jsonl; evidence reports: evidence/*.md;" \
-	      "the demo ledger: .demo/ (make demo-clean removes both)"
+	      "incident reports: evidence/incidents/; the demo ledger: .demo/ (make demo-clean removes both)"
 
 demo-clean:
 	rm -rf .demo evidence

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         "(development tools)")
     replay_command.add_argument("scenarios", nargs="+", type=Path)
     replay_command.add_argument("--report", type=Path, default=None,
-                                help="write a Markdown evidence report per scenario into this folder")
+                                help="write a Markdown evidence report per scenario, and an HTML report per "
+                                     "incident under incidents/, into this folder")
     replay_command.add_argument("--demo-ledger", action="store_true",
                                 help="keep every scenario's ledger in .demo/ (replacing an earlier one), where the "
                                      "commands below read it when no storage is set")

@@ -1,9 +1,11 @@
-"""The evidence report a person reads: what was seen, decided and done, with the state
-before and after, one Markdown file per scenario run."""
+"""The evidence reports a person reads: per scenario run, one Markdown file of what was seen,
+decided and done, with the state before and after, and one HTML page per incident (the
+command line's `incident-report`)."""
 from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from containment.core.ids import short
 from containment.core.records import DecisionRecord
 from containment.detect.drift_sweep import OPERATION as SWEEP
 from containment.detect.egress_scan import OPERATION as EGRESS_SCAN
+from containment.record.export import incident_html
+from containment.record.incidents import Incident
 
 
 def source(record: DecisionRecord) -> str | None:
@@ -30,7 +34,9 @@ def source(record: DecisionRecord) -> str | None:
     return None
 
 
-def render(name: str, settings: dict[str, str], records: list[DecisionRecord], final_state: dict[str, Any]) -> str:
+def render(name: str, settings: dict[str, str], records: list[DecisionRecord], final_state: dict[str, Any],
+           incident_pages: list[Path] = ()) -> str:
+    """`incident_pages`: the scenario's incident reports, relative to the Markdown file."""
     lines = [f"# Evidence: {name}", "",
              f"Mode: `{settings.get('CONTAINMENT_MODE', 'dry-run')}`. Settings given: "
              + (", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "defaults only") + ".", "",
@@ -52,14 +58,37 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
             for rid, body in state.items():
                 lines += ["", f"<details><summary>State {label}: {short(rid)}</summary>", "", "```json",
                           json.dumps(body, indent=2), "```", "</details>"]
+    if incident_pages:
+        lines += ["", "## Incidents", ""]
+        lines += [f"- [{page.stem}]({page.as_posix()})" for page in incident_pages]
     lines += ["", "## Final state", ""]
     for rid, body in final_state.items():
         lines.append(f"- {short(rid)}: {'deleted' if body is None else 'present'}")
     return "\n".join(lines) + "\n"
 
 
-def write_report(directory: Path, scenario, records: list[DecisionRecord], final_state: dict[str, Any]) -> Path:
+def _file_name(scenario) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(scenario.file).stem)
+
+
+def write_report(directory: Path, scenario, records: list[DecisionRecord], final_state: dict[str, Any],
+                 incident_pages: list[Path] = ()) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / (re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(scenario.file).stem) + ".md")
-    path.write_text(render(scenario.name, scenario.settings, records, final_state))
+    path = directory / (_file_name(scenario) + ".md")
+    path.write_text(render(scenario.name, scenario.settings, records, final_state,
+                           [page.relative_to(directory) for page in incident_pages]))
     return path
+
+
+def write_incident_reports(directory: Path, scenario, incidents: list[Incident], now: datetime) -> list[Path]:
+    """One HTML page per incident, as `incident-report` writes it, in incidents/<scenario>/
+    (scenarios replay the same resources at the same times, so their incident IDs can
+    coincide), as of `now`: the app's clock at the scenario's last step."""
+    folder = directory / "incidents" / _file_name(scenario)
+    pages = []
+    for incident in incidents:
+        folder.mkdir(parents=True, exist_ok=True)
+        page = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "-", incident.id) + ".html")
+        page.write_text(incident_html(incident, now))
+        pages.append(page)
+    return pages

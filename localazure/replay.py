@@ -13,7 +13,7 @@ import os
 import sys
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
@@ -22,6 +22,8 @@ from containment.core import clock
 from containment.core.ids import short
 from containment.core.records import DecisionRecord
 from containment.core.settings import SETTINGS
+from containment.record.export import incidents_between
+from containment.record.incidents import Incident
 from localazure.demo_ledger import DEMO_DIR, DemoLedger, ScenarioLedger
 from localazure.scenario import Scenario, ScenarioError, Step, load_scenario
 from localazure.server import WORKSPACE_ID
@@ -40,10 +42,13 @@ STORAGE_NAMES = {"CONTAINMENT_LEDGER_TABLE": "decisions{n:02d}",
 
 @dataclass(frozen=True)
 class Run:
-    """One scenario's run: its decision records in the order written, and the final state."""
+    """One scenario's run: its decision records in the order written, the final state, its
+    incidents, and the app's clock at its last step."""
 
     records: list[DecisionRecord]
     final_state: dict[str, Any]
+    incidents: list[Incident]
+    ended_at: datetime
 
 
 class Replayer:
@@ -113,15 +118,21 @@ class Replayer:
                             seen.add(record.key)
                             self._say(_timeline_line(step.at, record))
                 records = app_runtime.ledger.decisions()
+                # The days its decisions fall on (the app's clock is UTC): its incidents are read from
+                # its ledger over them, as `export incidents` reads them from the demo ledger.
+                days = sorted({r.decided_at[:10] for r in records if r.decided_at})
+                incidents = incidents_between(
+                    app_runtime.ledger, datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc),
+                    datetime.fromisoformat(days[-1]).replace(tzinfo=timezone.utc) + timedelta(days=1),
+                    timedelta(hours=app_runtime.settings.incident_window_hours)) if days else []
             finally:
                 clock.set_source(None)
                 runtime.reset()
         if self.ledger is not None:
-            days = sorted({r.decided_at[:10] for r in records if r.decided_at})  # the app's clock is UTC
             self.ledger.add(ScenarioLedger(Path(scenario.file).stem, scenario.file, scenario.name,
                                            {**scenario.settings, **names}, days[0] if days else None,
                                            days[-1] if days else None))
-        return Run(records, self._final_state(scenario))
+        return Run(records, self._final_state(scenario), incidents, scenario.steps[-1].at)
 
     def _http(self, file: str, step: Step) -> None:
         """An operator's request, presented as App Service Authentication presents the person."""
@@ -195,7 +206,7 @@ def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None
     if twice and (report_dir is not None or ledger_dir is not None):
         raise FileExistsError(f"several scenario files are named {twice[0]}.json: reports and demo ledgers are kept "
                               "by file name, so one would replace the other")
-    from localazure.evidence_report import write_report
+    from localazure.evidence_report import write_incident_reports, write_report
 
     with Replayer(ledger=DemoLedger(ledger_dir) if ledger_dir else None) as replayer:
         for scenario in scenarios:
@@ -205,8 +216,10 @@ def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None
             out.write(json.dumps({"final_state": run.final_state}) + "\n")
             out.flush()
             if report_dir is not None:
-                path = write_report(report_dir, scenario, run.records, run.final_state)
-                print(f"evidence report: {path}", file=sys.stderr)
+                pages = write_incident_reports(report_dir, scenario, run.incidents, run.ended_at)
+                path = write_report(report_dir, scenario, run.records, run.final_state, pages)
+                print(f"evidence report: {path}" + (f"; incident reports: {pages[0].parent}" if pages else ""),
+                      file=sys.stderr)
     if ledger_dir is not None:
         print(f"demo ledger: {ledger_dir} (python -m containment export and incident-report read it when no "
               "storage is set)", file=sys.stderr)

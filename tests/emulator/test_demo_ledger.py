@@ -1,11 +1,13 @@
 """The demo ledger (`make demo`): after the replay has exited, `export` and `incident-report`
-read what every scenario recorded, with no setting."""
+read what every scenario recorded, with no setting, and the demo's evidence holds a report
+per scenario and per incident."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -61,6 +63,26 @@ def test_export_reads_every_scenarios_decisions_from_the_demo_ledger_after_the_r
     assert [row["outcome"] for row in csv.DictReader(io.StringIO(one.stdout))] == ["would-contain"]
 
 
+def test_each_incident_has_its_html_report_and_the_command_line_finds_it(demo):
+    folder, _ = demo
+    completed = containment("export", "incidents", cwd=folder)
+    assert completed.returncode == 0, completed.stderr
+    incidents = [json.loads(line)["incident"] for line in completed.stdout.splitlines()]
+    pages = sorted((folder / "evidence" / "incidents").glob("*/*.html"))
+    assert incidents and Counter(incidents) == Counter(page.stem for page in pages)
+    for page in pages:
+        html = page.read_text()
+        assert html.startswith("<!doctype html>") and page.stem in html
+    # Scenarios that replay one incident differently (dry-run, enforce, released) share its ID.
+    [page] = (folder / "evidence" / "incidents" / "public-container-enforce").glob("*.html")
+    twice = containment("incident-report", page.stem, "--out", "incident.html", cwd=folder)
+    assert twice.returncode == 2 and "public-container-dry-run" in twice.stderr and "--scenario" in twice.stderr
+    once = containment("incident-report", page.stem, "--scenario", "public-container-enforce", "--out",
+                       "incident.html", cwd=folder)
+    assert once.returncode == 0, once.stderr
+    assert "make_container_private" in (folder / "incident.html").read_text()
+
+
 def test_verify_reads_one_scenarios_ledger_of_the_demo(demo):
     folder, _ = demo
     completed = containment("verify", "--scenario", "operator-break-glass", cwd=folder)
@@ -72,7 +94,7 @@ def test_verify_reads_one_scenarios_ledger_of_the_demo(demo):
     assert unknown.returncode == 2 and "no scenario no-such-scenario" in unknown.stderr
 
 
-def test_the_markdown_reports_say_what_led_to_each_decision(demo):
+def test_the_markdown_reports_say_what_led_to_each_decision_and_link_the_incidents(demo):
     folder, _ = demo
     reports = {path.stem: path.read_text() for path in (folder / "evidence").glob("*.md")}
     assert set(reports) == {name.removesuffix(".json") for name in EXPECTED}
@@ -82,6 +104,10 @@ def test_the_markdown_reports_say_what_led_to_each_decision(demo):
     assert "- Found by the drift sweep at 2026-11-24T19:00:00.000000Z" in reports[
         "drift-sweep-finds-what-no-event-reported"]
     assert "- Operator request (break-glass) by sec-oncall@contoso.example" in reports["operator-break-glass"]
+    for name, text in reports.items():
+        for link in re.findall(r"\]\((incidents/[^)]+\.html)\)", text):
+            assert (folder / "evidence" / link).is_file(), (name, link)
+    assert "(incidents/public-container-enforce/inc-" in reports["public-container-enforce"]
 
 
 def test_a_new_demo_ledger_replaces_the_last_and_never_a_folder_it_did_not_make(tmp_path):

@@ -36,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     report = commands.add_parser("incident-report", help="one incident as a self-contained HTML page")
     report.add_argument("incident")
-    report.add_argument("--since", type=_instant, default=None)
-    report.add_argument("--until", type=_instant, default=None)
     report.add_argument("--out", type=Path, required=True)
     exemptions = commands.add_parser("exemptions", help="list the exemptions in the ledger (they change only "
                                      "through the authenticated HTTP API)")
@@ -59,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return export_command(args.what, args.since, args.until, args.format)
     if args.command == "incident-report":
-        return incident_report_command(args.incident, args.since, args.until, args.out)
+        return incident_report_command(args.incident, args.out)
     return exemptions_command()
 
 

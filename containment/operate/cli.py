@@ -26,22 +26,19 @@ def export_command(what: str, since: datetime | None, until: datetime | None, fm
         sys.stdout.write(export.as_jsonl([r.as_output() for r in records]) if fmt == "jsonl"
                          else export.decisions_csv(records))
     else:
-        window = timedelta(hours=runtime.settings.incident_window_hours)
-        summaries = [i.summary(clock.now()) for i in export.incidents_between(runtime.ledger, start, end, window)]
+        summaries = [i.summary(clock.now()) for i in export.incidents_between(runtime.ledger, start, end)]
         sys.stdout.write(export.as_jsonl(summaries) if fmt == "jsonl" else export.incidents_csv(summaries))
     return 0
 
 
-def incident_report_command(incident_id: str, since: datetime | None, until: datetime | None, out: Path) -> int:
-    runtime = current()
-    start, end = _range(since, until)
-    window = timedelta(hours=runtime.settings.incident_window_hours)
-    found = [i for i in export.incidents_between(runtime.ledger, start, end, window) if i.id == incident_id]
-    if not found:
-        print(f"no incident {incident_id} between {start.isoformat()} and {end.isoformat()}", file=sys.stderr)
+def incident_report_command(incident_id: str, out: Path) -> int:
+    incident = export.read_incident(current().ledger, incident_id)
+    if incident is None:
+        print(f"no incident {incident_id} in the ledger", file=sys.stderr)
         return 1
-    out.write_text(export.incident_html(found[0], clock.now()))
-    print(f"incident report: {out}", file=sys.stderr)
+    out.write_text(export.incident_html(incident, clock.now()))
+    merged = f" (merged into {incident.id})" if incident.id != incident_id else ""
+    print(f"incident report{merged}: {out}", file=sys.stderr)
     return 0
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from containment.adapters.ledger import Ledger
 from containment.core.ids import short
 from containment.core.records import DecisionRecord
-from containment.record.incidents import Incident, group
+from containment.record.incidents import Incident, effective_incidents, group
 
 CSV_FIELDS = ("key", "decided_at", "resource_id", "outcome", "mode", "severity", "rules", "actions",
               "awaiting_approval", "actor", "operation", "event_id", "event_time", "contained_at", "reason")
@@ -31,8 +31,36 @@ def _iso(text: str | None) -> str:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat() if text else ""
 
 
-def incidents_between(ledger: Ledger, start: datetime, end: datetime, window: timedelta) -> list[Incident]:
-    return group(decisions_between(ledger, start, end), window)
+def incidents_between(ledger: Ledger, start: datetime, end: datetime) -> list[Incident]:
+    """Every incident with a record in [start, end), each whole (its records outside the range too)."""
+    merged_into, split_to = effective_incidents(records := decisions_between(ledger, start, end))
+    named = dict.fromkeys(split_to.get(r.key, r.incident) for r in records if r.incident)
+    found: dict[str, Incident] = {}
+    for incident_id in named:
+        incident = read_incident(ledger, incident_id)
+        if incident is not None:
+            found.setdefault(incident.id, incident)
+    return sorted(found.values(), key=lambda i: (i.detected_at, i.id))
+
+
+def read_incident(ledger: Ledger, incident_id: str) -> Incident | None:
+    """One incident, whole: its records, and those of the incidents merged into it or split
+    from it (the ledger keeps a merge or split record in both); the incident it was merged
+    into, where it was."""
+    records: dict[tuple[str, str], DecisionRecord] = {}
+    todo, seen = [incident_id], set()
+    while todo:
+        current = todo.pop()
+        if not current or current in seen:
+            continue
+        seen.add(current)
+        for record in ledger.incident_records(current):
+            records[((record.resource_id or "").lower(), record.key)] = record
+            if record.operation == "incident":
+                todo += [record.incident_update.get("from"), record.incident]
+    incidents = group(list(records.values()))
+    return next((i for i in incidents if i.id == incident_id), None) or next(
+        (i for i in incidents if incident_id in i.merged), None)
 
 
 def as_jsonl(rows: list[dict]) -> str:

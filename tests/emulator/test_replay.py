@@ -14,7 +14,7 @@ import pytest
 from localazure.shared import REPO_ROOT
 
 SCENARIOS = REPO_ROOT / "scenarios"
-REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id"}
+REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id", "incident"}
 EXPECTED = {
     "account-opened-up.json": ["contained"],
     "foreign-subscription-rejected.json": ["rejected"],
@@ -82,6 +82,10 @@ def test_each_scenario_ends_as_expected(bundled):
         assert [r["outcome"] for r in records] == EXPECTED[name], name
         for record in records:
             assert REQUIRED <= set(record), (name, record)
+            # SCENARIOS.md: null where the decision is no finding.
+            assert (record["incident"] is None) == (record["outcome"] in ("compliant", "ignored", "rejected")
+                                                    or not record["findings"] and record["operation"] != "incident"), (
+                name, record)
 
 
 def test_final_state_shows_the_containment(bundled):

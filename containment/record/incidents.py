@@ -17,6 +17,10 @@ from containment.core.records import DecisionRecord
 GDPR_NOTIFICATION = timedelta(hours=72)
 # Outcomes that say something was found; compliant, ignored and rejected decisions are not incidents.
 FOUND = ("contained", "would-contain", "pending-approval", "reported", "exempt", "failed")
+# What people do (their records name the operator, not whoever caused the exposure).
+# MINIMAL STAND-IN (branch `report`), to be reconciled with the lead's incidents.py: "assessment"
+# is the lead's coming operation name, assumed here.
+OPERATOR_ACTS = ("approval", "release", "exemption", "break-glass", "operator-request", "assessment")
 
 
 def _at(text: str | None) -> datetime | None:
@@ -28,6 +32,11 @@ class Incident:
     id: str
     resource_id: str
     decisions: list[DecisionRecord] = field(default_factory=list)
+    # MINIMAL STAND-IN (branch `report`), to be reconciled with the lead's incidents.py: the
+    # latest assessment ({notifiable, notified_at, reference, reason, high_risk,
+    # data_subjects_informed_at, decided_by: {id, name}, decided_at}); the lead derives it from
+    # the assessment records, here the caller passes it.
+    assessment: dict | None = None
 
     @property
     def detected_at(self) -> datetime:
@@ -43,22 +52,78 @@ class Incident:
     def gdpr_deadline(self) -> datetime:
         return self.detected_at + GDPR_NOTIFICATION
 
+    # MINIMAL STAND-INS (branch `report`) from here to `summary`, to be reconciled with the
+    # lead's incidents.py: resources, clock_stopped_at, waiting, operators; status gains
+    # partly-contained and assessed; actors no longer names the operators.
+    @property
+    def resources(self) -> list[str]:
+        seen: dict[str, str] = {}
+        for record in self.decisions:
+            if record.resource_id and record.resource_id.lower() not in seen:
+                seen[record.resource_id.lower()] = record.resource_id
+        return list(seen.values())
+
+    @property
+    def clock_stopped_at(self) -> datetime | None:
+        assessment = self.assessment
+        if not assessment:
+            return None
+        if assessment.get("notifiable"):
+            return _at(assessment.get("notified_at"))
+        return _at(assessment.get("decided_at"))
+
     @property
     def status(self) -> str:
+        if self.clock_stopped_at is not None:
+            return "assessed"
         last_release = max((i for i, r in enumerate(self.decisions) if r.operation == "release"), default=-1)
         contained_after = any(r.outcome == "contained" and r.operation != "release"
                               for r in self.decisions[last_release + 1:])
         if contained_after:
-            return "contained"
+            return "partly-contained" if self.waiting else "contained"
         return "released" if last_release >= 0 else "open"
 
     @property
+    def waiting(self) -> list[dict]:
+        """What still waits for a person: held actions nobody approved, denied or let expire."""
+        settled = {r.key.rsplit(".", 1)[0] for r in self.decisions if r.operation == "approval" and "." in r.key}
+        waiting = []
+        for record in self.decisions:
+            if record.key in settled or record.operation in ("approval", "release"):
+                continue
+            second = record.key.startswith("second-")
+            steps = record.awaiting_approval or (
+                [{"action": record.operation or "", "target": record.resource_id}]
+                if record.outcome == "pending-approval" else [])
+            for step in steps:
+                waiting.append({"action": step["action"], "target": step["target"],
+                                "waits_for": "second operator" if second else "approval",
+                                "since": record.decided_at, "decision": record.key})
+        return waiting
+
+    @property
     def actors(self) -> list[str]:
+        """Who caused it: the events' actors and the egress callers."""
         names = []
         for record in self.decisions:
-            name = record.actor.get("name") or record.actor.get("object_id") or record.actor.get("app_id")
-            if name and name not in names:
-                names.append(name)
+            if record.operation in OPERATOR_ACTS or record.key.startswith("second-"):
+                continue
+            candidates = [record.actor.get("name") or record.actor.get("object_id") or record.actor.get("app_id")]
+            candidates += [caller.get("Caller") for finding in record.findings
+                           for caller in (finding.get("evidence") or {}).get("callers") or []
+                           if isinstance(caller, dict)]
+            names += [name for name in candidates if name and name not in names]
+        return names
+
+    @property
+    def operators(self) -> list[str]:
+        """The people who approved, denied, released or assessed."""
+        names = []
+        for record in self.decisions:
+            if record.operation in OPERATOR_ACTS or record.key.startswith("second-"):
+                name = record.actor.get("name") or record.actor.get("object_id")
+                if name and name not in names:
+                    names.append(name)
         return names
 
     def summary(self, now: datetime) -> dict:

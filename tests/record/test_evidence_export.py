@@ -45,7 +45,7 @@ def test_a_release_after_containment_marks_the_incident_released():
                decision("a.released", "2026-11-29T09:00:00Z", outcome="reported", operation="release",
                         actor={"name": "sec-oncall"})]
     [incident] = group(records, timedelta(hours=24))
-    assert incident.status == "released" and incident.actors == ["sec-oncall"]
+    assert incident.status == "released" and incident.operators == ["sec-oncall"] and incident.actors == []
 
 
 def run_the_incident(app, emulator):

@@ -112,7 +112,9 @@ class Incident:
             candidates += [caller.get("Caller") for finding in record.findings
                            for caller in (finding.get("evidence") or {}).get("callers") or []
                            if isinstance(caller, dict)]
-            names += [name for name in candidates if name and name not in names]
+            for name in candidates:
+                if name and name not in names:
+                    names.append(name)
         return names
 
     @property

@@ -121,11 +121,11 @@ class Incident:
     def operators(self) -> list[str]:
         """The people who approved, denied, released or assessed."""
         names = []
-        for record in self.decisions:
-            if record.operation in OPERATOR_ACTS or record.key.startswith("second-"):
-                name = record.actor.get("name") or record.actor.get("object_id")
-                if name and name not in names:
-                    names.append(name)
+        actors = [r.actor for r in self.decisions if r.operation in OPERATOR_ACTS or r.key.startswith("second-")]
+        for actor in actors + [(self.assessment or {}).get("decided_by") or {}]:
+            name = actor.get("name") or actor.get("object_id") or actor.get("id")
+            if name and name not in names:
+                names.append(name)
         return names
 
     def summary(self, now: datetime) -> dict:

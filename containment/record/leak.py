@@ -23,6 +23,8 @@ import re
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit
 
+from containment.plan.registry import ACTIONS
+
 NOT_HOLDING = "egress_containment_not_holding"
 # Operations whose records name a person, not whoever caused the exposure.
 OPERATOR_ACTS = ("approval", "release", "exemption", "break-glass", "operator-request", "assessment")
@@ -226,8 +228,8 @@ def _sas(uri: str) -> dict | None:
 
 def _exposures(records) -> list[dict]:
     """What the storage, NSG and role findings exposed, one entry per resource and rule, with
-    the time it began (the change's event time, when an event reported it) and the time it
-    was contained, held, or released."""
+    the time it began (the change's event time, when an event reported it) and how it ended:
+    contained (when, by which action), held for a person, released, or only recorded."""
     exposures: dict[tuple[str, str], dict] = {}
     for record in records:
         if record.operation in OPERATOR_ACTS or record.key.startswith("second-"):
@@ -246,10 +248,11 @@ def _exposures(records) -> list[dict]:
                 "severity": finding.get("severity"), "evidence": evidence,
                 "since": _iso(moment(record.event_time)) if record.event_id else None,
                 "found_at": record.decided_at, "caused_by": _who(record.actor) if record.event_id else None,
-                "found_by": "an event" if record.event_id else (record.operation or "a scan"),
+                "found_by": "an event" if record.event_id else (record.operation or "a scan").replace("_", " "),
+                "own_deployment": record.own_deployment, "dry_run": record.outcome == "would-contain",
             }
     for exposure in exposures.values():
-        exposure.update(_ending(records, exposure["resource_id"]))
+        exposure.update(_ending(records, exposure))
     return list(exposures.values())
 
 
@@ -265,18 +268,31 @@ def _kind(rule: str) -> str:
     return "other"
 
 
-def _ending(records, resource_id: str) -> dict:
-    """How the exposure of one resource ended, or did not: contained (when), held for a
-    person (since when), released (by whom, when)."""
-    about = [r for r in records if (r.resource_id or "").lower() == resource_id.lower()]
-    contained = [r for r in about if r.outcome == "contained" and r.operation != "release" and r.contained_at]
+def _contains(actions, rule: str) -> bool:
+    """Whether these actions contain a rule's finding: the action that fixes the rule, or,
+    for a public container, turning anonymous access off on its account (which refuses
+    every anonymous request whatever the container's level)."""
+    fixed = {ACTIONS[name].fixes for name in actions if name in ACTIONS}
+    return rule in fixed or (rule == "storage_container_public_access" and "disable_blob_public_access" in actions)
+
+
+def _ending(records, exposure: dict) -> dict:
+    """How one exposure ended, or did not, from the records about its resource or carrying
+    its finding: contained (when, by what), held for a person (since when), released (by
+    whom, when), or only recorded."""
+    resource, rule = exposure["resource_id"].lower(), exposure["rule"]
+    about = [r for r in records if (r.resource_id or "").lower() == resource
+             or any((f.get("resource_id") or "").lower() == resource for f in r.findings)]
+    contained = [r for r in about if r.outcome == "contained" and r.operation != "release" and r.contained_at
+                 and _contains(r.actions, rule)]
     released = [r for r in about if r.operation == "release"]
-    held = [r for r in about if r.outcome == "pending-approval" or r.awaiting_approval]
     settled = {r.key.rsplit(".", 1)[0] for r in about if r.operation == "approval" and "." in r.key}
+    held = [r for r in about if r.key not in settled and _contains([s.get("action") for s in r.awaiting_approval],
+                                                                    rule)]
     return {
         "contained_at": contained[0].contained_at if contained else None,
-        "contained_by": ", ".join(contained[0].actions) if contained else None,
-        "held_since": next((r.decided_at for r in held if r.key not in settled), None) if not contained else None,
+        "contained_by": ", ".join(a for a in contained[0].actions if _contains([a], rule)) if contained else None,
+        "held_since": held[0].decided_at if held and not contained else None,
         "released_at": released[-1].decided_at if released else None,
         "released_by": _who(released[-1].actor) if released else None,
     }
@@ -377,10 +393,17 @@ def sentences(leak: dict, waiting: list[dict]) -> list[str]:
     reads = leak["reads"]
     if reads:
         said += _read_sentences(reads)
+    settings: dict[tuple, list[dict]] = {}
     for exposure in leak["exposures"]:
+        if exposure["kind"] == "account setting":
+            # One account's settings, opened and closed together, are one sentence.
+            settings.setdefault((exposure["resource_id"].lower(), exposure["since"], exposure["contained_at"],
+                                 exposure["released_at"], exposure["held_since"]), []).append(exposure)
+            continue
         text = _exposure_sentence(exposure)
         if text:
             said.append(text)
+    said += [_settings_sentence(group) for group in settings.values()]
     after = leak["after_containment"]
     if after is not None:
         said.append(_after_sentence(after))
@@ -432,15 +455,16 @@ def _exposure_sentence(exposure: dict) -> str | None:
     kind, evidence = exposure["kind"], exposure["evidence"]
     account, container = _names(exposure["resource_id"])
     by, since = exposure["caused_by"], exposure["since"]
-    found = (f" (found by the {exposure['found_by']} at {at_time(exposure['found_at'])}; when it began is not in "
-             "the record)") if not since else ""
+    found = _found(exposure)
     if kind == "public container":
         what = "read its blobs and list them" if evidence.get("publicAccess") == "Container" else "read its blobs"
         opened = (f"{by} set the container {account}/{container} to public access at {at_time(since)}: anyone on the "
                   f"internet could {what} without credentials" if by and since else
-                  f"Anyone on the internet could {what} in the container {account}/{container} without credentials"
+                  f"The container {account}/{container} let anyone on the internet {what} without credentials"
                   f"{f' from {at_time(since)}' if since else found}")
-        return (f"{opened}{_end(exposure, 'it was made private')}. Every blob in it was exposed; how many it holds "
+        how = ("it was made private" if "make_container_private" in (exposure["contained_by"] or "") else
+               "anonymous access was turned off on its account")
+        return (f"{opened}{_end(exposure, how)}. Every blob in it was exposed; how many it holds "
                 "the app cannot say (it has no data-plane access), and whether anyone read them is in the "
                 "account's StorageBlobLogs (anonymous GetBlob requests).")
     if kind == "role grant":
@@ -469,17 +493,53 @@ def _exposure_sentence(exposure: dict) -> str | None:
                   f"{f' from {at_time(since)}' if since else found}")
         return (f"{opened}{_end(exposure, 'it was blocked')}. It exposes the network the group protects, not named "
                 "blobs: which datasets sit behind it is not in the record.")
-    if kind == "account setting":
-        opened = f"The account {account}: {exposure['summary']}{f' from {at_time(since)}' if since else found}"
-        return f"{opened}{_end(exposure, 'it was contained')}."
     return None
+
+
+def _found(exposure: dict) -> str:
+    if exposure["since"]:
+        return ""
+    return f", found by the {exposure['found_by']} at {at_time(exposure['found_at'])} (when it began is not recorded)"
+
+
+# What an account's setting allowed, in the past tense (containment.judge.storage finds them).
+_SETTINGS = {
+    "storage_blob_public_access_allowed": "allowed anonymous access to blobs (a container set to public was "
+                                          "readable by anyone on the internet)",
+    "storage_network_open_to_internet": "accepted connections from any network (a key, a SAS or a granted identity "
+                                        "could read from anywhere)",
+    "storage_shared_key_access_allowed": "let its account keys, and SAS tokens signed with them, read the data",
+    "storage_cross_tenant_replication_allowed": "allowed object replication to accounts in other tenants",
+}
+
+
+def _setting(exposure: dict) -> str:
+    evidence, rule = exposure["evidence"], exposure["rule"]
+    if rule == "storage_tls_below_1_2":
+        return f"accepted {str(evidence.get('minimumTlsVersion') or 'TLS1_0').replace('_', '.')} connections"
+    if rule == "storage_scope_tag_removed":
+        return (f"no longer carried the tag {evidence.get('expected_tag') or 'of protected data'} that marks its data "
+                "as synthetic data to protect, though it lies under a protected scope,")
+    return _SETTINGS.get(rule) or f"was found so: {exposure['summary']}"
+
+
+def _settings_sentence(group: list[dict]) -> str:
+    first = group[0]
+    account, _ = _names(first["resource_id"])
+    allowed = _and([_setting(x) for x in group])
+    by, since = first["caused_by"], first["since"]
+    found = _found(first)
+    opened = (f"After a change by {by}, the account {account} {allowed}" if by else
+              f"The account {account} {allowed}")
+    return f"{opened}{f' from {at_time(since)}' if since else found}{_end(first, 'it was contained')}."
 
 
 def _end(exposure: dict, contained: str) -> str:
     """How the exposure ended, or did not, as the end of a sentence."""
+    start = exposure["since"] or exposure["found_at"]
     took = _duration(moment(exposure["since"]), moment(exposure["contained_at"]))
     later = f" ({took} later)" if took else ""
-    ended = (f", until {contained} at {at_time(exposure['contained_at'], exposure['since'])}{later}"
+    ended = (f", until {contained} at {at_time(exposure['contained_at'], start, start)}{later}"
              if exposure["contained_at"] else "")
     if exposure["released_at"]:
         return (f"{ended}; {exposure['released_by'] or 'a person'} released the containment at "
@@ -488,8 +548,12 @@ def _end(exposure: dict, contained: str) -> str:
     if ended:
         return ended
     if exposure["held_since"]:
-        return f"; it is still open: its containment waits for a person since {at_time(exposure['held_since'])}"
-    return "; it is not contained"
+        return f"; it is still open: its containment waits for a person since {at_time(exposure['held_since'], start)}"
+    if exposure["own_deployment"]:
+        return "; it is not contained: it is the app's own deployment, which only a person changes"
+    if exposure["dry_run"]:
+        return "; it is not contained (dry-run: the app only recorded what it would do)"
+    return "; it is recorded, not contained (its rule is not one the app contains automatically)"
 
 
 def _could(path: str) -> str:
@@ -541,12 +605,13 @@ def between(first: datetime | None, last: datetime | None) -> str:
     return f"between {_clock(first, seconds)} UTC on {_day(first)} and {_clock(last, seconds)} UTC on {_day(last)}"
 
 
-def at_time(text, day_of=None) -> str:
-    """A time as a person reads it; without its date when it is the date of `day_of`."""
-    when, other = moment(text), moment(day_of)
+def at_time(text, day_of=None, seconds_as=None) -> str:
+    """A time as a person reads it: without its date when it is the date of `day_of`, with
+    seconds when it has them (or `seconds_as` has them)."""
+    when, other, companion = moment(text), moment(day_of), moment(seconds_as)
     if when is None:
         return str(text) if text else "an unknown time"
-    clock = f"{_clock(when, seconds=when.second != 0)} UTC"
+    clock = f"{_clock(when, seconds=when.second != 0 or bool(companion and companion.second))} UTC"
     return clock if other is not None and other.date() == when.date() else f"{clock} on {_day(when)}"
 
 

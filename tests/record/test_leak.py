@@ -149,9 +149,9 @@ def test_a_held_role_deletion_says_the_grant_is_still_open_and_an_approval_ends_
     held, approval = h.role_grant(approved=True)
     [sentence] = told([held])["sentences"]
     assert sentence.split(", which let it read every blob")[1].startswith(
-        "; it is still open: its containment waits for a person since 10:00:04 UTC on 24 Nov 2026.")
+        "; it is still open: its containment waits for a person since 10:00:04 UTC.")
     [sentence] = told([held, approval])["sentences"]
-    assert "until the assignment was deleted at 10:42 UTC (42 minutes later)" in sentence
+    assert "until the assignment was deleted at 10:42:00 UTC (42 minutes later)" in sentence
 
 
 def test_a_release_says_it_put_the_exposure_back():
@@ -168,9 +168,37 @@ def test_a_finding_of_the_sweep_says_when_it_was_found_not_when_it_began():
     [record] = h.public_container()
     swept = replace(record, event_id=None, actor={}, event_time=None, operation="drift_sweep")
     [sentence] = told([swept])["sentences"]
-    assert sentence.startswith("Anyone on the internet could read its blobs and list them in the container "
-                               "synthtrain01/training without credentials (found by the drift_sweep at 10:00:05 UTC "
-                               "on 24 Nov 2026; when it began is not in the record)")
+    assert sentence.startswith("The container synthtrain01/training let anyone on the internet read its blobs and "
+                               "list them without credentials, found by the drift sweep at 10:00:05 UTC on 24 Nov "
+                               "2026 (when it began is not recorded), until it was made private at 10:00:05 UTC.")
+
+
+def test_an_account_opened_up_says_what_was_contained_and_what_only_recorded():
+    """scenarios/account-opened-up.json: the public container is contained by turning anonymous
+    access off on its account; the network and shared-key settings are recorded only."""
+    [container] = h.public_container()
+    account = h.account()
+    finding = {"rule": "storage_blob_public_access_allowed", "severity": "high", "resource_id": h.ACCOUNT_ID,
+               "summary": "the account allows anonymous read access to blobs", "evidence": {}}
+    record = replace(container, resource_id=h.ACCOUNT_ID, actions=["disable_blob_public_access"],
+                     plan=[{"action": "disable_blob_public_access", "target": h.ACCOUNT_ID}],
+                     findings=[finding, {**finding, "rule": "storage_network_open_to_internet"},
+                               {**finding, "rule": "storage_shared_key_access_allowed"}, *container.findings],
+                     before={h.ACCOUNT_ID: account})
+    said = told([record])["sentences"]
+    assert said[0].startswith("Dana Analyst set the container synthtrain01/training to public access at 10:00:01 UTC "
+                              "on 24 Nov 2026: anyone on the internet could read its blobs and list them without "
+                              "credentials, until anonymous access was turned off on its account at 10:00:05 UTC")
+    assert said[1] == ("After a change by Dana Analyst, the account synthtrain01 allowed anonymous access to blobs (a "
+                       "container set to public was readable by anyone on the internet) from 10:00:01 UTC on 24 Nov "
+                       "2026, until it was contained at 10:00:05 UTC (4 seconds later).")
+    assert said[2] == ("After a change by Dana Analyst, the account synthtrain01 accepted connections from any network "
+                       "(a key, a SAS or a granted identity could read from anywhere) and let its account keys, and "
+                       "SAS tokens signed with them, read the data from 10:00:01 UTC on 24 Nov 2026; it is recorded, "
+                       "not contained (its rule is not one the app contains automatically).")
+    own = told([replace(container, outcome="reported", actions=[], plan=[], contained_at=None, own_deployment=True)])
+    assert own["sentences"][0].split(" without credentials")[1].startswith(
+        "; it is not contained: it is the app's own deployment, which only a person changes.")
 
 
 def test_records_that_name_nothing_read_or_exposed_say_so():

@@ -3,6 +3,7 @@ the decision)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -152,3 +153,13 @@ def test_the_prefill_suggests_and_never_decides():
         text = json.dumps(filled)
         assert '"notifiable"' not in text and '"high_risk"' not in text
         assert all(q["why"] for q in filled["questions"])
+
+
+def test_the_readme_documents_every_tag_the_report_reads():
+    from containment.record.dataset_context import TAGS
+    from localazure.shared import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` \| `([a-z_]+)` \|", readme.split("#### Dataset privacy tags", 1)[1],
+                      re.MULTILINE)
+    assert rows == [(name, name.replace("-", "_")) for name in TAGS]

@@ -204,11 +204,12 @@ def _context(found: list[dict], filled: dict) -> str:
             read = "; ".join(f"{s['what']} as recorded by decision {s['decision']} ({s['state']})"
                              for s in context["sources"])
             parts.append(f"<p class='note'>Read from {e(read)}.</p>")
-    parts.append(_keep("<h3>Risk assessment, pre-filled</h3>" + f"<p class='decides'>{e(filled['note'])}</p>" +
-                       _table(("Question", "Suggested answer", "Why"), [
-                           (e(q["question"]), f"<strong>{e(q['answer'])}</strong>",
-                            "<ul class='why'>" + "".join(f"<li>{e(w)}</li>" for w in q["why"]) + "</ul>")
-                           for q in filled["questions"]], widths=(30, 27, 43)), len(filled["questions"])))
+    # Long (a page's height in print): its rows are not cut, and its heading stays with them.
+    parts.append("<h3>Risk assessment, pre-filled</h3>" + f"<p class='decides'>{e(filled['note'])}</p>" +
+                 _table(("Question", "Suggested answer", "Why"), [
+                     (e(q["question"]), f"<strong>{e(q['answer'])}</strong>",
+                      "<ul class='why'>" + "".join(f"<li>{e(w)}</li>" for w in q["why"]) + "</ul>")
+                     for q in filled["questions"]], widths=(30, 27, 43)))
     parts.append("<p class='note'>The tags are documented in the README (Dataset privacy tags). A manifest blob "
                  "inside the container is not read: the app holds no data-plane role.</p>")
     return "".join(parts)
@@ -378,7 +379,7 @@ def _evidence_tables(evidence: dict, full: dict | None) -> str:
              e(", ".join(map(str, c.get("AuthenticationTypes") or []))), _n(c.get("Blobs")),
              e(human_size(_num(c.get("Bytes")))) if c.get("Bytes") is not None else "", _n(c.get("Requests")),
              _time(c.get("FirstRead")), _time(c.get("LastRead"))) for c in ranked[:TOP_ROWS]],
-            widths=(20, 14, 8, 11, 11, 18, 18), numeric=(2, 3, 4)))
+            widths=(18, 17, 8, 11, 11, 17.5, 17.5), numeric=(2, 3, 4)))
         parts.append(_more(len(callers), "callers"))
         objects = evidence.get("sampled_objects")
         if isinstance(objects, list) and objects:
@@ -561,7 +562,8 @@ footer{margin-top:2.5rem;color:var(--muted);font-size:.8rem;border-top:1px solid
 body{max-width:none;margin:0;padding:0;font-size:9.5pt;line-height:1.35}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 h1{font-size:15pt}h2{font-size:12pt;margin-top:1.2rem}h3{font-size:10.5pt}
-h2,h3{break-after:avoid;page-break-after:avoid}
+h2,h3,.decides{break-after:avoid;page-break-after:avoid}
+footer{margin-top:1rem}
 table{font-size:8pt;break-inside:auto}
 thead{display:table-header-group}
 tr,.clock,.lede p,.decides,.facts{break-inside:avoid;page-break-inside:avoid}

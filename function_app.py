@@ -124,3 +124,30 @@ def exemptions(req: func.HttpRequest) -> func.HttpResponse:
     from containment.operate.http_api import respond
 
     return respond(req, "exemptions")
+
+
+@app.function_name("incidents")
+@app.route(route="incidents", methods=["GET"])
+def incidents(req: func.HttpRequest) -> func.HttpResponse:
+    """The incidents with a record in a time range (?since=&until=, ISO 8601; default the last 7 days)."""
+    from containment.operate.http_api import respond
+
+    return respond(req, "incidents")
+
+
+@app.function_name("incident")
+@app.route(route="incidents/{incident}", methods=["GET"])
+def incident(req: func.HttpRequest) -> func.HttpResponse:
+    """One incident: what it is, where it stands, its Article 33 clock, what waits for whom."""
+    from containment.operate.http_api import respond
+
+    return respond(req, "incident")
+
+
+@app.function_name("incident_decision")
+@app.route(route="incidents/{incident}/{verb}", methods=["POST"])
+def incident_decision(req: func.HttpRequest) -> func.HttpResponse:
+    """A person assesses (Article 33/34), closes, merges or splits an incident."""
+    from containment.operate.http_api import respond
+
+    return respond(req, "incident-decision")

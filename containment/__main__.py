@@ -50,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     report = commands.add_parser("incident-report", parents=[ledger], help="one incident as a self-contained HTML page")
     report.add_argument("incident")
-    report.add_argument("--since", type=_instant, default=None)
-    report.add_argument("--until", type=_instant, default=None)
     report.add_argument("--out", type=Path, required=True)
     exemptions = commands.add_parser("exemptions", parents=[ledger], help="list the exemptions in the ledger (they "
                                      "change only through the authenticated HTTP API)")
@@ -108,7 +106,7 @@ def _ledger_command(args, ledgers) -> int:
     if args.command == "export":
         return export_command(args.what, args.since, args.until, args.format, ledgers)
     if args.command == "incident-report":
-        return incident_report_command(args.incident, args.since, args.until, args.out, ledgers)
+        return incident_report_command(args.incident, args.out, ledgers)
     return exemptions_command(ledgers)
 
 

@@ -136,7 +136,7 @@ param containmentBreakGlassPerHour string = '10'
 @description('CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: how long a role assignment an event names is read again while ARM does not show it yet.')
 param containmentRoleAssignmentWaitSeconds string = '4'
 
-@description('CONTAINMENT_INCIDENT_WINDOW_HOURS: decisions about one resource each within this long of the previous one form one incident.')
+@description('CONTAINMENT_INCIDENT_WINDOW_HOURS: a finding joins the incident one of its signs (the identity that caused it, the resource, the storage account) was last seen in within this long, if that incident was detected at most 72 hours before.')
 param containmentIncidentWindowHours string = '24'
 
 @allowed(['deny-by-default', 'disable-public-network-access'])

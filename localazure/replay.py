@@ -123,8 +123,7 @@ class Replayer:
                 days = sorted({r.decided_at[:10] for r in records if r.decided_at})
                 incidents = incidents_between(
                     app_runtime.ledger, datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc),
-                    datetime.fromisoformat(days[-1]).replace(tzinfo=timezone.utc) + timedelta(days=1),
-                    timedelta(hours=app_runtime.settings.incident_window_hours)) if days else []
+                    datetime.fromisoformat(days[-1]).replace(tzinfo=timezone.utc) + timedelta(days=1)) if days else []
             finally:
                 clock.set_source(None)
                 runtime.reset()

@@ -12,6 +12,8 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
 | budget   | `budget`                     | `containment`, `held`       | actions taken in the last hour (blast radius); when the last hold was notified |
 | notification failure | `notification-failure` | `<decision key>` | a notification that could not be published |
+| incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`) | which incident a finding with this sign joins, since when, last seen (containment.record.correlation) |
+| incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -61,7 +63,7 @@ MAX_STRING_UNITS = 32 * 1024
 # 450 bytes) are given this much of the entity; the record gets the rest.
 _KEYS_AND_MARKERS = 4 * 1024
 _JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules",
-                "full_evidence")
+                "full_evidence", "incident_update")
 # Bounded by construction and read without the blob (the key, what was decided, when):
 # these never move out of the entity.
 _KEPT = ("key", "outcome", "mode", "decided_at", "recorded_at")
@@ -78,6 +80,7 @@ GENESIS = "0" * 64  # the previous hash of a chain's first record
 RECORD_HASH = "record_hash"
 _LINK = ("chain", "sequence", "previous_hash", RECORD_HASH)
 HEAD = "head"
+SIGNS = "incident-sign"
 # Appending loses only to another instance appending to the same chain in between; each loss
 # reads the head again, so this many in a row is contention nobody should see.
 _APPEND_ATTEMPTS = 50
@@ -171,6 +174,24 @@ def record_hash(entity: dict[str, Any]) -> str:
     (keys sorted, no spaces, ASCII). A by-day copy hashes as its decision does."""
     canonical = {name: value for name, value in entity.items() if name not in ("PartitionKey", "RowKey", RECORD_HASH)}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def sign_row(sign: str) -> str:
+    """A sign as a RowKey: readable where Table keys allow it ('/' as '|'), else its digest."""
+    row = sign.lower().replace("/", "|")
+    if len(row) > 500 or any(c in row for c in "\\#?") or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in row):
+        return "sha256 " + hashlib.sha256(sign.encode("utf-8", "replace")).hexdigest()
+    return row
+
+
+def incident_partition(incident: str) -> str:
+    return "incident " + incident
+
+
+def incidents_named(record: DecisionRecord) -> list[str]:
+    """The incidents a record belongs in: its own, and the one a merge or split takes records from."""
+    named = [record.incident, record.incident_update.get("from")]
+    return [incident for incident in dict.fromkeys(named) if isinstance(incident, str) and incident]
 
 
 def chain_of(key: str) -> int:
@@ -319,6 +340,10 @@ class Ledger:
         self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
             self.keep_pending(record)
+        for incident in incidents_named(record):
+            self.table.upsert_entity({"PartitionKey": incident_partition(incident),
+                                      "RowKey": f"{record.recorded_at} {record.key}",
+                                      "key": record.key, "resource_id": record.resource_id})
         return record
 
     def keep_pending(self, record: DecisionRecord) -> None:
@@ -496,6 +521,68 @@ class Ledger:
     def notification_failures(self) -> list[dict]:
         return [{"decision": e["RowKey"], "resource_id": e["resource_id"], "reason": e["reason"]}
                 for e in self.table.query_entities("PartitionKey eq 'notification-failure'")]
+
+    # -- incidents: the signs that correlate findings, and each incident's records ------------
+    def incident_signs(self, signs: list[str]) -> dict[str, dict]:
+        """The entries of these signs that exist: sign -> {incident, opened_at, last_at, etag}
+        (one query of one partition)."""
+        if not signs:
+            return {}
+        rows = {sign_row(sign): sign for sign in signs}
+        names = {f"r{n}": row for n, row in enumerate(rows)}
+        # The SDK reads a parameter's name up to a space: the brackets stand apart.
+        query = f"PartitionKey eq '{SIGNS}' and ( {' or '.join(f'RowKey eq @{name}' for name in names)} )"
+        return {rows[e["RowKey"]]: {"incident": e["incident"], "opened_at": e["opened_at"], "last_at": e["last_at"],
+                                    "etag": e.metadata["etag"]}
+                for e in self.table.query_entities(query, parameters=names)}
+
+    def mark_incident_signs(self, signs: list[str], seen: dict[str, dict], incident: str, opened_at: str,
+                            at: str) -> bool:
+        """Point every sign at the incident, as last seen `at`, in one transaction that holds
+        only if no sign changed since `seen` was read (and none seen absent appeared): False
+        if one did, for the caller to read again."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError
+
+        operations = []
+        for sign in signs:
+            entity = {"PartitionKey": SIGNS, "RowKey": sign_row(sign), "sign": sign, "incident": incident,
+                      "opened_at": opened_at, "last_at": max(at, seen.get(sign, {}).get("last_at", ""))}
+            if sign in seen:
+                operations.append(("update", entity, {"mode": "replace", "etag": seen[sign]["etag"],
+                                                      "match_condition": MatchConditions.IfNotModified}))
+            else:
+                operations.append(("create", entity))
+        try:
+            self.table.submit_transaction(operations)
+        except TableTransactionError:
+            return False
+        return True
+
+    def forget_incident_signs(self, incident: str) -> int:
+        """Delete the signs that lead to the incident (it closed: nothing joins it again)."""
+        gone = 0
+        for entity in self.table.query_entities(f"PartitionKey eq '{SIGNS}' and incident eq @i",
+                                                parameters={"i": incident}):
+            self.table.delete_entity(SIGNS, entity["RowKey"])
+            gone += 1
+        return gone
+
+    def repoint_incident_signs(self, source: str, target: str) -> None:
+        """Signs that led to a merged incident lead to the one it was merged into."""
+        for entity in self.table.query_entities(f"PartitionKey eq '{SIGNS}' and incident eq @i",
+                                                parameters={"i": source}):
+            self.table.upsert_entity({**entity, "incident": target}, mode="merge")
+
+    def incident_records(self, incident: str) -> list[DecisionRecord]:
+        """Every record written with this incident, or naming it (a merge from it, a split of
+        it), in the order written."""
+        found = []
+        for pointer in self.table.query_entities("PartitionKey eq @p", parameters={"p": incident_partition(incident)}):
+            record = self.find(pointer["resource_id"], pointer["key"])
+            if record is not None:
+                found.append(record)
+        return sorted(found, key=lambda r: r.recorded_at)
 
     # -- what waits for approval ------------------------------------------------------------
     def pending(self) -> list[dict]:

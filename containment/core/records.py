@@ -17,7 +17,11 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
 # Keys the app makes itself (egress windows, the sweep, rejected messages, refused operator
 # requests, failures): an event ID the sender chose must never land on one of them and
 # pre-empt that decision.
-_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|sha256-)", re.IGNORECASE)
+_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|incident-|sha256-)", re.IGNORECASE)
+# What people do, accepted or refused: approvals, denials and expiries, releases, exemptions,
+# break-glass, refused requests, and their decisions about incidents. The actor of such a
+# record is the operator, never the cause of what it is about.
+OPERATOR_OPERATIONS = ("approval", "release", "exemption", "break-glass", "operator-request", "incident")
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
 
@@ -84,6 +88,12 @@ class DecisionRecord:
     event_time: str | None = None
     decided_at: str | None = None
     contained_at: str | None = None
+    # The breach this decision belongs to (containment.record.correlation): the same ID on every
+    # record of it, across resources; None where nothing was found.
+    incident: str | None = None
+    # What a person decided about an incident itself (operation "incident"): an Article 33
+    # assessment, its closure, or a merge or split (containment.operate.incidents).
+    incident_update: dict = field(default_factory=dict)
     recorded_at: str = ""  # ns since the epoch, zero-padded, when written: orders the ledger
 
     @property

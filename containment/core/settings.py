@@ -349,7 +349,9 @@ SETTINGS: tuple[Setting, ...] = (
             "how long a role assignment an event names is read again while ARM does not show it yet (a new "
             "assignment can take seconds to be readable) before it is taken as gone"),
     Setting("CONTAINMENT_INCIDENT_WINDOW_HOURS", "incident_window_hours", "24", _positive(float, "hours > 0"),
-            "decisions about one resource each within this long of the previous one form one incident"),
+            ("a finding joins the incident one of its signs (the identity that caused it, the resource, "
+             "the storage account) was last seen in within this long, if that incident was detected at most "
+             "72 hours before")),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
             _choice("deny-by-default", "disable-public-network-access"),
             "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "

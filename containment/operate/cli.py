@@ -26,10 +26,6 @@ def _range(since: datetime | None, until: datetime | None) -> tuple[datetime, da
     return since or until - timedelta(days=7), until
 
 
-def _incidents(runtime: Runtime, start: datetime, end: datetime) -> list:
-    return export.incidents_between(runtime.ledger, start, end, timedelta(hours=runtime.settings.incident_window_hours))
-
-
 def export_command(what: str, since: datetime | None, until: datetime | None, fmt: str,
                    ledgers: Ledgers | None = None) -> int:
     runtimes = _read(ledgers).values()
@@ -39,18 +35,17 @@ def export_command(what: str, since: datetime | None, until: datetime | None, fm
         sys.stdout.write(export.as_jsonl([r.as_output() for r in records]) if fmt == "jsonl"
                          else export.decisions_csv(records))
     else:
-        summaries = [i.summary(clock.now()) for runtime in runtimes for i in _incidents(runtime, start, end)]
+        summaries = [i.summary(clock.now()) for runtime in runtimes
+                     for i in export.incidents_between(runtime.ledger, start, end)]
         sys.stdout.write(export.as_jsonl(summaries) if fmt == "jsonl" else export.incidents_csv(summaries))
     return 0
 
 
-def incident_report_command(incident_id: str, since: datetime | None, until: datetime | None, out: Path,
-                            ledgers: Ledgers | None = None) -> int:
-    start, end = _range(since, until)
+def incident_report_command(incident_id: str, out: Path, ledgers: Ledgers | None = None) -> int:
     found = {name: incident for name, runtime in _read(ledgers).items()
-             for incident in _incidents(runtime, start, end) if incident.id == incident_id}
+             if (incident := export.read_incident(runtime.ledger, incident_id)) is not None}
     if not found:
-        print(f"no incident {incident_id} between {start.isoformat()} and {end.isoformat()}", file=sys.stderr)
+        print(f"no incident {incident_id} in the ledger", file=sys.stderr)
         return 1
     if len(found) > 1:  # scenarios of the demo ledger that replay one incident in different ways
         print(f"incident {incident_id} is in the ledgers of {len(found)} scenarios: name one with --scenario "
@@ -58,7 +53,8 @@ def incident_report_command(incident_id: str, since: datetime | None, until: dat
         return 2
     [incident] = found.values()
     out.write_text(export.incident_html(incident, clock.now()))
-    print(f"incident report: {out}", file=sys.stderr)
+    merged = f" (merged into {incident.id})" if incident.id != incident_id else ""
+    print(f"incident report{merged}: {out}", file=sys.stderr)
     return 0
 
 

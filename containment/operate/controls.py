@@ -425,6 +425,7 @@ def release(runtime: Runtime, body: Any, who: Principal, second: Principal | Non
         key=f"{record.key}.released", resource_id=record.resource_id, outcome="", mode=runtime.settings.mode,
         reason="", event_id=record.event_id, operation="release", releases=record.key, actor=who.as_actor(),
         findings=record.findings, rules=record.rules, severity=record.severity, decided_at=clock.iso(),
+        incident=record.incident,
     )
     why = "; ".join(part for part in (
         f"released by {operator}{f', confirmed by {second.name}' if second else ''}: what decision {record.key} "

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from containment.adapters.runtime import current
-from containment.operate import controls, principal
+from containment.operate import controls, incidents, principal
 
 log = logging.getLogger("containment")
 
@@ -18,10 +18,10 @@ def required_role(what: str, method: str) -> str | None:
     """The app role an operator route asks of its caller (containment.operate.principal);
     None where it depends on what is settled (an approval, or a second operator's
     confirmation, which asks the role of the request it confirms: controls._settle)."""
-    if what == "pending" or (what == "exemptions" and method == "GET"):
+    if what in ("pending", "incidents", "incident") or (what == "exemptions" and method == "GET"):
         return principal.READ
-    return {"approve": None, "deny": None, "contain": principal.BREAK_GLASS,
-            "release": principal.RELEASE, "exemptions": principal.EXEMPT}[what]
+    return {"approve": None, "deny": None, "contain": principal.BREAK_GLASS, "release": principal.RELEASE,
+            "exemptions": principal.EXEMPT, "incident-decision": principal.ASSESS}[what]
 
 
 def respond(req: Any, what: str):
@@ -62,6 +62,13 @@ def _named(req: Any, body: Any) -> Any:
 def _dispatch(runtime, req, what: str, body: Any, who: principal.Principal) -> tuple[int, dict]:
     if what == "pending":
         return controls.list_pending(runtime)
+    if what == "incidents":
+        return incidents.list_incidents(runtime, req.params.get("since"), req.params.get("until"))
+    if what == "incident":
+        return incidents.show(runtime, req.route_params.get("incident", ""))
+    if what == "incident-decision":
+        return incidents.decide(runtime, req.route_params.get("incident", ""), req.route_params.get("verb", ""),
+                                body, who)
     if what in ("approve", "deny"):
         return getattr(controls, what)(runtime, req.route_params.get("key", ""), who)
     if what == "contain":

@@ -30,7 +30,7 @@ def follow_up(runtime: Runtime, original: DecisionRecord, suffix: str, actor: di
         key=f"{original.key}.{suffix}", resource_id=original.resource_id, outcome="", mode=runtime.settings.mode,
         reason="", event_id=original.event_id, operation="approval", actor=actor,
         findings=original.findings, rules=original.rules, severity=original.severity,
-        event_time=original.event_time, decided_at=clock.iso(),
+        event_time=original.event_time, decided_at=clock.iso(), incident=original.incident,
     )
 
 

@@ -12,6 +12,7 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.records import ContainmentRequest, DecisionRecord
 from containment.plan.decisions import CONTAIN, Decision, exempting, recorded
+from containment.record.correlation import assign
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
@@ -47,6 +48,7 @@ def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
 
     A claim left un-queued by a crash is queued by the next delivery; a request queued
     twice is harmless, as the containment worker acts once per claim."""
+    decision = assign(runtime, decision)
     fresh, claim = runtime.ledger.claim(decision)
     if not fresh and claim.state != "new":
         return None
@@ -57,9 +59,9 @@ def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
 
 
 def record_once(runtime: Runtime, record: DecisionRecord, provisional: bool = False) -> DecisionRecord | None:
-    """Write the record unless one with its key exists (a redelivery); the record if written.
+    """Write the record, in its incident, unless one with its key exists (a redelivery); the record if written.
     A provisional record is replaced by the first final one (Ledger.write)."""
-    written = runtime.ledger.write(record, provisional)
+    written = runtime.ledger.write(assign(runtime, record), provisional)
     if written is not None:
         notify(runtime, written)
         log.info("%s %s: %s", written.outcome, written.resource_id or "(no resource)", written.reason)

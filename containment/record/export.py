@@ -3,16 +3,15 @@ time range as JSON Lines or CSV, and one incident as a self-contained HTML repor
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
 from datetime import datetime, timedelta, timezone
 
 from containment.adapters.ledger import Ledger
-from containment.core.ids import short
 from containment.core.records import DecisionRecord
-from containment.record.incidents import Incident, group
+from containment.record import report
+from containment.record.incidents import Incident, effective_incidents, group
 
 CSV_FIELDS = ("key", "decided_at", "resource_id", "outcome", "mode", "severity", "rules", "actions",
               "awaiting_approval", "actor", "operation", "event_id", "event_time", "contained_at", "reason")
@@ -32,8 +31,36 @@ def _iso(text: str | None) -> str:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat() if text else ""
 
 
-def incidents_between(ledger: Ledger, start: datetime, end: datetime, window: timedelta) -> list[Incident]:
-    return group(decisions_between(ledger, start, end), window)
+def incidents_between(ledger: Ledger, start: datetime, end: datetime) -> list[Incident]:
+    """Every incident with a record in [start, end), each whole (its records outside the range too)."""
+    merged_into, split_to = effective_incidents(records := decisions_between(ledger, start, end))
+    named = dict.fromkeys(split_to.get(r.key, r.incident) for r in records if r.incident)
+    found: dict[str, Incident] = {}
+    for incident_id in named:
+        incident = read_incident(ledger, incident_id)
+        if incident is not None:
+            found.setdefault(incident.id, incident)
+    return sorted(found.values(), key=lambda i: (i.detected_at, i.id))
+
+
+def read_incident(ledger: Ledger, incident_id: str) -> Incident | None:
+    """One incident, whole: its records, and those of the incidents merged into it or split
+    from it (the ledger keeps a merge or split record in both); the incident it was merged
+    into, where it was."""
+    records: dict[tuple[str, str], DecisionRecord] = {}
+    todo, seen = [incident_id], set()
+    while todo:
+        current = todo.pop()
+        if not current or current in seen:
+            continue
+        seen.add(current)
+        for record in ledger.incident_records(current):
+            records[((record.resource_id or "").lower(), record.key)] = record
+            if record.operation == "incident":
+                todo += [record.incident_update.get("from"), record.incident]
+    incidents = group(list(records.values()))
+    return next((i for i in incidents if i.id == incident_id), None) or next(
+        (i for i in incidents if incident_id in i.merged), None)
 
 
 # An instant as records and incidents hold one: events' times (up to seven fractional digits),
@@ -94,68 +121,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1b1f24;
-line-height:1.45}h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid
-#d0d7de;padding-bottom:.3rem}.clock{padding:.8rem 1rem;border-radius:6px;margin:1rem 0;font-weight:600}
-.clock.due{background:#ffebe9;border:1px solid #ff8182}.clock.ok{background:#fff8c5;border:1px solid #d4a72c}
-table{border-collapse:collapse;width:100%;font-size:.9rem;table-layout:fixed}th,td{border:1px solid #d0d7de;
-padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th:last-child{width:32%}th{background:#f6f8fa}.outcome{font-weight:600}.contained{color:#1a7f37}
-.failed,.pending-approval{color:#cf222e}.would-contain,.reported,.exempt{color:#9a6700}code,pre{font-family:
-ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.8rem}pre{background:#f6f8fa;padding:.6rem;overflow:auto;
-max-height:24rem}details{margin:.3rem 0}dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}
-dt{font-weight:600}footer{margin-top:2rem;color:#57606a;font-size:.8rem}
-"""
-
-
 def incident_html(incident: Incident, now: datetime) -> str:
-    """A self-contained page: nothing loaded from anywhere, readable printed or archived."""
-    summary = incident.summary(now)
-    e = html.escape
-    hours = summary["gdpr_hours_left"]
-    clock = (f"GDPR Article 33: notify the supervisory authority by {e(summary['gdpr_deadline'])} "
-             f"({'overdue by ' + str(-hours) if hours < 0 else str(hours)} hours{' left' if hours >= 0 else ''}), "
-             "72 hours after detection, unless the breach is unlikely to result in a risk to individuals.")
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Incident {e(incident.id)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>Incident {e(incident.id)}: {e(short(incident.resource_id))}</h1>",
-        f"<div class='clock {'due' if hours < 24 else 'ok'}'>{clock}</div>",
-        "<dl>",
-        *(f"<dt>{e(label)}</dt><dd>{e(str(value))}</dd>" for label, value in (
-            ("Resource", incident.resource_id), ("Status", summary["status"]), ("Severity", summary["severity"]),
-            ("Detected", summary["detected_at"]), ("Contained", summary["contained_at"] or "not contained"),
-            ("Rules", ", ".join(summary["rules"])), ("People and identities involved", ", ".join(summary["actors"])),
-        )),
-        "</dl><h2>Timeline</h2><table><tr><th>decided at</th><th>outcome</th><th>what</th><th>actions</th>"
-        "<th>who</th><th>why</th></tr>",
-    ]
-    for record in incident.decisions:
-        who = record.actor.get("name") or record.actor.get("object_id") or ""
-        held = [a["action"] for a in record.awaiting_approval]
-        if record.outcome == "pending-approval":
-            actions = f"{', '.join(held)} (waits for approval)"
-        else:
-            actions = ", ".join(record.actions) + (f" (held for approval: {', '.join(held)})" if held else "")
-        parts.append(f"<tr><td>{e(record.decided_at or '')}</td><td class='outcome {e(record.outcome)}'>"
-                     f"{e(record.outcome)}</td><td>{e(record.operation or '')}</td><td>{e(actions)}</td>"
-                     f"<td>{e(who)}</td><td>{e(record.reason)}</td></tr>")
-    parts.append("</table><h2>Findings and evidence</h2>")
-    shown = set()
-    for record in incident.decisions:
-        for finding in record.findings:
-            if (finding["rule"], finding["summary"]) in shown:
-                continue  # an approval or release carries the findings it settles
-            shown.add((finding["rule"], finding["summary"]))
-            parts.append(f"<p><strong>{e(finding['rule'])}</strong> ({e(finding['severity'])}): "
-                         f"{e(finding['summary'])}</p><details><summary>evidence</summary>"
-                         f"<pre>{e(json.dumps(finding['evidence'], indent=2, default=str))}</pre></details>")
-    parts.append("<h2>State before and after each action</h2>")
-    for record in incident.decisions:
-        for label, states in (("before", record.before), ("after", record.after)):
-            for resource_id, body in states.items():
-                parts.append(f"<details><summary>{e(record.key)}: {label}, {e(short(resource_id))}</summary>"
-                             f"<pre>{e(json.dumps(body, indent=2, default=str))}</pre></details>")
-    parts.append(f"<footer>Generated {e(now.isoformat())} from the decision ledger; every line above is a "
-                 "decision record as stored.</footer></body></html>")
-    return "\n".join(parts)
+    """A self-contained page: nothing loaded from anywhere, readable printed or archived
+    (containment.record.report)."""
+    return report.render(incident, now)

@@ -1,97 +1,225 @@
-"""Incidents: the decisions about one resource that belong together, with the GDPR clock.
+"""Incidents: one breach each, the records that belong to it, and its Article 33 clock.
 
-Derived from the ledger, never stored apart from it, so an incident can never disagree
-with its evidence. Decisions about the same resource that found something, each within
-CONTAINMENT_INCIDENT_WINDOW_HOURS of the previous one, form one incident. Article 33 gives
-72 hours from becoming aware of a personal-data breach to notify the supervisory
-authority: every view of an incident shows that deadline, counted from detection.
+Which incident a finding belongs to is decided once, when it is recorded
+(containment.record.correlation), and kept on the record (`incident`). What an incident is
+now (its resources, status, assessment, what still waits for whom) is derived here from its
+records, never stored apart from them, so an incident can never disagree with its evidence.
+
+GDPR Art. 33(1): notify the supervisory authority within 72 hours of becoming aware of a
+personal-data breach, unless it is unlikely to result in a risk to people; Art. 33(5):
+document every breach either way. The clock runs from the first detection and stops when
+the assessment records the authority notified, or the breach assessed not notifiable.
+Art. 34(1): where the breach is likely to result in a high risk, the people concerned are
+informed without undue delay, so a high-risk assessment asks that too.
+
+Status: open (found, nothing contained) -> partly-contained (contained, something still
+waits for a person) -> contained -> assessed -> closed; `released` where a person undid the
+containment and nothing contained it again.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from containment.core.records import DecisionRecord
+from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 
 GDPR_NOTIFICATION = timedelta(hours=72)
-# Outcomes that say something was found; compliant, ignored and rejected decisions are not incidents.
-FOUND = ("contained", "would-contain", "pending-approval", "reported", "exempt", "failed")
+SETTLED = (".approved", ".denied", ".expired")
+SEVERITIES = ("low", "medium", "high", "critical")
 
 
-def _at(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _who(actor: dict) -> str:
+    return str(actor.get("name") or actor.get("object_id") or actor.get("app_id") or "")
 
 
 @dataclass
 class Incident:
     id: str
-    resource_id: str
     decisions: list[DecisionRecord] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # incidents merged into this one
 
+    # -- what it is about ------------------------------------------------------------------
+    @property
+    def findings(self) -> list[DecisionRecord]:
+        """The records that found something (not a person's update of the incident)."""
+        return [r for r in self.decisions if r.findings and r.operation != "incident"]
+
+    @property
+    def resources(self) -> list[str]:
+        seen: dict[str, str] = {}
+        for record in self.findings:
+            for rid in [record.resource_id] + [f.get("resource_id") or "" for f in record.findings]:
+                if rid and rid.lower() not in seen:
+                    seen[rid.lower()] = rid
+        return list(seen.values())
+
+    @property
+    def resource_id(self) -> str:
+        """The first resource found: what the incident is named after."""
+        return (self.resources or [""])[0]
+
+    @property
+    def actors(self) -> list[str]:
+        """Who caused it: the identities whose changes events reported, and egress callers."""
+        names: list[str] = []
+        for record in self.findings:
+            if record.event_id and record.operation not in OPERATOR_OPERATIONS and _who(record.actor):
+                names.append(_who(record.actor))
+            for finding in record.findings:
+                names += [str(c["Caller"]) for c in (finding.get("evidence") or {}).get("callers") or []
+                          if isinstance(c, dict) and c.get("Caller")]
+        return list(dict.fromkeys(names))
+
+    @property
+    def operators(self) -> list[str]:
+        """Who decided: the people who approved, released, contained by hand or assessed."""
+        return list(dict.fromkeys(_who(r.actor) for r in self.decisions
+                                  if r.operation in OPERATOR_OPERATIONS and _who(r.actor)))
+
+    @property
+    def severity(self) -> str | None:
+        return max((r.severity for r in self.findings if r.severity), key=SEVERITIES.index, default=None)
+
+    # -- the clock -------------------------------------------------------------------------
     @property
     def detected_at(self) -> datetime:
-        first = self.decisions[0]
-        return _at(first.event_time) or _at(first.decided_at)
-
-    @property
-    def contained_at(self) -> datetime | None:
-        times = [_at(r.contained_at) for r in self.decisions if r.outcome == "contained" and r.operation != "release"]
-        return min((t for t in times if t), default=None)
+        first = (self.findings or self.decisions)[0]
+        return min(parse_time(r.event_time) or parse_time(r.decided_at) for r in (self.findings or [first]))
 
     @property
     def gdpr_deadline(self) -> datetime:
         return self.detected_at + GDPR_NOTIFICATION
 
+    def _updates(self, kind: str) -> list[DecisionRecord]:
+        return [r for r in self.decisions if r.operation == "incident" and r.incident_update.get("kind") == kind]
+
+    @property
+    def assessment(self) -> dict | None:
+        """The latest assessment, with who made it and when."""
+        latest = (self._updates("assessment") or [None])[-1]
+        if latest is None:
+            return None
+        return {**{k: v for k, v in latest.incident_update.items() if k != "kind"},
+                "decided_by": {"id": latest.actor.get("object_id"), "name": latest.actor.get("name")},
+                "decided_at": latest.decided_at, "decision": latest.key}
+
+    @property
+    def clock_stopped_at(self) -> datetime | None:
+        """When the authority was notified, or the breach assessed not notifiable."""
+        assessment = self.assessment
+        if assessment is None:
+            return None
+        if assessment.get("notifiable"):
+            return parse_time(assessment.get("notified_at"))
+        return parse_time(assessment["decided_at"])
+
+    def hours_left(self, now: datetime) -> float | None:
+        """Hours to the Art. 33 deadline (negative: overdue); None once the clock stopped."""
+        if self.clock_stopped_at is not None:
+            return None
+        return round((self.gdpr_deadline - now).total_seconds() / 3600, 1)
+
+    @property
+    def article_34(self) -> str | None:
+        """What Art. 34 asks, where the assessment says high risk: None where it asks nothing."""
+        assessment = self.assessment
+        if not assessment or not assessment.get("high_risk"):
+            return None
+        if assessment.get("data_subjects_informed_at"):
+            return f"the people concerned were informed at {assessment['data_subjects_informed_at']}"
+        if assessment.get("data_subjects_not_informed_because"):
+            return f"the people concerned are not informed: {assessment['data_subjects_not_informed_because']}"
+        return "high risk: inform the people concerned without undue delay (GDPR Art. 34(1))"
+
+    # -- where it stands ---------------------------------------------------------------------
+    @property
+    def waiting(self) -> list[dict]:
+        """What waits for a person, and for whom: held actions nobody approved, denied or let expire."""
+        keys = {r.key for r in self.decisions}
+        waiting = []
+        for record in self.decisions:
+            steps = record.awaiting_approval if record.outcome == "pending-approval" or record.awaiting_approval else []
+            if not steps or any(record.key + suffix in keys for suffix in SETTLED):
+                continue
+            for step in steps:
+                waiting.append({"action": step["action"], "target": step["target"], "decision": record.key,
+                                "waits_for": "second operator" if record.key.startswith("second-") else "approval",
+                                "since": record.decided_at})
+        return waiting
+
+    @property
+    def contained_at(self) -> datetime | None:
+        times = [parse_time(r.contained_at) for r in self.decisions if r.outcome == "contained" and r.operation != "release"]
+        return min((t for t in times if t), default=None)
+
     @property
     def status(self) -> str:
+        if self._updates("closure"):
+            return "closed"
+        if self.assessment is not None:
+            return "assessed"
         last_release = max((i for i, r in enumerate(self.decisions) if r.operation == "release"), default=-1)
-        contained_after = any(r.outcome == "contained" and r.operation != "release"
-                              for r in self.decisions[last_release + 1:])
-        if contained_after:
-            return "contained"
+        contained = any(r.outcome == "contained" and r.operation != "release" for r in self.decisions[last_release + 1:])
+        if contained:
+            return "partly-contained" if self.waiting else "contained"
         return "released" if last_release >= 0 else "open"
 
-    @property
-    def actors(self) -> list[str]:
-        names = []
-        for record in self.decisions:
-            name = record.actor.get("name") or record.actor.get("object_id") or record.actor.get("app_id")
-            if name and name not in names:
-                names.append(name)
-        return names
-
     def summary(self, now: datetime) -> dict:
-        left = self.gdpr_deadline - now
+        left = self.hours_left(now)
+        stopped = self.clock_stopped_at
         return {
-            "incident": self.id, "resource_id": self.resource_id, "status": self.status,
-            "detected_at": self.detected_at.isoformat(), "contained_at": self.contained_at.isoformat()
-            if self.contained_at else None, "gdpr_deadline": self.gdpr_deadline.isoformat(),
-            "gdpr_hours_left": round(left.total_seconds() / 3600, 1), "actors": self.actors,
-            "rules": sorted({rule for r in self.decisions for rule in r.rules}),
-            "severity": max((r.severity for r in self.decisions if r.severity),
-                            key=("low", "medium", "high", "critical").index, default=None),
+            "incident": self.id, "resource_id": self.resource_id, "resources": self.resources, "status": self.status,
+            "severity": self.severity, "detected_at": self.detected_at.isoformat(),
+            "contained_at": self.contained_at.isoformat() if self.contained_at else None,
+            "gdpr_deadline": self.gdpr_deadline.isoformat(), "gdpr_hours_left": left,
+            "clock_stopped_at": stopped.isoformat() if stopped else None,
+            "assessment": self.assessment, "article_34": self.article_34, "waiting": self.waiting,
+            "actors": self.actors, "operators": self.operators, "merged": self.merged,
+            "rules": sorted({rule for r in self.findings for rule in r.rules}),
             "decisions": [r.key for r in self.decisions],
         }
 
 
-def group(records: list[DecisionRecord], window: timedelta) -> list[Incident]:
-    """Incidents from decisions in the order written."""
-    incidents: list[Incident] = []
-    open_by_resource: dict[str, Incident] = {}
-    for record in sorted(records, key=lambda r: (r.decided_at or "", r.recorded_at)):
-        if record.outcome not in FOUND and record.operation not in ("approval", "release"):
+def effective_incidents(records: list[DecisionRecord]) -> tuple[dict[str, str], dict[str, str]]:
+    """(merged incident -> the one it went into, decision key -> incident it was split into),
+    from the people's merge and split records."""
+    merged_into, split_to = {}, {}
+    for record in sorted(records, key=lambda r: r.recorded_at):
+        update = record.incident_update
+        if record.operation != "incident" or not record.incident:
             continue
-        key = (record.resource_id or "").lower()
-        current = open_by_resource.get(key)
-        if current is not None and _at(record.decided_at) - _at(current.decisions[-1].decided_at) <= window:
-            current.decisions.append(record)
+        if update.get("kind") == "merge" and update.get("from"):
+            merged_into[update["from"]] = record.incident
+        elif update.get("kind") == "split":
+            for key in update.get("decisions", []):
+                split_to[key] = record.incident
+    return merged_into, split_to
+
+
+def group(records: list[DecisionRecord]) -> list[Incident]:
+    """The incidents these records belong to, as the people's merges and splits leave them,
+    each with its records in the order written; earliest first."""
+    merged_into, split_to = effective_incidents(records)
+
+    def resolve(incident: str) -> str:
+        seen = set()
+        while incident in merged_into and incident not in seen:  # a merge cycle stops where it closes
+            seen.add(incident)
+            incident = merged_into[incident]
+        return incident
+
+    incidents: dict[str, Incident] = {}
+    for record in sorted(records, key=lambda r: r.recorded_at):
+        named = split_to.get(record.key, record.incident) if record.operation != "incident" else record.incident
+        if not named:
             continue
-        if record.operation in ("approval", "release") and current is not None:
-            current.decisions.append(record)  # a person settles an incident whenever they get to it
-            continue
-        digest = hashlib.sha256(f"{key} {record.decided_at}".encode()).hexdigest()[:12]
-        incident = Incident(f"inc-{(record.decided_at or '')[:10]}-{digest}", record.resource_id, [record])
-        incidents.append(incident)
-        open_by_resource[key] = incident
-    return incidents
+        incident = incidents.setdefault(resolve(named), Incident(resolve(named)))
+        incident.decisions.append(record)
+    for source, target in merged_into.items():
+        if resolve(target) in incidents and source not in incidents[resolve(target)].merged:
+            incidents[resolve(target)].merged.append(source)
+    return sorted(incidents.values(), key=lambda i: (i.detected_at, i.id))

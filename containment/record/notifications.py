@@ -8,21 +8,18 @@ from __future__ import annotations
 import logging
 
 from containment.adapters.runtime import Runtime
-from containment.core.records import DecisionRecord
+from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 
 log = logging.getLogger("containment")
 SOURCE = "/synthetic-data-containment"
 NOTIFIED = ("contained", "pending-approval", "failed")
 
 
-# What people do, accepted or refused, is notified whatever its outcome: approvals, denials
-# and expiries, releases, exemptions added and removed, break-glass, refused requests.
-OPERATOR_ACTS = ("approval", "release", "exemption", "break-glass", "operator-request")
 
 
 def worth_notifying(record: DecisionRecord) -> bool:
     # An exposure of the app's own deployment is reported, never contained: only a person will act on it.
-    return (record.outcome in NOTIFIED or record.operation in OPERATOR_ACTS or bool(record.awaiting_approval)
+    return (record.outcome in NOTIFIED or record.operation in OPERATOR_OPERATIONS  # what people do, accepted or refused or bool(record.awaiting_approval)
             or (record.outcome == "reported" and record.own_deployment))
 
 

@@ -14,7 +14,7 @@ import pytest
 from localazure.shared import REPO_ROOT
 
 SCENARIOS = REPO_ROOT / "scenarios"
-REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id"}
+REQUIRED = {"resource_id", "outcome", "actions", "mode", "event_id", "incident"}
 EXPECTED = {
     "account-opened-up.json": ["contained"],
     "foreign-subscription-rejected.json": ["rejected"],
@@ -45,6 +45,8 @@ EXPECTED = {
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["pending-approval", "reported", "contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],
+    "incident-one-identity-three-accounts.json": ["contained", "contained", "contained", "reported"],
+    "incident-two-people-hours-apart.json": ["contained", "contained"],
 }
 
 
@@ -82,6 +84,10 @@ def test_each_scenario_ends_as_expected(bundled):
         assert [r["outcome"] for r in records] == EXPECTED[name], name
         for record in records:
             assert REQUIRED <= set(record), (name, record)
+            # SCENARIOS.md: null where the decision is no finding.
+            assert (record["incident"] is None) == (record["outcome"] in ("compliant", "ignored", "rejected")
+                                                    or not record["findings"] and record["operation"] != "incident"), (
+                name, record)
 
 
 def test_final_state_shows_the_containment(bundled):
@@ -96,6 +102,16 @@ def test_final_state_shows_the_containment(bundled):
     nsg, added = [rid for rid in final_state if "/securityrules/" not in rid.lower()], [
         rid for rid in final_state if rid.lower().endswith("/securityrules/deny-untrusted-allow-https")]
     assert len(final_state[nsg[0]]["properties"]["securityRules"]) == 102 and final_state[added[0]] is None
+
+
+def test_one_breach_is_one_incident_and_two_unrelated_are_two(bundled):
+    outputs, _ = bundled
+    records, _ = outputs["incident-one-identity-three-accounts.json"]
+    *burst, assessed = records
+    assert len({r["resource_id"] for r in burst}) == 3 and {r["incident"] for r in records} == {burst[0]["incident"]}
+    assert assessed["incident_update"]["kind"] == "assessment" and assessed["actor"]["name"] == "dpo@contoso.example"
+    records, _ = outputs["incident-two-people-hours-apart.json"]
+    assert len({r["incident"] for r in records}) == 2
 
 
 def test_the_timeline_goes_to_stderr(bundled):

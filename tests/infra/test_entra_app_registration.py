@@ -31,6 +31,7 @@ ROLES = {
     "Containment.Release": ["User"],
     "Containment.Exempt": ["User"],
     "Containment.BreakGlass": ["User"],
+    "Containment.Assess": ["User"],
 }
 
 
@@ -48,7 +49,7 @@ hook = load_hook()
 # What the registration declares
 # ---------------------------------------------------------------------------------------
 
-def test_the_registration_declares_exactly_the_five_operator_roles():
+def test_the_registration_declares_exactly_the_six_operator_roles():
     roles = MANIFEST["appRoles"]
     assert [r["value"] for r in roles] == list(ROLES)
     assert len({r["id"] for r in roles}) == len(roles), "app role IDs must be unique"

@@ -30,7 +30,8 @@ def test_the_app_declares_its_triggers():
                         "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "drift_sweep": "timerTrigger",
                         "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
-                        "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger"}
+                        "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger",
+                        "incidents": "httpTrigger", "incident": "httpTrigger", "incident_decision": "httpTrigger"}
 
 
 def test_operator_endpoints_need_a_function_key_at_least():

@@ -1,0 +1,150 @@
+"""The Article 33 workflow through the HTTP functions: a person with Containment.Assess
+assesses, closes, merges and splits incidents, each on the record; the clock stops."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from containment.core import clock
+from tests.helpers import arm_bodies as b
+from tests.helpers.events import ANALYST, CONTAINER_WRITE, write_event
+from tests.helpers.operators import operator
+
+DPO = operator("dpo@contoso.example", "d0d0d0d0-1111-4222-8333-444455556666", roles=("Containment.Assess",
+                                                                                     "Containment.Read"))
+READER = operator("reader@contoso.example", "a1a1a1a1-1111-4222-8333-444455556666", roles=("Containment.Read",))
+START = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+
+
+def http(method: str, route: str, body=None, headers=DPO):
+    import function_app
+    from localazure.functions_host import call_http
+
+    response = call_http(function_app.app, method, route, body, headers)
+    return response.status_code, json.loads(response.get_body())
+
+
+@pytest.fixture
+def moment():
+    def set_to(when: datetime):
+        clock.set_source(lambda: when)
+    yield set_to
+    clock.set_source(None)
+
+
+def exposed(app, emulator, moment, account="synthtrain01", actor=ANALYST, at=START) -> str:
+    owner = b.storage_account(account)
+    public = b.container(owner["id"], "training", "Container")
+    emulator.seed([owner, public])
+    moment(at)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE, actor=actor, time=clock.iso(at)))
+    app.drain()
+    return [r for r in app.records() if r.resource_id == public["id"]][-1].incident
+
+
+NOTIFIED = {"notifiable": True, "high_risk": False, "notified_at": "2026-11-25T09:00:00Z", "reference": "DPA-2026-117",
+            "reason": "personal-data source, no differential-privacy guarantee"}
+
+
+def test_an_assessment_stops_the_clock_and_is_on_the_record(app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = exposed(app, emulator, moment)
+    moment(START + timedelta(hours=80))
+    status, before = http("GET", f"incidents/{incident}", headers=READER)
+    assert status == 200 and before["status"] == "contained" and before["gdpr_hours_left"] == -8.0  # overdue
+    status, answer = http("POST", f"incidents/{incident}/assess", NOTIFIED)
+    assert status == 200 and answer["status"] == "assessed"
+    status, after = http("GET", f"incidents/{incident}", headers=READER)
+    assert after["gdpr_hours_left"] is None and after["clock_stopped_at"].startswith("2026-11-25T09:00:00")
+    assert after["assessment"]["reference"] == "DPA-2026-117" and after["operators"] == ["dpo@contoso.example"]
+    [assessed] = [r for r in app.records() if r.operation == "incident"]
+    assert (assessed.incident, assessed.actor["name"], assessed.incident_update["kind"]) == (
+        incident, "dpo@contoso.example", "assessment")
+    assert "DPA-2026-117" in assessed.reason
+
+
+@pytest.mark.parametrize("body, named", [
+    ({**NOTIFIED, "notified_at": None}, "notified_at: required"),
+    ({**NOTIFIED, "reference": ""}, "reference: text"),
+    ({"notifiable": False, "high_risk": True, "reason": "r"}, "high_risk: a breach likely to result in a high risk"),
+    ({"notifiable": False, "high_risk": False}, "reason: required"),
+    ({**NOTIFIED, "notified_at": "2027-01-01T00:00:00Z"}, "is in the future"),
+    ({**NOTIFIED, "notified_at": "2026-11-25T09:00:00"}, "has no time zone"),
+    ({**NOTIFIED, "data_subjects_informed_at": "2026-11-25T09:00:00Z"}, "only when high_risk"),
+    ({**NOTIFIED, "severity": "low"}, "unknown fields: severity"),
+])
+def test_an_assessment_that_does_not_hold_together_is_refused_naming_what(app, emulator, moment, body, named):
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = exposed(app, emulator, moment)
+    moment(START + timedelta(days=2))
+    status, answer = http("POST", f"incidents/{incident}/assess", {k: v for k, v in body.items() if v is not None})
+    assert status == 400 and named in answer["error"]
+    [refused] = [r for r in app.records() if r.operation == "operator-request"]
+    assert refused.outcome == "rejected" and named in refused.reason
+
+
+def test_only_the_assess_role_and_never_who_caused_it(app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = exposed(app, emulator, moment)
+    status, answer = http("POST", f"incidents/{incident}/assess", NOTIFIED, headers=READER)
+    assert status == 403 and "Containment.Assess" in answer["error"]
+    culprit = operator("dana@contoso.example", ANALYST, roles=("Containment.Assess",))
+    status, answer = http("POST", f"incidents/{incident}/assess", NOTIFIED, headers=culprit)
+    assert status == 403 and "separation of duties" in answer["error"]
+    assert not [r for r in app.records() if r.operation == "incident"]
+
+
+def test_close_needs_an_assessment_and_a_closed_incident_takes_no_new_finding(app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = exposed(app, emulator, moment)
+    status, answer = http("POST", f"incidents/{incident}/close", {"reason": "fixed"})
+    assert status == 409 and "Art. 33(5)" in answer["error"]
+    http("POST", f"incidents/{incident}/assess", {"notifiable": False, "high_risk": False,
+                                                  "reason": "dp-epsilon 0.5 and no personal-data source"})
+    status, answer = http("POST", f"incidents/{incident}/close", {"reason": "contained within minutes"})
+    assert status == 200 and answer["status"] == "closed"
+    again = exposed(app, emulator, moment, at=START + timedelta(hours=2))  # same account, same person
+    assert again != incident
+    status, _ = http("POST", f"incidents/{incident}/assess", NOTIFIED)
+    assert status == 409
+
+
+def test_high_risk_keeps_it_open_until_article_34_is_answered(app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = exposed(app, emulator, moment)
+    moment(START + timedelta(days=1))
+    http("POST", f"incidents/{incident}/assess", {**NOTIFIED, "high_risk": True})
+    status, answer = http("POST", f"incidents/{incident}/close", {"reason": "r"})
+    assert status == 409 and "Art. 34" in answer["error"]
+    http("POST", f"incidents/{incident}/assess", {**NOTIFIED, "high_risk": True,
+                                                  "data_subjects_informed_at": "2026-11-25T08:00:00Z"})
+    assert http("POST", f"incidents/{incident}/close", {"reason": "r"})[0] == 200
+
+
+def test_merge_and_split_are_recorded_and_the_views_follow(app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    first = exposed(app, emulator, moment, "synthmergea", "0a0a0a0a-0000-4000-8000-00000000000a")
+    second = exposed(app, emulator, moment, "synthmergeb", "0b0b0b0b-0000-4000-8000-00000000000b",
+                     START + timedelta(hours=3))
+    assert first != second
+    status, answer = http("POST", f"incidents/{second}/merge", {"into": first, "reason": "the same leaked pipeline"})
+    assert status == 200 and answer["incident"] == first
+    status, merged = http("GET", f"incidents/{first}", headers=READER)
+    assert len(merged["resources"]) == 2 and merged["merged"] == [second]
+    status, answer = http("GET", f"incidents/{second}", headers=READER)
+    assert status == 409 and answer["incident"] == first
+    # A later finding by the second person joins the incident it was merged into.
+    third = exposed(app, emulator, moment, "synthmergec", "0b0b0b0b-0000-4000-8000-00000000000b",
+                    START + timedelta(hours=4))
+    assert third == first
+
+    moved = [r.key for r in app.records() if r.resource_id.endswith("synthmergec/blobServices/default/containers/training")
+             and r.incident]
+    status, answer = http("POST", f"incidents/{first}/split", {"decisions": moved, "reason": "unrelated after all"})
+    assert status == 200 and answer["incident"] != first
+    status, split = http("GET", f"incidents/{answer['incident']}", headers=READER)
+    assert len(split["resources"]) == 1 and split["resources"][0].endswith("synthmergec/blobServices/default/containers/training")
+    status, listed = http("GET", "incidents?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z", headers=READER)
+    assert sorted(i["incident"] for i in listed["incidents"]) == sorted([first, answer["incident"]])

@@ -1,0 +1,187 @@
+"""One breach, one incident: findings correlated across resources by who caused them, what
+they are about and when; the Article 33 clock and the workflow read back from the records."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from containment.core import clock
+from containment.core.records import DecisionRecord
+from containment.record.correlation import joins, signs_of
+from containment.record.incidents import group
+from tests.helpers import arm_bodies as b
+from tests.helpers.events import CONTAINER_WRITE, write_event
+
+FINDING = {"rule": "storage_container_public", "severity": "high", "resource_id": "", "summary": "s", "evidence": {}}
+
+
+def record(key, at, incident="inc-1", outcome="contained", operation=None, **fields):
+    return DecisionRecord(**{"key": key, "resource_id": b.storage_account()["id"], "outcome": outcome,
+                             "mode": "enforce", "reason": "r", "decided_at": at, "event_time": at,
+                             "operation": operation, "incident": incident, "findings": [FINDING],
+                             "recorded_at": at, **fields})
+
+
+def update(key, at, kind, incident="inc-1", **fields):
+    return record(key, at, incident, outcome="reported", operation="incident", findings=[],
+                  actor={"object_id": "dpo-1", "name": "Dee P. O."}, incident_update={"kind": kind, **fields})
+
+
+def at(hours: float) -> str:
+    return (datetime(2026, 11, 24, 10, tzinfo=timezone.utc) + timedelta(hours=hours)).isoformat()
+
+
+# -- the incident as its records leave it ------------------------------------------------------
+def test_the_clock_runs_from_detection_and_stops_at_an_assessment():
+    contained = record("a", at(0), contained_at=at(0.01), actor={"object_id": "x", "name": "Dana"}, event_id="e1")
+    [incident] = group([contained])
+    assert incident.status == "contained" and incident.actors == ["Dana"] and incident.operators == []
+    assert incident.gdpr_deadline == datetime(2026, 11, 27, 10, tzinfo=timezone.utc)
+    assert incident.hours_left(datetime(2026, 11, 28, 10, tzinfo=timezone.utc)) == -24.0  # overdue
+
+    notified = update("a.assessed", at(30), "assessment", notifiable=True, notified_at=at(29), reference="DPA-7",
+                      reason="personal-data source, no DP guarantee", high_risk=False)
+    [incident] = group([contained, notified])
+    assert incident.status == "assessed" and incident.clock_stopped_at == datetime.fromisoformat(at(29))
+    assert incident.hours_left(datetime(2026, 12, 9, tzinfo=timezone.utc)) is None  # stopped: never overdue again
+    assert incident.operators == ["Dee P. O."] and incident.assessment["reference"] == "DPA-7"
+
+    not_notifiable = update("a.assessed-2", at(31), "assessment", notifiable=False, high_risk=False,
+                            reason="epsilon 0.5, no personal-data source")
+    [incident] = group([contained, notified, not_notifiable])
+    assert incident.assessment["notifiable"] is False and incident.clock_stopped_at == datetime.fromisoformat(at(31))
+    [incident] = group([contained, not_notifiable, update("a.closed", at(40), "closure", reason="done")])
+    assert incident.status == "closed"
+
+
+def test_high_risk_asks_article_34_until_the_people_are_informed():
+    contained = record("a", at(0), contained_at=at(0.01))
+    high = update("a.assessed", at(2), "assessment", notifiable=True, notified_at=at(1), reference="r", reason="r",
+                  high_risk=True)
+    [incident] = group([contained, high])
+    assert "Art. 34(1)" in incident.article_34
+    informed = update("a.assessed-2", at(3), "assessment", notifiable=True, notified_at=at(1), reference="r",
+                      reason="r", high_risk=True, data_subjects_informed_at=at(3))
+    [incident] = group([contained, high, informed])
+    assert incident.article_34 == f"the people concerned were informed at {at(3)}"
+
+
+def test_contained_while_a_key_rotation_waits_is_partly_contained_and_says_for_whom():
+    locked = record("egress-1", at(0), contained_at=at(0.01), awaiting_approval=[
+        {"action": "rotate_account_keys", "target": b.storage_account()["id"]}])
+    [incident] = group([locked])
+    assert incident.status == "partly-contained"
+    assert [(w["action"], w["waits_for"]) for w in incident.waiting] == [("rotate_account_keys", "approval")]
+    approved = record("egress-1.approved", at(1), operation="approval", contained_at=at(1.01),
+                      actor={"name": "sec-oncall"})
+    [incident] = group([locked, approved])
+    assert incident.status == "contained" and incident.waiting == [] and incident.operators == ["sec-oncall"]
+
+
+def test_a_release_after_containment_marks_the_incident_released():
+    [incident] = group([record("a", at(0), contained_at=at(0.01)),
+                        record("a.released", at(5), outcome="reported", operation="release",
+                               actor={"name": "sec-oncall"})])
+    assert incident.status == "released" and incident.operators == ["sec-oncall"]
+
+
+def test_merge_and_split_are_people_s_decisions_the_grouping_follows():
+    a, c = record("a", at(0)), record("c", at(1), incident="inc-2")
+    merge = update("m", at(2), "merge", incident="inc-1", **{"from": "inc-2"})
+    [incident] = group([a, c, merge])
+    assert incident.id == "inc-1" and [r.key for r in incident.decisions] == ["a", "c", "m"]
+    assert incident.merged == ["inc-2"]
+    split = update("s", at(3), "split", incident="inc-3", decisions=["c"], **{"from": "inc-1"})
+    first, second = group([a, c, merge, split])
+    assert (first.id, [r.key for r in first.decisions]) == ("inc-1", ["a", "m"])
+    assert (second.id, [r.key for r in second.decisions]) == ("inc-3", ["c", "s"])
+
+
+def test_a_finding_joins_only_within_the_window_and_the_72_hours():
+    sign = {"incident": "inc-1", "opened_at": at(0), "last_at": at(60)}
+    window = timedelta(hours=24)
+    assert joins(sign, datetime.fromisoformat(at(71)), window)
+    assert not joins(sign, datetime.fromisoformat(at(73)), window)  # its clock ran out: a new incident
+    assert not joins({**sign, "last_at": at(0)}, datetime.fromisoformat(at(25)), window)
+
+
+def test_the_operator_is_never_a_sign_only_the_cause_is():
+    by_person = record("bg", at(0), operation="break-glass", event_id=None, actor={"object_id": "OnCall"})
+    assert not any(s.startswith("identity") for s in signs_of(by_person))
+    caused = record("e", at(0), event_id="e", actor={"object_id": "Dana-OID"})
+    account = b.storage_account()["id"].lower()
+    assert signs_of(caused) == ["identity dana-oid", f"resource {account}", f"dataset {account}"]
+    egress = record("w", at(0), operation="egress", findings=[{**FINDING, "evidence": {"callers": [
+        {"Caller": "203.0.113.7"}, {"Caller": "A1B2"}]}}])
+    assert signs_of(egress)[:2] == ["identity 203.0.113.7", "identity a1b2"]
+
+
+# -- correlation as the app does it, in the ledger ----------------------------------------------
+@pytest.fixture
+def at_time():
+    def set_to(moment: datetime):
+        clock.set_source(lambda: moment)
+    yield set_to
+    clock.set_source(None)
+
+
+def expose(app, emulator, account: str, actor: str, moment: datetime, at_time, container="training"):
+    owner = b.storage_account(account)
+    public = b.container(owner["id"], container, "Container")
+    emulator.seed([owner, public])
+    at_time(moment)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE, actor=actor, time=clock.iso(moment)))
+    app.drain()
+
+
+def test_one_actor_opening_three_accounts_in_minutes_is_one_incident(app, emulator, at_time):
+    app.configure(CONTAINMENT_MODE="enforce")
+    start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    for n, account in enumerate(("synthburst01", "synthburst02", "synthburst03")):
+        expose(app, emulator, account, "0a0a0a0a-0000-4000-8000-000000000001", start + timedelta(minutes=2 * n), at_time)
+    records = app.records()
+    assert [r.outcome for r in records] == ["contained"] * 3
+    assert len({r.incident for r in records}) == 1
+    [incident] = group(records)
+    assert len(incident.resources) == 3 and incident.detected_at == start
+
+
+def test_two_unrelated_exposures_hours_apart_by_different_people_are_two_incidents(app, emulator, at_time):
+    app.configure(CONTAINMENT_MODE="enforce")
+    start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    expose(app, emulator, "synthteama", "0a0a0a0a-0000-4000-8000-00000000000a", start, at_time)
+    expose(app, emulator, "synthteamb", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=3), at_time)
+    first, second = group(app.records())
+    assert first.id != second.id and first.resources != second.resources
+
+
+def test_the_same_dataset_again_within_the_window_is_the_same_breach(app, emulator, at_time):
+    """A second container of the same account opened by someone else an hour later."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    expose(app, emulator, "synthshared", "0a0a0a0a-0000-4000-8000-00000000000a", start, at_time)
+    expose(app, emulator, "synthshared", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=1), at_time,
+           container="validation")
+    assert len({r.incident for r in app.records()}) == 1
+
+
+def test_a_finding_after_72_hours_opens_a_new_incident_with_a_clock_of_its_own(app, emulator, at_time):
+    app.configure(CONTAINMENT_MODE="enforce")
+    start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    actor = "0a0a0a0a-0000-4000-8000-00000000000a"
+    for hours in (0, 20, 40, 60, 80):  # each within 24 hours of the last, the last past the first's 72
+        expose(app, emulator, f"synthlong{hours:02d}", actor, start + timedelta(hours=hours), at_time)
+    incidents = [r.incident for r in app.records()]
+    assert incidents[:4] == [incidents[0]] * 4 and incidents[4] != incidents[0]
+
+
+def test_what_finds_nothing_has_no_incident_and_a_redelivery_keeps_its_own(app, emulator, at_time):
+    app.configure(CONTAINMENT_MODE="enforce")
+    owner = b.storage_account("synthquiet")
+    private = b.container(owner["id"], "training", "None")
+    emulator.seed([owner, private])
+    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    app.deliver(write_event(private["id"], CONTAINER_WRITE))
+    [compliant] = app.records()
+    assert compliant.outcome == "compliant" and compliant.incident is None

@@ -76,14 +76,24 @@ def timestamp(moment: datetime | str) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# A record's evidence: ARM bodies and what the rules found, exported as ARM and the app wrote them.
+_EVIDENCE = ("before", "after", "findings", "full_evidence")
+
+
 def _exported(row: dict) -> dict:
-    """A decision or incident with its own times in the one form. The evidence inside it (ARM
-    bodies, log rows, findings) is left as the service and the app wrote it."""
-    return {name: timestamp(value) if _is_instant(value) else value for name, value in row.items()}
+    """A decision or incident with its own times in the one form, nested ones too (an incident's
+    assessment, what waits since when); its evidence as written."""
+    return {name: value if name in _EVIDENCE else _times(value) for name, value in row.items()}
 
 
-def _is_instant(value) -> bool:
-    return isinstance(value, datetime) or (isinstance(value, str) and _INSTANT.fullmatch(value) is not None)
+def _times(value):
+    if isinstance(value, dict):
+        return {name: _times(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_times(item) for item in value]
+    if isinstance(value, datetime) or (isinstance(value, str) and _INSTANT.fullmatch(value)):
+        return timestamp(value)
+    return value
 
 
 def as_jsonl(rows: list[dict]) -> str:

@@ -108,5 +108,8 @@ def test_times_are_cut_to_the_second_and_nothing_else_is_taken_for_a_time():
     assert timestamp("2026-11-24T10:00:05.9999999Z") == "2026-11-24T10:00:05Z"  # cut: --since it includes it
     assert timestamp("2026-11-24T11:00:05.5+01:00") == timestamp(datetime(2026, 11, 24, 10, 0, 5, tzinfo=timezone.utc))
     row = {"key": "egress-20261124T1400-754c", "reason": "public since 2026-11-24T10:00:05Z", "event_id": "20261124T1400",
-           "decided_at": "2026-11-24T10:00:05.000000Z", "findings": [{"first_read": "2026-11-24T10:00:05.000000Z"}]}
-    assert json.loads(as_jsonl([row])) == {**row, "decided_at": "2026-11-24T10:00:05Z"}
+           "decided_at": "2026-11-24T10:00:05.000000Z", "findings": [{"first_read": "2026-11-24T10:00:05.000000Z"}],
+           "before": {"x": {"properties": {"creationTime": "2026-11-20T08:00:00.1234567Z"}}},
+           "assessment": {"notified_at": "2026-11-24T12:00:00+00:00"}, "waiting": [{"since": "2026-11-24T10:00:05Z"}]}
+    assert json.loads(as_jsonl([row])) == {**row, "decided_at": "2026-11-24T10:00:05Z",  # evidence as written
+                                           "assessment": {"notified_at": "2026-11-24T12:00:00Z"}}

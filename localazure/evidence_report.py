@@ -26,9 +26,11 @@ def source(record: DecisionRecord) -> str | None:
         return f"Found by the drift sweep at {record.decided_at}"
     if "roles" in record.actor:  # an operator as the platform presents one (operate.principal)
         who = record.actor.get("name") or record.actor.get("object_id")
-        what = f" ({record.operation})" if record.operation not in (None, "operator-request") else ""
+        what = record.operation if record.operation != "operator-request" else None
+        if what == "incident" and record.incident_update.get("kind"):  # an assessment, a closure, a merge, a split
+            what = f"incident {record.incident_update['kind']}"
         about = f", about event `{record.event_id}`" if record.event_id else ""
-        return f"Operator request{what} by {who}{about}"
+        return f"Operator request{f' ({what})' if what else ''} by {who}{about}"
     if record.event_id:
         return f"Event: `{record.event_id}` ({record.operation or 'n/a'}), at {record.event_time or 'n/a'}"
     return None

@@ -30,6 +30,8 @@ def test_a_persons_request_names_the_person_and_the_event_it_settles():
         operation="break-glass", actor=OPERATOR)
     assert "- Operator request by second-oncall@contoso.example" in lines(  # refused before it was understood
         operation="operator-request", outcome="rejected", actor=OPERATOR)
+    assert "- Operator request (incident assessment) by second-oncall@contoso.example" in lines(
+        operation="incident", incident_update={"kind": "assessment"}, actor=OPERATOR)
 
 
 def test_the_scan_and_the_sweep_are_named_and_a_record_without_a_source_gets_no_line():

@@ -9,7 +9,7 @@ why (its cause: the error, its volatile parts removed, cause_of):
 - its first occurrence writes a `failed` record and notifies, as any failure does;
 - each repetition while it persists writes no record: it counts on the ledger's repetition
   entity (how often, first and last time). Records are immutable and chained, so the count
-  lives beside the record, never in it;
+  lives beside the record, never in it; exports join them (exported);
 - the next run that gets through the scope without failing writes one `reported` record
   saying it works again, after how many occurrences between when and when, and the
   repetition closes: the same failure after that is a new record. A different cause in the
@@ -27,7 +27,7 @@ import re
 from dataclasses import replace
 from functools import cached_property
 
-from containment.adapters.ledger import Repetition
+from containment.adapters.ledger import Ledger, Repetition
 from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.records import DecisionRecord
@@ -120,3 +120,17 @@ class Repeats:
                 return written
         raise RuntimeError(f"{self.operation}: closing {repetition.key} is contended beyond {_ATTEMPTS} attempts")
 
+
+def exported(ledger: Ledger, records: list[DecisionRecord]) -> list[dict]:
+    """The records as exports show them: a failure that repeated with how often it happened
+    (`repeated`, its first time included), the last time (`last_repeated_at`) and when it
+    recovered (`recovered_at`, null while it persists)."""
+    rows = []
+    for record in records:
+        row = record.as_output()
+        repetition = ledger.repetition(record.key) if record.outcome == "failed" else None
+        if repetition is not None:
+            row.update(repeated=repetition.count, last_repeated_at=repetition.last_at,
+                       recovered_at=repetition.recovered_at)
+        rows.append(row)
+    return rows

@@ -1,10 +1,13 @@
 """A failure that repeats is one record, counted beside it: whatever the instances, whatever
-the request IDs and times in the error. Real Azurite, the real
+the request IDs and times in the error, and in what exports show. Real Azurite, the real
 Table clients, the egress scan as the timer runs it."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -69,3 +72,23 @@ def test_the_cause_leaves_out_request_ids_and_times(app):
     assert "ResourceNotFound" in cause_of(first) and "RequestId:" in cause_of(first)
     assert cause_of(error(lambda: table.create_entity({"PartitionKey": "bad", "RowKey": "a/b"}))) != cause_of(first)
 
+
+def test_exports_show_how_often_a_failure_repeated_and_when_it_recovered(app, at, capsys):
+    from containment.detect.egress_scan import run_egress_scan
+    from containment.operate.cli import export_command
+
+    for minutes in (0, 5, 10):
+        at(NOW + timedelta(minutes=minutes))
+        run_egress_scan(app.runtime)
+    app.configure(CONTAINMENT_LOG_WORKSPACE_ID="4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a")  # the emulator's logs answer
+    at(NOW + timedelta(minutes=15))
+    run_egress_scan(app.runtime)
+    since, until = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    assert export_command("decisions", since, until, "jsonl") == 0
+    failed, works_again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (failed["outcome"], failed["repeated"], failed["last_repeated_at"], failed["recovered_at"]) == (
+        "failed", 3, clock.iso(NOW + timedelta(minutes=10)), clock.iso(NOW + timedelta(minutes=15)))
+    assert works_again["key"] == f"{failed['key']}.recovered" and "repeated" not in works_again
+    export_command("decisions", since, until, "csv")
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["repeated"], r["recovered_at"]) for r in rows] == [("3", failed["recovered_at"]), ("", "")]

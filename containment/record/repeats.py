@@ -82,16 +82,16 @@ class Repeats:
             latest = ledger.latest_repetition(failure)
             if latest is not None and latest.open:
                 if ledger.update_repetition(replace(latest, count=latest.count + 1, last_at=now)):
-                    log.warning("%s: %s failed again as recorded in %s (%d times since %s)", self.operation,
-                                scope or "(the operation)", latest.key, latest.count + 1, latest.first_at)
+                    log.warning("%s failed again%s as recorded in %s (%d times since %s)", self.operation,
+                                f" for {scope}" if scope else "", latest.key, latest.count + 1, latest.first_at)
                     return written
                 continue
             started = Repetition(failure, latest.occurrence + 1 if latest else 1, self.operation, scope,
                                  record.resource_id, cause, 1, now, now)
             # The record first: an occurrence counted is one whose record exists.
             written = record_once(self.runtime, replace(
-                record, key=started.key, reason=f"{record.reason}; repetitions until it works again are counted "
-                                                "on this record, not recorded or notified again")) or written
+                record, key=started.key, reason=f"{record.reason}; until it works again, repetitions are counted "
+                                                "for this record, not recorded or notified again")) or written
             if ledger.start_repetition(started):
                 self._started.setdefault(scope, {})[started.key] = started
                 return written
@@ -115,7 +115,8 @@ class Repeats:
                                     decided_at=now)
             # Recorded before the repetition closes, so a crash leaves it open, to close on the next run.
             written = record_once(self.runtime, recorded(record, recovered(
-                self.operation, current.scope, current.key, current.cause, current.count, current.first_at, current.last_at))) or written
+                self.operation, current.scope, current.key, current.cause, current.count, current.first_at,
+                current.last_at))) or written
             if ledger.update_repetition(replace(current, recovered_at=now, recovery=record.key)):
                 return written
         raise RuntimeError(f"{self.operation}: closing {repetition.key} is contended beyond {_ATTEMPTS} attempts")

@@ -9,7 +9,7 @@ from pathlib import Path
 from containment.adapters.runtime import current
 from containment.core import clock
 from containment.operate import controls
-from containment.record import export
+from containment.record import export, repeats
 from containment.record.verify import verify
 
 
@@ -22,9 +22,8 @@ def export_command(what: str, since: datetime | None, until: datetime | None, fm
     runtime = current()
     start, end = _range(since, until)
     if what == "decisions":
-        records = export.decisions_between(runtime.ledger, start, end)
-        sys.stdout.write(export.as_jsonl([r.as_output() for r in records]) if fmt == "jsonl"
-                         else export.decisions_csv(records))
+        rows = repeats.exported(runtime.ledger, export.decisions_between(runtime.ledger, start, end))
+        sys.stdout.write(export.as_jsonl(rows) if fmt == "jsonl" else export.decisions_csv(rows))
     else:
         summaries = [i.summary(clock.now()) for i in export.incidents_between(runtime.ledger, start, end)]
         sys.stdout.write(export.as_jsonl(summaries) if fmt == "jsonl" else export.incidents_csv(summaries))

@@ -250,11 +250,11 @@ def contain_requests(bench: Bench, run: int) -> Run:
     messages = take_messages(bench.runtime.queue, 2)
 
     def check(bench: Bench, answers: list) -> None:
-        for container, key in zip(containers, keys):
-            record = bench.runtime.ledger.find(container["id"], key)
-            access = bench.stack.emulator.get(container["id"])["properties"]["publicAccess"]
+        for body, key in zip(containers, keys):
+            record = bench.runtime.ledger.find(body["id"], key)
+            access = bench.stack.emulator.get(body["id"])["properties"]["publicAccess"]
             if record is None or record.outcome != "contained" or access != "None":
-                raise RuntimeError(f"{container['id']} was not contained and recorded "
+                raise RuntimeError(f"{body['id']} was not contained and recorded "
                                    f"(record {record and record.outcome}, publicAccess {access})")
         for message in messages:  # the invocations succeeded: the host deletes the messages
             bench.runtime.queue.delete_message(message)

@@ -220,11 +220,15 @@ class PureScan:
         def read(clients, account_id):
             return self.accounts[account_id.text.lower()]
 
-        runtime = SimpleNamespace(settings=self.settings, clients=None)
+        # An empty ledger: no earlier incident on an account, no failure open.
+        runtime = SimpleNamespace(settings=self.settings, clients=None,
+                                  ledger=SimpleNamespace(for_resource=lambda account_id: [],
+                                                         open_repetitions=lambda operation: []))
         stub = SimpleNamespace(read=read, ResourceGone=arm.ResourceGone)
+        run = egress_scan.ScanRun(egress_scan.Repeats(runtime, egress_scan.OPERATION, "egress"))
         with mock.patch.object(egress_scan, "arm", stub), \
                 mock.patch.object(egress_scan, "conclude", lambda runtime, record, decision, state: (record, decision)):
-            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline, {})
+            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline, run)
 
 
 def traced(run, *args):

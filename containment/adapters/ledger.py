@@ -14,6 +14,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | notification failure | `notification-failure` | `<decision key>` | a notification that could not be published |
 | incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`) | which incident a finding with this sign joins, since when, last seen (containment.record.correlation) |
 | incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
+| repetition | `repetition`            | `<failure> <10^6 - occurrence>` | how often a failure that repeats happened since its record, first and last, and when it recovered |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -21,6 +22,12 @@ Grid redelivers it and however many instances handle it at once. A claim is keye
 event and the resource together, as the decision is: an event ID is the sender's to choose,
 and one reused for another resource must not inherit the first one's claim. Resource IDs
 are lower-cased and '/' becomes '|' (Table keys may not hold '/').
+
+A repetition counts a failure that repeats (containment.record.repeats). A failure is one
+operation's, in one scope, of one cause: `<namespace>-failing-<digest>`. Each time it starts
+(the first time, and again after it recovered) is an occurrence: one `failed` record, keyed
+`<failure>-<occurrence>`, and one repetition entity that counts it until it recovers. Rows
+count the occurrences down from 10^6, so a failure's latest is the first row of its range.
 
 A record that a Table entity cannot hold keeps its largest fields in one blob of the
 evidence container (CONTAINMENT_EVIDENCE_CONTAINER), `<decision key>/<sha256>.json`, which
@@ -44,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -239,6 +247,55 @@ class _Head:
         if self.etag is None:
             return "create", head
         return "update", head, {"mode": "replace", "etag": self.etag, "match_condition": MatchConditions.IfNotModified}
+
+
+REPETITION = "repetition"
+# Rows count a failure's occurrences down from here, so its latest occurrence sorts first.
+_OCCURRENCES = 10 ** 6
+_REPEATED = re.compile(r"^(?P<failure>[a-z]+-failing-[0-9a-f]+)-(?P<occurrence>[1-9][0-9]{0,5})$")
+
+
+def _repetition_row(failure: str, occurrence: int) -> str:
+    return f"{failure} {_OCCURRENCES - occurrence:07d}"
+
+
+@dataclass(frozen=True)
+class Repetition:
+    """One occurrence of a failure that repeats (containment.record.repeats): `count` times
+    (its record's included) from `first_at` to `last_at`; once what failed works again, when
+    (`recovered_at`) and which record says so (`recovery`)."""
+
+    failure: str  # `<namespace>-failing-<digest>`: one operation, scope and cause
+    occurrence: int  # 1, and one more each time it starts again after it recovered
+    operation: str
+    scope: str
+    resource_id: str
+    cause: str
+    count: int
+    first_at: str
+    last_at: str
+    recovered_at: str | None = None
+    recovery: str | None = None
+    etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The key of the record this occurrence wrote."""
+        return f"{self.failure}-{self.occurrence}"
+
+    @property
+    def open(self) -> bool:
+        return self.recovered_at is None
+
+    def entity(self) -> dict[str, Any]:
+        values = {name: value for name, value in asdict(self).items() if name != "etag" and value is not None}
+        return {**values, "open": self.open, "PartitionKey": REPETITION,
+                "RowKey": _repetition_row(self.failure, self.occurrence)}
+
+    @classmethod
+    def of(cls, entity: dict[str, Any]) -> Repetition:
+        return cls(**{name: entity.get(name) for name in cls.__dataclass_fields__ if name != "etag"},
+                   etag=entity.metadata["etag"])
 
 
 class Ledger:
@@ -753,6 +810,57 @@ class Ledger:
             return self.table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)["etag"]
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             return None
+
+    # -- repetitions: how often a failure that repeats happened ------------------------------
+    def latest_repetition(self, failure: str) -> Repetition | None:
+        """The failure's latest occurrence (one row: they sort newest first), or None."""
+        rows = self.table.query_entities("PartitionKey eq @p and RowKey gt @after and RowKey lt @until",
+                                         parameters={"p": REPETITION, "after": failure + " ", "until": failure + "!"},
+                                         results_per_page=1)
+        latest = next(iter(rows), None)
+        return None if latest is None else Repetition.of(latest)
+
+    def repetition(self, key: str) -> Repetition | None:
+        """The occurrence whose record has this key, or None (not a repeating failure's record)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        named = _REPEATED.match(key)
+        if named is None:
+            return None
+        try:
+            return Repetition.of(self.table.get_entity(REPETITION, _repetition_row(named["failure"],
+                                                                                   int(named["occurrence"]))))
+        except ResourceNotFoundError:
+            return None
+
+    def open_repetitions(self, operation: str) -> list[Repetition]:
+        """The operation's failures not yet recovered. The service reads the whole partition (every
+        occurrence ever) to answer: once per run, not per failure."""
+        return [Repetition.of(e) for e in self.table.query_entities(
+            "PartitionKey eq @p and operation eq @operation and open eq true",
+            parameters={"p": REPETITION, "operation": operation})]
+
+    def start_repetition(self, repetition: Repetition) -> bool:
+        """Create the occurrence unless it exists (another instance started it first)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.table.create_entity(repetition.entity())
+        except ResourceExistsError:
+            return False
+        return True
+
+    def update_repetition(self, repetition: Repetition) -> bool:
+        """Write the occurrence as given if nobody changed it since it was read (ETag); False if somebody did."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            self.table.update_entity(repetition.entity(), mode="replace", etag=repetition.etag,
+                                     match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     # -- reading for people and replay -------------------------------------------------
     def decisions(self) -> list[DecisionRecord]:

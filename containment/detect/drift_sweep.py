@@ -12,6 +12,10 @@ sequential and the SDK's retry policy honours ARM's 429s.
 
 Each run first writes the ledger's digest: every evidence chain's head, to the immutable
 digest container, so what was recorded before it cannot be rewritten unseen.
+
+What fails (nothing to sweep, the digest, one item) is a `failed` record and the sweep goes
+on; a failure that repeats is one record, counted until it works again
+(containment.record.repeats).
 """
 from __future__ import annotations
 
@@ -31,29 +35,32 @@ from containment.detect.role_assignments import assess_inherited_assignment, ass
 from containment.detect.storage import assess_storage
 from containment.plan.decisions import CONTAIN, decide, failed, recorded
 from containment.record.approvals import expire_overdue
-from containment.record.conclude import conclude, record_once, with_exemptions
+from containment.record.conclude import conclude, with_exemptions
+from containment.record.repeats import Repeats
 
 log = logging.getLogger("containment")
 OPERATION = "drift_sweep"
 SWEEPER = {"name": "drift sweep"}
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/networkSecurityGroups/read",
                "Microsoft.Authorization/roleAssignments/read")  # the list calls
+# What a failure is about, where it is no one listed resource: the sweep itself, its digest.
+SWEEP, DIGEST = "", "the ledger digest"
 
 
 def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
-    written = expire_overdue(runtime) + _digest(runtime)
+    failures = Repeats(runtime, OPERATION, "sweep")
+    written = expire_overdue(runtime) + _digest(runtime, failures)
     # Empty CONTAINMENT_SUBSCRIPTIONS means every subscription the identity can see.
     subscriptions = sorted(runtime.settings.subscriptions) or sorted(arm.list_subscriptions(runtime.clients))
     if not subscriptions:
-        return written + _failed(runtime, f"sweep-failed-{clock.now():%Y%m%d}",
+        return written + _failed(runtime, failures, SWEEP,
                                  "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no subscription: "
                                  "nothing to sweep (is its role assigned?)")
+    written += failures.worked(SWEEP)
     for subscription in subscriptions:
         for resource_id, assess in _inventory(runtime, subscription):
-            record = _sweep_one(runtime, resource_id, assess)
-            if record is not None:
-                written.append(record)
+            written += _sweep_one(runtime, failures, resource_id, assess)
     return written
 
 
@@ -81,29 +88,34 @@ def _by_id(assess: Assess, resource_id: str) -> Listed:
     return lambda runtime: assess(parse_resource_id(resource_id), runtime)
 
 
-def _sweep_one(runtime: Runtime, resource_id: str, assess: Listed) -> DecisionRecord | None:
+def _sweep_one(runtime: Runtime, failures: Repeats, resource_id: str, assess: Listed) -> list[DecisionRecord]:
     try:
-        assessment = assess(runtime)
-        if assessment.ignored or not assessment.findings:
-            return None  # not protected, gone, or compliant: nothing to record
-        decision = with_exemptions(runtime, decide(assessment.findings, runtime.settings))
-        record = DecisionRecord(
-            key=sweep_key(assessment.resource_id, assessment.findings, decision.outcome), outcome="",
-            resource_id=assessment.resource_id, mode=runtime.settings.mode, reason="", operation=OPERATION,
-            actor=SWEEPER, event_time=clock.iso(), decided_at=clock.iso(),
-        )
-        if runtime.ledger.find(record.resource_id, record.key) is not None:
-            return None  # recorded already today
-        decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
-        return conclude(runtime, record, decision, assessment.state, check_exemptions=False)
+        record = _judge(runtime, assess)
     except Exception as error:  # noqa: BLE001 - one item that cannot be judged or recorded must not stop the sweep
         log.error("DRIFT SWEEP could not judge %s: %s", resource_id, error)
-        digest = hashlib.sha256(resource_id.lower().encode()).hexdigest()[:24]
-        record = DecisionRecord(key=f"sweep-failed-{clock.now():%Y%m%d}-{digest}", resource_id=resource_id,
-                                outcome="", mode=runtime.settings.mode, reason="", operation=OPERATION, actor=SWEEPER,
-                                decided_at=clock.iso())
-        return record_once(runtime, recorded(record, failed(
-            f"the drift sweep could not judge or record it: {describe_failure(error)}; the next sweep tries again")))
+        why = describe_failure(error)
+        record = DecisionRecord(key="", resource_id=resource_id, outcome="", mode=runtime.settings.mode, reason="",
+                                operation=OPERATION, actor=SWEEPER, decided_at=clock.iso())
+        failure = failures.failed(resource_id, recorded(record, failed(
+            f"the drift sweep could not judge or record it: {why}; the next sweep tries again")), why)
+        return [failure] if failure else []
+    return ([record] if record else []) + failures.worked(resource_id)
+
+
+def _judge(runtime: Runtime, assess: Listed) -> DecisionRecord | None:
+    assessment = assess(runtime)
+    if assessment.ignored or not assessment.findings:
+        return None  # not protected, gone, or compliant: nothing to record
+    decision = with_exemptions(runtime, decide(assessment.findings, runtime.settings))
+    record = DecisionRecord(
+        key=sweep_key(assessment.resource_id, assessment.findings, decision.outcome), outcome="",
+        resource_id=assessment.resource_id, mode=runtime.settings.mode, reason="", operation=OPERATION,
+        actor=SWEEPER, event_time=clock.iso(), decided_at=clock.iso(),
+    )
+    if runtime.ledger.find(record.resource_id, record.key) is not None:
+        return None  # recorded already today
+    decision = replace(decision, reason=f"found by the drift sweep: {decision.reason}")
+    return conclude(runtime, record, decision, assessment.state, check_exemptions=False)
 
 
 def sweep_key(resource_id: str, findings: list, outcome: str) -> str:
@@ -116,20 +128,24 @@ def sweep_key(resource_id: str, findings: list, outcome: str) -> str:
     return f"sweep-{clock.now():%Y%m%dT%H%M}-{digest}" if outcome == CONTAIN else f"sweep-{clock.now():%Y%m%d}-{digest}"
 
 
-def _digest(runtime: Runtime) -> list[DecisionRecord]:
+def _digest(runtime: Runtime, failures: Repeats) -> list[DecisionRecord]:
     """The ledger's digest for this run; one that cannot be written (storage down, or a digest
     of that name there already, never overwritten) is a failed record, and the sweep goes on."""
     try:
         runtime.ledger.keep_digest(clock.now())
     except Exception as error:  # noqa: BLE001 - the sweep must still run; the failure is on the record
-        return _failed(runtime, f"sweep-digest-failed-{clock.now():%Y%m%dT%H%M%S}",
-                       f"the ledger digest could not be written: {describe_failure(error)}; the next sweep writes one")
-    return []
+        why = describe_failure(error)
+        return _failed(runtime, failures, DIGEST, f"the ledger digest could not be written: {why}; the next sweep "
+                                                  "writes one", why)
+    return failures.worked(DIGEST)
 
 
-def _failed(runtime: Runtime, key: str, reason: str) -> list[DecisionRecord]:
+def _failed(runtime: Runtime, failures: Repeats, scope: str, reason: str, cause: str | None = None
+            ) -> list[DecisionRecord]:
+    """A failure of the sweep that no listed resource is the subject of; `cause`: what
+    names it among the scope's failures (default: the reason)."""
     log.error("DRIFT SWEEP FAILED: %s", reason)
-    record = DecisionRecord(key=key, resource_id="", outcome="",
+    record = DecisionRecord(key="", resource_id="", outcome="",
                             mode=runtime.settings.mode, reason="", operation=OPERATION, decided_at=clock.iso())
-    written = record_once(runtime, recorded(record, failed(reason)))
+    written = failures.failed(scope, recorded(record, failed(reason)), cause or reason)
     return [written] if written else []

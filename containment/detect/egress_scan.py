@@ -8,9 +8,10 @@
 A window's decision is keyed by account and window, so a scan re-run over the same
 window finds nothing new. A query that does not answer completely ends the scan as a
 `failed` record and leaves the checkpoint where it was: the next scan retries the window.
-An account that cannot be judged or recorded is a `failed` record under its window's key,
-and the scan goes on with the other accounts: one account must never keep a leak on
-another from being found.
+An account that cannot be judged or recorded is a `failed` record naming it, and the scan
+goes on with the other accounts: one account must never keep a leak on another from being
+found. A failure that repeats, the scan's or an account's, is one record, counted until the
+scan gets through again (containment.record.repeats).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from containment.judge.scope import protection_of
 from containment.plan.decisions import decide, failed, not_holding, recorded, within_incident
 from containment.plan.registry import judge
 from containment.record.conclude import conclude, record_once
+from containment.record.repeats import Repeats
 
 log = logging.getLogger("containment")
 # What a scan reads: the accounts named in the logs, and the logs (workspace query, per table).
@@ -52,14 +54,16 @@ MAX_ARRIVAL_DELAY = timedelta(days=2)
 # The baseline's lookback ends on the hour: every scan within an hour asks the same
 # question, so the answer (the scan's largest query) is kept by the instance and reused.
 BASELINE_REFRESH = timedelta(hours=1)
+SCAN = ""  # the scope of a failure of the scan itself, rather than of one account
 
 
 def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     runtime = runtime or current()
     settings = runtime.settings
+    failures = Repeats(runtime, OPERATION, "egress")
     if settings.log_workspace_id is None:
         windows, _ = due_windows(runtime, clock.now())
-        return _failed(runtime, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan") \
+        return _failed(runtime, failures, windows[0], "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to scan") \
             if windows else []
     try:
         # An instance whose clock runs ahead must not scan (and move the checkpoint past) a
@@ -67,12 +71,12 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
         now = min(clock.now(), log_analytics.service_now(runtime.clients, settings.log_workspace_id))
     except log_analytics.QueryFailed as failure:
         windows, _ = due_windows(runtime, clock.now())
-        return _failed(runtime, windows[0], str(failure)) if windows else []
+        return _failed(runtime, failures, windows[0], str(failure)) if windows else []
     windows, etag = due_windows(runtime, now)
     if not windows:
-        return []
+        return failures.worked(SCAN)
     written, window = [], windows[0]
-    run = ScanRun()
+    run = ScanRun(failures)
     try:
         baseline = _baseline(runtime, windows[0][0])
         for window in windows:
@@ -86,8 +90,8 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
                 break
     except log_analytics.QueryFailed as failure:
-        written += _failed(runtime, window, str(failure))
-    return written
+        return written + _failed(runtime, failures, window, str(failure))
+    return written + failures.worked(SCAN)
 
 
 def due_windows(runtime: Runtime, now: datetime) -> tuple[list[tuple[datetime, datetime]], str | None]:
@@ -127,10 +131,11 @@ def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], 
 
 @dataclass
 class ScanRun:
-    """What one run keeps across its windows: each account read from ARM once, and the
-    decisions this run made to act (queued, so not yet in the ledger as contained) that
-    later windows' findings belong with."""
+    """What one run keeps across its windows: its failures, each account read from ARM once,
+    and the decisions this run made to act (queued, so not yet in the ledger as contained)
+    that later windows' findings belong with."""
 
+    failures: Repeats
     accounts: dict[str, dict | None] = field(default_factory=dict)
     acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
 
@@ -145,7 +150,9 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
         try:
             record = _judge_account(runtime, start, end, resource_id, callers, baseline, run)
         except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
-            record = _account_failed(runtime, start, end, str(resource_id), error)
+            record = _account_failed(runtime, run.failures, start, end, str(resource_id), error)
+        else:
+            written += run.failures.worked(str(resource_id))
         if record is not None:
             written.append(record)
     return written
@@ -251,30 +258,28 @@ def window_key(resource_id: str, start: datetime) -> str:
     return f"egress-{start.astimezone(timezone.utc):%Y%m%dT%H%M}-{digest}"
 
 
-def _account_failed(runtime: Runtime, start: datetime, end: datetime, resource_id: str,
+def _account_failed(runtime: Runtime, failures: Repeats, start: datetime, end: datetime, resource_id: str,
                     error: Exception) -> DecisionRecord | None:
-    """One account's window that could not be judged or recorded: a `failed` record beside
-    the key its decision would have had (a containment queued before the failure still
-    writes its own record there)."""
+    """One account's window that could not be judged or recorded: a `failed` record about
+    the account (a containment queued before the failure still writes its own record)."""
     why = describe_failure(error)
     log.error("EGRESS SCAN FAILED for %s in the window from %s: %s", resource_id, clock.iso(start), why)
     record = DecisionRecord(
-        key=f"{window_key(resource_id, start)}.failed", resource_id=resource_id, outcome="",
-        mode=runtime.settings.mode, reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
+        key="", resource_id=resource_id, outcome="", mode=runtime.settings.mode, reason="", operation=OPERATION,
+        event_time=clock.iso(end), decided_at=clock.iso(),
     )
-    return record_once(runtime, recorded(record, failed(
+    return failures.failed(resource_id, recorded(record, failed(
         f"egress scan of {resource_id} from {clock.iso(start)} to {clock.iso(end)}: its findings could not be "
-        f"judged or recorded ({why}); the scan went on with the other accounts")))
+        f"judged or recorded ({why}); the scan went on with the other accounts")), why)
 
 
-def _failed(runtime: Runtime, window: tuple[datetime, datetime], reason: str) -> list[DecisionRecord]:
+def _failed(runtime: Runtime, failures: Repeats, window: tuple[datetime, datetime],
+            reason: str) -> list[DecisionRecord]:
     start, end = window
     log.error("EGRESS SCAN FAILED for the window from %s: %s", clock.iso(start), reason)
-    record = DecisionRecord(
-        key=f"egress-scan-{start.astimezone(timezone.utc):%Y%m%dT%H%M}", resource_id="", outcome="",
-        mode=runtime.settings.mode, reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
-    )
-    written = record_once(runtime, recorded(record, failed(
+    record = DecisionRecord(key="", resource_id="", outcome="", mode=runtime.settings.mode, reason="",
+                            operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso())
+    written = failures.failed(SCAN, recorded(record, failed(
         f"egress scan of {clock.iso(start)} to {clock.iso(end)}: {reason}; the checkpoint stays, the next scan "
-        "retries this window")))
+        "retries this window")), reason)
     return [written] if written else []

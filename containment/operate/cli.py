@@ -9,7 +9,7 @@ from pathlib import Path
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.operate import controls
-from containment.record import export
+from containment.record import export, repeats
 from containment.record.verify import verify
 
 # The ledgers a command reads, by name: in the demo ledger (`make demo`) one per scenario, by
@@ -31,9 +31,9 @@ def export_command(what: str, since: datetime | None, until: datetime | None, fm
     runtimes = _read(ledgers).values()
     start, end = _range(since, until)
     if what == "decisions":
-        records = [r for runtime in runtimes for r in export.decisions_between(runtime.ledger, start, end)]
-        sys.stdout.write(export.as_jsonl([r.as_output() for r in records]) if fmt == "jsonl"
-                         else export.decisions_csv(records))
+        rows = [row for runtime in runtimes
+                for row in repeats.exported(runtime.ledger, export.decisions_between(runtime.ledger, start, end))]
+        sys.stdout.write(export.as_jsonl(rows) if fmt == "jsonl" else export.decisions_csv(rows))
     else:
         summaries = [i.summary(clock.now()) for runtime in runtimes
                      for i in export.incidents_between(runtime.ledger, start, end)]

@@ -241,6 +241,16 @@ def failed(reason: str) -> Decision:
     return Decision("failed", reason)
 
 
+def recovered(operation: str, scope: str, failure: str, cause: str, count: int, first_at: str,
+              last_at: str) -> Decision:
+    """What failed the same way, run after run, works again: on the record only (a person who
+    was told of the failure learns of this with the other reported decisions)."""
+    times = "once" if count == 1 else f"{count} times"
+    what = f"the {operation.replace('_', ' ')} works again" + (f" for {scope}" if scope else "")
+    return Decision("reported", f"{what}: the failure recorded as {failure} ({cause}) happened {times}, "
+                                f"first at {first_at}, last at {last_at}; the same failure from now on is recorded anew")
+
+
 def not_carried_out(reason: str, findings: tuple[Finding, ...] = ()) -> Decision:
     """A person denied it, an approval expired, or nothing was left to do: on the record only."""
     return Decision("reported", reason, findings)

@@ -14,7 +14,8 @@ from containment.record import report
 from containment.record.incidents import Incident, effective_incidents, group
 
 CSV_FIELDS = ("key", "decided_at", "resource_id", "outcome", "mode", "severity", "rules", "actions",
-              "awaiting_approval", "actor", "operation", "event_id", "event_time", "contained_at", "reason")
+              "awaiting_approval", "actor", "operation", "event_id", "event_time", "contained_at", "reason",
+              "repeated", "last_repeated_at", "recovered_at")
 
 
 def decisions_between(ledger: Ledger, start: datetime, end: datetime) -> list[DecisionRecord]:
@@ -100,12 +101,12 @@ def as_jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(_exported(row), default=str) + "\n" for row in rows)
 
 
-def decisions_csv(records: list[DecisionRecord]) -> str:
+def decisions_csv(rows: list[dict]) -> str:
+    """Decisions as exported (containment.record.repeats.exported), one CSV row each."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS)
     writer.writeheader()
-    for record in records:
-        row = _exported(record.as_output())
+    for row in map(_exported, rows):
         writer.writerow({name: _cell(row.get(name)) for name in CSV_FIELDS})
     return out.getvalue()
 

@@ -67,10 +67,16 @@ def test_without_subscriptions_set_the_sweep_lists_those_the_identity_can_see(ap
     assert sorted(r.resource_id.split("/")[2] for r in records) == sorted([b.SUBSCRIPTION, b.OTHER_SUBSCRIPTION])
 
 
-def test_a_sweep_that_sees_no_subscription_says_so_on_the_record(app, emulator):
+def test_a_sweep_that_sees_no_subscription_says_so_once_and_when_it_sees_one_again(app, emulator):
     emulator.arm.listed_subscriptions = set()
-    [failed] = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
+    for _ in range(3):
+        [failed] = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
     assert failed.outcome == "failed" and "sees no subscription" in failed.reason
+    assert app.runtime.ledger.repetition(failed.key).count == 3 and len(emulator.notifications) == 1
+    emulator.arm.listed_subscriptions = {b.SUBSCRIPTION}  # its role is assigned
+    [_, works_again] = sweep(app, CONTAINMENT_SUBSCRIPTIONS="")
+    assert (works_again.outcome, works_again.key) == ("reported", f"{failed.key}.recovered")
+    assert works_again.reason.startswith("the drift sweep works again: ") and "3 times" in works_again.reason
 
 
 MANAGEMENT_GROUP = "/providers/Microsoft.Management/managementGroups/research"
@@ -85,7 +91,7 @@ def inherited(scope: str, name: str, principal: str = "7a6b5c4d-3e2f-4a1b-9c8d-7
 
 def test_an_assignment_inherited_from_a_management_group_is_reported_with_who_must_act(app, emulator):
     grant = inherited(MANAGEMENT_GROUP, "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
-    root_reader = inherited("", "2b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d", role="acdd72a7-3385-48ef-bd42-f606fba81ae7")
+    root_reader = inherited("", "2b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d", role=b.READER)
     emulator.seed([b.storage_account(allowBlobPublicAccess=False), grant, root_reader])
     [record] = sweep(app)
     assert (record.outcome, record.rules) == ("reported", ["role_assignment_inherited_grants_data_access"])
@@ -106,6 +112,20 @@ def test_one_item_that_cannot_be_judged_is_a_failed_record_and_the_sweep_goes_on
     assert records["0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09"].outcome == "failed"
     assert "RoleDefinitionDoesNotExist" in records["0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09"].reason
     assert records["synthtrain01"].outcome == "contained"  # the sweep went on past it
+
+
+def test_an_item_that_fails_sweep_after_sweep_is_one_record_until_it_is_judged(app, emulator):
+    broken = b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", "0000dead-0000-4000-8000-00000000beef",
+                               name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09")
+    emulator.seed([ACCOUNT, broken])
+    sweep(app)
+    [failed] = sweep(app)
+    assert app.runtime.ledger.repetition(failed.key).count == 2 and failed.resource_id == broken["id"]
+    emulator.seed([b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", b.READER,
+                                     name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09")])  # a role that exists, no data access
+    [_, works_again] = sweep(app)
+    assert (works_again.key, works_again.resource_id) == (f"{failed.key}.recovered", broken["id"])
+    assert app.runtime.ledger.repetition(failed.key).recovery == works_again.key
 
 
 def test_the_recorded_subscription_list_with_inherited_assignments_is_swept_to_the_end(app, emulator, shared):

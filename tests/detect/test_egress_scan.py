@@ -145,8 +145,9 @@ def test_a_partial_error_fails_the_scan_and_keeps_the_checkpoint(scan, emulator,
     [failed] = scan([read(in_window(), auth="Anonymous")])
     assert failed.outcome == "failed" and "partial result" in failed.reason
     assert app.runtime.ledger.checkpoint("egress_scan")[0] is None
-    records = scan(seed=False)  # the next scan retries the same window
-    assert [r.outcome for r in records] == ["failed", "contained"]
+    failed, works_again, contained = scan(seed=False)  # the next scan retries the same window
+    assert (works_again.outcome, works_again.key, contained.outcome) == ("reported", f"{failed.key}.recovered",
+                                                                         "contained")
 
 
 @pytest.mark.parametrize("status", [400, 429])
@@ -215,6 +216,63 @@ def test_a_catch_up_reads_each_account_once_however_many_windows_name_it(scan, a
 def test_without_a_workspace_the_scan_says_it_cannot_run(scan):
     [failed] = scan([], CONTAINMENT_LOG_WORKSPACE_ID="")
     assert failed.outcome == "failed" and "CONTAINMENT_LOG_WORKSPACE_ID is not set" in failed.reason
+
+
+# -- a failure that repeats is one record, counted, until the scan works again ------------------------
+def test_a_scan_without_a_workspace_run_ten_times_in_an_hour_is_one_record_counted_and_notified_once(
+        scan, app, emulator):
+    from containment.record.verify import verify
+
+    hour = [NOW + timedelta(minutes=6 * n) for n in range(10)]
+    for at in hour:
+        records = scan(at=at, CONTAINMENT_LOG_WORKSPACE_ID="")
+    [failed] = records
+    repetition = app.runtime.ledger.repetition(failed.key)
+    assert (repetition.count, repetition.first_at, repetition.last_at, repetition.open) == (
+        10, clock.iso(hour[0]), clock.iso(hour[-1]), True)
+    assert [(n["type"], n["data"]["decision"]) for n in emulator.notifications] == [
+        ("SyntheticDataContainment.Decision.failed", failed.key)]
+    day = NOW.replace(hour=0)
+    assert verify(app.runtime.ledger, day, day + timedelta(days=1)).ordered() == []  # counted beside it, not in it
+
+
+def test_another_cause_is_a_record_of_its_own_and_the_scan_working_again_closes_each(scan, app, emulator):
+    minutes = [NOW + timedelta(minutes=5 * n) for n in range(5)]
+    [no_workspace] = scan(at=minutes[0], CONTAINMENT_LOG_WORKSPACE_ID="")
+    emulator.faults.add("status", path="/v1/workspaces/", status=400, times=None)  # the service refuses the query
+    scan(at=minutes[1], seed=False)
+    _, refused = scan(at=minutes[2], seed=False)
+    assert refused.outcome == "failed" and "HttpResponseError" in refused.reason
+    ledger = app.runtime.ledger
+    assert (ledger.repetition(refused.key).count, ledger.repetition(no_workspace.key).open) == (2, True)
+    emulator.faults.clear()
+    recoveries = {r.key: r for r in scan(at=minutes[3], seed=False)[2:]}
+    assert set(recoveries) == {f"{no_workspace.key}.recovered", f"{refused.key}.recovered"}
+    works_again = recoveries[f"{refused.key}.recovered"]
+    assert (works_again.outcome, works_again.operation, works_again.actions) == ("reported", "egress_scan", [])
+    assert (f"happened 2 times, first at {clock.iso(minutes[1])}, last at {clock.iso(minutes[2])}"
+            in works_again.reason)
+    closed = ledger.repetition(refused.key)
+    assert (closed.recovered_at, closed.recovery, closed.count) == (clock.iso(minutes[3]), works_again.key, 2)
+    assert [n["data"]["decision"] for n in emulator.notifications] == [no_workspace.key, refused.key]
+    again = scan(at=minutes[4], seed=False, CONTAINMENT_LOG_WORKSPACE_ID="")[-1]
+    assert (again.outcome, again.key) == ("failed", no_workspace.key[:-1] + "2")  # after recovery: a new record
+    assert ledger.repetition(again.key).count == 1 and emulator.notifications[-1]["data"]["decision"] == again.key
+
+
+def test_an_account_that_fails_window_after_window_is_one_record_until_it_is_judged_again(scan, app, emulator):
+    """The app's identity may not read the account yet (403, never retried): each window
+    names it, each is a repetition; the first window it is judged in closes it."""
+    rows = [read(WINDOW_START + timedelta(minutes=5 * n + 1)) for n in range(4)]  # quiet reads: nothing to find
+    emulator.faults.add("status", path=f"/storageAccounts/{ACCOUNT['name']}$", method="GET", status=403, times=None)
+    for n in range(3):
+        [failed] = scan(rows, at=NOW + timedelta(minutes=5 * n), seed=n == 0)
+    assert failed.resource_id == ACCOUNT["id"].lower() and "403" in failed.reason
+    assert app.runtime.ledger.repetition(failed.key).count == 3
+    emulator.faults.clear()
+    _, works_again = scan(at=NOW + timedelta(minutes=15), seed=False)
+    assert (works_again.key, works_again.resource_id) == (f"{failed.key}.recovered", failed.resource_id)
+    assert f"the egress scan works again for {failed.resource_id}: " in works_again.reason and "3 times" in works_again.reason
 
 
 def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
@@ -296,7 +354,7 @@ def test_a_window_whose_answer_was_cut_is_a_failed_record_and_is_scanned_again(s
     [record] = scan(rows)
     assert record.outcome == "failed" and "E_QUERY_RESULT_SET_TOO_LARGE" in record.reason
     emulator.logs.max_rows = 500_000
-    assert [r.outcome for r in scan(rows, seed=False) if r.outcome != "failed"] == ["contained"]
+    assert [r.outcome for r in scan(rows, seed=False)] == ["failed", "reported", "contained"]  # it works again
 
 
 def test_one_leak_is_contained_once_and_reads_after_it_say_it_is_not_holding(scan, app, emulator):

@@ -42,6 +42,7 @@ EXPECTED = {
     "egress-baseline-spike-and-enumeration.json": ["would-contain"],
     "egress-catch-up-after-downtime.json": ["contained"],
     "egress-400-anonymous-callers-in-one-window.json": ["contained"],
+    "egress-scan-without-workspace-fails-once.json": ["failed"],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["pending-approval", "reported", "contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],

@@ -62,6 +62,16 @@ def drift_sweep(timer: func.TimerRequest) -> None:
     run_drift_sweep()
 
 
+@app.function_name("notifications")
+@app.timer_trigger(schedule="%CONTAINMENT_NOTIFY_SCHEDULE%", arg_name="timer", use_monitor=True)
+def notifications(timer: func.TimerRequest) -> None:
+    """Hourly: each notified incident's Article 33 notices that fall due (assessment due within
+    24 hours, deadline passed unassessed), and one digest of the findings recorded `reported`."""
+    from containment.record.notifications import run_hourly
+
+    run_hourly()
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:

@@ -149,6 +149,9 @@ param containmentEgressSchedule string = '0 */5 * * * *'
 @description('CONTAINMENT_SWEEP_SCHEDULE: NCRONTAB schedule of the drift sweep (re-judges every protected resource through ARM list calls).')
 param containmentSweepSchedule string = '0 0 * * * *'
 
+@description('CONTAINMENT_NOTIFY_SCHEDULE: NCRONTAB schedule of the notification timer (Article 33 notices, the digest of reported findings).')
+param containmentNotifySchedule string = '0 5 * * * *'
+
 @description('CONTAINMENT_EGRESS_WINDOW_MINUTES: length of one scan window.')
 param containmentEgressWindowMinutes string = '5'
 
@@ -264,6 +267,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock
       CONTAINMENT_EGRESS_SCHEDULE: containmentEgressSchedule
       CONTAINMENT_SWEEP_SCHEDULE: containmentSweepSchedule
+      CONTAINMENT_NOTIFY_SCHEDULE: containmentNotifySchedule
       CONTAINMENT_EGRESS_WINDOW_MINUTES: containmentEgressWindowMinutes
       CONTAINMENT_EGRESS_LAG_MINUTES: containmentEgressLagMinutes
       CONTAINMENT_EGRESS_MAX_WINDOWS: containmentEgressMaxWindows

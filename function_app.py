@@ -136,6 +136,15 @@ def exemptions(req: func.HttpRequest) -> func.HttpResponse:
     return respond(req, "exemptions")
 
 
+@app.function_name("mutes")
+@app.route(route="mutes", methods=["GET", "POST", "DELETE"])
+def mutes(req: func.HttpRequest) -> func.HttpResponse:
+    """List, add (rule, scope, reason, owner, expiry) or remove (?rule=&scope=) mutes of notifications."""
+    from containment.operate.http_api import respond
+
+    return respond(req, "mutes")
+
+
 @app.function_name("incidents")
 @app.route(route="incidents", methods=["GET"])
 def incidents(req: func.HttpRequest) -> func.HttpResponse:

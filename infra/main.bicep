@@ -124,6 +124,9 @@ param containmentReleaseHours string = '24'
 @description('CONTAINMENT_EXEMPTION_MAX_DAYS: longest an exemption may last, in days.')
 param containmentExemptionMaxDays string = '30'
 
+@description('CONTAINMENT_MUTE_MAX_DAYS: longest a mute of a rule\'s notifications may last, in days.')
+param containmentMuteMaxDays string = '14'
+
 @description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
 param containmentMaxActionsPerHour string = '20'
 
@@ -259,6 +262,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
       CONTAINMENT_RELEASE_HOURS: containmentReleaseHours
       CONTAINMENT_EXEMPTION_MAX_DAYS: containmentExemptionMaxDays
+      CONTAINMENT_MUTE_MAX_DAYS: containmentMuteMaxDays
       CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
       CONTAINMENT_HIGH_SEVERITY_RESERVE: containmentHighSeverityReserve
       CONTAINMENT_BREAK_GLASS_PER_HOUR: containmentBreakGlassPerHour

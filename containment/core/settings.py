@@ -337,6 +337,9 @@ SETTINGS: tuple[Setting, ...] = (
             "after a release, how long the released resource stays exempt (listed under exemptions, removable): findings on it are recorded `exempt`, not contained again"),
     Setting("CONTAINMENT_EXEMPTION_MAX_DAYS", "exemption_max_days", "30", _positive(float, "days > 0"),
             "longest an exemption may last: one that expires later is refused (400, on the record)"),
+    Setting("CONTAINMENT_MUTE_MAX_DAYS", "mute_max_days", "14", _positive(float, "days > 0"),
+            "longest a mute of a rule's notifications may last: one that expires later is refused (400, on the "
+            "record)"),
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
@@ -439,6 +442,7 @@ class Settings:
     release_hours: float
     high_severity_reserve: int
     exemption_max_days: float
+    mute_max_days: float
     break_glass_per_hour: int
     incident_window_hours: float
     notify_topic_endpoint: str | None

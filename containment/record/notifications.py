@@ -13,8 +13,11 @@ response to the leaks that matter.
   created it sends it.
 - **Findings recorded `reported`** (the settings do not contain them) wait for the hourly
   digest: one notification with all of them, never one each; none when there are none.
-- **What people do** (approvals, releases, exemptions, break-glass, refused requests) and
-  failures that belong to no incident are notified one by one, as decisions.
+- **What people do** (approvals, releases, exemptions, mutes, break-glass, refused requests)
+  and failures that belong to no incident are notified one by one, as decisions.
+- **Mutes** (a rule on a scope, with an owner and an expiry: containment.operate.controls)
+  hold back an incident's notice when they cover every finding of the record that would
+  send it; the digest counts what each held back. A critical finding is never muted.
 
 Publishing never blocks or undoes containment: a failure is logged loudly and kept in the
 ledger, and the notice is sent by its next occasion (the claim is given back).
@@ -63,7 +66,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
         elif record.outcome == "reported" and not record.own_deployment:
-            runtime.ledger.keep_for_digest(record)
+            runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)
     except Exception:  # noqa: BLE001 - a notification must never stop containment
@@ -72,6 +75,12 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
 
 def _finding(runtime: Runtime, record: DecisionRecord) -> None:
     """A finding in an incident: the notice of what it brings about that was not notified yet."""
+    silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
+    if silencing:
+        runtime.ledger.keep_for_digest(record, [{name: m[name] for name in ("decision", "rule", "scope", "owner",
+                                                                              "expires_at")} for m in silencing])
+        log.info("notification of %s muted by %s", record.key, ", ".join(m["decision"] for m in silencing))
+        return
     reached = ["detected"] + (["contained"] if record.outcome == "contained" else []) + (
         ["held"] if record.outcome == "pending-approval" or record.awaiting_approval else []) + (
         ["failed"] if record.outcome == "failed" else [])
@@ -81,6 +90,9 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
         return  # the incident knows: this finding updates it, no notice
     incident = read_incident(runtime.ledger, record.incident)
     event = _incident_event(incident, claimed, record)
+    if overridden:
+        event["data"]["mutes_not_applied"] = {"mutes": [m["decision"] for m in overridden],
+                                              "why": "critical findings are always notified, whatever mutes them"}
     if not _publish(runtime, event, record.key, record.resource_id):
         for kind in claimed:
             runtime.ledger.forget_notice(rows[kind])
@@ -93,6 +105,21 @@ def _row(record: DecisionRecord, kind: str) -> str:
     if kind == "failed":
         return f"{record.incident} failed {hashlib.sha256(record.resource_id.lower().encode()).hexdigest()[:24]}"
     return f"{record.incident} {kind}"
+
+
+def muting(record: DecisionRecord, mutes: list[dict], now: str) -> tuple[list[dict], list[dict]]:
+    """(the mutes that silence the record's notice: each finding covered by an unexpired mute of
+    its rule on a scope at or above its resource, and none critical; the mutes that would have
+    but for a critical finding). Critical findings are always notified."""
+    covering = []
+    for finding in record.findings:
+        resource = str(finding.get("resource_id") or record.resource_id).lower()
+        covering.append([m for m in mutes if m["expires_at"] > now and m["rule"] == finding["rule"] and (
+            resource == m["scope"].lower() or resource.startswith(m["scope"].lower() + "/"))])
+    critical = [found for finding, found in zip(record.findings, covering) if finding["severity"] == "critical"]
+    if covering and all(covering) and not critical:
+        return list({m["decision"]: m for found in covering for m in found}.values()), []
+    return [], list({m["decision"]: m for found in critical for m in found}.values())
 
 
 def _operator_act(runtime: Runtime, record: DecisionRecord) -> None:
@@ -162,7 +189,7 @@ def _bounded(data: dict) -> dict:
 
 
 def _decision_event(record: DecisionRecord) -> dict:
-    kind = {"release": "released", "exemption": "exemption", "operator-request": "refused"}.get(
+    kind = {"release": "released", "exemption": "exemption", "mute": "mute", "operator-request": "refused"}.get(
         record.operation, record.outcome)
     return {
         # Unique per notification (consumers may drop a repeated source + id): a decision's
@@ -231,8 +258,8 @@ def _clock_notices(runtime: Runtime, now: datetime) -> list[dict]:
 
 
 def _digest(runtime: Runtime, now: datetime) -> list[dict]:
-    """One notification with every finding recorded `reported` since the last digest; at
-    most one an hour, none when there is nothing."""
+    """One notification with every finding recorded `reported` since the last digest, and
+    what mutes held back; at most one an hour, none when there is nothing."""
     entries = runtime.ledger.digest_entries()
     hour = f"{now:%Y-%m-%dT%H}"
     if not entries or not runtime.ledger.claim_notice(f"digest {hour}"):
@@ -246,9 +273,9 @@ def _digest(runtime: Runtime, now: datetime) -> list[dict]:
 
 
 def _digest_event(entries: list[dict], hour: str, until: str) -> dict:
-    """The digest: counts, and the findings by incident, worst first (lists bounded)."""
+    reported = [entry for entry in entries if not entry["muted"]]
     incidents: dict[str, list[dict]] = {}
-    for entry in entries:
+    for entry in reported:
         incidents.setdefault(entry["incident"], []).append(entry)
 
     def worst(group: list[dict]) -> int:
@@ -259,13 +286,19 @@ def _digest_event(entries: list[dict], hour: str, until: str) -> dict:
                **_bounded({"resources": list(dict.fromkeys(e["resource_id"] for e in group)),
                            "decisions": [e["key"] for e in group]})}
               for incident, group in sorted(incidents.items(), key=lambda item: -worst(item[1]))]
+    muted: dict[str, dict] = {}
+    for entry in entries:
+        for mute in entry["muted"]:
+            held = muted.setdefault(mute["decision"], {**mute, "held_back": 0})
+            held["held_back"] += 1
     data = {
         "since": min(entry["decided_at"] for entry in entries), "until": until,
-        "counts": {"findings": len(entries), "incidents": len(incidents),
-                   "resources": len({e["resource_id"].lower() for e in entries})},
-        "by_severity": dict(Counter(e["severity"] or "none" for e in entries)),
-        "by_rule": dict(Counter(rule for e in entries for rule in e["rules"])),
-        **_bounded({"incidents": listed}),
+        "counts": {"findings": len(reported), "incidents": len(incidents),
+                   "resources": len({e["resource_id"].lower() for e in reported}),
+                   "muted": len([entry for entry in entries if entry["muted"]])},
+        "by_severity": dict(Counter(e["severity"] or "none" for e in reported)),
+        "by_rule": dict(Counter(rule for e in reported for rule in e["rules"])),
+        **_bounded({"incidents": listed}), "muted": list(muted.values()),
     }
     return {"source": SOURCE, "type": f"{TYPE}.Digest.reported", "subject": "/digests/reported",
             "id": f"digest-{hour}", "data": data}

@@ -1,7 +1,7 @@
 """Notifications per incident, not per record: one thread per incident (its first detection,
 containment, a held approval, a failure, the Article 33 clock, people's decisions about it);
-`reported` findings in an hourly digest; a topic that fails never stops containment, and
-the failure is kept."""
+`reported` findings in an hourly digest; mutes of a rule on a scope, never of a critical
+finding; a topic that fails never stops containment, and the failure is kept."""
 from __future__ import annotations
 
 import json
@@ -21,6 +21,7 @@ START = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
 INCIDENT = "SyntheticDataContainment.Incident."
 DPO = operator("dpo@contoso.example", "d0d0d0d0-1111-4222-8333-444455556666",
                roles=("Containment.Assess", "Containment.Read"))
+WORKSPACE = "4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a"
 
 
 @pytest.fixture
@@ -242,7 +243,7 @@ def test_a_digest_carries_the_reported_findings_of_the_last_hour_and_not_those_a
     [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
     assert digest["type"] == "SyntheticDataContainment.Digest.reported" and digest["id"] == "digest-2026-11-24T10"
     data = digest["data"]
-    assert data["counts"] == {"findings": 1, "incidents": 1, "resources": 1}
+    assert data["counts"] == {"findings": 1, "incidents": 1, "resources": 1, "muted": 0}
     assert data["by_rule"] == {"storage_shared_key_access_allowed": 1} and data["by_severity"] == {"medium": 1}
     assert [(i["incident"], i["resources"], i["decisions"]) for i in data["incidents"]] == [
         (first.incident, [shared_key["id"]], [first.key])]
@@ -255,6 +256,115 @@ def test_a_digest_carries_the_reported_findings_of_the_last_hour_and_not_those_a
     assert [i["decisions"] for i in digest["data"]["incidents"]] == [[second.key]]
     assert digest["data"]["since"] == second.decided_at
     assert hourly(emulator, moment, START + timedelta(hours=2, minutes=5)) == []
+
+
+# -- mutes ------------------------------------------------------------------------------------------------
+def mute_body(**fields) -> dict:
+    return {"rule": "storage_container_public_access", "scope": b.RG_ID, "reason": "the benchmark team's rehearsal",
+            "owner": "ml-platform", "expires": clock.iso(START + timedelta(days=2)), **fields}
+
+
+def test_a_mute_silences_a_rule_on_a_scope_and_only_its_notifications(app, emulator, moment):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(START - timedelta(hours=1))
+    status, answer = http("POST", "mutes", mute_body())
+    assert status == 201 and answer["expires_at"] == "2026-11-26T10:00:00.000000Z"
+    [muted] = app.records()
+    assert (muted.operation, muted.resource_id, muted.key) == ("mute", b.RG_ID, answer["decision"])
+    assert "storage_container_public_access" in muted.reason and "owner ml-platform" in muted.reason
+    assert [n["type"] for n in emulator.notifications] == ["SyntheticDataContainment.Decision.mute"]
+
+    deliver(app, moment, PUBLIC["id"])
+    contained = app.records()[-1]
+    assert contained.outcome == "contained" and contained.actions == ["make_container_private"]  # unchanged
+    assert len(emulator.notifications) == 1  # no incident notice
+    [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
+    assert digest["data"]["counts"]["muted"] == 1 and digest["data"]["incidents"] == []
+    [held_back] = digest["data"]["muted"]
+    assert (held_back["decision"], held_back["rule"], held_back["held_back"]) == (
+        answer["decision"], "storage_container_public_access", 1)
+
+    status, listed = http("GET", "mutes")
+    assert status == 200 and [(m["rule"], m["scope"], m["active"]) for m in listed["mutes"]] == [
+        ("storage_container_public_access", b.RG_ID, True)]
+    status, removed = http("DELETE", f"mutes?rule=storage_container_public_access&scope={b.RG_ID}")
+    assert status == 200 and app.records()[-1].key == removed["decision"]
+    assert http("GET", "mutes")[1] == {"mutes": []}
+    other = b.container(ACCOUNT["id"], "validation", "Container")
+    emulator.seed([other])
+    deliver(app, moment, other["id"], at=START + timedelta(minutes=20))
+    assert emulator.notifications[-1]["id"] == f"{contained.incident}.detected"  # the incident, now notified
+
+
+def test_an_expired_mute_or_one_of_another_rule_or_scope_silences_nothing(app, emulator, moment):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(START - timedelta(hours=2))
+    elsewhere = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-other"
+    assert http("POST", "mutes", mute_body(expires=clock.iso(START - timedelta(hours=1))))[0] == 201
+    assert http("POST", "mutes", mute_body(scope=elsewhere))[0] == 201
+    assert http("POST", "mutes", mute_body(rule="storage_tls_below_1_2", scope=ACCOUNT["id"]))[0] == 201
+    deliver(app, moment, PUBLIC["id"])
+    assert kinds(emulator)[-1] == "detected"
+
+
+@pytest.mark.parametrize("body, status, named", [
+    (mute_body(rule="egress_anonymous_read"), 400, "critical findings are always notified"),
+    (mute_body(rule="storage_everything"), 400, "rule: one of"),
+    (mute_body(expires="2026-12-24T10:00:00Z"), 400, "(CONTAINMENT_MUTE_MAX_DAYS=14)"),
+    (mute_body(owner=""), 400, "owner is required"),
+    (mute_body(scope=f"/subscriptions/{b.OTHER_SUBSCRIPTION}"), 400, "is not one the app watches"),
+])
+def test_a_mute_that_cannot_be_is_refused_on_the_record(app, emulator, moment, body, status, named):
+    emulator.seed([ACCOUNT])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    moment(START)
+    answer = http("POST", "mutes", body)
+    assert answer[0] == status and named in answer[1]["error"]
+    [refused] = app.records()
+    assert refused.outcome == "rejected" and named in refused.reason
+    assert http("GET", "mutes")[1] == {"mutes": []}
+
+
+def test_muting_takes_the_mute_role_and_is_never_by_whoever_caused_what_it_silences(app, emulator, moment):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    reader = operator("reader@contoso.example", "a1a1a1a1-1111-4222-8333-444455556666", roles=("Containment.Read",))
+    moment(START)
+    status, answer = http("POST", "mutes", mute_body(), headers=reader)
+    assert status == 403 and "Containment.Mute" in answer["error"]
+    culprit = "0a0a0a0a-0000-4000-8000-000000000001"
+    deliver(app, moment, PUBLIC["id"], actor=culprit)
+    status, answer = http("POST", "mutes", mute_body(), headers=operator("dana@contoso.example", culprit))
+    assert status == 403 and "separation of duties" in answer["error"]
+    assert http("GET", "mutes")[1] == {"mutes": []}
+
+
+def test_a_critical_finding_is_notified_whatever_mute_covers_it(app, emulator, moment):
+    """A mute kept from before its rule was critical: the notice goes out, and says why."""
+    from localazure.functions_host import fire_timer
+    import function_app
+
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_LOG_WORKSPACE_ID=WORKSPACE)
+    app.runtime.ledger.mute("egress_anonymous_read", ACCOUNT["id"], "old", "ml-platform",
+                            "2026-12-01T00:00:00.000000Z", "someone", "2026-11-20T00:00:00.000000Z", "mute-old")
+    read = START + timedelta(minutes=46)  # the scan at 12:00 covers [11:45, 11:50)
+    emulator.seed([ACCOUNT], {"StorageBlobLogs": [{
+        "TimeGenerated": clock.iso(read.replace(hour=11)), "AccountName": ACCOUNT["name"],
+        "_ResourceId": ACCOUNT["id"].lower(), "Category": "StorageRead", "OperationName": "GetBlob",
+        "StatusCode": "200", "AuthenticationType": "Anonymous", "RequesterObjectId": None,
+        "CallerIpAddress": "198.51.100.20:52311", "ResponseBodySize": 1024, "ObjectKey": "/synthtrain01/train/part-0",
+        "Uri": "https://synthtrain01.blob.core.windows.net/train/part-0"}]})
+    moment(START.replace(hour=12))
+    assert fire_timer(function_app.app, "egress_scan").error is None
+    app.drain()
+    [record] = app.records()
+    assert record.severity == "critical"
+    [notice] = emulator.notifications
+    assert notice["type"] == f"{INCIDENT}detected"
+    assert notice["data"]["mutes_not_applied"] == {"mutes": ["mute-old"],
+                                                   "why": "critical findings are always notified, whatever mutes them"}
 
 
 # -- what is notified one by one, and a topic that fails ------------------------------------------------

@@ -31,6 +31,7 @@ def test_the_app_declares_its_triggers():
                         "notifications": "timerTrigger", "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
                         "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger",
+                        "mutes": "httpTrigger",
                         "incidents": "httpTrigger", "incident": "httpTrigger", "incident_decision": "httpTrigger"}
 
 

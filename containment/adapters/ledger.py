@@ -523,7 +523,8 @@ class Ledger:
                                   "resource_id": resource_id, "reason": reason[:30_000]})
 
     def notification_failures(self) -> list[dict]:
-        return [{"notice": e["RowKey"], "decision": e["decision"], "resource_id": e["resource_id"],
+        # Kept before notices had IDs of their own, a failure's RowKey was the decision's key.
+        return [{"notice": e["RowKey"], "decision": e.get("decision", e["RowKey"]), "resource_id": e["resource_id"],
                  "reason": e["reason"]}
                 for e in self.table.query_entities("PartitionKey eq 'notification-failure'")]
 

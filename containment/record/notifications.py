@@ -69,7 +69,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
             runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)
-    except Exception:  # noqa: BLE001 - a notification must never stop containment
+    except Exception:  # a notification must never stop containment
         log.exception("NOTIFICATION FAILED for decision %s", record.key)
 
 
@@ -128,7 +128,8 @@ def _operator_act(runtime: Runtime, record: DecisionRecord) -> None:
     is notified again."""
     if record.incident and record.operation == "release":
         runtime.ledger.forget_notice(f"{record.incident} contained")
-    if record.incident and record.operation == "approval" and not read_incident(runtime.ledger, record.incident).waiting:
+    settled = record.incident and record.operation == "approval"
+    if settled and not read_incident(runtime.ledger, record.incident).waiting:
         runtime.ledger.forget_notice(f"{record.incident} held")
     _publish(runtime, _decision_event(record), record.key, record.resource_id)
 

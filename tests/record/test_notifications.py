@@ -213,15 +213,14 @@ def test_after_a_merge_and_a_split_each_incident_left_has_one_clock(app, emulato
     first, moved, other = app.records()
     assert first.incident == moved.incident != other.incident
     moment(START + timedelta(hours=2))
-    status, merged = http("POST", f"incidents/{other.incident}/merge", {"into": first.incident, "reason": "one pipeline"},
-                          headers=DPO)
-    assert status == 200
+    merge = {"into": first.incident, "reason": "one pipeline"}
+    assert http("POST", f"incidents/{other.incident}/merge", merge, headers=DPO)[0] == 200
     status, split = http("POST", f"incidents/{first.incident}/split", {"decisions": [moved.key], "reason": "unrelated"},
                          headers=DPO)
     assert status == 200
-    assert [(n["type"].removeprefix(INCIDENT), n["subject"], n["data"].get("from")) for n in emulator.notifications[2:]] \
-        == [("merged", f"/incidents/{first.incident}", other.incident),
-            ("split", f"/incidents/{split['incident']}", first.incident)]
+    thread = [(n["type"].removeprefix(INCIDENT), n["subject"], n["data"].get("from")) for n in emulator.notifications]
+    assert thread[2:] == [("merged", f"/incidents/{first.incident}", other.incident),
+                          ("split", f"/incidents/{split['incident']}", first.incident)]
     due = hourly(emulator, moment, START + timedelta(hours=49, minutes=5))
     assert sorted(n["subject"] for n in due) == sorted(f"/incidents/{i}" for i in (first.incident, split["incident"]))
     overdue = hourly(emulator, moment, START + timedelta(hours=73, minutes=5))
@@ -343,8 +342,8 @@ def test_muting_takes_the_mute_role_and_is_never_by_whoever_caused_what_it_silen
 
 def test_a_critical_finding_is_notified_whatever_mute_covers_it(app, emulator, moment):
     """A mute kept from before its rule was critical: the notice goes out, and says why."""
-    from localazure.functions_host import fire_timer
     import function_app
+    from localazure.functions_host import fire_timer
 
     app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_LOG_WORKSPACE_ID=WORKSPACE)
     app.runtime.ledger.mute("egress_anonymous_read", ACCOUNT["id"], "old", "ml-platform",
@@ -396,3 +395,11 @@ def test_a_failing_topic_never_stops_containment_and_the_notice_goes_with_the_ne
     deliver(app, moment, other["id"], at=START + timedelta(minutes=3))
     [event] = emulator.notifications
     assert event["id"] == f"{record.incident}.detected" and event["data"]["resource_count"] == 2
+
+
+
+def test_a_failure_kept_before_notices_had_ids_still_names_its_decision(app):
+    app.runtime.ledger.table.upsert_entity({"PartitionKey": "notification-failure", "RowKey": "evt-1",
+                                            "resource_id": PUBLIC["id"], "reason": "HttpResponseError: 500"})
+    assert app.runtime.ledger.notification_failures() == [
+        {"notice": "evt-1", "decision": "evt-1", "resource_id": PUBLIC["id"], "reason": "HttpResponseError: 500"}]

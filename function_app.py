@@ -62,6 +62,16 @@ def drift_sweep(timer: func.TimerRequest) -> None:
     run_drift_sweep()
 
 
+@app.function_name("notifications")
+@app.timer_trigger(schedule="%CONTAINMENT_NOTIFY_SCHEDULE%", arg_name="timer", use_monitor=True)
+def notifications(timer: func.TimerRequest) -> None:
+    """Hourly: each notified incident's Article 33 notices that fall due (assessment due within
+    24 hours, deadline passed unassessed), and one digest of the findings recorded `reported`."""
+    from containment.record.notifications import run_hourly
+
+    run_hourly()
+
+
 @app.function_name("contain")
 @app.queue_trigger(arg_name="message", queue_name="%CONTAINMENT_QUEUE%", connection="AzureWebJobsStorage")
 def contain(message: func.QueueMessage) -> None:
@@ -124,6 +134,15 @@ def exemptions(req: func.HttpRequest) -> func.HttpResponse:
     from containment.operate.http_api import respond
 
     return respond(req, "exemptions")
+
+
+@app.function_name("mutes")
+@app.route(route="mutes", methods=["GET", "POST", "DELETE"])
+def mutes(req: func.HttpRequest) -> func.HttpResponse:
+    """List, add (rule, scope, reason, owner, expiry) or remove (?rule=&scope=) mutes of notifications."""
+    from containment.operate.http_api import respond
+
+    return respond(req, "mutes")
 
 
 @app.function_name("incidents")

@@ -124,6 +124,9 @@ param containmentReleaseHours string = '24'
 @description('CONTAINMENT_EXEMPTION_MAX_DAYS: longest an exemption may last, in days.')
 param containmentExemptionMaxDays string = '30'
 
+@description('CONTAINMENT_MUTE_MAX_DAYS: longest a mute of a rule\'s notifications may last, in days.')
+param containmentMuteMaxDays string = '14'
+
 @description('CONTAINMENT_MAX_ACTIONS_PER_HOUR: blast-radius limit, containment actions per rolling hour across all instances.')
 param containmentMaxActionsPerHour string = '20'
 
@@ -148,6 +151,9 @@ param containmentEgressSchedule string = '0 */5 * * * *'
 
 @description('CONTAINMENT_SWEEP_SCHEDULE: NCRONTAB schedule of the drift sweep (re-judges every protected resource through ARM list calls).')
 param containmentSweepSchedule string = '0 0 * * * *'
+
+@description('CONTAINMENT_NOTIFY_SCHEDULE: NCRONTAB schedule of the notification timer (Article 33 notices, the digest of reported findings).')
+param containmentNotifySchedule string = '0 5 * * * *'
 
 @description('CONTAINMENT_EGRESS_WINDOW_MINUTES: length of one scan window.')
 param containmentEgressWindowMinutes string = '5'
@@ -256,6 +262,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
       CONTAINMENT_RELEASE_HOURS: containmentReleaseHours
       CONTAINMENT_EXEMPTION_MAX_DAYS: containmentExemptionMaxDays
+      CONTAINMENT_MUTE_MAX_DAYS: containmentMuteMaxDays
       CONTAINMENT_MAX_ACTIONS_PER_HOUR: containmentMaxActionsPerHour
       CONTAINMENT_HIGH_SEVERITY_RESERVE: containmentHighSeverityReserve
       CONTAINMENT_BREAK_GLASS_PER_HOUR: containmentBreakGlassPerHour
@@ -264,6 +271,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock
       CONTAINMENT_EGRESS_SCHEDULE: containmentEgressSchedule
       CONTAINMENT_SWEEP_SCHEDULE: containmentSweepSchedule
+      CONTAINMENT_NOTIFY_SCHEDULE: containmentNotifySchedule
       CONTAINMENT_EGRESS_WINDOW_MINUTES: containmentEgressWindowMinutes
       CONTAINMENT_EGRESS_LAG_MINUTES: containmentEgressLagMinutes
       CONTAINMENT_EGRESS_MAX_WINDOWS: containmentEgressMaxWindows

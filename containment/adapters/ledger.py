@@ -11,7 +11,11 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | pending  | `pending`                    | `<decision key>`            | what waits for a person's approval |
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
 | budget   | `budget`                     | `containment`, `held`       | actions taken in the last hour (blast radius); when the last hold was notified |
-| notification failure | `notification-failure` | `<decision key>` | a notification that could not be published |
+| notification failure | `notification-failure` | `<notice id>` | a notification that could not be published, and the decision it was about |
+| notice   | `notice`                     | `<incident> <kind>[ <about>]`, `digest <YYYY-MM-DDTHH>` | a notification sent once: whoever creates the entity sends it (containment.record.notifications) |
+| notice clock | `notice-clock`           | `<incident id>`             | an incident whose Article 33 notices (assessment due, deadline passed) are still to come, and from when |
+| digest entry | `digest`                 | `<recorded at> <decision key>` | a finding recorded `reported`, or a notification a mute silenced, not yet in an hourly digest |
+| mute     | `mute`                       | `<rule> <scope id, '/' as '|'>` | whose notifications are muted, why, whose it is, until when |
 | incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`) | which incident a finding with this sign joins, since when, last seen (containment.record.correlation) |
 | incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
 | repetition | `repetition`            | `<failure> <10^6 - occurrence>` | how often a failure that repeats happened since its record, first and last, and when it recovered |
@@ -570,14 +574,87 @@ class Ledger:
         except ResourceNotFoundError:
             return False
 
-    def notification_failed(self, record: DecisionRecord, reason: str) -> None:
-        """Keep a failed notification, naming the decision it was about."""
-        self.table.upsert_entity({"PartitionKey": "notification-failure", "RowKey": record.key,
-                                  "resource_id": record.resource_id, "reason": reason[:30_000]})
+    def notification_failed(self, notice: str, decision: str, resource_id: str, reason: str) -> None:
+        """Keep a failed notification, naming the decision it was about (none for a digest or a clock notice)."""
+        self.table.upsert_entity({"PartitionKey": "notification-failure", "RowKey": notice, "decision": decision,
+                                  "resource_id": resource_id, "reason": reason[:30_000]})
 
     def notification_failures(self) -> list[dict]:
-        return [{"decision": e["RowKey"], "resource_id": e["resource_id"], "reason": e["reason"]}
+        # Kept before notices had IDs of their own, a failure's RowKey was the decision's key.
+        return [{"notice": e["RowKey"], "decision": e.get("decision", e["RowKey"]), "resource_id": e["resource_id"],
+                 "reason": e["reason"]}
                 for e in self.table.query_entities("PartitionKey eq 'notification-failure'")]
+
+    # -- notices: each sent once, across instances ------------------------------------------
+    def claim_notice(self, row: str, **fields: Any) -> bool:
+        """Whether this call is the one to send the notice (a conditional insert: of two
+        instances that get there at once, one creates the entity)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self.table.create_entity({"PartitionKey": "notice", "RowKey": row, "at": clock.iso(), **fields})
+        except ResourceExistsError:
+            return False
+        return True
+
+    def forget_notice(self, row: str) -> None:
+        """The notice may be sent again (its publishing failed, or what it announced ended)."""
+        self.table.delete_entity("notice", row)  # the SDK takes an entity already gone as deleted
+
+    def keep_clock(self, incident: str, due_at: str) -> None:
+        """Watch the incident's Article 33 clock from `due_at` on."""
+        self.table.upsert_entity({"PartitionKey": "notice-clock", "RowKey": incident, "due_at": due_at})
+
+    def clocks_due(self, now: str) -> list[str]:
+        """The incidents whose clock is to be looked at by now."""
+        return [e["RowKey"] for e in self.table.query_entities("PartitionKey eq 'notice-clock' and due_at le @now",
+                                                               parameters={"now": now})]
+
+    def drop_clock(self, incident: str) -> None:
+        self.table.delete_entity("notice-clock", incident)
+
+    def keep_for_digest(self, record: DecisionRecord, muted: list[dict]) -> None:
+        """Hold a record for the next digest: a finding recorded `reported`, or one whose
+        notification `muted` (the mutes that silenced it) held back."""
+        self.table.upsert_entity({"PartitionKey": "digest", "RowKey": f"{record.recorded_at} {record.key}",
+                                  "key": record.key, "resource_id": record.resource_id,
+                                  "incident": record.incident or "", "outcome": record.outcome,
+                                  "severity": record.severity or "", "rules": json.dumps(record.rules),
+                                  "decided_at": record.decided_at or "", "muted": json.dumps(muted)})
+
+    def digest_entries(self) -> list[dict]:
+        """What waits for the next digest, in the order recorded."""
+        return [{**{k: e[k] for k in ("key", "resource_id", "incident", "outcome", "severity", "decided_at")},
+                 "rules": json.loads(e["rules"]), "muted": json.loads(e["muted"]), "row": e["RowKey"]}
+                for e in self.table.query_entities("PartitionKey eq 'digest'")]
+
+    def drop_digest_entries(self, rows: list[str]) -> None:
+        """Take what a digest carried off the list."""
+        for row in rows:
+            self.table.delete_entity("digest", row)
+
+    # -- mutes ----------------------------------------------------------------------------------
+    def mute(self, rule: str, scope: str, reason: str, owner: str, expires_at: str, created_by: str,
+             created_at: str, decision: str) -> None:
+        """Mute notifications of a rule's findings under a scope; the same rule and scope again replaces it."""
+        self.table.upsert_entity({"PartitionKey": "mute", "RowKey": f"{rule} {resource_key(scope)}", "rule": rule,
+                                  "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
+                                  "created_by": created_by, "created_at": created_at, "decision": decision})
+
+    def mutes(self) -> list[dict]:
+        keep = ("rule", "scope", "reason", "owner", "expires_at", "created_by", "created_at", "decision")
+        return [{k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'mute'")]
+
+    def remove_mute(self, rule: str, scope: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        row = f"{rule} {resource_key(scope)}"
+        try:
+            self.table.get_entity("mute", row)
+        except ResourceNotFoundError:
+            return False
+        self.table.delete_entity("mute", row)
+        return True
 
     # -- incidents: the signs that correlate findings, and each incident's records ------------
     def incident_signs(self, signs: list[str]) -> dict[str, dict]:

@@ -17,11 +17,12 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@+=-]{1,200}$")
 # Keys the app makes itself (egress windows, the sweep, rejected messages, refused operator
 # requests, failures): an event ID the sender chose must never land on one of them and
 # pre-empt that decision.
-_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|incident-|sha256-)", re.IGNORECASE)
+_INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|mute-|incident-|sha256-)",
+                       re.IGNORECASE)
 # What people do, accepted or refused: approvals, denials and expiries, releases, exemptions,
-# break-glass, refused requests, and their decisions about incidents. The actor of such a
-# record is the operator, never the cause of what it is about.
-OPERATOR_OPERATIONS = ("approval", "release", "exemption", "break-glass", "operator-request", "incident")
+# mutes, break-glass, refused requests, and their decisions about incidents. The actor of such
+# a record is the operator, never the cause of what it is about.
+OPERATOR_OPERATIONS = ("approval", "release", "exemption", "mute", "break-glass", "operator-request", "incident")
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
 

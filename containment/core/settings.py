@@ -337,6 +337,9 @@ SETTINGS: tuple[Setting, ...] = (
             "after a release, how long the released resource stays exempt (listed under exemptions, removable): findings on it are recorded `exempt`, not contained again"),
     Setting("CONTAINMENT_EXEMPTION_MAX_DAYS", "exemption_max_days", "30", _positive(float, "days > 0"),
             "longest an exemption may last: one that expires later is refused (400, on the record)"),
+    Setting("CONTAINMENT_MUTE_MAX_DAYS", "mute_max_days", "14", _positive(float, "days > 0"),
+            "longest a mute of a rule's notifications may last: one that expires later is refused (400, on the "
+            "record)"),
     Setting("CONTAINMENT_MAX_ACTIONS_PER_HOUR", "max_actions_per_hour", "20", _positive(int, "a whole number > 0"),
             "blast-radius limit: containment actions per rolling hour across all instances; beyond it decisions "
             "wait for approval (approved and break-glass actions are not counted against it)"),
@@ -365,6 +368,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_SWEEP_SCHEDULE", "sweep_schedule", "0 0 * * * *", _ncrontab,
             "NCRONTAB schedule of the drift sweep, which re-judges every protected resource of "
             "CONTAINMENT_SUBSCRIPTIONS through ARM list calls and closes expired approvals"),
+    Setting("CONTAINMENT_NOTIFY_SCHEDULE", "notify_schedule", "0 5 * * * *", _ncrontab,
+            "NCRONTAB schedule of the notification timer: each notified incident's Article 33 notices (assessment "
+            "due within 24 hours, deadline passed), and the digest of findings recorded `reported` (at most one an "
+            "hour)"),
     Setting("CONTAINMENT_EGRESS_WINDOW_MINUTES", "egress_window_minutes", "5", _positive(int, "whole minutes > 0"),
             "length of one scan window; thresholds are per caller per window"),
     Setting("CONTAINMENT_EGRESS_LAG_MINUTES", "egress_lag_minutes", "10", _positive(int, "whole minutes > 0"),
@@ -390,8 +397,9 @@ SETTINGS: tuple[Setting, ...] = (
             "recorded only)"),
     Setting("CONTAINMENT_NOTIFY_TOPIC_ENDPOINT", "notify_topic_endpoint", "", _https_url,
             "Event Grid custom topic endpoint (`https://<topic>.<region>-1.eventgrid.azure.net/api/events`) that "
-            "receives a CloudEvent for every containment, pending approval, failure and release, and every finding "
-            "on the app's own deployment; empty: none"),
+            "receives the notifications as CloudEvents: per incident (detected, contained, held, failed, "
+            "assessment due, deadline passed, assessed, closed), every operator act and failure outside an incident, "
+            "and the hourly digest of `reported` findings; empty: none"),
     Setting("CONTAINMENT_LEDGER_TABLE", "ledger_table", "decisions",
             _table_name,
             "Table Storage table that holds the decision ledger (decisions, claims and their indexes)"),
@@ -436,6 +444,7 @@ class Settings:
     release_hours: float
     high_severity_reserve: int
     exemption_max_days: float
+    mute_max_days: float
     break_glass_per_hour: int
     incident_window_hours: float
     notify_topic_endpoint: str | None
@@ -443,6 +452,7 @@ class Settings:
     log_workspace_id: str | None
     egress_schedule: str
     sweep_schedule: str
+    notify_schedule: str
     egress_window_minutes: int
     egress_lag_minutes: int
     egress_max_windows: int

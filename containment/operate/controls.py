@@ -20,6 +20,7 @@ from containment.core import clock
 from containment.core.findings import Finding
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import DecisionRecord, PlannedAction, decision_key, is_safe_key, refusal_key
+from containment.judge.registry import RULES
 from containment.judge.scope import protection_of
 from containment.operate import principal
 from containment.operate.principal import Principal
@@ -281,29 +282,10 @@ def add_exemption(runtime: Runtime, body: Any, who: Principal, second: Principal
     would excuse; a resource group or wider needs a second person."""
     if not isinstance(body, dict):
         return 400, {"error": "the body must be a JSON object with scope, reason, owner and expires"}
-    problems = [f"{name} is required" for name in ("scope", "reason", "owner", "expires")
-                if not isinstance(body.get(name), str) or not body[name].strip()]
-    problems += [f"{name} is longer than {EXEMPTION_TEXT} characters" for name in ("reason", "owner")
-                 if isinstance(body.get(name), str) and len(body[name]) > EXEMPTION_TEXT]
-    if problems:
-        return 400, {"error": "; ".join(problems)}
-    try:
-        parse_resource_id(body["scope"].rstrip("/"))
-        until = parse_time(body["expires"])
-        if until.tzinfo is None:
-            raise ValueError("a time zone is needed (write Z for UTC)")
-    except (MalformedResourceId, ValueError) as error:
-        return 400, {"error": str(error)}
-    if until <= clock.now():
-        return 400, {"error": f"expires {body['expires']} is already past"}
-    settings, scope = runtime.settings, parse_resource_id(body["scope"].rstrip("/"))
-    longest = clock.now() + timedelta(days=settings.exemption_max_days)
-    if until > longest:
-        return 400, {"error": f"expires {body['expires']} is later than {clock.iso(longest)} "
-                              f"(CONTAINMENT_EXEMPTION_MAX_DAYS={settings.exemption_max_days:g})"}
-    watched = settings.subscriptions or frozenset(arm.list_subscriptions(runtime.clients))
-    if scope.subscription not in watched:
-        return 400, {"error": f"scope: subscription {scope.subscription} is not one the app watches"}
+    refused, scope, until = _bounded_request(runtime, body, ("scope", "reason", "owner", "expires"),
+                                             runtime.settings.exemption_max_days, "CONTAINMENT_EXEMPTION_MAX_DAYS")
+    if refused:
+        return refused
     if not _covers_protected_data(runtime, scope):
         return 400, {"error": f"scope: {scope.text} covers no protected synthetic data the app knows of"}
     own = _caused_in(runtime, scope, who)
@@ -319,6 +301,35 @@ def add_exemption(runtime: Runtime, body: Any, who: Principal, second: Principal
     written = _operator_record(runtime, "exemption", scope.text, who, f"exempted by {who.name}{confirmed} until "
                                f"{clock.iso(until)}: {body['reason']} (owner {body['owner']})")
     return 201, {"scope": scope.text, "expires_at": clock.iso(until), "decision": written}
+
+
+def _bounded_request(runtime: Runtime, body: dict, required: tuple[str, ...], max_days: float, setting: str):
+    """(a refusal, or None; the scope; the expiry) of an exemption or a mute: its texts given
+    and bounded, its scope an ARM ID in a watched subscription, its expiry ahead and within
+    `max_days`."""
+    problems = [f"{name} is required" for name in required
+                if not isinstance(body.get(name), str) or not body[name].strip()]
+    problems += [f"{name} is longer than {EXEMPTION_TEXT} characters" for name in ("reason", "owner")
+                 if isinstance(body.get(name), str) and len(body[name]) > EXEMPTION_TEXT]
+    if problems:
+        return (400, {"error": "; ".join(problems)}), None, None
+    try:
+        scope = parse_resource_id(body["scope"].rstrip("/"))
+        until = parse_time(body["expires"])
+        if until.tzinfo is None:
+            raise ValueError("a time zone is needed (write Z for UTC)")
+    except (MalformedResourceId, ValueError) as error:
+        return (400, {"error": str(error)}), None, None
+    if until <= clock.now():
+        return (400, {"error": f"expires {body['expires']} is already past"}), None, None
+    longest = clock.now() + timedelta(days=max_days)
+    if until > longest:
+        return (400, {"error": f"expires {body['expires']} is later than {clock.iso(longest)} "
+                               f"({setting}={max_days:g})"}), None, None
+    watched = runtime.settings.subscriptions or frozenset(arm.list_subscriptions(runtime.clients))
+    if scope.subscription not in watched:
+        return (400, {"error": f"scope: subscription {scope.subscription} is not one the app watches"}), None, None
+    return None, scope, until
 
 
 def _covers_protected_data(runtime: Runtime, scope) -> bool:
@@ -370,6 +381,55 @@ def _operator_record(runtime: Runtime, operation: str, resource_id: str, who: Pr
                             decided_at=at)
     record_once(runtime, recorded(record, not_carried_out(why)))
     return record.key
+
+
+def add_mute(runtime: Runtime, body: Any, who: Principal) -> Answer:
+    """Mute the notifications of one rule's findings on one scope (a resource, a resource
+    group or a subscription) until a time, with a reason and an owner: bounded
+    (CONTAINMENT_MUTE_MAX_DAYS), on the record, never by the person whose change it would
+    silence. Notifications only: detection, containment and the records are unchanged, and
+    the hourly digest counts what each mute held back. A rule whose findings are critical
+    cannot be muted, and a critical finding is notified whatever mute covers it
+    (containment.record.notifications.muting)."""
+    if not isinstance(body, dict):
+        return 400, {"error": "the body must be a JSON object with rule, scope, reason, owner and expires"}
+    rule = body.get("rule")
+    if not isinstance(rule, str) or rule not in RULES:
+        return 400, {"error": f"rule: one of {', '.join(sorted(RULES))}"}
+    if RULES[rule].severity == "critical":
+        return 400, {"error": f"rule: {rule}'s findings are critical, and critical findings are always notified"}
+    refused, scope, until = _bounded_request(runtime, body, ("scope", "reason", "owner", "expires"),
+                                             runtime.settings.mute_max_days, "CONTAINMENT_MUTE_MAX_DAYS")
+    if refused:
+        return refused
+    own = _caused_in(runtime, scope, who)  # a scope is a resource, resource group or subscription (parse_resource_id)
+    if own is not None:
+        return 403, {"error": f"{who.name} caused decision {own} under {scope.text}: another operator must mute it "
+                              "(separation of duties)"}
+    written = _operator_record(runtime, "mute", scope.text, who, f"notifications of {rule} under {scope.text} muted "
+                               f"by {who.name} until {clock.iso(until)}: {body['reason']} (owner {body['owner']})")
+    runtime.ledger.mute(rule, scope.text, body["reason"], body["owner"], clock.iso(until), who.name, clock.iso(),
+                        written)
+    return 201, {"rule": rule, "scope": scope.text, "expires_at": clock.iso(until), "decision": written}
+
+
+def list_mutes(runtime: Runtime) -> Answer:
+    now = clock.iso()
+    return 200, {"mutes": [{**mute, "active": mute["expires_at"] > now} for mute in runtime.ledger.mutes()]}
+
+
+def remove_mute(runtime: Runtime, rule: str, scope: str, who: Principal) -> Answer:
+    try:
+        resource = parse_resource_id(scope.rstrip("/"))
+    except MalformedResourceId as error:
+        return 400, {"error": f"scope: {error}"}
+    if rule not in RULES:
+        return 400, {"error": f"rule: one of {', '.join(sorted(RULES))}"}
+    if not runtime.ledger.remove_mute(rule, resource.text):
+        return 404, {"error": f"no mute of {rule} on {scope!r}"}
+    written = _operator_record(runtime, "mute", resource.text, who,
+                               f"mute of {rule} under {resource.text} removed by {who.name}")
+    return 200, {"removed": {"rule": rule, "scope": resource.text}, "decision": written}
 
 
 def list_exemptions(runtime: Runtime) -> Answer:

@@ -18,10 +18,10 @@ def required_role(what: str, method: str) -> str | None:
     """The app role an operator route asks of its caller (containment.operate.principal);
     None where it depends on what is settled (an approval, or a second operator's
     confirmation, which asks the role of the request it confirms: controls._settle)."""
-    if what in ("pending", "incidents", "incident") or (what == "exemptions" and method == "GET"):
+    if what in ("pending", "incidents", "incident") or (what in ("exemptions", "mutes") and method == "GET"):
         return principal.READ
     return {"approve": None, "deny": None, "contain": principal.BREAK_GLASS, "release": principal.RELEASE,
-            "exemptions": principal.EXEMPT, "incident-decision": principal.ASSESS}[what]
+            "exemptions": principal.EXEMPT, "mutes": principal.MUTE, "incident-decision": principal.ASSESS}[what]
 
 
 def respond(req: Any, what: str):
@@ -75,6 +75,12 @@ def _dispatch(runtime, req, what: str, body: Any, who: principal.Principal) -> t
         return controls.contain_now(runtime, body, who)
     if what == "release":
         return controls.release(runtime, body, who)
+    if what == "mutes":
+        if req.method == "GET":
+            return controls.list_mutes(runtime)
+        if req.method == "DELETE":
+            return controls.remove_mute(runtime, req.params.get("rule", ""), req.params.get("scope", ""), who)
+        return controls.add_mute(runtime, body, who)
     if req.method == "GET":
         return controls.list_exemptions(runtime)
     if req.method == "DELETE":

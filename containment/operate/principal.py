@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 # The app roles, each the least power for one kind of act (infra/ declares them).
-READ, APPROVE, RELEASE, EXEMPT, BREAK_GLASS, ASSESS = (
+READ, APPROVE, RELEASE, EXEMPT, BREAK_GLASS, ASSESS, MUTE = (
     "Containment.Read", "Containment.Approve", "Containment.Release", "Containment.Exempt", "Containment.BreakGlass",
-    "Containment.Assess")
-ROLES = (READ, APPROVE, RELEASE, EXEMPT, BREAK_GLASS, ASSESS)
+    "Containment.Assess", "Containment.Mute")
+ROLES = (READ, APPROVE, RELEASE, EXEMPT, BREAK_GLASS, ASSESS, MUTE)
 # Claim types after App Service's default claim mapping (the page above).
 _OBJECT_ID = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
 _NAMES = ("name", "preferred_username", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",

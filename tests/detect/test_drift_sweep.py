@@ -55,9 +55,12 @@ def test_the_sweep_reports_the_apps_own_deployment_once_a_day_and_never_acts_on_
         (grant["id"], "reported", True, "high")])
     assert all(r.plan == [] and "found by the drift sweep: the app's own deployment" in r.reason for r in records)
     assert app.writes() == []
-    assert sorted(n["subject"] for n in emulator.notifications) == sorted(r.resource_id for r in records)
+    # One notice per incident: the grant on the account is the account's incident (one dataset).
+    incidents = {r.incident for r in records}
+    assert len(incidents) == 2
+    assert sorted(n["subject"] for n in emulator.notifications) == sorted(f"/incidents/{i}" for i in incidents)
     assert sweep(app, CONTAINMENT_OWN_SCOPES=own_group) == records  # the next sweep of the day adds nothing
-    assert len(emulator.notifications) == 3 and app.writes() == []
+    assert len(emulator.notifications) == 2 and app.writes() == []
 
 
 def test_without_subscriptions_set_the_sweep_lists_those_the_identity_can_see(app, emulator):

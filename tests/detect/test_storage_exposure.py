@@ -244,8 +244,9 @@ def test_an_exposure_of_the_apps_own_deployment_is_reported_and_notified_and_nev
     assert "ledger and queue" in record.reason and "would have: " in record.reason
     assert app.writes() == []  # read to be judged, never written
     assert container_access(emulator, OWN_PUBLIC) == "Container"
-    [notified] = emulator.notifications
-    assert notified["type"] == "SyntheticDataContainment.Decision.reported" and notified["subject"] == OWN["id"]
+    [notified] = emulator.notifications  # only a person will act on it: notified, not kept for the digest
+    assert notified["type"] == "SyntheticDataContainment.Incident.detected"
+    assert notified["subject"] == f"/incidents/{record.incident}" and notified["data"]["resource_id"] == OWN["id"]
     assert notified["data"]["own_deployment"] is True and notified["data"]["severity"] == "high"
 
 

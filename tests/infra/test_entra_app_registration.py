@@ -32,6 +32,7 @@ ROLES = {
     "Containment.Exempt": ["User"],
     "Containment.BreakGlass": ["User"],
     "Containment.Assess": ["User"],
+    "Containment.Mute": ["User"],
 }
 
 
@@ -49,7 +50,7 @@ hook = load_hook()
 # What the registration declares
 # ---------------------------------------------------------------------------------------
 
-def test_the_registration_declares_exactly_the_six_operator_roles():
+def test_the_registration_declares_exactly_the_seven_operator_roles():
     roles = MANIFEST["appRoles"]
     assert [r["value"] for r in roles] == list(ROLES)
     assert len({r["id"] for r in roles}) == len(roles), "app role IDs must be unique"

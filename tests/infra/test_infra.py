@@ -716,7 +716,7 @@ def test_only_the_event_grid_webhook_is_let_through_without_a_token():
     host = json.loads((REPO_ROOT / "host.json").read_text())
     assert "routePrefix" not in host.get("extensions", {}).get("http", {}), "routes are under /api/"
     routes = {name: b.route for name, b in triggers.items() if b.type == "httpTrigger"}
-    assert set(routes) == {"pending_approvals", "approve", "deny", "break_glass", "release", "exemptions",
+    assert set(routes) == {"pending_approvals", "approve", "deny", "break_glass", "release", "exemptions", "mutes",
                            "incidents", "incident", "incident_decision"}
     for name, route in routes.items():
         path = "/api/" + re.sub(r"\{\w+\}", "some-key", route)

@@ -28,9 +28,10 @@ def test_the_app_declares_its_triggers():
                 for name, (_, meta) in metadata.items()}
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
                         "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "drift_sweep": "timerTrigger",
-                        "contain": "queueTrigger",
+                        "notifications": "timerTrigger", "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
                         "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger",
+                        "mutes": "httpTrigger",
                         "incidents": "httpTrigger", "incident": "httpTrigger", "incident_decision": "httpTrigger"}
 
 

@@ -295,7 +295,7 @@ def test_a_read_that_fails_then_succeeds_replaces_the_failed_record_with_the_dec
     day = datetime.fromisoformat(record.decided_at.replace("Z", "+00:00"))
     assert [r.outcome for r in app.runtime.ledger.for_day(day)] == ["contained"]
     notified = [(n["id"], n["data"]["outcome"]) for n in emulator.notifications]
-    assert notified == [(f"{event['id']}.failed", "failed"), (f"{event['id']}.contained", "contained")]
+    assert notified == [(f"{event['id']}.failed", "failed"), (f"{record.incident}.detected", "contained")]
     assert len(effective_writes(emulator)) == 1
 
 

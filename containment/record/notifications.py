@@ -11,8 +11,9 @@ response to the leaks that matter.
   lists it all; its type is the first). Each notice is sent once: a ledger entity keyed by
   incident and kind is created first (a conditional insert), and only the instance that
   created it sends it.
-- **Findings recorded `reported`** (the settings do not contain them) wait for the hourly
-  digest: one notification with all of them, never one each; none when there are none.
+- **Findings recorded `reported`** (the settings do not contain them), and in dry-run
+  `would-contain`, wait for the hourly digest: one notification with all of them, never one
+  each; none when there are none.
 - **What people do** (approvals, releases, exemptions, mutes, break-glass, refused requests)
   and failures that belong to no incident are notified one by one, as decisions.
 - **Mutes** (a rule on a scope, with an owner and an expiry: containment.operate.controls)
@@ -41,6 +42,9 @@ TYPE = "SyntheticDataContainment"
 # What an incident's notice needs: containment, a hold for a person, a failure, or a finding on
 # the app's own deployment (which only a person will act on).
 NOTIFIED = ("contained", "pending-approval", "failed")
+# Findings nobody acts on now: recorded only by the settings, or what dry-run would have
+# contained (a team rehearsing in dry-run still hears what it would have done, once an hour).
+DIGESTED = ("reported", "would-contain")
 DUE_WITHIN = timedelta(hours=24)
 UPDATES = {"assessment": "assessed", "closure": "closed", "merge": "merged", "split": "split"}
 # What an incident has once; every other kind can come again (contained after a release,
@@ -65,7 +69,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
         elif record.incident is None:
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
-        elif record.outcome == "reported" and not record.own_deployment:
+        elif record.outcome in DIGESTED and not record.own_deployment:
             runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)

@@ -257,6 +257,18 @@ def test_a_digest_carries_the_reported_findings_of_the_last_hour_and_not_those_a
     assert hourly(emulator, moment, START + timedelta(hours=2, minutes=5)) == []
 
 
+def test_in_dry_run_what_would_have_been_contained_is_in_the_digest_not_notified_one_by_one(app, emulator, moment):
+    account = b.storage_account("synthrehearse01")
+    public = b.container(account["id"], "training", "Container")
+    emulator.seed([account, public])
+    app.configure(CONTAINMENT_MODE="dry-run")
+    deliver(app, moment, public["id"], CONTAINER_WRITE)
+    [would] = app.records()
+    assert would.outcome == "would-contain" and emulator.notifications == []
+    [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
+    assert [i["decisions"] for i in digest["data"]["incidents"]] == [[would.key]]
+
+
 # -- mutes ------------------------------------------------------------------------------------------------
 def mute_body(**fields) -> dict:
     return {"rule": "storage_container_public_access", "scope": b.RG_ID, "reason": "the benchmark team's rehearsal",

@@ -37,8 +37,8 @@ def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment
         return Assessment(resource.text, ignored="the role assignment no longer exists (read again for "
                                                  f"{runtime.settings.role_assignment_wait_seconds:g} s)")
     properties = assignment.get("properties") or {}
-    covered = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
-    return judge_assignment(assignment, resource.text, resource.subscription, covered, runtime)
+    covered, account = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
+    return judge_assignment(assignment, resource.text, resource.subscription, covered, runtime, account=account)
 
 
 def read_when_visible(resource: ResourceId, runtime: Runtime) -> dict:
@@ -69,12 +69,15 @@ def assess_inherited_assignment(assignment: dict, subscription: str, runtime: Ru
     group): it covers everything in the subscription, and only someone above can remove it."""
     properties = assignment.get("properties") or {}
     scope = properties.get("scope") or "/"
-    covered = covered_protected_resources(f"/subscriptions/{subscription}", runtime)
+    covered, _ = covered_protected_resources(f"/subscriptions/{subscription}", runtime)
     return judge_assignment(assignment, str(assignment.get("id")), subscription, covered, runtime, inherited_from=scope)
 
 
 def judge_assignment(assignment: dict, resource_text: str, subscription: str, covered: list[str], runtime: Runtime,
-                     inherited_from: str | None = None) -> Assessment:
+                     inherited_from: str | None = None, account: dict | None = None) -> Assessment:
+    """`account`: the storage account the assignment is scoped to (or to one of its
+    containers), as read to judge it: kept in the record, so the incident knows the dataset's
+    privacy tags (containment.record.dataset_context)."""
     settings = runtime.settings
     spelled = assignment.get("id") or resource_text
     properties = assignment.get("properties") or {}
@@ -84,7 +87,8 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, co
     if not covered:
         return Assessment(spelled, ignored="not synthetic data: the assignment's scope covers no protected resource")
     role = arm.read_role_definition(runtime.clients, subscription, str(properties.get("roleDefinitionId")))
-    state = {spelled: assignment, role.get("id") or str(properties.get("roleDefinitionId")): role}
+    state = {spelled: assignment, role.get("id") or str(properties.get("roleDefinitionId")): role,
+             **({account["id"]: account} if account and account.get("id") else {})}
     paths = data_paths(role)
     role_name = (role.get("properties") or {}).get("roleName")
     if not paths:
@@ -102,16 +106,18 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, co
     return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
 
 
-def covered_protected_resources(scope: str, runtime: Runtime) -> list[str]:
-    """The protected resources (or protected scopes) a role assignment's scope reaches."""
+def covered_protected_resources(scope: str, runtime: Runtime) -> tuple[list[str], dict | None]:
+    """The protected resources (or protected scopes) a role assignment's scope reaches, and
+    the storage account read where the scope is one account or within it."""
     settings, clients = runtime.settings, runtime.clients
     try:
         parsed = parse_resource_id(scope)
     except MalformedResourceId:
         # A management-group or root scope covers every subscription below it.
-        return [f"{scope} (covers every subscription below it)"]
+        return [f"{scope} (covers every subscription below it)"], None
     covered = [p for p in settings.protected_scopes
                if p.lower() == parsed.key or p.lower().startswith(parsed.key + "/")]
+    account = None
     if parsed.provider is None:  # a subscription or resource group: every account in it
         accounts = arm.list_accounts(clients, parsed.subscription, parsed.resource_group)
         covered += [a["id"] for a in accounts if has_scope_tag(a.get("tags"), settings)]
@@ -125,4 +131,4 @@ def covered_protected_resources(scope: str, runtime: Runtime) -> list[str]:
             account = {}
         if has_scope_tag(account.get("tags"), settings):
             covered.append(account.get("id") or account_id.text)
-    return list(dict.fromkeys(covered))
+    return list(dict.fromkeys(covered)), account or None

@@ -289,10 +289,12 @@ def held_by_budget(claimed: DecisionRecord, needed: int, spent: int, limit: int,
 
 def carried_out(claimed: DecisionRecord, before: dict, after: dict, changed: bool, at: str) -> DecisionRecord:
     # The contract's outcomes have no "released": a release is recorded as a report of what
-    # was restored (its operation says release).
+    # was restored (its operation says release). What detection read stays beside what the
+    # worker read before acting (its targets as they were then): the account a role grant
+    # covers, say, whose tags say what the dataset is (containment.record.dataset_context).
     return replace(claimed, outcome="reported" if claimed.operation == "release" else "contained",
                    reason=claimed.reason + ("" if changed else " (already contained when the request ran)"),
-                   before=before, after=after, contained_at=at)
+                   before={**claimed.before, **before}, after=after, contained_at=at)
 
 
 def nothing_to_contain(claimed: DecisionRecord, missing: list[str]) -> DecisionRecord:

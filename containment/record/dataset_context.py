@@ -243,7 +243,7 @@ def _personal(risk: dict) -> dict:
     value = risk["personal_data"]
     why = [f"source-personal-data on {', '.join(risk['personal_data_from']) or 'the datasets'}"] if value is not None \
         else ["no readable source-personal-data tag" + _from(risk["personal_data_from"])] + risk["missing"]
-    return _question("source-personal-data", "Did the data the synthetic data was made from hold personal data?",
+    return _question("source-personal-data", "Did the source data (what the synthetic data was generated from) hold personal data?",
                      {True: "Yes", False: "No", None: "Unknown"}[value] + _from(risk["personal_data_from"]),
                      {True: "yes", False: "no", None: "unknown"}[value], why + _problems(risk, "source-personal-data"))
 

@@ -48,6 +48,7 @@ def test_a_data_role_on_a_protected_account_to_an_unknown_principal_is_deleted(a
     assert (record.outcome, record.actions) == ("contained", ["delete_role_assignment"])
     assert record.rules == ["role_assignment_grants_data_access"]
     assert record.before[grant["id"]] == grant  # the full body, so it can be recreated exactly
+    assert record.before[ACCOUNT["id"]]["tags"] == ACCOUNT["tags"]  # the dataset it covered, as read
     assert record.after == {grant["id"]: None}
     assert record.actor["name"] == "Dana Analyst"
     evidence = record.findings[0]["evidence"]
@@ -60,8 +61,11 @@ def test_dry_run_records_would_contain_and_deletes_nothing(app, emulator):
     emulator.seed([ACCOUNT, grant])
     app.deliver(write_event(grant["id"], WRITE))
     app.drain()
-    assert [r.outcome for r in app.records()] == ["would-contain"]
+    [record] = app.records()
+    assert record.outcome == "would-contain"
     assert exists(emulator, grant) and app.writes() == []
+    # The account it covers, as read to judge it: the incident knows the dataset's privacy tags.
+    assert record.before[ACCOUNT["id"]]["tags"] == ACCOUNT["tags"]
 
 
 def test_an_allowlisted_principal_is_compliant(app, emulator):

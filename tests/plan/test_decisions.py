@@ -80,9 +80,11 @@ def test_within_one_incident_what_was_done_is_not_done_again():
 
 
 def test_carried_out_is_contained_and_a_release_is_reported():
-    done = carried_out(claimed(), {"b": 1}, {"a": 2}, changed=True, at="2026-11-24T10:00:05Z")
-    assert (done.outcome, done.before, done.after, done.contained_at) == ("contained", {"b": 1}, {"a": 2},
-                                                                          "2026-11-24T10:00:05Z")
+    detected = replace(claimed(), before={"a": 0, "account": 9})  # as detection read them
+    done = carried_out(detected, {"a": 1}, {"a": 2}, changed=True, at="2026-11-24T10:00:05Z")
+    # The worker's reads of its targets win; what detection read beside them stays.
+    assert (done.outcome, done.before, done.after, done.contained_at) == (
+        "contained", {"a": 1, "account": 9}, {"a": 2}, "2026-11-24T10:00:05Z")
     already = carried_out(claimed(), {}, {}, changed=False, at="t")
     assert already.reason.endswith("(already contained when the request ran)")
     release = replace(claimed(), operation="release")

@@ -16,7 +16,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | notice clock | `notice-clock`           | `<incident id>`             | an incident whose Article 33 notices (assessment due, deadline passed) are still to come, and from when |
 | digest entry | `digest`                 | `<recorded at> <decision key>` | a finding recorded `reported`, or a notification a mute silenced, not yet in an hourly digest |
 | mute     | `mute`                       | `<rule> <scope id, '/' as '|'>` | whose notifications are muted, why, whose it is, until when |
-| incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`) | which incident a finding with this sign joins, since when, last seen (containment.record.correlation) |
+| incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`); `closed <incident>` | which incident a finding with this sign joins, since when, last seen (containment.record.correlation); which incidents are closed |
 | incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
 | repetition | `repetition`            | `<failure> <10^6 - occurrence>` | how often a failure that repeats happened since its record, first and last, and when it recovered |
 
@@ -93,6 +93,10 @@ RECORD_HASH = "record_hash"
 _LINK = ("chain", "sequence", "previous_hash", RECORD_HASH)
 HEAD = "head"
 SIGNS = "incident-sign"
+# "No more than 15 discrete comparisons are permitted within a $filter string"
+# (https://learn.microsoft.com/rest/api/storageservices/querying-tables-and-entities);
+# Azurite does not enforce it, so row_filter does: the partition and 14 rows.
+FILTER_ROWS = 14
 # Appending loses only to another instance appending to the same chain in between; each loss
 # reads the head again, so this many in a row is contention nobody should see.
 _APPEND_ATTEMPTS = 50
@@ -194,6 +198,17 @@ def sign_row(sign: str) -> str:
     if len(row) > 500 or any(c in row for c in "\\#?") or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in row):
         return "sha256 " + hashlib.sha256(sign.encode("utf-8", "replace")).hexdigest()
     return row
+
+
+def row_filter(partition: str, rows: list[str]) -> tuple[str, dict[str, str]]:
+    """A query for these rows of one partition: at most FILTER_ROWS of them, so the filter
+    stays within Table storage's 15 comparisons."""
+    if not 0 < len(rows) <= FILTER_ROWS:
+        raise ValueError(f"a filter holds 1 to {FILTER_ROWS} rows, not {len(rows)}")
+    names = {f"r{n}": row for n, row in enumerate(rows)}
+    # The SDK reads a parameter's name up to a space: the brackets stand apart.
+    return (f"PartitionKey eq @p and ( {' or '.join(f'RowKey eq @{name}' for name in names)} )",
+            {"p": partition, **names})
 
 
 def incident_partition(incident: str) -> str:
@@ -659,16 +674,29 @@ class Ledger:
     # -- incidents: the signs that correlate findings, and each incident's records ------------
     def incident_signs(self, signs: list[str]) -> dict[str, dict]:
         """The entries of these signs that exist: sign -> {incident, opened_at, last_at, etag}
-        (one query of one partition)."""
-        if not signs:
-            return {}
+        (a query of one partition per FILTER_ROWS signs)."""
         rows = {sign_row(sign): sign for sign in signs}
-        names = {f"r{n}": row for n, row in enumerate(rows)}
-        # The SDK reads a parameter's name up to a space: the brackets stand apart.
-        query = f"PartitionKey eq '{SIGNS}' and ( {' or '.join(f'RowKey eq @{name}' for name in names)} )"
         return {rows[e["RowKey"]]: {"incident": e["incident"], "opened_at": e["opened_at"], "last_at": e["last_at"],
                                     "etag": e.metadata["etag"]}
-                for e in self.table.query_entities(query, parameters=names)}
+                for e in self._rows(SIGNS, list(rows))}
+
+    def closed_incidents(self, incidents: list[str]) -> set[str]:
+        """Which of these incidents a person closed (their marker, written before the closure record)."""
+        return {e["closed"] for e in self._rows(SIGNS, [f"closed {incident}" for incident in incidents])}
+
+    def close_incident(self, incident: str) -> None:
+        """Nothing joins the incident any more: its marker first (a finding correlating at this
+        moment sees it), then its signs (one that read them before fails its conditional update,
+        and reads again)."""
+        # `closed`, not `incident`: the marker is no sign, and forgetting the signs leaves it.
+        self.table.upsert_entity({"PartitionKey": SIGNS, "RowKey": f"closed {incident}", "closed": incident})
+        self.forget_incident_signs(incident)
+
+    def _rows(self, partition: str, rows: list[str]) -> Iterator[dict]:
+        """The entities of these rows in one partition that exist, FILTER_ROWS rows a query."""
+        for start in range(0, len(rows), FILTER_ROWS):
+            query, parameters = row_filter(partition, rows[start:start + FILTER_ROWS])
+            yield from self.table.query_entities(query, parameters=parameters)
 
     def mark_incident_signs(self, signs: list[str], seen: dict[str, dict], incident: str, opened_at: str,
                             at: str) -> bool:

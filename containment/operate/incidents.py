@@ -65,6 +65,8 @@ def decide(runtime: Runtime, incident_id: str, verb: str, body: Any, who: Princi
     if isinstance(outcome[0], int):
         return outcome
     target, update, why = outcome
+    if verb == "close":
+        runtime.ledger.close_incident(incident.id)  # before the record: nothing joins it from now
     at = clock.iso()
     digest = hashlib.sha256(json.dumps([incident.id, verb, who.object_id, at, body], sort_keys=True,
                                        default=str).encode()).hexdigest()
@@ -73,9 +75,7 @@ def decide(runtime: Runtime, incident_id: str, verb: str, body: Any, who: Princi
         reason="", operation="incident", actor=who.as_actor(), decided_at=at, incident=target,
         incident_update=update)
     written = record_once(runtime, recorded(record, not_carried_out(f"{why} by {who.name}")))
-    if verb == "close":
-        runtime.ledger.forget_incident_signs(incident.id)
-    elif verb == "merge":
+    if verb == "merge":
         runtime.ledger.repoint_incident_signs(incident.id, target)
     after = read_incident(runtime.ledger, target)
     return 200, {"decision": (written or record).key, "incident": target,
@@ -116,7 +116,8 @@ def _assess(runtime: Runtime, incident: Incident, body: dict, who: Principal):
               if not isinstance(body.get(name), bool)]
     errors += _text(body, "reason", required=True)
     if body.get("notifiable") is True:
-        errors += _text(body, "reference", required=True) + _moment(body, "notified_at", required=True)
+        errors += _text(body, "reference", required=True) + _moment(body, "notified_at", required=True,
+                                                                    after=incident.detected_at)
     elif body.get("notifiable") is False:
         errors += [f"{name}: only when notifiable" for name in ("notified_at", "reference") if name in body]
         if body.get("high_risk") is True:
@@ -139,6 +140,9 @@ def _close(runtime: Runtime, incident: Incident, body: dict, who: Principal):
     if incident.assessment is None:
         return 409, {"error": f"incident {incident.id} has no assessment: GDPR Art. 33(5) asks every breach to be "
                               "documented, notifiable or not, before it is closed"}
+    if incident.unassessed:
+        return 409, {"error": f"incident {incident.id} has findings since its assessment "
+                              f"({', '.join(r.key for r in incident.unassessed[:5])}): assess it again first"}
     if incident.waiting:
         return 409, {"error": f"incident {incident.id} still has actions waiting: " + ", ".join(
             f"{w['action']} on {w['target']} ({w['decision']}, for {w['waits_for']})" for w in incident.waiting)}
@@ -164,6 +168,13 @@ def _merge(runtime: Runtime, incident: Incident, body: dict, who: Principal):
         return refused[0], {"error": f"into: {refused[1]['error']}"}
     if target.status == "closed":
         return 409, {"error": f"into: incident {target.id} is closed"}
+    if who.object_id in _caused(target):
+        return 403, {"error": f"{who.name} caused incident {target.id}: another person must merge into it "
+                              "(separation of duties)"}
+    assessed = [i.id for i in (incident, target) if i.assessment is not None]
+    if assessed:
+        return 409, {"error": f"incident {', '.join(assessed)} is assessed: a merge would change what the assessment "
+                              "covered; merge before assessing"}
     return target.id, {"kind": "merge", "from": incident.id, "reason": body["reason"]}, (
         f"incident {incident.id} merged into {target.id}: {body['reason']}")
 
@@ -171,6 +182,9 @@ def _merge(runtime: Runtime, incident: Incident, body: dict, who: Principal):
 def _split(runtime: Runtime, incident: Incident, body: dict, who: Principal):
     errors = _text(body, "reason", required=True) + [f"unknown field {name}" for name in
                                                      sorted(set(body) - {"reason", "decisions"})]
+    if incident.assessment is not None:
+        return 409, {"error": f"incident {incident.id} is assessed: a split would change what the assessment "
+                              "covered; split before assessing"}
     keys = body.get("decisions")
     found = {r.key for r in incident.findings}
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and is_safe_key(k) for k in keys):
@@ -197,14 +211,20 @@ def _text(body: dict, name: str, required: bool = False) -> list[str]:
     return []
 
 
-def _moment(body: dict, name: str, required: bool = False) -> list[str]:
+def _moment(body: dict, name: str, required: bool = False, after: datetime | None = None) -> list[str]:
+    """A time a person states: with a zone, not in the future, and (`after`) not before the
+    breach was detected, so a notification cannot be dated before anyone knew."""
     if body.get(name) is None:
         return [f"{name}: required (ISO 8601 with a time zone)"] if required else []
     try:
         when = _instant(body[name], name)
     except ValueError as error:
         return [str(error)]
-    return [f"{name}: {body[name]} is in the future"] if when > clock.now() else []
+    if when > clock.now():
+        return [f"{name}: {body[name]} is in the future"]
+    if after is not None and when < after:
+        return [f"{name}: {body[name]} is before the incident was detected ({clock.iso(after)})"]
+    return []
 
 
 def _instant(text: Any, name: str) -> datetime:

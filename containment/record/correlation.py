@@ -86,7 +86,9 @@ def assign(runtime: Runtime, record: DecisionRecord) -> DecisionRecord:
     window = timedelta(hours=runtime.settings.incident_window_hours)
     for _ in range(ATTEMPTS):
         seen = runtime.ledger.incident_signs(signs)
-        live = sorted((entry for entry in seen.values() if joins(entry, at, window)), key=lambda e: e["opened_at"])
+        live = [entry for entry in seen.values() if joins(entry, at, window)]
+        closed = runtime.ledger.closed_incidents(sorted({e["incident"] for e in live})) if live else set()
+        live = sorted((e for e in live if e["incident"] not in closed), key=lambda e: e["opened_at"])
         incident, opened = ((live[0]["incident"], live[0]["opened_at"]) if live
                             else (new_incident_id(record), detected(record)))
         if runtime.ledger.mark_incident_signs(signs, seen, incident, opened, record.decided_at):

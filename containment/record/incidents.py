@@ -14,7 +14,9 @@ informed without undue delay, so a high-risk assessment asks that too.
 
 Status: open (found, nothing contained) -> partly-contained (contained, something still
 waits for a person) -> contained -> assessed -> closed; `released` where a person undid the
-containment and nothing contained it again.
+containment and nothing contained it again; `reassess` where findings came after the
+latest assessment (it did not weigh them: a new assessment is needed before closing, and
+after a not-notifiable one the clock runs again from the first of them).
 """
 from __future__ import annotations
 
@@ -92,7 +94,23 @@ class Incident:
 
     @property
     def gdpr_deadline(self) -> datetime:
+        """72 hours from detection; where findings came after a not-notifiable assessment, 72
+        hours from the first of them, the facts that assessment did not weigh."""
+        later = self.unassessed
+        if later and not self.assessment.get("notifiable"):
+            return min(parse_time(r.event_time) or parse_time(r.decided_at) for r in later) + GDPR_NOTIFICATION
         return self.detected_at + GDPR_NOTIFICATION
+
+    @property
+    def unassessed(self) -> list[DecisionRecord]:
+        """Findings decided after the latest assessment: what it did not weigh (new reads of
+        an account assessed as exposed only, say). They ask for a new assessment."""
+        assessment = self.assessment
+        if assessment is None:
+            return []
+        assessed_at = parse_time(assessment["decided_at"])
+        return [r for r in self.findings if r.operation not in OPERATOR_OPERATIONS
+                and parse_time(r.decided_at) is not None and parse_time(r.decided_at) > assessed_at]
 
     def _updates(self, kind: str) -> list[DecisionRecord]:
         return [r for r in self.decisions if r.operation == "incident" and r.incident_update.get("kind") == kind]
@@ -109,13 +127,15 @@ class Incident:
 
     @property
     def clock_stopped_at(self) -> datetime | None:
-        """When the authority was notified, or the breach assessed not notifiable."""
+        """When the authority was notified (what is found later is supplementary information,
+        Art. 33(4), with no clock of its own), or the breach assessed not notifiable (until a
+        finding comes after that assessment: its clock runs again)."""
         assessment = self.assessment
         if assessment is None:
             return None
         if assessment.get("notifiable"):
             return parse_time(assessment.get("notified_at"))
-        return parse_time(assessment["decided_at"])
+        return None if self.unassessed else parse_time(assessment["decided_at"])
 
     def hours_left(self, now: datetime) -> float | None:
         """Hours to the Art. 33 deadline (negative: overdue); None once the clock stopped."""
@@ -161,7 +181,7 @@ class Incident:
         if self._updates("closure"):
             return "closed"
         if self.assessment is not None:
-            return "assessed"
+            return "reassess" if self.unassessed else "assessed"
         last_release = max((i for i, r in enumerate(self.decisions) if r.operation == "release"), default=-1)
         contained = any(r.outcome == "contained" and r.operation != "release" for r in self.decisions[last_release + 1:])
         if contained:
@@ -177,7 +197,8 @@ class Incident:
             "contained_at": self.contained_at.isoformat() if self.contained_at else None,
             "gdpr_deadline": self.gdpr_deadline.isoformat(), "gdpr_hours_left": left,
             "clock_stopped_at": stopped.isoformat() if stopped else None,
-            "assessment": self.assessment, "article_34": self.article_34, "waiting": self.waiting,
+            "assessment": self.assessment, "unassessed": [r.key for r in self.unassessed],
+            "article_34": self.article_34, "waiting": self.waiting,
             "actors": self.actors, "operators": self.operators, "merged": self.merged,
             "rules": sorted({rule for r in self.findings for rule in r.rules}),
             "decisions": [r.key for r in self.decisions],

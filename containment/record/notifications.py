@@ -18,7 +18,8 @@ response to the leaks that matter.
   and failures that belong to no incident are notified one by one, as decisions.
 - **Mutes** (a rule on a scope, with an owner and an expiry: containment.operate.controls)
   hold back an incident's notice when they cover every finding of the record that would
-  send it; the digest counts what each held back. A critical finding is never muted.
+  send it; the digest counts what each held back. A critical finding, a hold for a person
+  and a failed containment are never muted.
 
 Publishing never blocks or undoes containment: a failure is logged loudly and kept in the
 ledger, and the notice is sent by its next occasion (the claim is given back).
@@ -80,6 +81,10 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
 def _finding(runtime: Runtime, record: DecisionRecord) -> None:
     """A finding in an incident: the notice of what it brings about that was not notified yet."""
     silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
+    if record.outcome == "failed" or record.outcome == "pending-approval" or record.awaiting_approval:
+        # What waits for a person, or a containment that failed, reaches a person whatever mutes it:
+        # muted, the approval would expire unseen and the exposure stay open.
+        silencing, overridden = [], overridden + silencing
     if silencing:
         runtime.ledger.keep_for_digest(record, [{name: m[name] for name in ("decision", "rule", "scope", "owner",
                                                                               "expires_at")} for m in silencing])
@@ -90,17 +95,22 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
         ["failed"] if record.outcome == "failed" else [])
     rows = {kind: _row(record, kind) for kind in reached}
     claimed = [kind for kind in reached if runtime.ledger.claim_notice(rows[kind], decision=record.key)]
+    incident = read_incident(runtime.ledger, record.incident)
+    if not claimed and incident is not None and incident.status == "reassess":
+        # A finding the assessment did not weigh: once per assessment, whoever finds it first.
+        rows["reassess"] = f"{incident.id} reassess {incident.assessment['decision']}"
+        claimed = ["reassess"] if runtime.ledger.claim_notice(rows["reassess"], decision=record.key) else []
     if not claimed:
         return  # the incident knows: this finding updates it, no notice
-    incident = read_incident(runtime.ledger, record.incident)
     event = _incident_event(incident, claimed, record)
     if overridden:
         event["data"]["mutes_not_applied"] = {"mutes": [m["decision"] for m in overridden],
-                                              "why": "critical findings are always notified, whatever mutes them"}
+                                              "why": "critical findings, holds for a person and failed containments "
+                                                     "are always notified, whatever mutes them"}
     if not _publish(runtime, event, record.key, record.resource_id):
         for kind in claimed:
             runtime.ledger.forget_notice(rows[kind])
-    elif "detected" in claimed:
+    elif ("detected" in claimed or "reassess" in claimed) and incident.clock_stopped_at is None:
         runtime.ledger.keep_clock(incident.id, clock.iso(incident.gdpr_deadline - DUE_WITHIN))
 
 
@@ -159,6 +169,7 @@ SUMMARIES = {
     "due": "the Article 33 assessment is due by {gdpr_deadline} ({gdpr_hours_left} h left)",
     "overdue": "the Article 33 deadline passed at {gdpr_deadline} and the incident is not assessed",
     "assessed": "assessed by {decided_by}",
+    "reassess": "a finding since its assessment, which did not weigh it: assess it again",
     "closed": "closed by {decided_by}",
     "merged": "incident {from} merged into it by {decided_by}",
     "split": "split from incident {from} by {decided_by}",
@@ -248,9 +259,12 @@ def _clock_notices(runtime: Runtime, now: datetime) -> list[dict]:
             runtime.ledger.drop_clock(incident.id)
             continue
         kind = "overdue" if now >= incident.gdpr_deadline else "due"
-        row = f"{incident.id} {kind}"
+        # A clock that runs again (findings after a not-notifiable assessment) has notices of its own.
+        again = f" {incident.gdpr_deadline:%Y%m%dT%H%M%S}" if incident.unassessed else ""
+        row = f"{incident.id} {kind}{again}"
         if runtime.ledger.claim_notice(row):
             event = _incident_event(incident, [kind], None)
+            event["id"] += again.replace(" ", ".")
             if not _publish(runtime, event, "", incident.resource_id):
                 runtime.ledger.forget_notice(row)
                 continue  # the next hour tries again

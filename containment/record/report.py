@@ -29,6 +29,7 @@ STATUS = {
     "contained": "contained",
     "released": "released: a person undid the containment",
     "assessed": "assessed: the Article 33 decision is recorded",
+    "reassess": "to assess again: findings came after the assessment",
     "closed": "closed",
 }
 
@@ -275,6 +276,10 @@ def _assessment(incident, now: datetime) -> str:
               or "not recorded"),
              ("Decided at", _stamp(assessment.get("decided_at")))]
     parts.append("<dl class='facts'>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows) + "</dl>")
+    if incident.unassessed:
+        parts.append(f"<div class='clock due'><strong>Assess again:</strong> {len(incident.unassessed)} finding(s) "
+                     "came after this assessment, which did not weigh them: "
+                     f"{e(', '.join(r.key for r in incident.unassessed[:10]))}.</div>")
     if assessment.get("high_risk"):
         informed = assessment.get("data_subjects_informed_at")
         line = (f"the people concerned were informed at {_stamp(informed)}." if informed else

@@ -74,6 +74,7 @@ def test_an_assessment_stops_the_clock_and_is_on_the_record(app, emulator, momen
     ({**NOTIFIED, "notified_at": "2026-11-25T09:00:00"}, "has no time zone"),
     ({**NOTIFIED, "data_subjects_informed_at": "2026-11-25T09:00:00Z"}, "only when high_risk"),
     ({**NOTIFIED, "severity": "low"}, "unknown fields: severity"),
+    ({**NOTIFIED, "notified_at": "2026-11-24T09:00:00Z"}, "is before the incident was detected"),
 ])
 def test_an_assessment_that_does_not_hold_together_is_refused_naming_what(app, emulator, moment, body, named):
     app.configure(CONTAINMENT_MODE="enforce")
@@ -148,3 +149,47 @@ def test_merge_and_split_are_recorded_and_the_views_follow(app, emulator, moment
     assert len(split["resources"]) == 1 and split["resources"][0].endswith("synthmergec/blobServices/default/containers/training")
     status, listed = http("GET", "incidents?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z", headers=READER)
     assert sorted(i["incident"] for i in listed["incidents"]) == sorted([first, answer["incident"]])
+
+
+def test_an_assessed_incident_is_neither_merged_nor_split_and_who_caused_the_target_may_not_merge(
+        app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    first = exposed(app, emulator, moment, "synthassa", "0a0a0a0a-0000-4000-8000-00000000000a")
+    second = exposed(app, emulator, moment, "synthassb", "0b0b0b0b-0000-4000-8000-00000000000b",
+                     START + timedelta(hours=3))
+    culprit = operator("ben@contoso.example", "0b0b0b0b-0000-4000-8000-00000000000b", roles=("Containment.Assess",))
+    status, answer = http("POST", f"incidents/{first}/merge", {"into": second, "reason": "r"}, headers=culprit)
+    assert status == 403 and second in answer["error"] and "separation of duties" in answer["error"]
+    moment(START + timedelta(days=2))
+    assert http("POST", f"incidents/{first}/assess", NOTIFIED)[0] == 200
+    status, answer = http("POST", f"incidents/{second}/merge", {"into": first, "reason": "r"})
+    assert status == 409 and "is assessed" in answer["error"]
+    [finding] = [r.key for r in app.records() if r.incident == first and r.findings and r.operation != "incident"]
+    status, answer = http("POST", f"incidents/{first}/split", {"decisions": [finding], "reason": "r"})
+    assert status == 409 and "is assessed" in answer["error"]
+    assert [r.incident_update["kind"] for r in app.records() if r.operation == "incident"] == ["assessment"]
+
+
+def test_a_finding_after_a_not_notifiable_assessment_asks_for_a_new_one_and_runs_the_clock_again(
+        app, emulator, moment):
+    app.configure(CONTAINMENT_MODE="enforce")
+    actor = "0a0a0a0a-0000-4000-8000-0000000000aa"
+    incident = exposed(app, emulator, moment, "synthreassa", actor)
+    moment(START + timedelta(hours=2))
+    http("POST", f"incidents/{incident}/assess", {"notifiable": False, "high_risk": False,
+                                                  "reason": "exposed for seconds, no read"})
+    before = len(emulator.notifications)
+    later = START + timedelta(hours=10)  # the same person opens another account: the same breach
+    assert exposed(app, emulator, moment, "synthreassb", actor, later) == incident
+    status, view = http("GET", f"incidents/{incident}", headers=READER)
+    assert view["status"] == "reassess" and len(view["unassessed"]) == 1
+    assert view["clock_stopped_at"] is None and view["gdpr_deadline"].startswith("2026-11-27T20:00:00")
+    [notice] = emulator.notifications[before:]
+    assert notice["data"]["changed"] == ["reassess"] and notice["subject"] == f"/incidents/{incident}"
+    status, answer = http("POST", f"incidents/{incident}/close", {"reason": "r"})
+    assert status == 409 and "findings since its assessment" in answer["error"]
+    moment(later + timedelta(hours=1))
+    http("POST", f"incidents/{incident}/assess", {"notifiable": False, "high_risk": False,
+                                                  "reason": "both exposures closed within a minute, no read"})
+    assert http("GET", f"incidents/{incident}", headers=READER)[1]["status"] == "assessed"
+    assert http("POST", f"incidents/{incident}/close", {"reason": "r"})[0] == 200

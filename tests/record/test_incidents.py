@@ -8,7 +8,8 @@ import pytest
 
 from containment.core import clock
 from containment.core.records import DecisionRecord
-from containment.record.correlation import joins, signs_of
+from containment.adapters.ledger import FILTER_ROWS, SIGNS, row_filter
+from containment.record.correlation import assign, joins, new_incident_id, signs_of
 from containment.record.incidents import group
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import CONTAINER_WRITE, write_event
@@ -176,7 +177,7 @@ def test_a_finding_after_72_hours_opens_a_new_incident_with_a_clock_of_its_own(a
     assert incidents[:4] == [incidents[0]] * 4 and incidents[4] != incidents[0]
 
 
-def test_what_finds_nothing_has_no_incident_and_a_redelivery_keeps_its_own(app, emulator, at_time):
+def test_what_finds_nothing_has_no_incident(app, emulator, at_time):
     app.configure(CONTAINMENT_MODE="enforce")
     owner = b.storage_account("synthquiet")
     private = b.container(owner["id"], "training", "None")
@@ -185,3 +186,52 @@ def test_what_finds_nothing_has_no_incident_and_a_redelivery_keeps_its_own(app, 
     app.deliver(write_event(private["id"], CONTAINER_WRITE))
     [compliant] = app.records()
     assert compliant.outcome == "compliant" and compliant.incident is None
+
+
+def test_a_redelivered_first_finding_names_the_same_incident(app, emulator, at_time):
+    """The incident is named by the finding that opened it, so a redelivery (a new instance,
+    the signs already written) lands in it and opens none."""
+    app.configure(CONTAINMENT_MODE="dry-run")
+    owner = b.storage_account("synthredeliver")
+    public = b.container(owner["id"], "training", "Container")
+    emulator.seed([owner, public])
+    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    event = write_event(public["id"], CONTAINER_WRITE)
+    app.deliver(event)
+    app.deliver(event)
+    [record] = app.records()
+    assert record.incident == new_incident_id(record)
+    signs = app.runtime.ledger.incident_signs(signs_of(record))
+    assert {entry["incident"] for entry in signs.values()} == {record.incident}
+
+
+def test_more_signs_than_one_table_filter_holds_are_all_read(app, at_time):
+    """Table storage allows 15 comparisons in a filter (Azurite allows more): the signs of a
+    window with 40 callers are read 14 at a time, and the last of them still correlates."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    callers = [{"Caller": f"203.0.113.{n}"} for n in range(40)]
+    window = record("w1", at(0), incident=None, operation="egress", resource_id=b.storage_account("synthwide")["id"],
+                    findings=[{**FINDING, "evidence": {"callers": callers}}])
+    first = assign(app.runtime, window)
+    later = record("w2", at(1), incident=None, operation="egress", resource_id=b.storage_account("synthother")["id"],
+                   findings=[{**FINDING, "evidence": {"callers": callers[-1:]}}])
+    assert assign(app.runtime, later).incident == first.incident
+    query, _ = row_filter(SIGNS, [f"r{n}" for n in range(FILTER_ROWS)])
+    assert query.count(" eq ") <= 15
+    with pytest.raises(ValueError):
+        row_filter(SIGNS, [f"r{n}" for n in range(FILTER_ROWS + 1)])
+
+
+def test_nothing_joins_a_closed_incident_even_a_sign_written_after_it_closed(app, at_time):
+    """A finding that read the signs just before the incident closed may write them after:
+    the closed marker keeps the next finding out of it all the same."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    first = assign(app.runtime, record("c1", at(0), incident=None, event_id="c1", actor={"object_id": "x-1"}))
+    app.runtime.ledger.close_incident(first.incident)
+    signs = signs_of(first)
+    assert app.runtime.ledger.incident_signs(signs) == {}
+    app.runtime.ledger.mark_incident_signs(signs, {}, first.incident, at(0), at(0))  # the racing write
+    later = assign(app.runtime, record("c2", at(1), incident=None, event_id="c2", actor={"object_id": "x-1"}))
+    assert later.incident != first.incident

@@ -730,11 +730,14 @@ class Ledger:
             gone += 1
         return gone
 
-    def repoint_incident_signs(self, source: str, target: str) -> None:
-        """Signs that led to a merged incident lead to the one it was merged into."""
+    def repoint_incident_signs(self, source: str, target: str, only: set[str] | None = None) -> None:
+        """Signs that led to a merged incident lead to the one it was merged into; for a split,
+        `only` the signs of what was split off."""
+        rows = None if only is None else {sign_row(sign) for sign in only}
         for entity in self.table.query_entities(f"PartitionKey eq '{SIGNS}' and incident eq @i",
                                                 parameters={"i": source}):
-            self.table.upsert_entity({**entity, "incident": target}, mode="merge")
+            if rows is None or entity["RowKey"] in rows:
+                self.table.upsert_entity({**entity, "incident": target}, mode="merge")
 
     def incident_records(self, incident: str) -> list[DecisionRecord]:
         """Every record written with this incident, or naming it (a merge from it, a split of

@@ -149,6 +149,10 @@ def test_merge_and_split_are_recorded_and_the_views_follow(app, emulator, moment
     assert len(split["resources"]) == 1 and split["resources"][0].endswith("synthmergec/blobServices/default/containers/training")
     status, listed = http("GET", "incidents?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z", headers=READER)
     assert sorted(i["incident"] for i in listed["incidents"]) == sorted([first, answer["incident"]])
+    # What only the split-off finding had (its account) now leads to the new incident.
+    again = exposed(app, emulator, moment, "synthmergec", "0c0c0c0c-0000-4000-8000-00000000000c",
+                    START + timedelta(hours=5))
+    assert again == answer["incident"]
 
 
 def test_an_assessed_incident_is_neither_merged_nor_split_and_who_caused_the_target_may_not_merge(

@@ -650,14 +650,17 @@ class Ledger:
 
     # -- mutes ----------------------------------------------------------------------------------
     def mute(self, rule: str, scope: str, reason: str, owner: str, expires_at: str, created_by: str,
-             created_at: str, decision: str) -> None:
-        """Mute notifications of a rule's findings under a scope; the same rule and scope again replaces it."""
+             created_at: str, decision: str, created_by_id: str = "") -> None:
+        """Mute notifications of a rule's findings under a scope; the same rule and scope again replaces it.
+        `created_by_id`: the object ID of who muted it (it never silences their own changes)."""
         self.table.upsert_entity({"PartitionKey": "mute", "RowKey": f"{rule} {resource_key(scope)}", "rule": rule,
                                   "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
-                                  "created_by": created_by, "created_at": created_at, "decision": decision})
+                                  "created_by": created_by, "created_by_id": created_by_id.lower(),
+                                  "created_at": created_at, "decision": decision})
 
     def mutes(self) -> list[dict]:
-        keep = ("rule", "scope", "reason", "owner", "expires_at", "created_by", "created_at", "decision")
+        keep = ("rule", "scope", "reason", "owner", "expires_at", "created_by", "created_by_id", "created_at",
+                "decision")
         return [{k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'mute'")]
 
     def remove_mute(self, rule: str, scope: str) -> bool:

@@ -409,7 +409,7 @@ def add_mute(runtime: Runtime, body: Any, who: Principal) -> Answer:
     written = _operator_record(runtime, "mute", scope.text, who, f"notifications of {rule} under {scope.text} muted "
                                f"by {who.name} until {clock.iso(until)}: {body['reason']} (owner {body['owner']})")
     runtime.ledger.mute(rule, scope.text, body["reason"], body["owner"], clock.iso(until), who.name, clock.iso(),
-                        written)
+                        written, who.object_id)
     return 201, {"rule": rule, "scope": scope.text, "expires_at": clock.iso(until), "decision": written}
 
 

@@ -126,10 +126,13 @@ def muting(record: DecisionRecord, mutes: list[dict], now: str) -> tuple[list[di
     its rule on a scope at or above its resource, and none critical; the mutes that would have
     but for a critical finding). Critical findings are always notified."""
     covering = []
+    # A mute never silences a change by whoever muted it: mute first, change after, unseen otherwise.
+    caused_by = str(record.actor.get("object_id") or "").lower() if record.event_id else ""
     for finding in record.findings:
         resource = str(finding.get("resource_id") or record.resource_id).lower()
         covering.append([m for m in mutes if m["expires_at"] > now and m["rule"] == finding["rule"] and (
-            resource == m["scope"].lower() or resource.startswith(m["scope"].lower() + "/"))])
+            resource == m["scope"].lower() or resource.startswith(m["scope"].lower() + "/"))
+            and not (caused_by and caused_by == m.get("created_by_id"))])
     critical = [found for finding, found in zip(record.findings, covering) if finding["severity"] == "critical"]
     if covering and all(covering) and not critical:
         return list({m["decision"]: m for found in covering for m in found}.values()), []

@@ -13,7 +13,7 @@ import pytest
 from containment.core import clock
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
-from tests.helpers.operators import ONCALL, operator
+from tests.helpers.operators import ONCALL, ONCALL_ID, operator
 
 ACCOUNT = b.storage_account()
 PUBLIC = b.container(ACCOUNT["id"], "training", "Container")
@@ -306,6 +306,16 @@ def test_a_mute_silences_a_rule_on_a_scope_and_only_its_notifications(app, emula
     emulator.seed([other])
     deliver(app, moment, other["id"], at=START + timedelta(minutes=20))
     assert emulator.notifications[-1]["id"] == f"{contained.incident}.detected"  # the incident, now notified
+
+
+def test_a_mute_never_silences_a_change_by_whoever_muted_it(app, emulator, moment):
+    """Mute first, open the container after: the mute was not there for that."""
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(START - timedelta(hours=1))
+    assert http("POST", "mutes", mute_body())[0] == 201
+    deliver(app, moment, PUBLIC["id"], actor=ONCALL_ID)  # the person who muted it makes the change
+    assert kinds(emulator)[-1:] == ["detected"]
 
 
 def test_an_expired_mute_or_one_of_another_rule_or_scope_silences_nothing(app, emulator, moment):

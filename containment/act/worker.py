@@ -159,8 +159,8 @@ def _states(detected: dict, results: list[ActionResult], retried: bool) -> tuple
 
 def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim, notify_it: bool = True) -> DecisionRecord | None:
     written = runtime.ledger.write(record)
-    if written is not None and notify_it:
-        notify(runtime, written)
+    if written is not None:
+        notify(runtime, written, quiet=not notify_it)
     runtime.ledger.move_claim(claim, "done")
     if written is not None:
         log.info("%s %s: %s", written.outcome, written.resource_id, ", ".join(written.actions))

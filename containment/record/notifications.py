@@ -35,7 +35,7 @@ from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 from containment.record.export import read_incident
-from containment.record.incidents import SEVERITIES, Incident
+from containment.record.incidents import GDPR_NOTIFICATION, SEVERITIES, Incident
 
 log = logging.getLogger("containment")
 SOURCE = "/synthetic-data-containment"
@@ -58,11 +58,16 @@ ONCE = ("detected", "due", "overdue", "closed")
 LISTED = 20
 
 
-def notify(runtime: Runtime, record: DecisionRecord) -> None:
-    """What the record changes, notified if it is worth it: called once per record written."""
+def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> None:
+    """What the record changes, notified if it is worth it: called once per record written.
+    `quiet`: not on its own (a hold by the blast-radius limit after the hour's first): to the
+    digest. Whatever is sent, an incident's first finding starts the watch on its Article 33
+    clock, so an incident only digested still hears when its assessment falls due."""
     if runtime.settings.notify_topic_endpoint is None:
         return
     try:
+        if record.incident and record.findings and record.operation not in OPERATOR_OPERATIONS:
+            _watch_clock(runtime, record)
         if record.operation == "incident":
             _incident_decided(runtime, record)
         elif record.operation in OPERATOR_OPERATIONS:
@@ -70,7 +75,7 @@ def notify(runtime: Runtime, record: DecisionRecord) -> None:
         elif record.incident is None:
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
-        elif record.outcome in DIGESTED and not record.own_deployment:
+        elif quiet or (record.outcome in DIGESTED and not record.own_deployment):
             runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)
@@ -110,8 +115,16 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
     if not _publish(runtime, event, record.key, record.resource_id):
         for kind in claimed:
             runtime.ledger.forget_notice(rows[kind])
-    elif ("detected" in claimed or "reassess" in claimed) and incident.clock_stopped_at is None:
+    elif "reassess" in claimed and incident.clock_stopped_at is None:  # its clock runs again
         runtime.ledger.keep_clock(incident.id, clock.iso(incident.gdpr_deadline - DUE_WITHIN))
+
+
+def _watch_clock(runtime: Runtime, record: DecisionRecord) -> None:
+    """Once per incident (its first finding claims the watch): due 24 hours before 72 hours
+    from this detection, which is the incident's first."""
+    if runtime.ledger.claim_notice(f"{record.incident} watched", decision=record.key):
+        detected = datetime.fromisoformat((record.event_time or record.decided_at).replace("Z", "+00:00"))
+        runtime.ledger.keep_clock(record.incident, clock.iso(detected + GDPR_NOTIFICATION - DUE_WITHIN))
 
 
 def _row(record: DecisionRecord, kind: str) -> str:

@@ -257,6 +257,20 @@ def test_a_digest_carries_the_reported_findings_of_the_last_hour_and_not_those_a
     assert hourly(emulator, moment, START + timedelta(hours=2, minutes=5)) == []
 
 
+def test_an_incident_only_digested_still_hears_when_its_assessment_falls_due(app, emulator, moment):
+    shared_key = b.storage_account("synthduedigest", allowSharedKeyAccess=True)
+    emulator.seed([shared_key])
+    app.configure(CONTAINMENT_MODE="enforce")
+    deliver(app, moment, shared_key["id"], ACCOUNT_WRITE)
+    [reported] = app.records()
+    assert reported.outcome == "reported"
+    [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
+    assert digest["type"].endswith("Digest.reported")
+    assert hourly(emulator, moment, START + timedelta(hours=47)) == []
+    [due] = hourly(emulator, moment, START + timedelta(hours=48, minutes=5))
+    assert (due["type"], due["subject"]) == (f"{INCIDENT}due", f"/incidents/{reported.incident}")
+
+
 def test_in_dry_run_what_would_have_been_contained_is_in_the_digest_not_notified_one_by_one(app, emulator, moment):
     account = b.storage_account("synthrehearse01")
     public = b.container(account["id"], "training", "Container")

@@ -46,7 +46,7 @@ from _harness import (REPO, Stack, apply_settings, container_event, median, mib,
 
 from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
                                       role_assignment, security_rule, storage_account)
-from tests.helpers.events import CONTAINER_WRITE, write_event
+from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
 from tests.helpers.operators import operator
 
 CHILD = Path(__file__).with_name("_cold_child.py")
@@ -423,6 +423,40 @@ def incident_assessments(bench: Bench, run: int) -> Run:
     return Run(first, second, answered(200, 0))
 
 
+def new_mutes(bench: Bench, run: int) -> Run:
+    """Mute two rules' notifications on two fresh scopes (the write, as for exemptions)."""
+    from containment.core import clock
+
+    expires = clock.iso(datetime.now(timezone.utc) + timedelta(days=2))
+    scopes = [f"{bench.account['id']}/blobServices/default/containers/mu{run:02d}-{index}" for index in range(2)]
+    first, second = (http("POST", "mutes", {"rule": "storage_container_public_access", "scope": scope,
+                                            "reason": "rehearsal", "owner": "ml-platform", "expires": expires})
+                     for scope in scopes)
+
+    def check(bench: Bench, answers: list) -> None:
+        answered(201, 0)(bench, answers)
+        if set(scopes) - {m["scope"] for m in bench.runtime.ledger.mutes()}:
+            raise RuntimeError(f"the mutes were not written: {answers}")
+
+    return Run(first, second, check)
+
+
+def digest_due(bench: Bench, run: int) -> Run:
+    """Two findings recorded `reported` (an account that allows shared keys), waiting for the
+    hourly digest: the first invocation publishes it; the warm one, in the same hour, finds
+    it sent (at most one an hour) and sends nothing."""
+    accounts = [storage_account(f"colddigest{run:02d}{index}", allowSharedKeyAccess=True) for index in range(2)]
+    bench.seed(accounts)
+    for account in accounts:
+        bench.deliver(write_event(account["id"], ACCOUNT_WRITE))
+
+    def check(bench: Bench, answers: list) -> None:
+        if list(bench.runtime.ledger.table.query_entities("PartitionKey eq 'digest'")):
+            raise RuntimeError("the reported findings are still waiting for a digest")
+
+    return Run({"kind": "timer"}, {"kind": "timer"}, check)
+
+
 # Every function in function_app.py, in its order.
 CASES: dict[str, Case] = {
     "storage_exposure": Case("request queued", event_grid(CONTAINER_WRITE, public_container_pair)),
@@ -432,6 +466,7 @@ CASES: dict[str, Case] = {
                         {"CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, "CONTAINMENT_EGRESS_MAX_WINDOWS": "1"}),
     "drift_sweep": Case(f"{DRIFT_FINDINGS} requests queued", estate_sweep,
                         {"CONTAINMENT_SUBSCRIPTIONS": DRIFT_SUBSCRIPTION}),
+    "notifications": Case("digest published", digest_due),
     "contain": Case("record written", contain_requests),
     "pending_approvals": Case("list answered", pending_list),
     "approve": Case("request queued", settle("approve", 202, 2)),
@@ -439,6 +474,7 @@ CASES: dict[str, Case] = {
     "break_glass": Case("request queued", open_accounts),
     "release": Case("request queued", contained_containers),
     "exemptions": Case("exemption written", new_exemptions),
+    "mutes": Case("mute written", new_mutes),
     "incidents": Case("list answered", incident_list),
     "incident": Case("incident answered", incident_views),
     "incident_decision": Case("assessment recorded", incident_assessments),

@@ -612,6 +612,18 @@ class Ledger:
             return False
         return True
 
+    def notice(self, row: str) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self.table.get_entity("notice", row))
+        except ResourceNotFoundError:
+            return None
+
+    def keep_notice(self, row: str, **fields: Any) -> None:
+        """What later notices need to know (an incident's latest assessment), kept beside them."""
+        self.table.upsert_entity({"PartitionKey": "notice", "RowKey": row, "at": clock.iso(), **fields})
+
     def forget_notice(self, row: str) -> None:
         """The notice may be sent again (its publishing failed, or what it announced ended)."""
         self.table.delete_entity("notice", row)  # the SDK takes an entity already gone as deleted

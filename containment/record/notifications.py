@@ -100,13 +100,22 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
         ["failed"] if record.outcome == "failed" else [])
     rows = {kind: _row(record, kind) for kind in reached}
     claimed = [kind for kind in reached if runtime.ledger.claim_notice(rows[kind], decision=record.key)]
-    incident = read_incident(runtime.ledger, record.incident)
-    if not claimed and incident is not None and incident.status == "reassess":
-        # A finding the assessment did not weigh: once per assessment, whoever finds it first.
-        rows["reassess"] = f"{incident.id} reassess {incident.assessment['decision']}"
-        claimed = ["reassess"] if runtime.ledger.claim_notice(rows["reassess"], decision=record.key) else []
     if not claimed:
-        return  # the incident knows: this finding updates it, no notice
+        # The incident knows: this finding updates it, no notice; unless it came after the
+        # incident's assessment (one `reassess` per assessment, whoever finds it first). An
+        # incident is read only when a notice is to be sent: a burst of hundreds of findings
+        # in one incident must not read it hundreds of times.
+        assessed = runtime.ledger.notice(f"{record.incident} assessment")
+        rows["reassess"] = f"{record.incident} reassess {assessed['decision']}" if assessed else ""
+        if not assessed or not runtime.ledger.claim_notice(rows["reassess"], decision=record.key):
+            return
+        incident = read_incident(runtime.ledger, record.incident)
+        if incident is None or incident.status != "reassess":  # decided before the assessment, written after
+            runtime.ledger.forget_notice(rows["reassess"])
+            return
+        claimed = ["reassess"]
+    else:
+        incident = read_incident(runtime.ledger, record.incident)
     event = _incident_event(incident, claimed, record)
     if overridden:
         event["data"]["mutes_not_applied"] = {"mutes": [m["decision"] for m in overridden],
@@ -168,6 +177,8 @@ def _incident_decided(runtime: Runtime, record: DecisionRecord) -> None:
     """A person assessed, closed, merged or split an incident: in its thread. A merge or a
     split changes which clock runs: the incident that results is watched from its own deadline."""
     kind = UPDATES[record.incident_update["kind"]]
+    if kind == "assessed":  # what a finding after it checks first (_finding)
+        runtime.ledger.keep_notice(f"{record.incident} assessment", decision=record.key)
     incident = read_incident(runtime.ledger, record.incident)
     event = _incident_event(incident, [kind], record, decided_by=record.actor.get("name"),
                             **({"from": record.incident_update["from"]} if "from" in record.incident_update else {}))

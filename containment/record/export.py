@@ -112,13 +112,16 @@ def decisions_csv(rows: list[dict]) -> str:
 
 
 def incidents_csv(summaries: list[dict]) -> str:
-    fields = ("incident", "resource_id", "status", "severity", "detected_at", "contained_at", "gdpr_deadline",
-              "gdpr_hours_left", "actors", "rules", "decisions")
+    fields = ("incident", "resource_id", "resources", "status", "severity", "detected_at", "contained_at",
+              "gdpr_deadline", "gdpr_hours_left", "clock_stopped_at", "notifiable", "reference", "actors", "operators",
+              "rules", "decisions")
     out = io.StringIO()
     writer = csv.DictWriter(out, fields)
     writer.writeheader()
     for summary in map(_exported, summaries):
-        writer.writerow({name: _cell(summary.get(name)) for name in fields})
+        assessment = summary.get("assessment") or {}
+        row = {**summary, "notifiable": assessment.get("notifiable"), "reference": assessment.get("reference")}
+        writer.writerow({name: _cell(row.get(name)) for name in fields})
     return out.getvalue()
 
 

@@ -2,12 +2,15 @@
 assesses, closes, merges and splits incidents, each on the record; the clock stops."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from containment.core import clock
+from containment.record.export import incidents_csv
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import ANALYST, CONTAINER_WRITE, write_event
 from tests.helpers.operators import operator
@@ -59,6 +62,9 @@ def test_an_assessment_stops_the_clock_and_is_on_the_record(app, emulator, momen
     status, after = http("GET", f"incidents/{incident}", headers=READER)
     assert after["gdpr_hours_left"] is None and after["clock_stopped_at"].startswith("2026-11-25T09:00:00")
     assert after["assessment"]["reference"] == "DPA-2026-117" and after["operators"] == ["dpo@contoso.example"]
+    [row] = csv.DictReader(io.StringIO(incidents_csv([after])))  # what an auditor's spreadsheet shows
+    assert (row["notifiable"], row["reference"], row["clock_stopped_at"], row["operators"]) == (
+        "True", "DPA-2026-117", "2026-11-25T09:00:00Z", "dpo@contoso.example")
     [assessed] = [r for r in app.records() if r.operation == "incident"]
     assert (assessed.incident, assessed.actor["name"], assessed.incident_update["kind"]) == (
         incident, "dpo@contoso.example", "assessment")

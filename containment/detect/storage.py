@@ -41,7 +41,10 @@ def assess_storage(resource: ResourceId, runtime: Runtime) -> Assessment:
         return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
     context = Context(runtime.settings, protection, facts={"account": account})
     if container is not None:
-        return Assessment(spelled, judge(BLOB_CONTAINER, container, context), {spelled: container})
+        # The account as read beside it: its tags say whose data this is (the incident's
+        # privacy context, containment.record.dataset_context).
+        return Assessment(spelled, judge(BLOB_CONTAINER, container, context),
+                          {spelled: container, account.get("id") or account_id.text: account})
     # An account write can make containers that were set public earlier readable: judge them too.
     containers = arm.list_containers(runtime.clients, account_id)
     findings = judge(STORAGE_ACCOUNT, account, context)

@@ -36,6 +36,7 @@ def test_enforce_makes_a_public_container_private_and_records_the_evidence(app, 
     assert record.rules == ["storage_container_public_access"] and record.severity == "high"
     assert record.actor["object_id"] == "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f"
     assert record.before[PUBLIC["id"]]["properties"]["publicAccess"] == "Container"
+    assert record.before[ACCOUNT["id"]]["tags"] == ACCOUNT["tags"]  # whose data: the incident's privacy context
     assert record.after[PUBLIC["id"]]["properties"]["publicAccess"] == "None"
     assert record.event_time.startswith("2026-11-24T10:00:00.123456") and record.decided_at and record.contained_at
     assert [(w.method, w.url.split("?")[0].rsplit("/", 1)[1]) for w in app.writes()] == [("PATCH", "training")]

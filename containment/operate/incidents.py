@@ -28,6 +28,7 @@ from containment.record.incidents import Incident
 Answer = tuple[int, dict[str, Any]]
 INCIDENT_ID = re.compile(r"^inc-\d{8}-[0-9a-f]{12}$")
 TEXT = 2000  # a reason or reference: a paragraph, well inside a Table property
+MAX_RANGE = timedelta(days=93)
 ASSESSMENT = {"notifiable", "high_risk", "reason", "notified_at", "reference", "data_subjects_informed_at",
               "data_subjects_not_informed_because"}
 
@@ -38,6 +39,10 @@ def list_incidents(runtime: Runtime, since: str | None, until: str | None) -> An
         start = _instant(since, "since") if since else end - timedelta(days=7)
     except ValueError as error:
         return 400, {"error": str(error)}
+    if not timedelta(0) < end - start <= MAX_RANGE:
+        # A reader's request reads every incident of the range whole: bounded, as a quarter
+        # covers any 72-hour clock; the command line exports longer ranges.
+        return 400, {"error": f"since must be before until, at most {MAX_RANGE.days} days apart"}
     now = clock.now()
     return 200, {"incidents": [i.summary(now) for i in incidents_between(runtime.ledger, start, end)]}
 

@@ -155,6 +155,8 @@ def test_merge_and_split_are_recorded_and_the_views_follow(app, emulator, moment
     assert len(split["resources"]) == 1 and split["resources"][0].endswith("synthmergec/blobServices/default/containers/training")
     status, listed = http("GET", "incidents?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z", headers=READER)
     assert sorted(i["incident"] for i in listed["incidents"]) == sorted([first, answer["incident"]])
+    status, refused = http("GET", "incidents?since=2025-01-01T00:00:00Z&until=2026-11-25T00:00:00Z", headers=READER)
+    assert status == 400 and "at most 93 days" in refused["error"]
     # What only the split-off finding had (its account) now leads to the new incident.
     again = exposed(app, emulator, moment, "synthmergec", "0c0c0c0c-0000-4000-8000-00000000000c",
                     START + timedelta(hours=5))

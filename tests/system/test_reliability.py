@@ -216,8 +216,7 @@ def test_a_write_whose_answer_is_lost_is_read_back_never_sent_twice(app, emulato
     assert lost.fired == 1 and [w[0] for w in effective_writes(emulator)] == ["PATCH"]
     [record] = app.records()
     assert record.outcome == "contained" and "already contained" not in record.reason
-    [before] = record.before.values()
-    [after] = record.after.values()
+    before, [after] = record.before[public["id"]], record.after.values()
     assert (before["properties"]["publicAccess"], after["properties"]["publicAccess"]) == ("Container", "None")
 
 

@@ -103,6 +103,15 @@ def load_scenario(path: Path) -> Scenario:
         if len(kinds) != 1:
             raise ScenarioError(file, where, f"a step has exactly one of {', '.join(STEP_KINDS)}")
         kind = kinds[0]
+        # A field the replay would ignore is a mistake it must name: an `as` beside the http
+        # step instead of in it would run the request as the default operator, who holds every role.
+        unknown = sorted(set(raw) - {"at", kind})
+        if unknown:
+            raise ScenarioError(file, f"{where}.{unknown[0]}", f"not a field of a step (a step is \"at\" and one of "
+                                f"{', '.join(STEP_KINDS)}{'; as goes inside http' if 'as' in unknown else ''})")
+        if kind == "http" and isinstance(raw["http"], dict) and set(raw["http"]) - {"method", "route", "body", "as"}:
+            extra = sorted(set(raw["http"]) - {"method", "route", "body", "as"})[0]
+            raise ScenarioError(file, f"{where}.http.{extra}", "not a field of an http step (method, route, body, as)")
         if kind == "event" and not isinstance(raw["event"], dict):
             raise ScenarioError(file, f"{where}.event", "an event is a JSON object (Event Grid schema)")
         if kind == "timer" and raw["timer"] not in _timer_functions():

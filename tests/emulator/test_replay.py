@@ -129,6 +129,20 @@ def test_a_malformed_scenario_is_named_with_its_json_path(tmp_path):
     assert completed.stdout == ""
 
 
+def test_an_operator_beside_the_http_step_instead_of_in_it_is_named(tmp_path):
+    """Ignored, it would run the request as the default operator, who holds every role."""
+    bad = tmp_path / "misplaced-as.json"
+    bad.write_text(json.dumps({"steps": [{"at": "2026-11-24T10:00:00Z", "http": {"route": "decisions/pending",
+                                                                                  "method": "GET"},
+                                          "as": {"id": "x", "roles": []}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0 and "$.steps[0].as" in completed.stderr and "as goes inside http" in completed.stderr
+    bad.write_text(json.dumps({"steps": [{"at": "2026-11-24T10:00:00Z", "http": {"route": "decisions/pending",
+                                                                                  "roles": []}}]}))
+    completed = replay(bad)
+    assert completed.returncode != 0 and "$.steps[0].http.roles" in completed.stderr
+
+
 def test_a_bad_setting_in_a_scenario_is_named(tmp_path):
     bad = tmp_path / "bad-setting.json"
     bad.write_text(json.dumps({"settings": {"CONTAINMENT_MODE": "yolo"}, "steps": [{"at": "2026-11-24T10:00:00Z",

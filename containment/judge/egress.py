@@ -12,6 +12,7 @@ carries beside it for the ledger to keep. Egress findings are contained by sever
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime, timezone
 from typing import Any
 
 from containment.core.findings import evidence_digest
@@ -199,6 +200,9 @@ def canary_read(activity: dict, context: Context):
 
 
 def _text(value: Any) -> str:
+    """A read's time as ISO 8601 UTC (the query's datetimes), any other value as text."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     return "" if value is None else str(value)
 
 

@@ -312,6 +312,25 @@ def test_a_canary_read_from_the_training_network_is_critical_and_contained(scan,
     assert emulator.arm.get(ACCOUNT["id"])["properties"]["networkAcls"]["defaultAction"] == "Deny"
 
 
+def test_the_canaries_command_lists_each_canary_and_its_last_read_from_the_ledger(scan, capsys):
+    import json
+
+    from containment.__main__ import main
+
+    scan([read(in_window(2), auth="SAS", ip="10.20.3.4", blob=CANARY)],
+         CONTAINMENT_CANARY_BLOBS=canaries(CANARY, "train/untouched.parquet"))
+    capsys.readouterr()
+    assert main(["canaries"]) == 0
+    out, err = capsys.readouterr()
+    read_one, untouched = map(json.loads, out.splitlines())
+    assert (read_one["canary"], read_one["read"], read_one["last_caller"], read_one["last_authentication"],
+            read_one["decisions"]) == (f"/{ACCOUNT['name']}/{CANARY}", True, "10.20.3.4", "SAS", 1)
+    assert read_one["last_read"].startswith("2026-11-24T11:47")
+    assert (untouched["canary"], untouched["read"], untouched["last_read"]) == (
+        f"/{ACCOUNT['name']}/train/untouched.parquet", False, None)
+    assert "2 canaries, 1 read and 1 not read" in err
+
+
 def test_a_canary_read_by_an_operation_other_than_getblob_is_a_finding(scan):
     oid = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
     [record] = scan([read(in_window(), blob=CANARY, operation="GetBlobProperties", oid=oid, ip="10.20.3.4")],

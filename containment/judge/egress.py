@@ -2,7 +2,8 @@
 
 Each rule judges one account's activity in one scan window (rows of the egress_window
 query, one per caller) against the settings and, for volume, each caller's baseline (rows
-of the egress_baseline query). A finding's evidence is bounded, however many callers fired
+of the egress_baseline query); the canary rule judges the account's canary reads (rows of the
+egress_canary query) instead. A finding's evidence is bounded, however many callers fired
 (400 anonymous IPv6 addresses in one window): the counts, the top callers by bytes and
 requests with their sample URIs cut to a readable length, the blobs those samples name, and
 the SHA-256 of the full evidence (every caller that fired, URIs whole), which the finding

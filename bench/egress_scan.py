@@ -228,7 +228,8 @@ class PureScan:
         run = egress_scan.ScanRun(egress_scan.Repeats(runtime, egress_scan.OPERATION, "egress"))
         with mock.patch.object(egress_scan, "arm", stub), \
                 mock.patch.object(egress_scan, "conclude", lambda runtime, record, decision, state: (record, decision)):
-            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, self.baseline, run)
+            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, [], self.baseline,
+                                              run)
 
 
 def traced(run, *args):

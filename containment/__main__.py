@@ -5,6 +5,7 @@
     python -m containment incident-report INCIDENT_ID --out report.html
     python -m containment exemptions list
     python -m containment verify [--from YYYY-MM-DD] [--to YYYY-MM-DD]
+    python -m containment canaries [--since ISO] [--until ISO]
 
 `replay` runs the app against the local Azure emulator, which is never deployed: it is
 found through the `containment.commands` entry point that the development package
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--from", dest="first", type=_day, default=None,
                         help="YYYY-MM-DD, UTC (default: six days before --to)")
     verify.add_argument("--to", dest="last", type=_day, default=None, help="YYYY-MM-DD, UTC, included (default: today)")
+    canaries = commands.add_parser("canaries", parents=[ledger], help="each canary blob of CONTAINMENT_CANARY_BLOBS "
+                                   "and whether and when it was last read, per the ledger's canary findings")
+    canaries.add_argument("--since", type=_instant, default=None, help="ISO 8601, UTC (default: 90 days before --until)")
+    canaries.add_argument("--until", type=_instant, default=None, help="ISO 8601, UTC (default: now)")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -99,12 +104,15 @@ def _demo_command(args, demo) -> int:
 
 
 def _ledger_command(args, ledgers) -> int:
-    from containment.operate.cli import exemptions_command, export_command, incident_report_command, verify_command
+    from containment.operate.cli import (canaries_command, exemptions_command, export_command, incident_report_command,
+                                         verify_command)
 
     if args.command == "verify":
         return verify_command(args.first, args.last, ledgers)
     if args.command == "export":
         return export_command(args.what, args.since, args.until, args.format, ledgers)
+    if args.command == "canaries":
+        return canaries_command(args.since, args.until, ledgers)
     if args.command == "incident-report":
         return incident_report_command(args.incident, args.out, ledgers)
     return exemptions_command(ledgers)

@@ -99,6 +99,9 @@ param containmentAllowedPrincipals string = ''
 @description('CONTAINMENT_ALLOWED_CIDRS: comma-separated CIDRs allowed to reach protected data; a /0 (every address) is refused.')
 param containmentAllowedCidrs string = ''
 
+@description('CONTAINMENT_CANARY_BLOBS: comma-separated account/container/blob paths of decoy blobs no job reads; any successful read of one is a critical finding.')
+param containmentCanaryBlobs string = ''
+
 @description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')
 param containmentQueue string = 'containment-requests'
 
@@ -254,6 +257,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_PROTECTED_SCOPES: containmentProtectedScopes
       CONTAINMENT_ALLOWED_PRINCIPALS: containmentAllowedPrincipals
       CONTAINMENT_ALLOWED_CIDRS: containmentAllowedCidrs
+      CONTAINMENT_CANARY_BLOBS: containmentCanaryBlobs
       CONTAINMENT_QUEUE: containmentQueue
       CONTAINMENT_AUTO_CONTAIN: containmentAutoContain
       CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: containmentRoleDeletionApprovalScopes

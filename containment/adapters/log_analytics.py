@@ -35,6 +35,12 @@ def render(value: Any) -> str:
         return f"{int(value.total_seconds())}s"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, tuple) and all(isinstance(item, str) for item in value):
+        # A dynamic array of strings. JSON's escapes are KQL's; control characters, which a
+        # KQL string literal cannot hold on one line, are refused rather than escaped.
+        if any(ord(c) < 32 or ord(c) == 127 for item in value for c in item):
+            raise TypeError("no KQL literal for a string with a control character")
+        return "dynamic([" + ", ".join(json.dumps(item, ensure_ascii=False) for item in value) + "])"
     raise TypeError(f"no KQL literal for {type(value).__name__}")
 
 

@@ -213,6 +213,29 @@ def _cidrs(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...
     return tuple(networks)
 
 
+# A canary's path as StorageBlobLogs' ObjectKey gives it: /account/container/blob. Account
+# names: https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/resource-name-rules
+# (3-24 lower-case letters and digits); a blob name is any 1-1024 characters, of which these
+# refuse the ones a KQL string literal would have to escape (quote, backslash, control characters).
+_CANARY = re.compile(r"^/?(?P<account>[a-z0-9]{3,24})/(?P<container>[^/]+)/(?P<blob>[^\x00-\x1f\x7f\"\\]{1,1024})$")
+
+
+def _canary_blobs(raw: str) -> tuple[str, ...]:
+    """Canary blobs as ObjectKey names them (`/account/container/blob`), in the order given."""
+    canaries, bad = [], []
+    for item in _items(raw):
+        match = _CANARY.match(item)
+        if (match is None or match["blob"].endswith("/")
+                or not (re.match(_QUEUE_OR_CONTAINER, match["container"]) or match["container"] in ("$root", "$web"))):
+            bad.append(item)
+        else:
+            canaries.append(f"/{match['account']}/{match['container']}/{match['blob']}")
+    if bad:
+        raise ValueError(f"{', '.join(bad)} not a blob path; accepted: comma-separated account/container/blob paths "
+                         "such as synthdata01/train/customers-2026-q3.parquet")
+    return tuple(dict.fromkeys(canaries))
+
+
 # Queues and blob containers share one naming rule:
 # https://learn.microsoft.com/en-us/rest/api/storageservices/naming-queues-and-metadata and
 # https://learn.microsoft.com/en-us/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
@@ -310,6 +333,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
             "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers); a /0 "
             "(every address), or CIDRs that together cover every IPv4 or IPv6 address, is refused"),
+    Setting("CONTAINMENT_CANARY_BLOBS", "canary_blobs", "", _canary_blobs,
+            "comma-separated `account/container/blob` paths of decoy blobs planted in synthetic datasets, which no "
+            "job reads: any successful read of one, from any caller and any network, is a critical egress finding "
+            "(empty: none)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
@@ -433,6 +460,7 @@ class Settings:
     own_scopes: tuple[str, ...]
     allowed_principals: dict
     allowed_cidrs: tuple
+    canary_blobs: tuple[str, ...]
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]

@@ -2,6 +2,7 @@
 
     checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
     -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query
+       (and, with CONTAINMENT_CANARY_BLOBS set, the canary query)
     -> per protected account with findings: decide -> record or claim + enqueue
     -> advance the checkpoint (ETag-guarded)
 
@@ -46,6 +47,8 @@ _NUMBER = (int, float)
 WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _NUMBER, "Blobs": _NUMBER, "Requests": _NUMBER,
                   "AnonymousRequests": _NUMBER, "KeyOrSasRequests": _NUMBER, "Addresses": list, "SampleUris": list,
                   "AuthenticationTypes": list}
+CANARY_COLUMNS = {"ResourceId": object, "Canary": str, "Caller": (str, type(None)), "Address": (str, type(None)),
+                  "AuthenticationType": (str, type(None)), "Requests": _NUMBER, "Operations": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
 OPERATION = "egress_scan"
 # How long after it was generated a row may arrive and still be scanned: the window query's
@@ -84,7 +87,11 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
             rows = log_analytics.checked(log_analytics.run(
                 runtime.clients, settings.log_workspace_id, "egress_window", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
-            written += _judge_window(runtime, start, end, rows, baseline, run)
+            canary_reads = log_analytics.checked(log_analytics.run(
+                runtime.clients, settings.log_workspace_id, "egress_canary", start - MAX_ARRIVAL_DELAY, end,
+                window_start=start, window_end=end, canaries=settings.canary_blobs),
+                "egress_canary", CANARY_COLUMNS) if settings.canary_blobs else []
+            written += _judge_window(runtime, start, end, rows, canary_reads, baseline, run)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
@@ -140,15 +147,17 @@ class ScanRun:
     acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
 
 
-def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict],
+def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict], canary_reads: list[dict],
                   baseline: dict, run: ScanRun) -> list[DecisionRecord]:
-    by_account: dict[str, list[dict]] = {}
+    by_account: dict[str, tuple[list[dict], list[dict]]] = {}
     for row in rows:
-        by_account.setdefault(row["ResourceId"], []).append(row)
+        by_account.setdefault(row["ResourceId"], ([], []))[0].append(row)
+    for row in canary_reads:  # a canary read by an operation other than GetBlob names an account of its own
+        by_account.setdefault(row["ResourceId"], ([], []))[1].append(row)
     written = []
-    for resource_id, callers in sorted(by_account.items(), key=lambda item: str(item[0])):
+    for resource_id, (callers, canaries) in sorted(by_account.items(), key=lambda item: str(item[0])):
         try:
-            record = _judge_account(runtime, start, end, resource_id, callers, baseline, run)
+            record = _judge_account(runtime, start, end, resource_id, callers, canaries, baseline, run)
         except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
             record = _account_failed(runtime, run.failures, start, end, str(resource_id), error)
         else:
@@ -159,7 +168,7 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
 
 
 def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
-                   baseline: dict, run: ScanRun) -> DecisionRecord | None:
+                   canary_reads: list[dict], baseline: dict, run: ScanRun) -> DecisionRecord | None:
     """Judge one account's window; only protected accounts with findings are recorded
     (a record per account per window for quiet accounts would bury the ledger)."""
     try:
@@ -184,7 +193,8 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     if not protection.protected:
         return None
     spelled = account.get("id") or account_id.text
-    activity = {"id": spelled, "window": {"start": clock.iso(start), "end": clock.iso(end)}, "callers": callers}
+    activity = {"id": spelled, "window": {"start": clock.iso(start), "end": clock.iso(end)}, "callers": callers,
+                "canary_reads": canary_reads}
     findings = judge(TABLE, activity, Context(runtime.settings, protection, facts={"baseline": baseline}))
     if not findings:
         return None

@@ -2,7 +2,8 @@
 
 Each rule judges one account's activity in one scan window (rows of the egress_window
 query, one per caller) against the settings and, for volume, each caller's baseline (rows
-of the egress_baseline query). A finding's evidence is bounded, however many callers fired
+of the egress_baseline query); the canary rule judges the account's canary reads (rows of the
+egress_canary query) instead. A finding's evidence is bounded, however many callers fired
 (400 anonymous IPv6 addresses in one window): the counts, the top callers by bytes and
 requests with their sample URIs cut to a readable length, the blobs those samples name, and
 the SHA-256 of the full evidence (every caller that fired, URIs whole), which the finding
@@ -12,6 +13,7 @@ carries beside it for the ledger to keep. Egress findings are contained by sever
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime, timezone
 from typing import Any
 
 from containment.core.findings import evidence_digest
@@ -159,10 +161,57 @@ def bulk_enumeration(activity: dict, context: Context):
     return (f"{len(callers)} caller(s) read more than {limit} distinct blobs in one window", *_bounded(callers))
 
 
+def canary_read(activity: dict, context: Context):
+    """Any successful read of a canary blob (CONTAINMENT_CANARY_BLOBS), from any caller and
+    any network: no job reads one, so whoever did has reached the dataset by a path nobody
+    planned. The rows are the egress_canary query's, one per canary, caller, address and
+    authentication type; the evidence names each, and each caller as the other rules do."""
+    rows = sorted(activity.get("canary_reads") or [],
+                  key=lambda r: (str(r.get("FirstRead")), str(r.get("Canary")), str(r.get("Caller"))))
+    if not rows:
+        return None
+    reads = [{"Canary": r.get("Canary"), "Caller": r.get("Caller"), "Address": r.get("Address"),
+              "AuthenticationType": r.get("AuthenticationType"), "Operations": r.get("Operations"),
+              "Requests": r.get("Requests"), "FirstRead": _text(r.get("FirstRead")),
+              "LastRead": _text(r.get("LastRead"))} for r in rows]
+    callers: dict[str, dict[str, Any]] = {}
+    for read in reads:
+        caller = callers.setdefault(str(read["Caller"]), {
+            "Caller": read["Caller"], "Requests": 0, "Canaries": [], "AuthenticationTypes": [], "Addresses": [],
+            "FirstRead": read["FirstRead"], "LastRead": read["LastRead"]})
+        caller["Requests"] += read["Requests"] or 0
+        for name, value in (("Canaries", read["Canary"]), ("AuthenticationTypes", read["AuthenticationType"]),
+                            ("Addresses", read["Address"])):
+            if value not in caller[name]:
+                caller[name].append(value)
+        caller["FirstRead"] = min(caller["FirstRead"], read["FirstRead"])
+        caller["LastRead"] = max(caller["LastRead"], read["LastRead"])
+    canaries = sorted({str(read["Canary"]) for read in reads})
+    full = {"reads": reads, "callers": sorted(callers.values(), key=lambda c: str(c["Caller"]))}
+    evidence = {
+        "canaries": [_cut(name) for name in canaries[:TOP_OBJECTS]],
+        "caller_count": len(callers),
+        "requests": sum(read["Requests"] or 0 for read in reads),
+        "reads": [_sampled(read) for read in reads[:TOP_CALLERS]],
+        "callers": [_sampled(caller) for caller in full["callers"][:TOP_CALLERS]],
+        "digest": evidence_digest(full),
+    }
+    return (f"canary blob(s) {', '.join(canaries[:3])}{' and more' if len(canaries) > 3 else ''} read by "
+            f"{len(callers)} caller(s): no job reads a canary", evidence, full)
+
+
+def _text(value: Any) -> str:
+    """A read's time as ISO 8601 UTC (the query's datetimes), any other value as text."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return "" if value is None else str(value)
+
+
 RULES = (
     Rule("egress_anonymous_read", "critical", TABLE, anonymous_read, contained_by_severity=True),
     Rule("egress_key_or_sas_from_untrusted_network", "critical", TABLE, key_or_sas_from_untrusted_network,
          contained_by_severity=True),
+    Rule("egress_canary_read", "critical", TABLE, canary_read, contained_by_severity=True),
     Rule("egress_volume_anomaly", "high", TABLE, volume_anomaly, contained_by_severity=True),
     Rule("egress_bulk_enumeration", "medium", TABLE, bulk_enumeration, contained_by_severity=True),
 )

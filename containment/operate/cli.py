@@ -58,6 +58,43 @@ def incident_report_command(incident_id: str, out: Path, ledgers: Ledgers | None
     return 0
 
 
+CANARY_RULE = "egress_canary_read"
+
+
+def canaries_command(since: datetime | None, until: datetime | None, ledgers: Ledgers | None = None) -> int:
+    """Each canary of CONTAINMENT_CANARY_BLOBS, and whether and when it was last read, per
+    the ledger's egress_canary_read findings decided in [since, until) (default: 90 days).
+    Read-only. JSON Lines on standard output, one line per canary (per scenario in the demo ledger)."""
+    until = until or clock.now()
+    since = since or until - timedelta(days=90)
+    lines = []
+    for name, runtime in _read(ledgers).items():
+        planted = runtime.settings.canary_blobs
+        reads: dict[str, list[tuple[dict, str]]] = {canary: [] for canary in planted}
+        for record in export.decisions_between(runtime.ledger, since, until) if planted else []:
+            for finding in record.findings:
+                if finding.get("rule") != CANARY_RULE:
+                    continue
+                evidence = finding.get("evidence") or {}
+                full = (record.full_evidence or {}).get(evidence.get("digest") or "") or {}
+                for read in full.get("reads") or evidence.get("reads") or []:
+                    if isinstance(read, dict) and read.get("Canary") in reads:
+                        reads[read["Canary"]].append((read, record.key))
+        for canary in planted:
+            found = sorted(reads[canary], key=lambda item: str(item[0].get("LastRead")))
+            last, key = found[-1] if found else ({}, None)
+            line = {"canary": canary, "read": bool(found), "last_read": last.get("LastRead"),
+                    "last_caller": last.get("Caller"), "last_address": last.get("Address"),
+                    "last_authentication": last.get("AuthenticationType"), "last_decision": key,
+                    "decisions": len({k for _, k in found}), "since": clock.iso(since), "until": clock.iso(until)}
+            lines.append({"scenario": name, **line} if name else line)
+    sys.stdout.write("".join(json.dumps(line) + "\n" for line in lines))
+    unread = sum(1 for line in lines if not line["read"])
+    print(f"{len(lines)} canaries, {len(lines) - unread} read and {unread} not read from {clock.iso(since)} to "
+          f"{clock.iso(until)}" if lines else "no canaries: CONTAINMENT_CANARY_BLOBS is empty", file=sys.stderr)
+    return 0
+
+
 def _one(ledgers: Ledgers | None) -> Runtime:
     [runtime] = _read(ledgers).values()  # of the demo ledger, the command line names one scenario for these
     return runtime

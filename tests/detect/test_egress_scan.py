@@ -18,11 +18,12 @@ WINDOW_START = datetime(2026, 11, 24, 11, 45, tzinfo=timezone.utc)
 
 
 def read(at: datetime, ip: str = "203.0.113.9", size: int = MB, auth: str = "OAuth", blob: str = "train/part-0",
-         oid: str | None = "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", account: dict = ACCOUNT) -> dict:
+         oid: str | None = "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", account: dict = ACCOUNT, operation: str = "GetBlob",
+         status: str = "200") -> dict:
     return {
         "TimeGenerated": at.isoformat().replace("+00:00", "Z"), "AccountName": account["name"],
-        "_ResourceId": account["id"].lower(), "Category": "StorageRead", "OperationName": "GetBlob",
-        "StatusCode": "200", "AuthenticationType": auth, "RequesterObjectId": oid if auth == "OAuth" else None,
+        "_ResourceId": account["id"].lower(), "Category": "StorageRead", "OperationName": operation,
+        "StatusCode": status, "AuthenticationType": auth, "RequesterObjectId": oid if auth == "OAuth" else None,
         "CallerIpAddress": f"{ip}:52311", "ResponseBodySize": size, "ObjectKey": f"/{account['name']}/{blob}",
         "Uri": f"https://{account['name']}.blob.core.windows.net/{blob}?sv=2025-01-05",
     }
@@ -284,8 +285,80 @@ def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
     assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql",
-                                      "adapters/queries/service_clock.kql"}
+                                      "adapters/queries/egress_canary.kql", "adapters/queries/service_clock.kql"}
     assert all(not diagnostics for diagnostics in check_queries(shipped_queries()).values())
+
+
+CANARY = "train/customers-2026-q3.parquet"
+
+
+def canaries(*blobs: str) -> str:
+    return ",".join(f"{ACCOUNT['name']}/{blob}" for blob in blobs)
+
+
+def test_a_canary_read_from_the_training_network_is_critical_and_contained(scan, emulator):
+    rows = [read(in_window(), auth="SAS", ip="10.20.3.4", blob="train/part-0"),
+            read(in_window(2), auth="SAS", ip="10.20.3.4", blob=CANARY, size=4096)]
+    [record] = scan(rows, CONTAINMENT_CANARY_BLOBS=canaries(CANARY, "train/untouched.parquet"))
+    assert (record.outcome, record.severity, record.rules) == ("contained", "critical", ["egress_canary_read"])
+    assert record.actions == ["disable_blob_public_access", "lock_account_network", "revoke_user_delegation_keys"]
+    evidence = record.findings[0]["evidence"]
+    assert evidence["canaries"] == [f"/{ACCOUNT['name']}/{CANARY}"]
+    [one] = evidence["reads"]
+    assert (one["Canary"], one["Caller"], one["Address"], one["AuthenticationType"], one["Requests"]) == (
+        f"/{ACCOUNT['name']}/{CANARY}", "10.20.3.4", "10.20.3.4", "SAS", 1)
+    assert one["FirstRead"].startswith("2026-11-24") and "11:47" in one["FirstRead"]
+    assert evidence["digest"] in record.full_evidence
+    assert emulator.arm.get(ACCOUNT["id"])["properties"]["networkAcls"]["defaultAction"] == "Deny"
+
+
+def test_the_canaries_command_lists_each_canary_and_its_last_read_from_the_ledger(scan, capsys):
+    import json
+
+    from containment.__main__ import main
+
+    scan([read(in_window(2), auth="SAS", ip="10.20.3.4", blob=CANARY)],
+         CONTAINMENT_CANARY_BLOBS=canaries(CANARY, "train/untouched.parquet"))
+    capsys.readouterr()
+    assert main(["canaries"]) == 0
+    out, err = capsys.readouterr()
+    read_one, untouched = map(json.loads, out.splitlines())
+    assert (read_one["canary"], read_one["read"], read_one["last_caller"], read_one["last_authentication"],
+            read_one["decisions"]) == (f"/{ACCOUNT['name']}/{CANARY}", True, "10.20.3.4", "SAS", 1)
+    assert read_one["last_read"].startswith("2026-11-24T11:47")
+    assert (untouched["canary"], untouched["read"], untouched["last_read"]) == (
+        f"/{ACCOUNT['name']}/train/untouched.parquet", False, None)
+    assert "2 canaries, 1 read and 1 not read" in err
+
+
+def test_a_canary_read_by_an_operation_other_than_getblob_is_a_finding(scan):
+    oid = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9"
+    [record] = scan([read(in_window(), blob=CANARY, operation="GetBlobProperties", oid=oid, ip="10.20.3.4")],
+                    CONTAINMENT_CANARY_BLOBS=canaries(CANARY), CONTAINMENT_MODE="dry-run")
+    assert (record.outcome, record.rules) == ("would-contain", ["egress_canary_read"])
+    [one] = record.findings[0]["evidence"]["reads"]
+    assert (one["Caller"], one["AuthenticationType"], one["Operations"]) == (oid, "OAuth", ["GetBlobProperties"])
+
+
+def test_ordinary_reads_beside_an_untouched_canary_find_nothing(scan):
+    rows = [read(in_window(m), auth="SAS", ip="10.20.3.4", blob=f"train/part-{m}") for m in range(3)]
+    assert scan(rows, CONTAINMENT_CANARY_BLOBS=canaries(CANARY)) == []
+
+
+@pytest.mark.parametrize("status", ["403", "404"])
+def test_a_failed_read_of_a_canary_is_not_a_finding(scan, status):
+    assert scan([read(in_window(), auth="SAS", ip="10.20.3.4", blob=CANARY, status=status)],
+                CONTAINMENT_CANARY_BLOBS=canaries(CANARY)) == []
+
+
+def test_a_malformed_canary_setting_is_refused_naming_the_entry():
+    from containment.core.settings import SettingsError, load_settings
+    from containment.plan.registry import VOCABULARY
+
+    with pytest.raises(SettingsError, match=r"CONTAINMENT_CANARY_BLOBS=.*: synthdata01/train not a blob path"):
+        load_settings({"CONTAINMENT_CANARY_BLOBS": "synthdata01/train/a.parquet, synthdata01/train"}, VOCABULARY)
+    settings = load_settings({"CONTAINMENT_CANARY_BLOBS": "synthdata01/train/a.parquet"}, VOCABULARY)
+    assert settings.canary_blobs == ("/synthdata01/train/a.parquet",)
 
 
 def test_parameters_are_rendered_typed_and_must_exist():
@@ -298,6 +371,10 @@ def test_parameters_are_rendered_typed_and_must_exist():
         with_parameters(text, window_end=NOW)
     with pytest.raises(TypeError):
         with_parameters(text, windows="2016; StorageBlobLogs | take 1")
+    assert with_parameters("let canaries = dynamic([]);", canaries=("/a/b/c\" | take 1",)) == \
+        'let canaries = dynamic(["/a/b/c\\" | take 1"]);'
+    with pytest.raises(TypeError):
+        with_parameters("let canaries = dynamic([]);", canaries=("/a/b/c\n| take 1",))
 
 
 def test_evidence_longer_than_a_table_property_is_kept_whole(app):

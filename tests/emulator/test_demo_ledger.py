@@ -95,6 +95,19 @@ def test_verify_reads_one_scenarios_ledger_of_the_demo(demo):
     assert unknown.returncode == 2 and "no scenario no-such-scenario" in unknown.stderr
 
 
+def test_canaries_lists_the_demos_canaries_read_and_untouched(demo):
+    folder, _ = demo
+    completed = containment("canaries", cwd=folder)
+    assert completed.returncode == 0, completed.stderr
+    lines = {line["scenario"]: line for line in map(json.loads, completed.stdout.splitlines())}
+    assert set(lines) == {"egress-canary-read-from-the-training-network",
+                          "egress-ordinary-reads-beside-an-untouched-canary"}
+    read = lines["egress-canary-read-from-the-training-network"]
+    assert (read["canary"], read["read"], read["last_caller"], read["last_read"]) == (
+        "/synthtrain01/train/customers-2026-q3.parquet", True, "10.20.7.30", "2026-11-24T14:03:41Z")
+    assert lines["egress-ordinary-reads-beside-an-untouched-canary"]["read"] is False
+
+
 def test_the_markdown_reports_say_what_led_to_each_decision_and_link_the_incidents(demo):
     folder, _ = demo
     reports = {path.stem: path.read_text() for path in (folder / "evidence").glob("*.md")}

@@ -43,6 +43,8 @@ EXPECTED = {
     "egress-catch-up-after-downtime.json": ["contained"],
     "egress-400-anonymous-callers-in-one-window.json": ["contained"],
     "egress-scan-without-workspace-fails-once.json": ["failed"],
+    "egress-canary-read-from-the-training-network.json": ["contained"],
+    "egress-ordinary-reads-beside-an-untouched-canary.json": [],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["pending-approval", "reported", "contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],

@@ -31,9 +31,16 @@ def caller(name: str = "oid:pipeline", *, megabytes: float = 1, blobs: int = 1, 
             "AuthenticationTypes": ["Anonymous" if anonymous else "SAS" if key_or_sas else "OAuth"]}
 
 
-def findings(*callers: dict, baseline: dict | None = None):
+def canary_read(name: str = "10.20.1.4", canary: str = "/synthtrain01/d/customers.parquet") -> dict:
+    """A row of the egress_canary query: one canary read by one caller from one address."""
+    return {"ResourceId": ACCOUNT_ID.lower(), "Canary": canary, "Caller": name, "Address": "10.20.1.4",
+            "AuthenticationType": "SAS", "Requests": 1, "Operations": ["GetBlob"],
+            "FirstRead": "2026-11-24T11:46:00Z", "LastRead": "2026-11-24T11:46:00Z"}
+
+
+def findings(*callers: dict, baseline: dict | None = None, canary_reads: tuple[dict, ...] = ()):
     activity = {"id": ACCOUNT_ID, "window": {"start": "2026-11-24T11:45:00Z", "end": "2026-11-24T11:50:00Z"},
-                "callers": list(callers)}
+                "callers": list(callers), "canary_reads": list(canary_reads)}
     context = Context(SETTINGS, Protection(tagged=True, protected_scope=None), {"baseline": baseline or {}})
     return judge(TABLE, activity, context)
 
@@ -53,6 +60,9 @@ CASES = {
                               "1 caller(s) read 0.59 GiB, above their thresholds, in one window"),
     "egress_bulk_enumeration": (caller(blobs=101), "medium",
                                 "1 caller(s) read more than 100 distinct blobs in one window"),
+    # A canary read is a row of its own query; the training network's caller reads only the canary here.
+    "egress_canary_read": (canary_read(), "critical",
+                           "canary blob(s) /synthtrain01/d/customers.parquet read by 1 caller(s): no job reads a canary"),
 }
 
 
@@ -63,9 +73,19 @@ def test_every_egress_rule_has_a_case_here():
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_each_rule_finds_its_signal_and_nothing_else(rule_id):
     row, severity, summary = CASES[rule_id]
-    [found] = findings(row)
+    [found] = findings(canary_reads=(row,)) if "Canary" in row else findings(row)
     assert (found.rule, found.severity, found.summary, found.resource_id) == (rule_id, severity, summary, ACCOUNT_ID)
     assert [c["Caller"] for c in found.evidence["callers"]] == [row["Caller"]]
+
+
+def test_canary_reads_are_named_each_and_grouped_by_caller():
+    rows = (canary_read("10.20.1.4"), canary_read("10.20.1.4", canary="/synthtrain01/d/b.csv"), canary_read("oid:x"))
+    [found] = findings(caller(), canary_reads=rows)
+    assert found.rule == "egress_canary_read" and found.evidence["caller_count"] == 2
+    assert found.evidence["canaries"] == ["/synthtrain01/d/b.csv", "/synthtrain01/d/customers.parquet"]
+    assert len(found.evidence["reads"]) == 3 and found.evidence["requests"] == 3
+    [training] = [c for c in found.evidence["callers"] if c["Caller"] == "10.20.1.4"]
+    assert training["Canaries"] == ["/synthtrain01/d/b.csv", "/synthtrain01/d/customers.parquet"]
 
 
 def test_ordinary_training_reads_are_no_finding():

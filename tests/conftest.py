@@ -141,6 +141,15 @@ class AppUnderTest:
 
 
 @pytest.fixture
+def moment():
+    """Set the app's clock (containment.core.clock) to a moment; put back afterwards."""
+    from containment.core import clock
+
+    yield lambda when: clock.set_source(lambda: when)
+    clock.set_source(None)
+
+
+@pytest.fixture
 def app(emulator, azurite, monkeypatch, request):
     from containment.adapters import runtime
 

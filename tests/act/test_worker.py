@@ -4,10 +4,10 @@ handling, every failure on the record."""
 from __future__ import annotations
 
 import json
-import threading
 
 from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, PlannedAction, plan_digest
 from tests.helpers import arm_bodies as b
+from tests.helpers.concurrency import at_once
 from tests.helpers.events import CONTAINER_WRITE, write_event
 from tests.helpers.traps import effective_writes, forged_decision
 
@@ -31,11 +31,7 @@ def test_two_instances_draining_duplicate_requests_act_once(app, emulator):
     app.runtime.ledger.move_claim(claim, "new")  # as if the first delivery died before marking it queued
     app.deliver(event)
     assert app.runtime.queue.get_queue_properties().approximate_message_count == 2
-    threads = [threading.Thread(target=app.drain) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(app.drain, app.drain)
     assert [r.outcome for r in app.records()] == ["contained"]
     assert len(app.writes()) == 1
 

@@ -2,11 +2,12 @@
 against the ARM emulator and Azurite."""
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
 
 from tests.helpers import arm_bodies as b
+from tests.helpers.concurrency import at_once
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, SELF, write_event
 
 ACCOUNT = b.storage_account()
@@ -76,17 +77,8 @@ def test_two_concurrent_deliveries_act_once(app, emulator):
     app.configure(CONTAINMENT_MODE="enforce")
     event = write_event(PUBLIC["id"], CONTAINER_WRITE)
     runtime = app.runtime  # one process, two invocations at once, as two worker threads would
-    failures = []
-
-    def deliver():
-        failures.extend(i.error for i in app.deliver(event) if i.error)
-
-    threads = [threading.Thread(target=deliver) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == [] and runtime is app.runtime
+    invocations = at_once(partial(app.deliver, event), partial(app.deliver, event))
+    assert [i.error for run in invocations for i in run if i.error] == [] and runtime is app.runtime
     app.drain()
     assert [r.outcome for r in app.records()] == ["contained"]
     assert len(app.writes()) == 1

@@ -29,14 +29,6 @@ def http(method: str, route: str, body=None, headers=DPO):
     return response.status_code, json.loads(response.get_body())
 
 
-@pytest.fixture
-def moment():
-    def set_to(when: datetime):
-        clock.set_source(lambda: when)
-    yield set_to
-    clock.set_source(None)
-
-
 def exposed(app, emulator, moment, account="synthtrain01", actor=ANALYST, at=START) -> str:
     owner = b.storage_account(account)
     public = b.container(owner["id"], "training", "Container")

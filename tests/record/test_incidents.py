@@ -119,28 +119,20 @@ def test_the_operator_is_never_a_sign_only_the_cause_is():
 
 
 # -- correlation as the app does it, in the ledger ----------------------------------------------
-@pytest.fixture
-def at_time():
-    def set_to(moment: datetime):
-        clock.set_source(lambda: moment)
-    yield set_to
-    clock.set_source(None)
-
-
-def expose(app, emulator, account: str, actor: str, moment: datetime, at_time, container="training"):
+def expose(app, emulator, account: str, actor: str, when: datetime, moment, container="training"):
     owner = b.storage_account(account)
     public = b.container(owner["id"], container, "Container")
     emulator.seed([owner, public])
-    at_time(moment)
-    app.deliver(write_event(public["id"], CONTAINER_WRITE, actor=actor, time=clock.iso(moment)))
+    moment(when)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE, actor=actor, time=clock.iso(when)))
     app.drain()
 
 
-def test_one_actor_opening_three_accounts_in_minutes_is_one_incident(app, emulator, at_time):
+def test_one_actor_opening_three_accounts_in_minutes_is_one_incident(app, emulator, moment):
     app.configure(CONTAINMENT_MODE="enforce")
     start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
     for n, account in enumerate(("synthburst01", "synthburst02", "synthburst03")):
-        expose(app, emulator, account, "0a0a0a0a-0000-4000-8000-000000000001", start + timedelta(minutes=2 * n), at_time)
+        expose(app, emulator, account, "0a0a0a0a-0000-4000-8000-000000000001", start + timedelta(minutes=2 * n), moment)
     records = app.records()
     assert [r.outcome for r in records] == ["contained"] * 3
     assert len({r.incident for r in records}) == 1
@@ -148,54 +140,54 @@ def test_one_actor_opening_three_accounts_in_minutes_is_one_incident(app, emulat
     assert len(incident.resources) == 3 and incident.detected_at == start
 
 
-def test_two_unrelated_exposures_hours_apart_by_different_people_are_two_incidents(app, emulator, at_time):
+def test_two_unrelated_exposures_hours_apart_by_different_people_are_two_incidents(app, emulator, moment):
     app.configure(CONTAINMENT_MODE="enforce")
     start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
-    expose(app, emulator, "synthteama", "0a0a0a0a-0000-4000-8000-00000000000a", start, at_time)
-    expose(app, emulator, "synthteamb", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=3), at_time)
+    expose(app, emulator, "synthteama", "0a0a0a0a-0000-4000-8000-00000000000a", start, moment)
+    expose(app, emulator, "synthteamb", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=3), moment)
     first, second = group(app.records())
     assert first.id != second.id and first.resources != second.resources
 
 
-def test_the_same_dataset_again_within_the_window_is_the_same_breach(app, emulator, at_time):
+def test_the_same_dataset_again_within_the_window_is_the_same_breach(app, emulator, moment):
     """A second container of the same account opened by someone else an hour later."""
     app.configure(CONTAINMENT_MODE="enforce")
     start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
-    expose(app, emulator, "synthshared", "0a0a0a0a-0000-4000-8000-00000000000a", start, at_time)
-    expose(app, emulator, "synthshared", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=1), at_time,
+    expose(app, emulator, "synthshared", "0a0a0a0a-0000-4000-8000-00000000000a", start, moment)
+    expose(app, emulator, "synthshared", "0b0b0b0b-0000-4000-8000-00000000000b", start + timedelta(hours=1), moment,
            container="validation")
     assert len({r.incident for r in app.records()}) == 1
 
 
-def test_a_finding_after_72_hours_opens_a_new_incident_with_a_clock_of_its_own(app, emulator, at_time):
+def test_a_finding_after_72_hours_opens_a_new_incident_with_a_clock_of_its_own(app, emulator, moment):
     app.configure(CONTAINMENT_MODE="enforce")
     start = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
     actor = "0a0a0a0a-0000-4000-8000-00000000000a"
     for hours in (0, 20, 40, 60, 80):  # each within 24 hours of the last, the last past the first's 72
-        expose(app, emulator, f"synthlong{hours:02d}", actor, start + timedelta(hours=hours), at_time)
+        expose(app, emulator, f"synthlong{hours:02d}", actor, start + timedelta(hours=hours), moment)
     incidents = [r.incident for r in app.records()]
     assert incidents[:4] == [incidents[0]] * 4 and incidents[4] != incidents[0]
 
 
-def test_what_finds_nothing_has_no_incident(app, emulator, at_time):
+def test_what_finds_nothing_has_no_incident(app, emulator, moment):
     app.configure(CONTAINMENT_MODE="enforce")
     owner = b.storage_account("synthquiet")
     private = b.container(owner["id"], "training", "None")
     emulator.seed([owner, private])
-    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
     app.deliver(write_event(private["id"], CONTAINER_WRITE))
     [compliant] = app.records()
     assert compliant.outcome == "compliant" and compliant.incident is None
 
 
-def test_a_redelivered_first_finding_names_the_same_incident(app, emulator, at_time):
+def test_a_redelivered_first_finding_names_the_same_incident(app, emulator, moment):
     """The incident is named by the finding that opened it, so a redelivery (a new instance,
     the signs already written) lands in it and opens none."""
     app.configure(CONTAINMENT_MODE="dry-run")
     owner = b.storage_account("synthredeliver")
     public = b.container(owner["id"], "training", "Container")
     emulator.seed([owner, public])
-    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
     event = write_event(public["id"], CONTAINER_WRITE)
     app.deliver(event)
     app.deliver(event)
@@ -205,11 +197,11 @@ def test_a_redelivered_first_finding_names_the_same_incident(app, emulator, at_t
     assert {entry["incident"] for entry in signs.values()} == {record.incident}
 
 
-def test_more_signs_than_one_table_filter_holds_are_all_read(app, at_time):
+def test_more_signs_than_one_table_filter_holds_are_all_read(app, moment):
     """Table storage allows 15 comparisons in a filter (Azurite allows more): the signs of a
     window with 40 callers are read 14 at a time, and the last of them still correlates."""
     app.configure(CONTAINMENT_MODE="enforce")
-    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
     callers = [{"Caller": f"203.0.113.{n}"} for n in range(40)]
     window = record("w1", at(0), incident=None, operation="egress", resource_id=b.storage_account("synthwide")["id"],
                     findings=[{**FINDING, "evidence": {"callers": callers}}])
@@ -223,11 +215,11 @@ def test_more_signs_than_one_table_filter_holds_are_all_read(app, at_time):
         row_filter(SIGNS, [f"r{n}" for n in range(FILTER_ROWS + 1)])
 
 
-def test_nothing_joins_a_closed_incident_even_a_sign_written_after_it_closed(app, at_time):
+def test_nothing_joins_a_closed_incident_even_a_sign_written_after_it_closed(app, moment):
     """A finding that read the signs just before the incident closed may write them after:
     the closed marker keeps the next finding out of it all the same."""
     app.configure(CONTAINMENT_MODE="enforce")
-    at_time(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
     first = assign(app.runtime, record("c1", at(0), incident=None, event_id="c1", actor={"object_id": "x-1"}))
     app.runtime.ledger.close_incident(first.incident)
     signs = signs_of(first)

@@ -5,13 +5,14 @@ finding; a topic that fails never stops containment, and the failure is kept."""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 
 from containment.core import clock
 from tests.helpers import arm_bodies as b
+from tests.helpers.concurrency import at_once
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
 from tests.helpers.operators import ONCALL, ONCALL_ID, operator
 
@@ -22,14 +23,6 @@ INCIDENT = "SyntheticDataContainment.Incident."
 DPO = operator("dpo@contoso.example", "d0d0d0d0-1111-4222-8333-444455556666",
                roles=("Containment.Assess", "Containment.Read"))
 WORKSPACE = "4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a"
-
-
-@pytest.fixture
-def moment():
-    def set_to(when: datetime):
-        clock.set_source(lambda: when)
-    yield set_to
-    clock.set_source(None)
 
 
 def http(method: str, route: str, body=None, headers=ONCALL):
@@ -149,18 +142,8 @@ def test_records_of_one_incident_arriving_at_once_make_one_detected_notice(app, 
     moment(START)
     events = [write_event(c["id"], CONTAINER_WRITE, time=clock.iso(START)) for c in containers]
     app.runtime  # noqa: B018 - one runtime for both threads, as one process's worker threads share it
-    ready, failures = threading.Barrier(len(events)), []
-
-    def deliver_one(event):
-        ready.wait()
-        failures.extend(i.error for i in app.deliver(event) if i.error)
-
-    threads = [threading.Thread(target=deliver_one, args=(event,)) for event in events]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    invocations = at_once(*(partial(app.deliver, event) for event in events))
+    assert [i.error for run in invocations for i in run if i.error] == []
     records = app.records()
     assert [r.outcome for r in records] == ["reported", "reported"] and len({r.incident for r in records}) == 1
     assert kinds(emulator) == ["detected"]

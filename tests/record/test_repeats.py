@@ -6,46 +6,25 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 
-from containment.core import clock
+from tests.helpers.concurrency import at_once
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def at(app):
-    """Set the app's clock (and put it back afterwards)."""
-    yield lambda moment: clock.set_source(lambda: moment)
-    clock.set_source(None)
-
-
-def test_instances_that_see_the_same_failure_at_once_write_one_record_and_each_counts(app, emulator, at):
+def test_instances_that_see_the_same_failure_at_once_write_one_record_and_each_counts(app, emulator, moment):
     from containment.adapters.runtime import Runtime
     from containment.detect.egress_scan import run_egress_scan
 
     instances = [Runtime(app.runtime.settings) for _ in range(6)]  # no workspace set
     for instance in instances:
         assert instance.ledger  # opened before the race: the race is the scan's, not the table's creation
-    at(NOW)
-    start, written, errors = threading.Barrier(len(instances)), [], []
-
-    def scan(runtime):
-        start.wait()
-        try:
-            written.extend(run_egress_scan(runtime))
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=scan, args=(instance,)) for instance in instances]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    moment(NOW)
+    written = [r for run in at_once(*(partial(run_egress_scan, instance) for instance in instances)) for r in run]
     [failed] = app.records()
     assert [r.key for r in written] == [failed.key]
     assert app.runtime.ledger.repetition(failed.key).count == len(instances)
@@ -73,16 +52,16 @@ def test_the_cause_leaves_out_request_ids_and_times(app):
     assert cause_of(error(lambda: table.create_entity({"PartitionKey": "bad", "RowKey": "a/b"}))) != cause_of(first)
 
 
-def test_exports_show_how_often_a_failure_repeated_and_when_it_recovered(app, at, capsys):
+def test_exports_show_how_often_a_failure_repeated_and_when_it_recovered(app, moment, capsys):
     from containment.detect.egress_scan import run_egress_scan
     from containment.operate.cli import export_command
     from containment.record.export import timestamp
 
     for minutes in (0, 5, 10):
-        at(NOW + timedelta(minutes=minutes))
+        moment(NOW + timedelta(minutes=minutes))
         run_egress_scan(app.runtime)
     app.configure(CONTAINMENT_LOG_WORKSPACE_ID="4f1d3c2b-0a9e-4d8c-8b7a-6f5e4d3c2b1a")  # the emulator's logs answer
-    at(NOW + timedelta(minutes=15))
+    moment(NOW + timedelta(minutes=15))
     run_egress_scan(app.runtime)
     since, until = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
     assert export_command("decisions", since, until, "jsonl") == 0

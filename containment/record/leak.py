@@ -272,7 +272,7 @@ def _contains(actions, rule: str) -> bool:
     """Whether these actions contain a rule's finding: the action that fixes the rule, or,
     for a public container, turning anonymous access off on its account (which refuses
     every anonymous request whatever the container's level)."""
-    fixed = {ACTIONS[name].fixes for name in actions if name in ACTIONS}
+    fixed = {rule for name in actions if name in ACTIONS for rule in ACTIONS[name].fixed_rules}
     return rule in fixed or (rule == "storage_container_public_access" and "disable_blob_public_access" in actions)
 
 

@@ -112,3 +112,34 @@ def test_only_the_key_function_subscribes_to_key_listings():
 
     assert subscribers(action_event(ACCOUNT["id"], LIST_KEYS)) == ["storage_key_access"]
     assert subscribers(action_event(ACCOUNT["id"], "Microsoft.Storage/storageAccounts/regenerateKey/action")) == []
+
+
+def test_end_to_end_a_principal_lists_the_keys_through_the_sdk_and_the_record_names_them(app, emulator):
+    """A real StorageManagementClient lists the keys as an engineer whose Storage Account
+    Contributor assignment allows it; the emulator's ARM publishes the ResourceActionSuccess
+    the subscription system topic would, the host delivers it, and the record says who
+    pulled the keys, through which grant, from where and when."""
+    from tests.helpers.principals import principal_clients
+
+    engineer = "3a4b5c6d-7e8f-4a0b-8c1d-2e3f4a5b6c7d"
+    grant = b.role_assignment(b.RG_ID, engineer, "17d1049b-9a84-46fb-8f53-869881c3d3ab",
+                              name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0c", principal_type="User")
+    emulator.seed([ACCOUNT, grant])
+    storage, _ = principal_clients(emulator, engineer)
+    assert storage.storage_accounts.list_keys(b.RG, ACCOUNT["name"]).keys_property
+
+    [event] = emulator.arm.action_events
+    emulator.clear_traffic()  # what follows is the app's
+    [invocation] = app.deliver(event)
+    assert invocation.function == "storage_key_access" and invocation.error is None
+
+    [record] = app.records()
+    assert (record.outcome, record.actions, record.event_id) == ("pending-approval", ["rotate_account_keys"],
+                                                                 event["id"])
+    assert record.actor == {"object_id": engineer, "principal_type": "User"}
+    evidence = record.findings[0]["evidence"]
+    assert (evidence["principalId"], evidence["principalType"], evidence["clientIpAddress"]) == (
+        engineer, "User", "127.0.0.1")
+    assert (evidence["role"], evidence["roleAssignmentId"]) == ("Storage Account Contributor", grant["name"])
+    assert evidence["keys"] == ["key1", "key2"] and evidence["eventTime"].startswith(event["eventTime"][:19])
+    assert app.writes() == []  # held for a person: nothing rotated

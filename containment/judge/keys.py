@@ -66,7 +66,7 @@ def _verdict(access: dict, context: Context, what: str, consequence: str, keys_w
     allowed = allowance(caller.get("object_id"), context.settings)
     if allowed.allowed:
         return None
-    evidence = {
+    named = {
         "operation": access.get("operation"),
         "principalId": caller.get("object_id"),
         "appId": caller.get("app_id"),
@@ -75,9 +75,9 @@ def _verdict(access: dict, context: Context, what: str, consequence: str, keys_w
         "clientIpAddress": access.get("clientIpAddress"),
         "eventTime": access.get("eventTime"),
         **(access.get("authorization") or {}),  # the role assignment that let them
-        "keys": list(ACCOUNT_KEYS),
-        "keys_why": keys_why,
     }
+    evidence = {**{name: value for name, value in named.items() if value}, "keys": list(ACCOUNT_KEYS),
+                "keys_why": keys_why}
     if allowed.expired:
         evidence["allowlist_expired"] = allowed.expired
     who = " ".join(part for part in (caller.get("principal_type") or "caller",

@@ -83,7 +83,7 @@ def test_an_expired_allowlist_entry_no_longer_allows_it_and_says_so():
 def test_an_unidentified_caller_is_a_finding_all_the_same():
     """Fail closed: an event that names no caller is not an allowed one."""
     [found] = findings(listing(caller=None))
-    assert found.evidence["principalId"] is None and "ServicePrincipal (unidentified)" in found.summary
+    assert "principalId" not in found.evidence and "ServicePrincipal (unidentified)" in found.summary
 
 
 def test_another_action_is_no_key_listing():

@@ -38,7 +38,7 @@ class Assessment:
     note: str | None = None  # why a resource with no finding is compliant, where that needs saying
 
 
-Assess = Callable[[ResourceId, Runtime, "ArmEvent | None"], Assessment]
+Assess = Callable[[ResourceId, Runtime, ArmEvent | None], Assessment]
 
 
 def handle_arm_event(event: Any, assess: Assess, runtime: Runtime,

@@ -41,6 +41,18 @@ def nsg_exposure(event: func.EventGridEvent) -> None:
     on_nsg_write(event)
 
 
+@app.function_name("storage_key_access")
+@app.event_grid_trigger(arg_name="event")
+def storage_key_access(event: func.EventGridEvent) -> None:
+    """Someone listed a storage account's keys or had ARM sign a SAS with them (subscription
+    system topic, ResourceActionSuccess for listKeys, ListAccountSas, ListServiceSas): if
+    the account holds synthetic data and the caller is not allowed, record who, from where
+    and when, and hold the rotation of the keys for a person."""
+    from containment.detect.key_access import on_key_access
+
+    on_key_access(event)
+
+
 @app.function_name("egress_scan")
 @app.timer_trigger(schedule="%CONTAINMENT_EGRESS_SCHEDULE%", arg_name="timer", use_monitor=True)
 def egress_scan(timer: func.TimerRequest) -> None:

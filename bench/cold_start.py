@@ -8,8 +8,9 @@
 2. The first invocation of every function in function_app.py, each in a fresh process, M
    times, against a running ARM + Log Analytics emulator and Azurite. CASES says what each
    is handed and how its state is set up (in this process, with the app itself, before
-   the child starts): the three Event Grid functions a write event about a fresh exposed
-   resource; contain a containment request storage_exposure queued; egress_scan a due
+   the child starts): the three Event Grid functions on writes a write event about a fresh
+   exposed resource, storage_key_access a listKeys event from a stranger on a fresh
+   protected account; contain a containment request storage_exposure queued; egress_scan a due
    window of StorageBlobLogs holding an anonymous read; drift_sweep a small estate of its
    own subscription; the HTTP functions a request through localazure.functions_host.call_http
    (approve and deny a held decision, release a contained one). Every run has a ledger
@@ -46,7 +47,7 @@ from _harness import (REPO, Stack, apply_settings, container_event, median, mib,
 
 from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
                                       role_assignment, security_rule, storage_account)
-from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
+from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, LIST_KEYS, action_event, write_event
 from tests.helpers.operators import operator
 
 CHILD = Path(__file__).with_name("_cold_child.py")
@@ -235,6 +236,21 @@ def reader_grants(bench: Bench, run: int) -> list[dict]:
 def open_nsgs(bench: Bench, run: int) -> list[dict]:
     return [nsg(f"nsg-cold-{run:02d}-{index}", [security_rule("allow-https", 300, source="Internet")])
             for index in range(2)]
+
+
+def key_listings(bench: Bench, run: int) -> Run:
+    """Two fresh protected accounts whose keys a stranger listed: the full decision path
+    (read the account, judge the event, record the rotation held for a person)."""
+    accounts = [storage_account(f"coldkeys{run:02d}{index}") for index in range(2)]
+    bench.seed(accounts)
+    first, second = ({"kind": "event", "event": action_event(account["id"], LIST_KEYS)} for account in accounts)
+
+    def check(bench: Bench, answers: list) -> None:
+        held = {p["resource_id"].lower() for p in bench.runtime.ledger.pending()}
+        if held != {account["id"].lower() for account in accounts}:
+            raise RuntimeError(f"expected the two accounts' key rotations held for approval, found {held}")
+
+    return Run(first, second, check)
 
 
 def grant(scope: str, role: str) -> dict:
@@ -462,6 +478,7 @@ CASES: dict[str, Case] = {
     "storage_exposure": Case("request queued", event_grid(CONTAINER_WRITE, public_container_pair)),
     "role_assignment_grant": Case("request queued", event_grid(ROLE_WRITE, reader_grants)),
     "nsg_exposure": Case("request queued", event_grid(NSG_WRITE, open_nsgs)),
+    "storage_key_access": Case("rotation held", key_listings),
     "egress_scan": Case("request queued", egress_windows,
                         {"CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, "CONTAINMENT_EGRESS_MAX_WINDOWS": "1"}),
     "drift_sweep": Case(f"{DRIFT_FINDINGS} requests queued", estate_sweep,

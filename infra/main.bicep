@@ -106,7 +106,7 @@ param containmentCanaryBlobs string = ''
 param containmentQueue string = 'containment-requests'
 
 @description('CONTAINMENT_AUTO_CONTAIN: rule IDs whose findings are contained automatically in enforce mode.')
-param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources'
+param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal'
 
 @description('CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: scope levels at which deleting a risky role assignment is left to a person.')
 param containmentRoleDeletionApprovalScopes string = 'managementGroup,subscription'

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure import storage_validation
+from localazure import key_actions, storage_validation
 from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
@@ -137,6 +137,10 @@ class ArmState:
         self.etags: dict[str, str] = {}
         self.keys: dict[str, list[dict]] = {}  # storage account key -> listKeys entries
         self.user_delegation_keys_revoked: dict[str, str] = {}  # account key -> when
+        # The ResourceActionSuccess events of the POST actions that succeeded, in order, as the
+        # subscription system topic publishes them (localazure/key_actions.py): a test takes
+        # them and delivers them (functions_host.deliver_event). Writes raise no event here.
+        self.action_events: list[dict] = []
         self.operations: dict[str, Operation] = {}  # async operation id -> the operation
         # Status reads an operation answers InProgress before it is done (0: done at once).
         self.lro_polls = 1
@@ -241,7 +245,7 @@ class ArmState:
 
     # -- routing -------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-               body: Any) -> Answer:
+               body: Any, client_address: str | None = None) -> Answer:
         path = "/" + path.strip("/")
         lower = path.lower()
         for pattern, methods in _ROUTES:
@@ -270,11 +274,16 @@ class ArmState:
                 principals = {token: self._assigned_principal(token[len(PRINCIPAL_TOKEN):], scope)}
             _refusing(authorize, principals, token, operation, scope)
             with self._lock:
-                if self.throttling is None:
-                    return handler(self, path, match, query, headers, body)
-                kind, left = _refusing(self.throttling.take, _subscription_of(lower), provider, method)
+                remaining = None if self.throttling is None else _refusing(
+                    self.throttling.take, _subscription_of(lower), provider, method)
                 answer = handler(self, path, match, query, headers, body)
-            answer.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left)
+                if operation is not None and operation.endswith("/action") and answer.status < 300:
+                    self.action_events.append(key_actions.action_event(
+                        path, operation, query, headers, _timestamp(self.clock()),
+                        self._caller(token, scope, operation), client_address))
+            if remaining is not None:
+                kind, left = remaining
+                answer.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left)
             return answer
         raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
                        f"The emulator has no operation for {method} {path}.")
@@ -287,7 +296,7 @@ class ArmState:
         listed = sorted(known if self.listed_subscriptions is None else self.listed_subscriptions)
         return Answer(200, {"value": [
             {"id": f"/subscriptions/{sid}", "subscriptionId": sid, "displayName": f"subscription {sid[:8]}",
-             "state": "Enabled", "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47"} for sid in listed]})
+             "state": "Enabled", "tenantId": key_actions.TENANT_ID} for sid in listed]})
 
     # -- storage accounts ----------------------------------------------------------
     def _account_not_found(self, path: str) -> Callable[[], ArmError]:
@@ -318,6 +327,16 @@ class ArmState:
         key = _parent(_key(path))
         self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
         return Answer(200, {"keys": copy.deepcopy(self.keys[key])})
+
+    def list_account_sas(self, path, match, query, headers, body) -> Answer:
+        key = _parent(_key(path))
+        self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        return Answer(200, _refusing_sas(key_actions.account_sas, key.rsplit("/", 1)[1], body, self.keys[key]))
+
+    def list_service_sas(self, path, match, query, headers, body) -> Answer:
+        key = _parent(_key(path))
+        self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        return Answer(200, _refusing_sas(key_actions.service_sas, body, self.keys[key]))
 
     def regenerate_key(self, path, match, query, headers, body) -> Answer:
         key = _parent(_key(path))
@@ -565,8 +584,29 @@ class ArmState:
     def _assigned_principal(self, object_id: str, scope: str):
         """What the role assignments in this state give a principal at a scope: those at the
         scope or above it (RBAC inheritance), their role definitions' permission blocks."""
+        return assigned(object_id, [definition for _, definition in self._assignments(object_id, scope)])
+
+    def _caller(self, token: str, scope: str, operation: str) -> dict[str, str]:
+        """Who performed an operation, as an event's authorization.evidence names them: the
+        principal, and the role assignment that granted it where one did (the first, in ID order)."""
+        if not token.startswith(PRINCIPAL_TOKEN):
+            principal = self.principals[token]
+            return {"principalId": principal.object_id, "principalType": principal.principal_type}
+        object_id = token[len(PRINCIPAL_TOKEN):]
+        for assignment, definition in self._assignments(object_id, scope):
+            if assigned(object_id, [definition]).may(operation):
+                properties = assignment.get("properties") or {}
+                return {"role": (definition.get("properties") or {}).get("roleName") or "",
+                        "roleAssignmentScope": properties.get("scope") or "",
+                        "roleAssignmentId": str(assignment.get("name") or ""),
+                        "roleDefinitionId": str(definition.get("name") or ""),
+                        "principalId": object_id, "principalType": properties.get("principalType") or "User"}
+        return {"principalId": object_id, "principalType": "User"}
+
+    def _assignments(self, object_id: str, scope: str) -> list[tuple[dict, dict]]:
+        """The principal's visible role assignments at the scope or above it, each with its role definition."""
         target = _key(scope)
-        definitions = []
+        found = []
         with self._lock:
             for key, assignment in list(self.resources.items()):
                 if resource_type(key) != ROLE_ASSIGNMENT or not self._visible(key):
@@ -583,8 +623,8 @@ class ArmState:
                                if resource_type(k) == ROLE_DEFINITION and k.rsplit("/", 1)[1] == name), None)
                 definition = custom or self.builtin_roles.get(name)
                 if definition is not None:
-                    definitions.append(definition)
-        return assigned(object_id, definitions)
+                    found.append((assignment, definition))
+        return sorted(found, key=lambda pair: str(pair[0].get("id", "")).lower())
 
     def hide_assignment(self, resource_id: str, seconds: float) -> None:
         """Make an assignment unreadable for a while, as one not yet replicated."""
@@ -706,6 +746,14 @@ def _refusing(check: Callable, *args: Any) -> Any:
         raise ArmError(refused.status, refused.code, refused.message, headers=refused.headers) from None
 
 
+def _refusing_sas(sign: Callable, *args: Any) -> dict:
+    try:
+        return sign(*args)
+    except key_actions.BadSasRequest as bad:
+        raise ArmError(400, "InvalidValuesForRequestParameters",
+                       f"Values for request parameters are invalid: {bad}.") from None
+
+
 def _provider_of(lower_path: str) -> str:
     if "/providers/" not in lower_path:
         return ""
@@ -757,7 +805,11 @@ _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
         (_RG + r"/providers/microsoft\.storage/storageaccounts", {"GET": (ArmState.list_accounts, _STORAGE + "/read")}),
         (_ACCOUNT, {"GET": (ArmState.get_account, _STORAGE + "/read"),
                     "PATCH": (ArmState.patch_account, _STORAGE + "/write")}),
-        (_ACCOUNT + r"/listkeys", {"POST": (ArmState.list_keys, _STORAGE + "/listkeys/action")}),
+        # Action names as the resource provider operations reference spells them; ARM matches
+        # them without case, as the events spell them.
+        (_ACCOUNT + r"/listkeys", {"POST": (ArmState.list_keys, _STORAGE + "/listKeys/action")}),
+        (_ACCOUNT + r"/listaccountsas", {"POST": (ArmState.list_account_sas, _STORAGE + "/ListAccountSas/action")}),
+        (_ACCOUNT + r"/listservicesas", {"POST": (ArmState.list_service_sas, _STORAGE + "/ListServiceSas/action")}),
         (_ACCOUNT + r"/regeneratekey", {"POST": (ArmState.regenerate_key, _STORAGE + "/regeneratekey/action")}),
         (_ACCOUNT + r"/revokeuserdelegationkeys",
          {"POST": (ArmState.revoke_user_delegation_keys, _STORAGE + "/revokeUserDelegationKeys/action")}),

@@ -48,6 +48,9 @@ class Principal:
     actions: tuple[str, ...]
     # Further permission blocks (actions, notActions) from role definitions.
     blocks: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    # As ARM's events name it (authorization.evidence.principalType); for a `principal:`
+    # token, the role assignment that grants the action says (ArmState._caller).
+    principal_type: str = "User"
 
     def may(self, operation: str) -> bool:
         if any(_pattern(action).match(operation) for action in self.actions):
@@ -88,7 +91,8 @@ def app_role_actions() -> tuple[str, ...]:
 
 def default_principals() -> dict[str, Principal]:
     return {
-        APP_TOKEN: Principal("the app's managed identity", APP_OBJECT_ID, app_role_actions()),
+        APP_TOKEN: Principal("the app's managed identity", APP_OBJECT_ID, app_role_actions(),
+                             principal_type="ServicePrincipal"),
         OWNER_TOKEN: Principal("a test's operator (Owner)", OWNER_OBJECT_ID, ("*",)),
     }
 

@@ -115,12 +115,19 @@ class ConformanceReport:
         return "\n".join(lines)
 
 
+# The spec subsets the project keeps itself (localazure/specs/README.md), laid over the shared ones.
+PROJECT_SPECS = Path(__file__).with_name("specs") / "specification"
+
+
 def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> ConformanceReport:
-    """Run oav once over every *.json traffic file under traffic_dir."""
+    """Run oav once over every *.json traffic file under traffic_dir, against `spec_dir`
+    (default: the shared specs with the project's own subsets laid over them)."""
     traffic_dir = Path(traffic_dir).resolve()
     if not traffic_dir.is_dir():
         raise FileNotFoundError(f"no traffic directory at {traffic_dir}")
-    spec_dir = Path(spec_dir) if spec_dir else shared_file("azure-specs", "specification")
+    if spec_dir is None:
+        return _against_merged_specs(traffic_dir)
+    spec_dir = Path(spec_dir)
     if not spec_dir.exists():
         raise FileNotFoundError(f"no spec file or directory at {spec_dir}")
     node = shutil.which("node")
@@ -157,6 +164,19 @@ def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> Conform
         files_checked=len(traffic_files),
         undefined=_undefined_files(output["undefined"], traffic_files, traffic_dir),
     )
+
+
+def _against_merged_specs(traffic_dir: Path) -> ConformanceReport:
+    """One tree, so that the project's subsets' `$ref`s into common-types resolve as in the
+    spec repository."""
+    shared = shared_file("azure-specs", "specification")
+    if not shared.exists():
+        raise FileNotFoundError(f"no spec file or directory at {shared}")
+    with tempfile.TemporaryDirectory(prefix="specs-") as work:
+        tree = Path(work) / "specification"
+        shutil.copytree(shared, tree)
+        shutil.copytree(PROJECT_SPECS, tree, dirs_exist_ok=True)
+        return validate_traffic(traffic_dir, tree)
 
 
 def _findings(result: dict, traffic_dir: Path) -> list[Finding]:

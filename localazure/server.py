@@ -146,8 +146,9 @@ class LocalAzure:
         return len(exchanges)
 
     # -- one call ------------------------------------------------------------------
-    def answer(self, method: str, target: str, headers: dict[str, str], body: Any) -> Answer | None:
-        """The emulator's answer to one request, or None to drop the connection."""
+    def answer(self, method: str, target: str, headers: dict[str, str], body: Any,
+               client_address: str | None = None) -> Answer | None:
+        """The emulator's answer to one request (from `client_address`), or None to drop the connection."""
         parts = urlsplit(target)
         path = "/" + parts.path.lstrip("/")  # get_by_id sends '//subscriptions/...'
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -181,7 +182,7 @@ class LocalAzure:
                 response = partial_error(response, "Injected fault: the query returned partial results.")
             return Answer(status, response)
         try:
-            answer = self.arm.handle(method, path, query, headers, body)
+            answer = self.arm.handle(method, path, query, headers, body, client_address)
         except ArmError as error:
             return Answer(error.status, error.body(), error.headers)
         if method in _WRITES and answer.status < 400:
@@ -285,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
                                           "The request content was invalid and could not be deserialized.").body())
             body = raw.decode("utf-8", "replace")
         else:
-            answer = emulator.answer(self.command, self.path, headers, body)
+            answer = emulator.answer(self.command, self.path, headers, body, self.client_address[0])
         if answer is None:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -46,7 +46,7 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
     if state.body is None:
         return False  # nothing left to expose
     context = Context(settings, Protection(tagged=True, protected_scope=None), state.facts)
-    return RULES[action.fixes].check(state.body, context) is not None
+    return any(RULES[rule].check(state.body, context) is not None for rule in action.fixed_rules)
 
 
 @dataclass(frozen=True)

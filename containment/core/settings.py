@@ -328,7 +328,8 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated resource-group or resource IDs of the app's own deployment; judged, and findings there "
             "reported (at least high) and notified, never acted on (infra sets the app's resource group)"),
     Setting("CONTAINMENT_ALLOWED_PRINCIPALS", "allowed_principals", "", _allowlist,
-            "comma-separated object IDs allowed to hold data-access roles on protected scopes; "
+            "comma-separated object IDs allowed to hold data-access roles on protected scopes and to list their keys "
+            "or SAS; "
             "`<id>@2026-12-31` (or `@2026-12-31T18:00:00Z`) allows it until then, a date through its last second (UTC)"),
     Setting("CONTAINMENT_ALLOWED_CIDRS", "allowed_cidrs", "", _cidrs,
             "comma-separated CIDRs allowed to reach protected data (NSG sources, egress callers); a /0 "
@@ -342,10 +343,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
             "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
-            "nsg_inbound_admits_untrusted_sources",
+            "nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,"
+            "storage_sas_listed_by_unallowed_principal",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
-            "findings of every other rule are recorded `reported`"),
+            "findings of every other rule are recorded `reported`. The key-listing rules' action, rotating the "
+            "keys, waits for a person by default (CONTAINMENT_APPROVAL_ACTIONS): `pending-approval`"),
     Setting("CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES", "role_deletion_approval_scopes",
             "managementGroup,subscription", _scope_levels,
             "scope levels (managementGroup, subscription, resourceGroup, resource) at which deleting a risky role "

@@ -85,7 +85,7 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
 
 
 def _by_id(assess: Assess, resource_id: str) -> Listed:
-    return lambda runtime: assess(parse_resource_id(resource_id), runtime)
+    return lambda runtime: assess(parse_resource_id(resource_id), runtime, None)  # no event: nothing reported it
 
 
 def _sweep_one(runtime: Runtime, failures: Repeats, resource_id: str, assess: Listed) -> list[DecisionRecord]:

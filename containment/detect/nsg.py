@@ -9,6 +9,7 @@ from typing import Any
 
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
+from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import DEFAULT_SECURITY_RULE, NSG, SECURITY_RULE, ResourceId
 from containment.detect.pipeline import Assessment, handle_arm_event
 from containment.judge.nsg_reach import all_rules
@@ -19,13 +20,14 @@ from containment.plan.registry import judge
 PERMISSIONS = ("Microsoft.Network/networkSecurityGroups/read",)  # what assessing reads
 OPERATIONS = ("Microsoft.Network/networkSecurityGroups/write",
               "Microsoft.Network/networkSecurityGroups/securityRules/write")
+SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_nsg_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_nsg, runtime or current())
+    return handle_arm_event(event, assess_nsg, runtime or current(), SUBSCRIPTION)
 
 
-def assess_nsg(resource: ResourceId, runtime: Runtime) -> Assessment:
+def assess_nsg(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
     if not (resource.is_type(NSG) or resource.is_type(SECURITY_RULE) or resource.is_type(DEFAULT_SECURITY_RULE)):
         return Assessment(resource.text, ignored=f"{resource.type} is not a network security group or rule")
     nsg_id = resource if resource.is_type(NSG) else resource.ancestor(1)

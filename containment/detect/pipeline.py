@@ -5,7 +5,9 @@
 
 Each resource family supplies only its `assess` step (the drift sweep calls the same step
 on what it lists); everything else, the safety checks and the once-per-event guarantee, is
-here once.
+here once. `assess` is given the resource, the runtime and the parsed event (None from the
+drift sweep, which has none): a finding about the event itself (who listed the keys, from
+where, when) reads it there; one about the resource's state re-reads the resource.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 from containment.adapters.runtime import Runtime
 from containment.core import clock
-from containment.core.events import MalformedEvent, envelope, parse_event
+from containment.core.events import ArmEvent, EventSubscription, MalformedEvent, envelope, parse_event
 from containment.core.findings import Finding
 from containment.core.ids import ResourceId
 from containment.core.records import DecisionRecord, decision_key, describe_failure
@@ -36,13 +38,15 @@ class Assessment:
     note: str | None = None  # why a resource with no finding is compliant, where that needs saying
 
 
-Assess = Callable[[ResourceId, Runtime], Assessment]
+Assess = Callable[[ResourceId, Runtime, ArmEvent | None], Assessment]
 
 
-def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRecord | None:
-    """Judge one delivered event; return the record written, or None for a redelivery."""
+def handle_arm_event(event: Any, assess: Assess, runtime: Runtime,
+                     subscription: EventSubscription) -> DecisionRecord | None:
+    """Judge one delivered event, of a type `subscription` admits; return the record
+    written, or None for a redelivery."""
     try:
-        parsed = parse_event(event)
+        parsed = parse_event(event, subscription.event_types)
     except MalformedEvent as malformed:
         key = decision_key(malformed.event_id, _raw(event))
         log.warning("rejected event %s: %s", key, malformed.reason)
@@ -69,7 +73,7 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime) -> DecisionRe
         # `new` was never queued, by a crash: judging again queues it.)
         return None
     try:
-        assessment = assess(parsed.resource, runtime)
+        assessment = assess(parsed.resource, runtime, parsed)
     except Exception as error:
         # Event Grid delivers the event again, and after its last attempt dead-letters it:
         # the failure goes on the record now, so the last one leaves evidence; a delivery

@@ -11,9 +11,10 @@ from typing import Any
 
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
-from containment.core import clock
+from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
 from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.judge.allowlist import allowance
 from containment.judge.role_permissions import data_paths
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
@@ -22,13 +23,14 @@ from containment.plan.registry import judge
 PERMISSIONS = ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleDefinitions/read",
                "Microsoft.Storage/storageAccounts/read")  # what assessing reads (accounts under a scope too)
 OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",)
+SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_role_assignment_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_role_assignment, runtime or current())
+    return handle_arm_event(event, assess_role_assignment, runtime or current(), SUBSCRIPTION)
 
 
-def assess_role_assignment(resource: ResourceId, runtime: Runtime) -> Assessment:
+def assess_role_assignment(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
     if not resource.is_type(ROLE_ASSIGNMENT):
         return Assessment(resource.text, ignored=f"{resource.type} is not a role assignment")
     try:
@@ -93,16 +95,12 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, co
     role_name = (role.get("properties") or {}).get("roleName")
     if not paths:
         return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data")
-    expiry_note = None
-    if principal in settings.allowed_principals:
-        until = settings.allowed_principals[principal]
-        if until is None or clock.now() < until:
-            return Assessment(spelled, [], state, note=f"principal {principal} is on CONTAINMENT_ALLOWED_PRINCIPALS"
-                              + (f" until {clock.iso(until)}" if until else ""))
-        expiry_note = clock.iso(until)
+    allowed = allowance(principal, settings)
+    if allowed.allowed:
+        return Assessment(spelled, [], state, note=allowed.note)
     context = Context(settings, Protection(tagged=True, protected_scope=None),
                       facts={"role_definition": role, "data_paths": paths, "covered": covered,
-                             "allowlist_expired": expiry_note, "inherited_from": inherited_from})
+                             "allowlist_expired": allowed.expired, "inherited_from": inherited_from})
     return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
+from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import BLOB_CONTAINER, STORAGE_ACCOUNT, ResourceId
 from containment.detect.pipeline import Assessment, handle_arm_event
 from containment.judge.rule import Context
@@ -20,13 +21,14 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read",
                "Microsoft.Storage/storageAccounts/blobServices/containers/read")  # what assessing reads
 OPERATIONS = ("Microsoft.Storage/storageAccounts/write",
               "Microsoft.Storage/storageAccounts/blobServices/containers/write")
+SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_storage_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_storage, runtime or current())
+    return handle_arm_event(event, assess_storage, runtime or current(), SUBSCRIPTION)
 
 
-def assess_storage(resource: ResourceId, runtime: Runtime) -> Assessment:
+def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
     if not (resource.is_type(STORAGE_ACCOUNT) or resource.is_type(BLOB_CONTAINER)):
         return Assessment(resource.text, ignored=f"{resource.type} is not a storage account or blob container")
     account_id = resource if resource.is_type(STORAGE_ACCOUNT) else resource.ancestor(2)

@@ -52,7 +52,9 @@ Plan = Callable[[State, ResourceId, Settings], list[Write]]
 class Action:
     name: str
     resource_types: tuple[str, ...]
-    fixes: str | None  # the rule whose finding this action contains; None: used by severity (egress)
+    # The rule whose findings this action contains, or a tuple of the rules (rotating the
+    # keys contains both keys listed and SAS listed); None: used by severity (egress) only.
+    fixes: str | tuple[str, ...] | None
     permissions: tuple[str, ...]
     plan: Plan
     # Whether the exposure is still there; None: the fixed rule's own judgement.
@@ -69,6 +71,11 @@ class Action:
     # (action, levels up): an action on an ancestor that contains this one's exposure too, so
     # a plan with several of these under one ancestor uses that one write instead.
     covered_by: tuple[str, int] | None = None
+
+    @property
+    def fixed_rules(self) -> tuple[str, ...]:
+        """The rules whose findings this action contains, however `fixes` names them."""
+        return (self.fixes,) if isinstance(self.fixes, str) else tuple(self.fixes or ())
 
     def applies_to(self, target: ResourceId) -> bool:
         return any(target.is_type(kind) for kind in self.resource_types)

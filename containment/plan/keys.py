@@ -1,5 +1,7 @@
 """Taking back what keys and SAS tokens hand out: revoke every user-delegation key, rotate
-the account keys. Egress findings call for these by severity (CONTAINMENT_EGRESS_CONTAINMENT)."""
+the account keys. Egress findings call for these by severity (CONTAINMENT_EGRESS_CONTAINMENT);
+rotating also contains the key-access rules (containment.judge.keys): keys listed, or a SAS
+signed with them, by a principal not allowed to."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -52,7 +54,8 @@ ACTIONS = (
     Action("revoke_user_delegation_keys", (STORAGE_ACCOUNT,), None,
            ("Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action",),
            revoke_user_delegation_keys, exposed=still_there, verified_by_reading=False, moot=recreated),
-    Action("rotate_account_keys", (STORAGE_ACCOUNT,), None,
+    Action("rotate_account_keys", (STORAGE_ACCOUNT,),
+           ("storage_keys_listed_by_unallowed_principal", "storage_sas_listed_by_unallowed_principal"),
            ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/regeneratekey/action"),
            rotate_keys, exposed=keys_older_than_decision, moot=recreated),
 )

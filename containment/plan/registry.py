@@ -16,14 +16,17 @@ for _family in FAMILIES:
     for _action in _family.ACTIONS:
         if _action.name in ACTIONS:
             raise ValueError(f"action {_action.name} is declared twice")
-        if _action.fixes is not None and _action.fixes not in RULES:
-            raise ValueError(f"action {_action.name} fixes {_action.fixes}, which no rule declares")
+        for _rule in _action.fixed_rules:
+            if _rule not in RULES:
+                raise ValueError(f"action {_action.name} fixes {_rule}, which no rule declares")
+            if any(_rule in other.fixed_rules for other in ACTIONS.values()):
+                raise ValueError(f"rule {_rule} is fixed by two actions: which one contains it must be one answer")
         ACTIONS[_action.name] = _action
 
 VOCABULARY = Vocabulary(actions=frozenset(ACTIONS),
-                        containable_rules=frozenset(a.fixes for a in ACTIONS.values() if a.fixes))
+                        containable_rules=frozenset(rule for a in ACTIONS.values() for rule in a.fixed_rules))
 
 
 def action_for(rule_id: str) -> Action | None:
     """The action that contains a rule's finding, or None where only recording is possible."""
-    return next((action for action in ACTIONS.values() if action.fixes == rule_id), None)
+    return next((action for action in ACTIONS.values() if rule_id in action.fixed_rules), None)

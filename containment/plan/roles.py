@@ -2,9 +2,9 @@
 full body so release can recreate it exactly (role rules: containment.judge.roles)."""
 from __future__ import annotations
 
-from containment.core import clock
 from containment.core.ids import ROLE_ASSIGNMENT, ResourceId
 from containment.core.settings import Settings
+from containment.judge.allowlist import allowance
 from containment.plan.action import Action, State, Write, still_there
 
 
@@ -47,10 +47,8 @@ def replaced(state: State, settings: Settings) -> str | None:
     if state.body is None:
         return None
     principal = _identity(state.body)[0]
-    if principal in settings.allowed_principals:
-        until = settings.allowed_principals[principal]
-        if until is None or until > clock.now():
-            return f"{principal} is allowed to hold data roles (CONTAINMENT_ALLOWED_PRINCIPALS) since it was judged"
+    if allowance(principal, settings).allowed:
+        return f"{principal} is allowed to hold data roles (CONTAINMENT_ALLOWED_PRINCIPALS) since it was judged"
     if recorded is None or _identity(recorded) == _identity(state.body):
         return None
     principal, role, scope = _identity(state.body)

@@ -256,6 +256,10 @@ def _exposures(records) -> list[dict]:
     return list(exposures.values())
 
 
+# The key-access rules (containment.judge.keys): a caller listed the keys, or a SAS signed with them.
+KEY_LISTINGS = ("storage_keys_listed_by_unallowed_principal", "storage_sas_listed_by_unallowed_principal")
+
+
 def _kind(rule: str) -> str:
     if rule == "storage_container_public_access":
         return "public container"
@@ -263,6 +267,8 @@ def _kind(rule: str) -> str:
         return "role grant"
     if rule.startswith("nsg_"):
         return "network"
+    if rule in KEY_LISTINGS:
+        return "key listing"
     if rule.startswith("storage_"):
         return "account setting"
     return "other"
@@ -272,7 +278,7 @@ def _contains(actions, rule: str) -> bool:
     """Whether these actions contain a rule's finding: the action that fixes the rule, or,
     for a public container, turning anonymous access off on its account (which refuses
     every anonymous request whatever the container's level)."""
-    fixed = {ACTIONS[name].fixes for name in actions if name in ACTIONS}
+    fixed = {rule for name in actions if name in ACTIONS for rule in ACTIONS[name].fixed_rules}
     return rule in fixed or (rule == "storage_container_public_access" and "disable_blob_public_access" in actions)
 
 
@@ -328,7 +334,7 @@ def _datasets(records, callers: list[dict], exposures: list[dict]) -> list[dict]
         if exposure["kind"] == "role grant":
             for covered in _list(exposure["evidence"].get("covers")):
                 add(str(covered), _names(str(covered))[1], "role scope")
-        elif exposure["kind"] in ("public container", "account setting"):
+        elif exposure["kind"] in ("public container", "account setting", "key listing"):
             account, container = _names(exposure["resource_id"])
             if account:
                 add(exposure["resource_id"], container, "exposed resource")
@@ -480,6 +486,19 @@ def _exposure_sentence(exposure: dict) -> str | None:
                      if evidence.get("inherited_from") else "")
         return (f"{opened}, which let it {could}{_end(exposure, 'the assignment was deleted')}. Reads by it show in "
                 f"StorageBlobLogs under its object ID.{inherited}")
+    if kind == "key listing":
+        who = " ".join(str(part) for part in (evidence.get("principalType") or "a caller",
+                                               evidence.get("principalName") or evidence.get("principalId")
+                                               or "(unidentified)"))
+        what = ("listed the account keys" if exposure["rule"] == KEY_LISTINGS[0] else
+                "had ARM sign a SAS with an account key")
+        where = f" from {evidence['clientIpAddress']}" if evidence.get("clientIpAddress") else ""
+        when = f" at {at_time(evidence['eventTime'])}" if evidence.get("eventTime") else found
+        grant = f" (allowed by {evidence['role']})" if evidence.get("role") else ""
+        keys = _and([str(k) for k in _list(evidence.get("keys"))]) or "the keys"
+        return (f"{who} {what} of {account}{where}{when}{grant}: {keys} must be taken as known"
+                f"{_end(exposure, 'the keys were rotated')}. Reads with a key or a SAS carry no identity in "
+                "StorageBlobLogs: only their address and which key signed them show.")
     if kind == "network":
         outbound = bool(evidence.get("untrusted_destinations"))
         where = _and([str(s) for s in

@@ -1,6 +1,7 @@
-// The event subscriptions that route ARM writes to the app's Event Grid functions: each
-// function gets ResourceWriteSuccess events for exactly the operations it handles
-// (advanced filter on data.operationName), as containment/deployment.py declares and
+// The event subscriptions that route ARM writes and actions to the app's Event Grid
+// functions: each function gets the event types (ResourceWriteSuccess, or for listKeys and
+// the SAS listings ResourceActionSuccess) and exactly the operations it handles (advanced
+// filter on data.operationName), as containment/deployment.py declares and
 // tests/infra/test_infra.py checks. Deployed only once the function code exists: Event Grid
 // validates an AzureFunction destination when the subscription is created.
 param systemTopicName string
@@ -31,6 +32,15 @@ var routes = [
     operations: [
       'Microsoft.Network/networkSecurityGroups/write'
       'Microsoft.Network/networkSecurityGroups/securityRules/write'
+    ]
+  }
+  {
+    function: 'storage_key_access'
+    eventTypes: ['Microsoft.Resources.ResourceActionSuccess']
+    operations: [
+      'Microsoft.Storage/storageAccounts/listKeys/action'
+      'Microsoft.Storage/storageAccounts/ListAccountSas/action'
+      'Microsoft.Storage/storageAccounts/ListServiceSas/action'
     ]
   }
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from azure.mgmt.network.models import SecurityRule
-from azure.mgmt.storage.models import StorageAccountRegenerateKeyParameters
+from azure.mgmt.storage.models import (AccountSasParameters, ServiceSasParameters,
+                                       StorageAccountRegenerateKeyParameters)
 
 from localazure.conformance import validate_traffic
 from tests.helpers import arm_bodies as b
@@ -39,6 +40,12 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, 
     storage.storage_accounts.list_keys(b.RG, ACCOUNT["name"])
     storage.storage_accounts.regenerate_key(b.RG, ACCOUNT["name"], StorageAccountRegenerateKeyParameters(key_name="key2"))
     storage.storage_accounts.revoke_user_delegation_keys(b.RG, ACCOUNT["name"])
+    expiry = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    storage.storage_accounts.list_account_sas(b.RG, ACCOUNT["name"], AccountSasParameters(
+        services="b", resource_types="o", permissions="r", shared_access_expiry_time=expiry, key_to_sign="key2"))
+    storage.storage_accounts.list_service_sas(b.RG, ACCOUNT["name"], ServiceSasParameters(
+        canonicalized_resource="/blob/synthtrain01/training", resource="c", permissions="rl",
+        shared_access_expiry_time=expiry))
     list(storage.blob_containers.list(b.RG, ACCOUNT["name"]))
     storage.blob_containers.get(b.RG, ACCOUNT["name"], "training")
     storage.blob_containers.update(b.RG, ACCOUNT["name"], "training", {"properties": {"publicAccess": "None"}})
@@ -70,6 +77,7 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, 
     covered = {operation.lower() for operation in report.operations_covered}
     for expected in ("storageaccounts_getproperties", "storageaccounts_update", "storageaccounts_listkeys",
                      "storageaccounts_regeneratekey", "storageaccounts_revokeuserdelegationkeys",
+                     "storageaccounts_listaccountsas", "storageaccounts_listservicesas",
                      "blobcontainers_list", "blobcontainers_get", "blobcontainers_update",
                      "networksecuritygroups_get", "networksecuritygroups_createorupdate",
                      "securityrules_createorupdate", "securityrules_get", "securityrules_delete",

@@ -9,7 +9,8 @@ import azure.functions as func
 import pytest
 from azure.functions.eventgrid import EventGridEventInConverter
 
-from containment.core.events import MAX_ID_LENGTH, WRITE_SUCCESS, Actor, MalformedEvent, parse_event
+from containment.core.events import (ACTION_SUCCESS, MAX_ID_LENGTH, WRITE_SUCCESS, Actor, EventSubscription,
+                                     MalformedEvent, parse_event)
 
 SUB = "0b1f6471-1bf0-4dda-aec3-111122223333"
 OTHER_SUB = "9f2c3a10-5b6d-4e7f-8a9b-444455556666"
@@ -118,6 +119,48 @@ def test_the_delete_sample_is_refused_naming_its_event_type(shared):
     assert error.reason == ("eventType 'Microsoft.Resources.ResourceDeleteSuccess' is not "
                             "Microsoft.Resources.ResourceWriteSuccess")
     assert error.event_id == "19a69642-1aad-4a96-a5ab-8d05494513ce"
+
+
+def test_the_action_sample_parses_for_a_function_subscribed_to_actions(shared):
+    """Microsoft's ResourceActionSuccess sample (an Event Hubs listKeys): who from the claims,
+    their principal type and the role that let them from authorization.evidence, and the
+    address from httpRequest. `{ID}` stands for every other ID: one GUID here."""
+    text = sample(shared, "resource-action-success.eventgrid.json").replace("{namespace}", "ns1").replace(
+        "{IP-address}", "198.51.100.23").replace("{ID}", OID)
+
+    parsed = parse_event(decode(text), (ACTION_SUCCESS,))
+
+    assert parsed.type == ACTION_SUCCESS
+    assert parsed.operation == "Microsoft.EventHub/namespaces/AuthorizationRules/listKeys/action"
+    assert parsed.resource.name == "RootManageSharedAccessKey"
+    assert parsed.actor == Actor(object_id=OID, app_id=APPID, principal_type="ServicePrincipal")
+    assert parsed.client_address == "198.51.100.23"
+    assert parsed.authorization == {"role": "Contributor", "roleAssignmentScope": f"/subscriptions/{SUB}",
+                                    "roleAssignmentId": OID, "roleDefinitionId": OID}
+
+
+def test_an_event_type_the_functions_subscription_does_not_admit_is_refused(shared):
+    """A write function is never handed an action (nor an action function a write) to judge
+    as its own kind: the event is refused, naming the types the function accepts."""
+    action = sample(shared, "resource-action-success.eventgrid.json").replace("{namespace}", "ns1").replace(
+        "{ID}", OID)
+    with pytest.raises(MalformedEvent) as raised:
+        parse_event(decode(action))
+    assert raised.value.reason == ("eventType 'Microsoft.Resources.ResourceActionSuccess' is not "
+                                   "Microsoft.Resources.ResourceWriteSuccess")
+    write = sample(shared, "resource-write-success.subscription-topic.eventgrid.json")
+    with pytest.raises(MalformedEvent) as raised:
+        parse_event(decode(write), (ACTION_SUCCESS,))
+    assert raised.value.reason == ("eventType 'Microsoft.Resources.ResourceWriteSuccess' is not "
+                                   "Microsoft.Resources.ResourceActionSuccess")
+
+
+def test_a_subscription_admits_its_types_and_operations_without_case():
+    subscription = EventSubscription((ACTION_SUCCESS,), ("Microsoft.Storage/storageAccounts/listKeys/action",))
+    assert subscription.admits(ACTION_SUCCESS.upper(), "microsoft.storage/storageaccounts/listkeys/action")
+    assert not subscription.admits(WRITE_SUCCESS, "Microsoft.Storage/storageAccounts/listKeys/action")
+    assert not subscription.admits(ACTION_SUCCESS, "Microsoft.Storage/storageAccounts/regenerateKey/action")
+    assert not subscription.admits(None, None)
 
 
 def test_a_cloudevent_with_the_upstream_specVersion_typo_is_refused_not_misread(shared):

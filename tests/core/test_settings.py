@@ -53,7 +53,9 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
     assert settings.protected_scopes == () and settings.allowed_cidrs == ()
     assert settings.self_principal_id is None
     assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access",
-                                     "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources"}
+                                     "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources",
+                                     "storage_keys_listed_by_unallowed_principal",
+                                     "storage_sas_listed_by_unallowed_principal"}
     assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")
@@ -153,7 +155,7 @@ def test_egress_containment_maps_each_listed_severity_to_its_actions():
 def test_auto_contain_rejects_an_unknown_rule_listing_the_containable_ones():
     from containment.plan.registry import ACTIONS
 
-    containable = sorted(action.fixes for action in ACTIONS.values() if action.fixes)
+    containable = sorted(rule for action in ACTIONS.values() for rule in action.fixed_rules)
     assert problems({"CONTAINMENT_AUTO_CONTAIN": "storage_container_public_access, storage_public_blobs"}) == [
         "CONTAINMENT_AUTO_CONTAIN='storage_container_public_access, storage_public_blobs': storage_public_blobs "
         f"cannot be contained automatically; accepted: comma-separated rule IDs from {', '.join(containable)}"

@@ -8,6 +8,7 @@ from azure.core.exceptions import HttpResponseError
 from containment.adapters.clients import LocalAzureCredential
 from localazure.authorization import APP_TOKEN, app_role_actions
 from tests.helpers import arm_bodies as b
+from tests.helpers.principals import principal_clients
 
 ACCOUNT = b.storage_account()
 
@@ -27,7 +28,7 @@ def test_an_operation_the_role_does_not_list_is_refused_403(emulator, clients, o
     with pytest.raises(HttpResponseError) as refused:
         clients.storage(b.SUBSCRIPTION).storage_accounts.list_keys(b.RG, ACCOUNT["name"])
     assert (refused.value.status_code, refused.value.error.code) == (403, "AuthorizationFailed")
-    assert "Microsoft.Storage/storageAccounts/listkeys/action" in refused.value.error.message
+    assert "Microsoft.Storage/storageAccounts/listKeys/action" in refused.value.error.message
     assert ACCOUNT["id"] in refused.value.error.message  # over the account's scope
     # An Owner may: it is the role that refuses, not the emulator.
     assert owner.storage(b.SUBSCRIPTION).storage_accounts.list_keys(b.RG, ACCOUNT["name"]).keys_property
@@ -79,20 +80,6 @@ def test_a_containment_write_the_role_would_refuse_ends_failed_with_arms_code(ap
     assert record.outcome == "failed" and "403 AuthorizationFailed" in record.reason
     assert emulator.arm.get(public["id"])["properties"]["publicAccess"] == "Container"
     assert len([w for w in app.writes() if w.method == "PATCH"]) == 1  # refused once, not retried
-
-
-def principal_clients(emulator, object_id: str):
-    from azure.core.credentials import AccessToken
-    from azure.mgmt.network import NetworkManagementClient
-    from azure.mgmt.storage import StorageManagementClient
-
-    class Principal:
-        def get_token(self, *scopes, **kwargs):
-            return AccessToken(f"principal:{object_id}", 4102444800)
-
-    options = {"base_url": emulator.endpoint, "connection_verify": str(emulator.ca_bundle), "polling_interval": 0}
-    return (StorageManagementClient(Principal(), b.SUBSCRIPTION, **options),
-            NetworkManagementClient(Principal(), b.SUBSCRIPTION, **options))
 
 
 def test_anyone_else_holds_what_the_scenarios_role_assignments_give_them_at_a_scope(emulator):

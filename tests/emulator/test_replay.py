@@ -50,6 +50,9 @@ EXPECTED = {
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],
     "incident-one-identity-three-accounts.json": ["contained", "contained", "contained", "reported"],
     "incident-two-people-hours-apart.json": ["contained", "contained"],
+    "keys-listed-by-unallowed-identity.json": ["pending-approval"],
+    "keys-listed-by-allowlisted-pipeline.json": ["compliant"],
+    "sas-listed-by-unallowed-identity.json": ["pending-approval"],
 }
 
 
@@ -115,6 +118,24 @@ def test_one_breach_is_one_incident_and_two_unrelated_are_two(bundled):
     assert assessed["incident_update"]["kind"] == "assessment" and assessed["actor"]["name"] == "dpo@contoso.example"
     records, _ = outputs["incident-two-people-hours-apart.json"]
     assert len({r["incident"] for r in records}) == 2
+
+
+def test_a_key_listing_names_who_from_where_and_when_and_holds_the_rotation(bundled):
+    outputs, stderr = bundled
+    [record], final_state = outputs["keys-listed-by-unallowed-identity.json"]
+    assert record["actions"] == ["rotate_account_keys"] and record["rules"] == [
+        "storage_keys_listed_by_unallowed_principal"]
+    evidence = record["findings"][0]["evidence"]
+    assert (evidence["principalId"], evidence["principalType"], evidence["clientIpAddress"], evidence["keys"]) == (
+        "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a", "ServicePrincipal", "198.51.100.23", ["key1", "key2"])
+    assert evidence["eventTime"].startswith("2026-11-24T10:00:00")
+    [account] = final_state.values()
+    assert account["properties"]["keyCreationTime"]["key1"].startswith("2026-09-01")  # held: nothing rotated
+    # The regenerateKey action that follows matches no subscription: not delivered, and the replay says so.
+    assert "event e7a1b2c3-0000-4000-8000-00000000a003: no function subscribes to it" in stderr
+    [sas] = outputs["sas-listed-by-unallowed-identity.json"][0]
+    assert sas["findings"][0]["evidence"]["principalName"] == "Dana Analyst"
+    assert "keyToSign is not in the event" in sas["findings"][0]["evidence"]["keys_why"]
 
 
 def test_the_timeline_goes_to_stderr(bundled):

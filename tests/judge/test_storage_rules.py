@@ -10,6 +10,7 @@ import copy
 import pytest
 
 from containment.act.carry_out import still_exposed
+from containment.core.events import ACTION_SUCCESS
 from containment.core.findings import Finding
 from containment.core.ids import BLOB_CONTAINER, STORAGE_ACCOUNT, parse_resource_id
 from containment.core.records import PlannedAction
@@ -18,7 +19,7 @@ from containment.judge.rule import Context
 from containment.judge.scope import Protection, protection_of
 from containment.plan.action import State
 from containment.plan.decisions import CONTAIN, Decision, decide
-from containment.plan.registry import ACTIONS, RULES, action_for, judge
+from containment.plan.registry import ACTIONS, RULES, VOCABULARY, action_for, judge
 from tests.helpers.settings import load_settings
 
 SUB = "0b1f6471-1bf0-4dda-aec3-111122223333"
@@ -204,17 +205,26 @@ def test_an_untagged_account_outside_any_protected_scope_is_no_finding():
 
 # --- actions ----------------------------------------------------------------------------------
 
-def test_every_action_fixes_a_registered_rule_on_the_same_resource_type():
+def test_every_action_fixes_registered_rules_on_the_same_resource_type():
+    """Or, for a rule that judges an event (a key listing: ResourceActionSuccess), on the
+    resource its finding names, which is the action's type."""
     for action in ACTIONS.values():
-        if action.fixes is None:  # used by egress severity mapping only
-            continue
-        assert action.fixes in RULES, action.name
-        assert RULES[action.fixes].resource_type in action.resource_types, action.name
-        assert action_for(action.fixes) is action
+        for rule in action.fixed_rules:  # none: used by egress severity mapping only
+            assert rule in RULES, action.name
+            assert RULES[rule].resource_type in (*action.resource_types, ACTION_SUCCESS), action.name
+            assert action_for(rule) is action
 
 
-PATCHING = [action for action in ACTIONS.values()  # the storage actions that fix a rule by a PATCH
-            if set(action.resource_types) & {STORAGE_ACCOUNT, BLOB_CONTAINER} and action.fixes]
+def test_rotating_the_keys_contains_both_key_listing_rules():
+    assert ACTIONS["rotate_account_keys"].fixed_rules == ("storage_keys_listed_by_unallowed_principal",
+                                                          "storage_sas_listed_by_unallowed_principal")
+    assert {"storage_keys_listed_by_unallowed_principal",
+            "storage_sas_listed_by_unallowed_principal"} <= VOCABULARY.containable_rules
+
+
+PATCHING = [action for action in ACTIONS.values()  # the storage actions that fix a rule of the state by a PATCH
+            if set(action.resource_types) & {STORAGE_ACCOUNT, BLOB_CONTAINER} and action.fixes
+            and RULES[action.fixed_rules[0]].resource_type in action.resource_types]
 
 
 def change(action_name: str, body: dict) -> dict:

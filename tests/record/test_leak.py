@@ -205,3 +205,37 @@ def test_records_that_name_nothing_read_or_exposed_say_so():
     [record] = h.public_container()
     assert told([replace(record, findings=[])])["sentences"] == [
         "The records of this incident name no data read or exposed."]
+
+
+def test_a_key_listing_says_who_listed_the_keys_from_where_and_when_and_that_rotation_waits():
+    """scenarios/keys-listed-by-unallowed-identity.json: a service principal not allowlisted
+    lists the keys of synthtrain01; rotating them waits for a person."""
+    from containment.core.records import DecisionRecord
+
+    finding = {"rule": "storage_keys_listed_by_unallowed_principal", "severity": "high", "resource_id": h.ACCOUNT_ID,
+               "summary": "ServicePrincipal etl-sandbox ... listed the account keys", "evidence": {
+                   "operation": "Microsoft.Storage/storageAccounts/listKeys/action",
+                   "principalId": "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a", "principalName": "etl-sandbox",
+                   "principalType": "ServicePrincipal", "clientIpAddress": "198.51.100.23",
+                   "eventTime": "2026-11-24T10:00:00.000000Z", "role": "Storage Account Contributor",
+                   "keys": ["key1", "key2"], "keys_why": "listKeys returns both account keys, key1 and key2"}}
+    step = {"action": "rotate_account_keys", "target": h.ACCOUNT_ID}
+    held = DecisionRecord(
+        key="e7a1b2c3-0000-4000-8000-00000000a001", resource_id=h.ACCOUNT_ID, outcome="pending-approval",
+        mode="enforce", reason="contain storage_keys_listed_by_unallowed_principal: rotate_account_keys waits for a "
+                               "person (CONTAINMENT_APPROVAL_ACTIONS)",
+        event_id="e7a1b2c3-0000-4000-8000-00000000a001", operation="Microsoft.Storage/storageAccounts/listKeys/action",
+        actions=["rotate_account_keys"], plan=[step], awaiting_approval=[step],
+        rules=["storage_keys_listed_by_unallowed_principal"], severity="high", findings=[finding],
+        actor={"object_id": "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a", "name": "etl-sandbox"},
+        before={h.ACCOUNT_ID: h.account()}, event_time="2026-11-24T10:00:00.000000Z",
+        decided_at="2026-11-24T10:00:03.000000Z", recorded_at="1")
+    leak = told([held])
+    [exposure] = leak["exposures"]
+    assert exposure["kind"] == "key listing"
+    assert leak["sentences"] == [
+        "ServicePrincipal etl-sandbox listed the account keys of synthtrain01 from 198.51.100.23 at 10:00 UTC on "
+        "24 Nov 2026 (allowed by Storage Account Contributor): key1 and key2 must be taken as known; it is still "
+        "open: its containment waits for a person since 10:00:03 UTC. Reads with a key or a SAS carry no identity in "
+        "StorageBlobLogs: only their address and which key signed them show."]
+    assert [(d["account"], d["basis"]) for d in leak["datasets"]] == [("synthtrain01", ["exposed resource"])]

@@ -27,7 +27,8 @@ def test_the_app_declares_its_triggers():
     triggers = {name: next(b for b in meta["bindings"] if b["type"].endswith("Trigger"))["type"]
                 for name, (_, meta) in metadata.items()}
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
-                        "nsg_exposure": "eventGridTrigger", "egress_scan": "timerTrigger", "drift_sweep": "timerTrigger",
+                        "nsg_exposure": "eventGridTrigger", "storage_key_access": "eventGridTrigger",
+                        "egress_scan": "timerTrigger", "drift_sweep": "timerTrigger",
                         "notifications": "timerTrigger", "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",
                         "break_glass": "httpTrigger", "release": "httpTrigger", "exemptions": "httpTrigger",

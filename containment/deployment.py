@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from containment.core.events import WRITE_SUCCESS
 from containment.detect import drift_sweep, egress_scan, nsg, role_assignments, storage
 from containment.plan.registry import ACTIONS
+from containment.record import impact
 
 
 @dataclass(frozen=True)
@@ -33,5 +34,6 @@ EVENT_SUBSCRIPTIONS: dict[str, EventSubscription] = {
 def required_permissions() -> set[str]:
     """Every ARM (and Log Analytics) operation the app's code can perform: what each
     detection path declares it reads, and what each containment action declares."""
-    reads = {p for module in (storage, role_assignments, nsg, egress_scan, drift_sweep) for p in module.PERMISSIONS}
+    reads = {p for module in (storage, role_assignments, nsg, egress_scan, drift_sweep, impact)
+             for p in module.PERMISSIONS}
     return reads | {p for action in ACTIONS.values() for p in action.permissions}

@@ -178,12 +178,15 @@ def _from_logs(action: str, target: str, answer: list[dict] | str, record: Decis
     if action in NOTES:
         step["note"] = NOTES[action]
     verdicts = ("refused", "undetermined") if action == "lock_account_network" else ("breaks",)
+    # The callers the findings name: the leak itself, which the action is meant to stop.
+    found = {str(c.get("Caller")) for f in record.findings for c in (f.get("evidence") or {}).get("callers") or []
+             if isinstance(c, dict) and c.get("Caller")}
     for verdict in verdicts:
         mine = [row for row in answer if row["Action"] == action and row["Verdict"] == verdict]
         total = next((row for row in mine if row["Row"] == "total"), {})
         group = {"caller_count": int(total.get("Callers") or 0), "requests": int(total.get("Requests") or 0),
                  "first_use": _time(total.get("FirstUse")), "last_use": _time(total.get("LastUse")),
-                 "callers": [_caller(row, runtime) for row in mine if row["Row"] == "caller"]}
+                 "callers": [_caller(row, runtime, found) for row in mine if row["Row"] == "caller"]}
         if verdict == "undetermined":
             step["undetermined"] = group
         else:
@@ -191,7 +194,7 @@ def _from_logs(action: str, target: str, answer: list[dict] | str, record: Decis
     return step
 
 
-def _caller(row: dict, runtime: Runtime) -> dict[str, Any]:
+def _caller(row: dict, runtime: Runtime, found: set[str]) -> dict[str, Any]:
     address = row.get("Address") or ""
     caller = {"caller": row.get("Caller") or address, "address": address,
               "authentication": row.get("AuthenticationType") or "", "credential": credential(row),
@@ -199,7 +202,9 @@ def _caller(row: dict, runtime: Runtime) -> dict[str, Any]:
               "last_use": _time(row.get("LastUse")), "user_agents": list(row.get("UserAgents") or [])[:3]}
     if row.get("SasSignature"):
         caller["sas_signature"] = row["SasSignature"]
-    if _allowed(address, runtime):
+    if caller["caller"] in found:
+        caller["named_by_finding"] = True
+    elif _allowed(address, runtime):
         caller["allowed_network"] = True  # inside CONTAINMENT_ALLOWED_CIDRS: legitimate work, most likely
     return caller
 
@@ -256,3 +261,55 @@ def _allowed(address: str, runtime: Runtime) -> bool:
 
 def _time(value: Any) -> str | None:
     return None if value is None else clock.iso(value) if hasattr(value, "astimezone") else str(value)
+
+
+# -- how a person reads it ------------------------------------------------------------------------
+SHOWN = 5  # callers per action in a notification or a one-line summary; the record keeps ten
+
+
+def in_words(step: dict[str, Any]) -> str:
+    """One held action's preview in a sentence: who it would break, how often, when last."""
+    action = step.get("action")
+    if step.get("status") == "unavailable":
+        return f"{action}: impact preview unavailable: {step.get('reason')}"
+    if step.get("status") != "previewed":
+        return f"{action}: {step.get('note') or 'no preview'}"
+    if action == REPLICATION:
+        rules = ", ".join(f"{r.get('source_container')} -> {r.get('destination_container')}"
+                          for r in step.get("rules") or [])
+        return (f"{action}: replication from {step.get('source_account')} to {step.get('destination_account')} "
+                f"stops ({step.get('rule_count')} rule(s): {rules or 'none'})")
+    count = step.get("caller_count") or 0
+    verb = "refuses" if action == "lock_account_network" else "breaks"
+    if not count:
+        text = f"{action} {verb} no caller seen in the logs ({step.get('uses')})"
+    else:
+        named = "; ".join(f"{c.get('caller')} ({c.get('credential')}, {c.get('requests'):,} requests, last "
+                          f"{c.get('last_use')}{_marked(c)})"
+                          for c in (step.get("callers") or [])[:SHOWN])
+        more = count - min(count, SHOWN)
+        text = (f"{action} {verb} {count} caller(s), {step.get('requests'):,} requests, last {step.get('last_use')}: "
+                f"{named}{f' and {more} more' if more > 0 else ''}")
+    undetermined = step.get("undetermined") or {}
+    if undetermined.get("caller_count"):
+        text += (f"; undetermined: {undetermined['caller_count']} caller(s) from private or IPv6 addresses, "
+                 f"{undetermined['requests']:,} requests")
+    return text
+
+
+def _marked(caller: dict[str, Any]) -> str:
+    if caller.get("named_by_finding"):
+        return ", the caller the finding names"
+    return ", inside CONTAINMENT_ALLOWED_CIDRS" if caller.get("allowed_network") else ""
+
+
+def compact(preview: dict[str, Any]) -> dict[str, Any]:
+    """The preview as a notice carries it: each action in words, its counts, the busiest callers."""
+    if not preview:
+        return {}
+    keep = ("action", "target", "status", "reason", "caller_count", "requests", "last_use")
+    return {"since": preview.get("since"), "until": preview.get("until"), "digest": preview.get("digest"),
+            "steps": [{**{name: step[name] for name in keep if name in step}, "summary": in_words(step),
+                       "callers": [{name: c.get(name) for name in ("caller", "credential", "requests", "last_use")}
+                                   for c in (step.get("callers") or [])[:SHOWN]]}
+                      for step in preview.get("steps") or []]}

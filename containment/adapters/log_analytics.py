@@ -35,16 +35,14 @@ def render(value: Any) -> str:
         return f"{int(value.total_seconds())}s"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, str):
-        return _json(value)
     if isinstance(value, tuple):
         return f"dynamic({_json(value)})"
     raise TypeError(f"no KQL literal for {type(value).__name__}")
 
 
 def _json(value: Any) -> str:
-    """A string, or an array of strings, whole numbers and such arrays (an address range), as
-    JSON. JSON's escapes are KQL's; control characters, which a KQL string literal cannot hold
+    """An array of strings, whole numbers and such arrays (an address range), as JSON, for a
+    dynamic literal. JSON's escapes are KQL's; control characters, which a KQL string literal cannot hold
     on one line, are refused rather than escaped."""
     if isinstance(value, tuple):
         return "[" + ", ".join(_json(item) for item in value) + "]"

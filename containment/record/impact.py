@@ -117,7 +117,7 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
     try:
         rows = log_analytics.checked(log_analytics.run(
             runtime.clients, settings.log_workspace_id, QUERY, since, until, lookback_start=since, lookback_end=until,
-            account=account.lower(),
+            accounts=(account.lower(),),
             rotated_keys=rotated_keys(record, account) if "rotate_account_keys" in asked else (),
             delegation_sas="revoke_user_delegation_keys" in asked, lock_network="lock_account_network" in asked,
             address_ranges=ranges), QUERY, COLUMNS)

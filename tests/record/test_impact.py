@@ -289,3 +289,14 @@ def test_the_evidence_report_lists_the_preview_under_its_decision():
             "2026-11-24T14:02:27.000000Z, the caller the finding names)") in markdown
     assert ("| rotate_account_keys | `198.51.100.20` | 198.51.100.20 | account key key1 | 36 | "
             "2026-11-18T16:00:00.000000Z | 2026-11-24T12:00:00.000000Z |") in markdown
+
+
+def test_address_ranges_are_rendered_as_a_typed_dynamic_array():
+    from containment.adapters.log_analytics import with_parameters
+
+    text = "let address_ranges = dynamic([]);"
+    assert with_parameters(text, address_ranges=((3325256704, 3325256959, "kept"),)) == \
+        'let address_ranges = dynamic([[3325256704, 3325256959, "kept"]]);'
+    for wrong in (((1.5, 2, "kept"),), ((True, 2, "kept"),), (("a\n| take 1",),)):
+        with pytest.raises(TypeError):
+            with_parameters(text, address_ranges=wrong)

@@ -47,11 +47,11 @@ QUERY = "impact_preview"
 KEYS = ("key1", "key2")
 FROM_LOGS = ("rotate_account_keys", "revoke_user_delegation_keys", "lock_account_network")
 REPLICATION = "remove_replication_policy"
-# Addresses no IP rule can hold ("IP address ranges reserved for private networks (as defined
-# in RFC 1918) aren't allowed in IP rules",
-# https://learn.microsoft.com/azure/storage/common/storage-network-security-set-ip-rules): a
-# request from one came through a virtual network (a service endpoint, which a virtual-network
-# rule may admit, or a private endpoint, which the firewall does not judge).
+# Addresses no IP rule can hold: IP rules take public IPv4 addresses only, not the private
+# ranges of RFC 1918, and have no effect on requests from the account's own Azure region, which
+# come from private addresses (https://learn.microsoft.com/azure/storage/common/storage-network-security-limitations).
+# A request from one came through a virtual network: a service endpoint, which a virtual-network
+# rule may admit, or a private endpoint, which the firewall does not judge.
 PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 _NUMBER = (int, float)
 COLUMNS = {"Action": str, "Verdict": str, "Row": str, "Requests": _NUMBER}

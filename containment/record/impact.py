@@ -86,23 +86,26 @@ def preview(runtime: Runtime, record: DecisionRecord) -> dict[str, Any]:
     until = clock.now()
     since = until - timedelta(days=settings.impact_preview_days)
     held = [(step["action"], step["target"]) for step in record.awaiting_approval]
-    answers = {account: _uses(runtime, record, account, {a for a, t in held if t == account}, since, until)
-               for account in dict.fromkeys(t for a, t in held if a in FROM_LOGS)}
+    answers, queries = {}, 0
+    for account in dict.fromkeys(t for a, t in held if a in FROM_LOGS):
+        answers[account], queried = _uses(runtime, record, account, {a for a, t in held if t == account}, since, until)
+        queries += queried
     steps = [_from_logs(action, target, answers[target][action], record, runtime) if action in FROM_LOGS
              else _replication(target, record) if action == REPLICATION
              else {"action": action, "target": target, "status": "none",
                    "note": f"no preview: nothing in the logs shows who {action} would affect"}
              for action, target in held]
     return {"since": clock.iso(since), "until": clock.iso(until), "days": settings.impact_preview_days,
-            "queries": sum(1 for answer in answers.values() if answer.get("queried")), "steps": steps,
+            "queries": queries, "steps": steps,
             "digest": evidence_digest({"steps": steps})}
 
 
 def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[str], since,
-          until) -> dict[str, Any]:
-    """Per action held on one account, the query's rows or why there are none (one query for all)."""
+          until) -> tuple[dict[str, list[dict] | str], bool]:
+    """Per action held on one account, the query's rows or why there are none, and whether the
+    logs were queried (once for all of them)."""
     settings = runtime.settings
-    answers: dict[str, Any] = {}
+    answers: dict[str, list[dict] | str] = {}
     ranges: tuple = ()
     if "lock_account_network" in actions:
         try:
@@ -111,9 +114,9 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
             answers["lock_account_network"] = str(missing)
     asked = {action for action in actions & set(FROM_LOGS) if action not in answers}
     if not asked:
-        return answers
+        return answers, False
     if settings.log_workspace_id is None:
-        return {**answers, **{action: "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to read" for action in asked}}
+        return {**answers, **{action: "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to read" for action in asked}}, False
     try:
         rows = log_analytics.checked(log_analytics.run(
             runtime.clients, settings.log_workspace_id, QUERY, since, until, lookback_start=since, lookback_end=until,
@@ -124,7 +127,7 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
     except Exception as error:  # noqa: BLE001 - a preview must never hold up or lose the decision
         log.error("IMPACT PREVIEW UNAVAILABLE for %s (%s): %s", account, record.key, error)
         rows = describe_failure(error)
-    return {**answers, **{action: rows for action in asked}, "queried": True}
+    return {**answers, **{action: rows for action in asked}}, True
 
 
 def rotated_keys(record: DecisionRecord, account: str) -> tuple[str, ...]:

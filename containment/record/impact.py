@@ -63,11 +63,11 @@ USES = {
 }
 NOTES = {
     "lock_account_network": (
-        "an address is judged against the account's IP rules as recorded; private and IPv6 addresses are "
+        "An address is judged against the account's IP rules as recorded; private and IPv6 addresses are "
         "undetermined (a virtual-network rule or a private endpoint may admit them: no address says which), "
         "and so is whether a trusted Azure service (networkAcls bypass) sent a request"),
     REPLICATION: (
-        "no log shows the replication itself: the service copies the blobs asynchronously, and Microsoft documents "
+        "No log shows the replication itself: the service copies the blobs asynchronously, and Microsoft documents "
         "its status per blob (Get Blob Properties, x-ms-or-* headers), not per request "
         "(https://learn.microsoft.com/azure/storage/blobs/object-replication-overview); the destination stops "
         "receiving new and changed blobs of these containers"),

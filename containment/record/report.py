@@ -330,8 +330,9 @@ def _impact(record) -> str:
             callers = group.get("callers") or []
             if not callers:
                 continue
-            total = (f"{label}: {group.get('caller_count', 0):,} caller(s), {group.get('requests', 0):,} requests, "
-                     f"last {_stamp(group.get('last_use'))}")
+            requests = group.get("requests", 0)
+            total = (f"{label}: {group.get('caller_count', 0):,} caller(s), {requests:,} request"
+                     f"{'' if requests == 1 else 's'}, last {_stamp(group.get('last_use'))}")
             rows = [(_caller_cell(c.get("caller"), [c.get("address")], "") + _marked(c),
                      e(c.get("credential")), e(", ".join(c.get("user_agents") or [])), _n(c.get("requests")),
                      _time(c.get("first_use")), _time(c.get("last_use"))) for c in callers]
@@ -345,7 +346,7 @@ def _impact(record) -> str:
                 widths=(35, 35, 30)))
         if step.get("status") == "previewed" and not step.get("caller_count") and step.get("rules") is None:
             parts.append("<p class='note'>No caller used it in the logs of these days.</p>")
-        if step.get("note"):
+        if step.get("status") == "previewed" and step.get("note"):
             parts.append(f"<p class='note'>{e(step['note'])}</p>")
     return "".join(parts)
 

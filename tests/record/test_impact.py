@@ -139,7 +139,7 @@ def test_a_replication_policy_is_previewed_from_its_recorded_body(preview):
     [step] = preview(record)["steps"]
     assert (step["destination_account"].endswith("/elsewhere01"), step["rule_count"]) == (True, 1)
     assert step["rules"] == [{"source_container": "train", "destination_container": "copy", "prefix_match": ["a/"]}]
-    assert "no log shows the replication itself" in step["note"]
+    assert "No log shows the replication itself" in step["note"]
     [missing] = preview(replace(record, before={}))["steps"]
     assert missing["status"] == "unavailable"
 
@@ -300,3 +300,20 @@ def test_address_ranges_are_rendered_as_a_typed_dynamic_array():
     for wrong in (((1.5, 2, "kept"),), ((True, 2, "kept"),), (("a\n| take 1",),)):
         with pytest.raises(TypeError):
             with_parameters(text, address_ranges=wrong)
+
+
+def test_the_incident_report_says_when_a_preview_is_unavailable_or_none_exists():
+    from containment.record.export import incident_html
+    from tests.helpers import incidents as h
+    from tests.record.test_report import Page
+
+    first, *rest = h.egress_sas_leak()
+    steps = [{"action": "rotate_account_keys", "target": ACCOUNT["id"], "status": "unavailable",
+              "reason": "impact_preview: partial result: There were some errors when processing your query."},
+             {"action": "disable_shared_key_access", "target": ACCOUNT["id"], "status": "none",
+              "note": "no preview: nothing in the logs shows who disable_shared_key_access would affect"}]
+    page = Page(incident_html(h.incident_of([replace(first, impact_preview={**PREVIEW, "steps": steps}), *rest]), NOW))
+    waiting = " ".join(page.sections["waiting"].split())
+    assert ("rotate_account_keys on storageAccounts/synthtrain01: impact preview unavailable: impact_preview: "
+            "partial result") in waiting
+    assert waiting.count("no preview: nothing in the logs shows who disable_shared_key_access would affect") == 1

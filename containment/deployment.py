@@ -8,6 +8,7 @@ from __future__ import annotations
 from containment.core.events import EventSubscription
 from containment.detect import drift_sweep, egress_scan, key_access, nsg, role_assignments, storage
 from containment.plan.registry import ACTIONS
+from containment.record import impact
 
 # Each Event Grid function's subscription, as its detection module declares it (and as the
 # function itself checks the event types it is given).
@@ -22,6 +23,6 @@ EVENT_SUBSCRIPTIONS: dict[str, EventSubscription] = {
 def required_permissions() -> set[str]:
     """Every ARM (and Log Analytics) operation the app's code can perform: what each
     detection path declares it reads, and what each containment action declares."""
-    reads = {p for module in (storage, role_assignments, nsg, key_access, egress_scan, drift_sweep)
+    reads = {p for module in (storage, role_assignments, nsg, key_access, egress_scan, drift_sweep, impact)
              for p in module.PERMISSIONS}
     return reads | {p for action in ACTIONS.values() for p in action.permissions}

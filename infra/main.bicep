@@ -121,6 +121,9 @@ param containmentApprovalActions string = 'rotate_account_keys'
 @description('CONTAINMENT_APPROVAL_EXPIRY_HOURS: a decision waiting for approval expires after this long.')
 param containmentApprovalExpiryHours string = '24'
 
+@description('CONTAINMENT_IMPACT_PREVIEW_DAYS: days of StorageBlobLogs the impact preview of an action held for approval reads.')
+param containmentImpactPreviewDays string = '7'
+
 @description('CONTAINMENT_RELEASE_HOURS: how long a released resource stays exempt from automatic containment.')
 param containmentReleaseHours string = '24'
 
@@ -264,6 +267,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_NSG_STRATEGY: containmentNsgStrategy
       CONTAINMENT_APPROVAL_ACTIONS: containmentApprovalActions
       CONTAINMENT_APPROVAL_EXPIRY_HOURS: containmentApprovalExpiryHours
+      CONTAINMENT_IMPACT_PREVIEW_DAYS: containmentImpactPreviewDays
       CONTAINMENT_RELEASE_HOURS: containmentReleaseHours
       CONTAINMENT_EXEMPTION_MAX_DAYS: containmentExemptionMaxDays
       CONTAINMENT_MUTE_MAX_DAYS: containmentMuteMaxDays

@@ -14,6 +14,7 @@ from containment.core.records import DecisionRecord
 from containment.detect.drift_sweep import OPERATION as SWEEP
 from containment.detect.egress_scan import OPERATION as EGRESS_SCAN
 from containment.record.export import incident_html
+from containment.record.impact import in_words
 from containment.record.incidents import Incident
 
 
@@ -56,6 +57,7 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
         for finding in record.findings:
             lines.append(f"- Finding `{finding['rule']}` ({finding['severity']}): {finding['summary']}; "
                          f"evidence `{json.dumps(finding['evidence'])}`")
+        lines += _impact(record.impact_preview)
         for label, state in (("before", record.before), ("after", record.after)):
             for rid, body in state.items():
                 lines += ["", f"<details><summary>State {label}: {short(rid)}</summary>", "", "```json",
@@ -67,6 +69,25 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
     for rid, body in final_state.items():
         lines.append(f"- {short(rid)}: {'deleted' if body is None else 'present'}")
     return "\n".join(lines) + "\n"
+
+
+def _impact(preview: dict) -> list[str]:
+    """Who the held actions would break (containment.record.impact): each in words, then its callers."""
+    if not preview:
+        return []
+    lines = [f"- Impact preview of the held actions (StorageBlobLogs from {preview.get('since')} to "
+             f"{preview.get('until')}, {preview.get('queries')} query; {preview.get('digest')}):"]
+    rows = []
+    for step in preview.get("steps") or []:
+        lines.append(f"  - {in_words(step)}")
+        for verdict, group in (("", step), ("undetermined", step.get("undetermined") or {})):
+            rows += [f"| {step['action']}{f' ({verdict})' if verdict else ''} | `{c['caller']}` | {c['address']} | "
+                     f"{c['credential']} | {c['requests']:,} | {c['first_use']} | {c['last_use']} |"
+                     for c in group.get("callers") or []]
+    if rows:
+        lines += ["", "| held action | caller | address | credential | requests | first use | last use |",
+                  "|---|---|---|---|---|---|---|", *rows, ""]
+    return lines
 
 
 def _file_name(scenario) -> str:

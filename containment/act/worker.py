@@ -26,6 +26,7 @@ from containment.core.settings import Settings
 from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, no_longer_judged,
                                         nothing_to_contain, recorded, rejected)
 from containment.plan.registry import ACTIONS
+from containment.record.impact import previewed
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
@@ -78,7 +79,8 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         if decision.operation not in PERSON_DECIDED and not claim.spent:
             held = _spend_budget(runtime, decision, judged)
             if held is not None:
-                return _finish(runtime, held, claim, notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
+                return _finish(runtime, previewed(runtime, held), claim,
+                               notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
             claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True)
             if claim is None:
                 return None  # another delivery moved the claim meanwhile: it carries the decision on

@@ -74,8 +74,8 @@ MAX_STRING_UNITS = 32 * 1024
 # and holder, `provisional`, the evidence blob's name and digest, its place in its chain: about
 # 450 bytes) are given this much of the entity; the record gets the rest.
 _KEYS_AND_MARKERS = 4 * 1024
-_JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "actor", "before", "after", "rules",
-                "full_evidence", "incident_update")
+_JSON_FIELDS = ("actions", "findings", "plan", "awaiting_approval", "impact_preview", "actor", "before", "after",
+                "rules", "full_evidence", "incident_update")
 # Bounded by construction and read without the blob (the key, what was decided, when):
 # these never move out of the entity.
 _KEPT = ("key", "outcome", "mode", "decided_at", "recorded_at")

@@ -35,13 +35,24 @@ def render(value: Any) -> str:
         return f"{int(value.total_seconds())}s"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, tuple) and all(isinstance(item, str) for item in value):
-        # A dynamic array of strings. JSON's escapes are KQL's; control characters, which a
-        # KQL string literal cannot hold on one line, are refused rather than escaped.
-        if any(ord(c) < 32 or ord(c) == 127 for item in value for c in item):
-            raise TypeError("no KQL literal for a string with a control character")
-        return "dynamic([" + ", ".join(json.dumps(item, ensure_ascii=False) for item in value) + "])"
+    if isinstance(value, tuple):
+        return f"dynamic({_json(value)})"
     raise TypeError(f"no KQL literal for {type(value).__name__}")
+
+
+def _json(value: Any) -> str:
+    """An array of strings, whole numbers and such arrays (an address range), as JSON, for a
+    dynamic literal. JSON's escapes are KQL's; control characters, which a KQL string literal cannot hold
+    on one line, are refused rather than escaped."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_json(item) for item in value) + "]"
+    if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise TypeError("no KQL literal for a string with a control character")
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"no KQL literal for {type(value).__name__} in a dynamic array")
 
 
 def with_parameters(text: str, **values: Any) -> str:

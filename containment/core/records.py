@@ -76,6 +76,9 @@ class DecisionRecord:
     actions: list[str] = field(default_factory=list)
     plan: list[dict] = field(default_factory=list)
     awaiting_approval: list[dict] = field(default_factory=list)
+    # Who the held actions would break, from the logs of the last days, computed once when they
+    # were held (containment.record.impact); empty where nothing is held.
+    impact_preview: dict = field(default_factory=dict)
     rules: list[str] = field(default_factory=list)
     severity: str | None = None
     # Found on the app's own deployment (CONTAINMENT_OWN_SCOPES): reported for a person, never acted on.

@@ -363,6 +363,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_APPROVAL_EXPIRY_HOURS", "approval_expiry_hours", "24", _positive(float, "hours > 0"),
             "a decision waiting for approval expires after this long: approving it later is refused, and the "
             "drift sweep records it expired"),
+    Setting("CONTAINMENT_IMPACT_PREVIEW_DAYS", "impact_preview_days", "7", _positive(int, "whole days > 0"),
+            "how many days of StorageBlobLogs the impact preview of an action held for approval reads: who used the "
+            "key, the user-delegation SAS or the network path it takes away, how often and when last"),
     Setting("CONTAINMENT_RELEASE_HOURS", "release_hours", "24", _positive(float, "hours > 0"),
             "after a release, how long the released resource stays exempt (listed under exemptions, removable): findings on it are recorded `exempt`, not contained again"),
     Setting("CONTAINMENT_EXEMPTION_MAX_DAYS", "exemption_max_days", "30", _positive(float, "days > 0"),
@@ -470,6 +473,7 @@ class Settings:
     nsg_strategy: str
     approval_actions: frozenset[str]
     approval_expiry_hours: float
+    impact_preview_days: int
     max_actions_per_hour: int
     role_assignment_wait_seconds: float
     release_hours: float

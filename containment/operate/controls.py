@@ -62,17 +62,19 @@ def _quoted(text: str, what: str) -> str:
 
 def list_pending(runtime: Runtime) -> Answer:
     """What waits for a person, with when it expires; for a request waiting for a second
-    operator, what it asks and who asked, so nobody confirms blind."""
+    operator, what it asks and who asked, so nobody confirms blind; for held actions, the
+    impact preview: who they would break (containment.record.impact)."""
     expiry = timedelta(hours=runtime.settings.approval_expiry_hours)
     listed = []
     for item in runtime.ledger.pending():
         entry = {**item, "expires_at": clock.iso(parse_time(item["decided_at"]) + expiry)}
-        if item["key"].startswith("second-"):
-            waiting = runtime.ledger.find(item["resource_id"], item["key"])
-            request = _second_operator_request(waiting) if waiting else None
-            if request:
-                entry.update(operation=request.get("operation"), request=request.get("request"),
-                             asked_by=waiting.actor.get("name"), role=request.get("role"))
+        waiting = runtime.ledger.find(item["resource_id"], item["key"])
+        if waiting is not None and waiting.awaiting_approval:
+            entry.update(awaiting_approval=waiting.awaiting_approval, impact_preview=waiting.impact_preview)
+        request = _second_operator_request(waiting) if waiting and item["key"].startswith("second-") else None
+        if request:
+            entry.update(operation=request.get("operation"), request=request.get("request"),
+                         asked_by=waiting.actor.get("name"), role=request.get("role"))
         listed.append(entry)
     return 200, {"pending": listed}
 
@@ -128,7 +130,9 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
     except Exception:
         runtime.ledger.keep_pending(original)  # not lost: it still waits, and still expires
         raise
-    return 202, {"decision": settled.key, "actions": [s.action for s in plan]}
+    # What the approver was shown of whom it breaks, said back with what was approved.
+    return 202, {"decision": settled.key, "actions": [s.action for s in plan],
+                 **({"impact_preview": original.impact_preview} if original.impact_preview else {})}
 
 
 def _caused_by(runtime: Runtime, record: DecisionRecord, who: Principal) -> bool:

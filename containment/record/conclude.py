@@ -13,6 +13,7 @@ from containment.core import clock
 from containment.core.records import ContainmentRequest, DecisionRecord
 from containment.plan.decisions import CONTAIN, Decision, exempting, recorded
 from containment.record.correlation import assign
+from containment.record.impact import previewed
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
@@ -22,10 +23,11 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
              check_exemptions: bool = True) -> DecisionRecord | None:
     """Record the decision, or (to contain) claim it and queue the request; the record
     written, or None when it was already there (or is the containment worker's to write).
-    What an exemption covers is held back (a person's explicit request is not)."""
+    What an exemption covers is held back (a person's explicit request is not). What waits
+    for a person carries the preview of whom it would break (containment.record.impact)."""
     if check_exemptions:
         decision = with_exemptions(runtime, decision, str(record.actor.get("object_id") or "").lower())
-    record = recorded(record, decision, state)
+    record = previewed(runtime, recorded(record, decision, state))
     if decision.outcome == CONTAIN:
         return request_containment(runtime, record)
     return record_once(runtime, record)

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
+from containment.record import impact
 from containment.record.export import read_incident
 from containment.record.incidents import GDPR_NOTIFICATION, SEVERITIES, Incident
 
@@ -216,6 +217,10 @@ def _incident_event(incident: Incident, changed: list[str], record: DecisionReco
                      "mode": record.mode})
     kind = changed[0]
     data["summary"] = f"incident {incident.id}: " + SUMMARIES[kind].format_map(data)
+    if "held" in changed and record is not None and record.impact_preview:
+        # Who the held actions would break, so the approver sees it where they are asked.
+        data["impact_preview"] = impact.compact(record.impact_preview)
+        data["summary"] += "; " + "; ".join(step["summary"] for step in data["impact_preview"]["steps"])
     about = "" if kind in ONCE or record is None else f".{record.key}"
     return {"source": SOURCE, "type": f"{TYPE}.Incident.{kind}", "subject": f"/incidents/{incident.id}",
             "id": f"{incident.id}.{kind}{about}", "data": data}

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from containment.core.ids import short
 from containment.core.records import OPERATOR_OPERATIONS
-from containment.record import dataset_context
+from containment.record import dataset_context, impact
 from containment.record import leak as leaks
 from containment.record.leak import human_size
 
@@ -302,7 +302,53 @@ def _waiting(incident) -> str:
         return "<p>Nothing waits for a person.</p>"
     return _table(("Action", "On", "Waits for", "Since", "Decision"), [
         (_c(w.get("action")), _resource(w.get("target") or ""), f"<strong>{e(w.get('waits_for'))}</strong>",
-         _time(w.get("since")), _c(w.get("decision"))) for w in waiting], widths=(18, 28, 14, 14, 26))
+         _time(w.get("since")), _c(w.get("decision"))) for w in waiting], widths=(18, 28, 14, 14, 26)) + "".join(
+        _impact(record) for record in incident.decisions
+        if record.impact_preview and record.key in {w.get("decision") for w in waiting})
+
+
+def _marked(caller: dict) -> str:
+    """Which of the callers a held action breaks is the leak, and which the allowed networks."""
+    if caller.get("named_by_finding"):
+        return "<br><strong class='note'>the caller the finding names</strong>"
+    return "<br><span class='note'>inside CONTAINMENT_ALLOWED_CIDRS</span>" if caller.get("allowed_network") else ""
+
+
+def _impact(record) -> str:
+    """Who the held actions of a decision would break, as its impact preview found them in the logs."""
+    preview = record.impact_preview
+    parts = [f"<h3>Who it would break: decision <code>{_breaks(record.key)}</code></h3>"
+             f"<p class='note'>Impact preview from StorageBlobLogs, {e(_stamp(preview.get('since')))} to "
+             f"{e(_stamp(preview.get('until')))} ({e(preview.get('days'))} days), computed when the actions were "
+             f"held; {e(preview.get('digest'))}.</p>"]
+    for step in preview.get("steps") or []:
+        said = step.get("uses") if step.get("uses") else impact.in_words(step).removeprefix(f"{step.get('action')}: ")
+        parts.append(f"<p><code>{_breaks(step.get('action'))}</code> on {_resource(step.get('target') or '')}: "
+                     f"{e(said)}</p>")
+        for label, group in (("Refused" if step.get("action") == "lock_account_network" else "Breaks", step),
+                             ("Undetermined", step.get("undetermined") or {})):
+            callers = group.get("callers") or []
+            if not callers:
+                continue
+            requests = group.get("requests", 0)
+            total = (f"{label}: {group.get('caller_count', 0):,} caller(s), {requests:,} request"
+                     f"{'' if requests == 1 else 's'}, last {_stamp(group.get('last_use'))}")
+            rows = [(_caller_cell(c.get("caller"), [c.get("address")], "") + _marked(c),
+                     e(c.get("credential")), e(", ".join(c.get("user_agents") or [])), _n(c.get("requests")),
+                     _time(c.get("first_use")), _time(c.get("last_use"))) for c in callers]
+            parts.append(_keep(f"<p class='note'>{e(total)}</p>" + _table(
+                ("Caller", "Credential", "Client", "Requests", "First use", "Last use"), rows,
+                widths=(20, 24, 16, 10, 15, 15), numeric=(3,)), len(rows)))
+        if step.get("status") == "previewed" and step.get("rules") is not None:
+            parts.append(_table(("Source container", "Destination container", "Prefixes"), [
+                (_c(r.get("source_container")), _c(r.get("destination_container")),
+                 e(", ".join(r.get("prefix_match") or []) or "every blob")) for r in step["rules"]],
+                widths=(35, 35, 30)))
+        if step.get("status") == "previewed" and not step.get("caller_count") and step.get("rules") is None:
+            parts.append("<p class='note'>No caller used it in the logs of these days.</p>")
+        if step.get("status") == "previewed" and step.get("note"):
+            parts.append(f"<p class='note'>{e(step['note'])}</p>")
+    return "".join(parts)
 
 
 def _timeline(incident) -> str:

@@ -285,7 +285,8 @@ def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
     assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql",
-                                      "adapters/queries/egress_canary.kql", "adapters/queries/service_clock.kql"}
+                                      "adapters/queries/egress_canary.kql", "adapters/queries/service_clock.kql",
+                                      "adapters/queries/impact_preview.kql"}
     assert all(not diagnostics for diagnostics in check_queries(shipped_queries()).values())
 
 

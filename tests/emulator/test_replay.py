@@ -39,6 +39,7 @@ EXPECTED = {
     "nsg-one-foreign-source-prefix.json": ["contained"],
     "nsg-unprotected-ignored.json": ["ignored"],
     "egress-leaked-sas-from-unknown-network.json": ["contained"],
+    "egress-held-key-rotation-names-the-training-pipeline.json": ["pending-approval"],
     "egress-baseline-spike-and-enumeration.json": ["would-contain"],
     "egress-catch-up-after-downtime.json": ["contained"],
     "egress-400-anonymous-callers-in-one-window.json": ["contained"],
@@ -136,6 +137,23 @@ def test_a_key_listing_names_who_from_where_and_when_and_holds_the_rotation(bund
     [sas] = outputs["sas-listed-by-unallowed-identity.json"][0]
     assert sas["findings"][0]["evidence"]["principalName"] == "Dana Analyst"
     assert "keyToSign is not in the event" in sas["findings"][0]["evidence"]["keys_why"]
+
+
+def test_a_held_key_rotation_carries_whom_it_would_break(bundled):
+    """The approver of a key rotation sees, from the week's logs, the training pipeline that
+    signs its reads with the key, beside the leaked SAS the rotation is meant to stop."""
+    outputs, _ = bundled
+    [held], _ = outputs["egress-held-key-rotation-names-the-training-pipeline.json"]
+    [step] = held["impact_preview"]["steps"]
+    pipeline = step["callers"][0]
+    assert (step["action"], step["status"], pipeline["caller"], pipeline["credential"]) == (
+        "rotate_account_keys", "previewed", "198.51.100.20", "account key key1")
+    assert pipeline["user_agents"][0].startswith("train-pipeline/2.3") and pipeline["requests"] == 36
+    assert {"caller": "203.0.113.77", "named_by_finding": True}.items() <= next(
+        c for c in step["callers"] if c["caller"] == "203.0.113.77").items()
+    [contained], _ = outputs["egress-leaked-sas-from-unknown-network.json"]
+    [rotation] = contained["impact_preview"]["steps"]
+    assert rotation["status"] == "previewed" and [c["caller"] for c in rotation["callers"]] == ["203.0.113.77"]
 
 
 def test_the_timeline_goes_to_stderr(bundled):

@@ -53,7 +53,8 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
     assert settings.protected_scopes == () and settings.allowed_cidrs == ()
     assert settings.self_principal_id is None
     assert settings.auto_contain == {"storage_blob_public_access_allowed", "storage_container_public_access",
-                                     "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources"}
+                                     "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources",
+                                     "storage_replication_to_unprotected_destination"}
     assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")

@@ -153,3 +153,32 @@ def test_release_is_the_exact_request_a_person_sends_and_it_puts_the_policy_back
     restored = emulator.arm.get(on_source["id"])
     kept = {k: v for k, v in on_source["properties"].items() if k != "enabledTime"}
     assert {k: v for k, v in restored["properties"].items() if k != "enabledTime"} == kept
+
+
+def test_cross_tenant_replication_goes_off_once_the_cross_tenant_policy_is_gone(app, emulator, moment):
+    """ARM refuses allowCrossTenantReplication=false while a cross-tenant policy stands: the
+    sweep's first run removes the policy (the account's write is refused, on the record with
+    ARM's code), the next turns cross-tenant replication off."""
+    import function_app
+    from datetime import datetime, timezone
+    from localazure.functions_host import fire_timer
+
+    allowing = b.storage_account("synthtrain02", allowCrossTenantReplication=True)
+    policy = b.replication_policy(allowing, FOREIGN)
+    emulator.seed([allowing, policy])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION, CONTAINMENT_AUTO_CONTAIN=(
+        "storage_cross_tenant_replication_allowed,storage_replication_to_unprotected_destination"))
+    moment(datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+    assert fire_timer(function_app.app, "drift_sweep").error is None
+    app.drain()
+    first = {r.resource_id: r for r in app.records()}
+    assert first[policy["id"]].outcome == "contained" and emulator.arm.get(policy["id"]) is None
+    assert first[allowing["id"]].outcome == "failed" and "CrossTenantObjectReplicationPoliciesExist" in \
+        first[allowing["id"]].reason
+
+    moment(datetime(2026, 11, 24, 11, 0, tzinfo=timezone.utc))
+    assert fire_timer(function_app.app, "drift_sweep").error is None
+    app.drain()
+    assert emulator.arm.get(allowing["id"])["properties"]["allowCrossTenantReplication"] is False
+    assert [r.outcome for r in app.records() if r.resource_id == allowing["id"] and r.key != first[allowing["id"]].key
+            ] == ["contained"]

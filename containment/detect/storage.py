@@ -85,11 +85,11 @@ def assess_replication_policy(resource: ResourceId, runtime: Runtime) -> Assessm
         return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
     properties = policy.get("properties") or {}
     state = {spelled: policy, account.get("id") or account_id.text: account}
-    names_this = (lambda value: isinstance(value, str)
-                  and value.lower() in (account_id.key, (account.get("id") or "").lower(), account_id.name.lower()))
-    side = "source" if names_this(properties.get("sourceAccount")) else \
-        "destination" if names_this(properties.get("destinationAccount")) else None
-    facts = {"side": side, "account": account,
+    this = (account_id.key, (account.get("id") or "").lower(), account_id.name.lower())  # by ID or by bare name
+    side = next((end for end, named in (("source", properties.get("sourceAccount")),
+                                        ("destination", properties.get("destinationAccount")))
+                 if isinstance(named, str) and named.lower() in this), None)
+    facts = {"side": side,
              "cross_tenant_allowed": (account.get("properties") or {}).get("allowCrossTenantReplication") is True}
     if side == "source":
         facts["destination"] = _destination(properties.get("destinationAccount"), runtime, state)

@@ -102,11 +102,17 @@ param containmentAllowedCidrs string = ''
 @description('CONTAINMENT_CANARY_BLOBS: comma-separated account/container/blob paths of decoy blobs no job reads; any successful read of one is a critical finding.')
 param containmentCanaryBlobs string = ''
 
+@description('CONTAINMENT_SAS_MAX_EXPIRY_HOURS: longest SAS expiration period a protected account may allow (no policy, or a longer one, is a posture finding).')
+param containmentSasMaxExpiryHours string = '24'
+
+@description('CONTAINMENT_KEY_MAX_AGE_DAYS: oldest an account access key of a protected account may be (an older one, or no creation time, is a posture finding).')
+param containmentKeyMaxAgeDays string = '90'
+
 @description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')
 param containmentQueue string = 'containment-requests'
 
 @description('CONTAINMENT_AUTO_CONTAIN: rule IDs whose findings are contained automatically in enforce mode.')
-param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal'
+param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination'
 
 @description('CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: scope levels at which deleting a risky role assignment is left to a person.')
 param containmentRoleDeletionApprovalScopes string = 'managementGroup,subscription'
@@ -261,6 +267,8 @@ module app 'app/function.bicep' = {
       CONTAINMENT_ALLOWED_PRINCIPALS: containmentAllowedPrincipals
       CONTAINMENT_ALLOWED_CIDRS: containmentAllowedCidrs
       CONTAINMENT_CANARY_BLOBS: containmentCanaryBlobs
+      CONTAINMENT_SAS_MAX_EXPIRY_HOURS: containmentSasMaxExpiryHours
+      CONTAINMENT_KEY_MAX_AGE_DAYS: containmentKeyMaxAgeDays
       CONTAINMENT_QUEUE: containmentQueue
       CONTAINMENT_AUTO_CONTAIN: containmentAutoContain
       CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: containmentRoleDeletionApprovalScopes

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure import key_actions, storage_validation
+from localazure import key_actions, replication, storage_validation
 from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
@@ -43,7 +43,8 @@ NSG = "microsoft.network/networksecuritygroups"
 SECURITY_RULE = "microsoft.network/networksecuritygroups/securityrules"
 ROLE_ASSIGNMENT = "microsoft.authorization/roleassignments"
 ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
-SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION}
+REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
+SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY}
 
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
 # An operation nobody polls is done after this long (a caller that does not wait for it).
@@ -317,6 +318,8 @@ class ArmState:
         self._check_if_match(key, headers)
         if not isinstance(body, dict):
             raise ArmError(400, "InvalidRequestContent", "The request content is not a JSON object.")
+        _refusing(replication.refuse_account_patch, account, body, self._list(key + "/objectreplicationpolicies",
+                                                                              REPLICATION_POLICY), self._in_tenant)
         _refusing(storage_validation.patch_account, account, body)
         return Answer(200, copy.deepcopy(account), {"ETag": self._touch(key)})
 
@@ -357,6 +360,44 @@ class ArmState:
         key = _parent(_key(path))
         self._require(key, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
         self.user_delegation_keys_revoked[key] = _timestamp(self.clock())
+        return Answer(200)
+
+    # -- object replication policies (localazure/replication.py names each source) ----------
+    def _in_tenant(self, subscription: str) -> bool:
+        """The emulator serves one tenant: the subscriptions its resources are in."""
+        prefix = f"/subscriptions/{subscription.lower()}/"
+        return any(key.startswith(prefix) for key in self.resources)
+
+    @staticmethod
+    def _policy_not_found(path: str) -> Callable[[], ArmError]:
+        return lambda: ArmError(404, "ResourceNotFound",  # unverified code
+                                f"The object replication policy '{path.rsplit('/', 1)[-1]}' was not found.")
+
+    def list_replication_policies(self, path, match, query, headers, body) -> Answer:
+        account = _parent(_key(path))
+        self._require(account, STORAGE_ACCOUNT, self._account_not_found(_parent(path)))
+        return Answer(200, {"value": self._list(_key(path), REPLICATION_POLICY)})
+
+    def get_replication_policy(self, path, match, query, headers, body) -> Answer:
+        self._require(_parent(_parent(_key(path))), STORAGE_ACCOUNT, self._account_not_found(_parent(_parent(path))))
+        return Answer(200, copy.deepcopy(self._require(_key(path), REPLICATION_POLICY, self._policy_not_found(path))))
+
+    def put_replication_policy(self, path, match, query, headers, body) -> Answer:
+        account_key = _parent(_parent(_key(path)))
+        account = self._require(account_key, STORAGE_ACCOUNT, self._account_not_found(_parent(_parent(path))))
+        existing = self.resources.get(_key(path))
+        policy = _refusing(replication.put_policy, account, path.rsplit("/", 1)[1], body, existing,
+                           _timestamp(self.clock()), self.get, self.get, self._in_tenant)
+        key = _key(policy["id"])
+        self.resources[key] = policy
+        self.etags[key] = _new_etag()
+        return Answer(200, copy.deepcopy(policy))
+
+    def delete_replication_policy(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        if resource_type(key) != REPLICATION_POLICY or self.resources.pop(key, None) is None:
+            return Answer(204)
+        self.etags.pop(key, None)
         return Answer(200)
 
     # -- blob containers -----------------------------------------------------------
@@ -793,6 +834,7 @@ _NSG = _RG + r"/providers/microsoft\.network/networksecuritygroups/[^/]+"
 _AUTH = r"(?P<scope>.*?)/providers/microsoft\.authorization"
 _STORAGE = "Microsoft.Storage/storageAccounts"
 _CONTAINERS = _STORAGE + "/blobServices/containers"
+_POLICIES = _STORAGE + "/objectReplicationPolicies"
 _NSGS = "Microsoft.Network/networkSecurityGroups"
 _RULES = _NSGS + "/securityRules"
 _ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
@@ -813,6 +855,12 @@ _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
         (_ACCOUNT + r"/regeneratekey", {"POST": (ArmState.regenerate_key, _STORAGE + "/regeneratekey/action")}),
         (_ACCOUNT + r"/revokeuserdelegationkeys",
          {"POST": (ArmState.revoke_user_delegation_keys, _STORAGE + "/revokeUserDelegationKeys/action")}),
+        (_ACCOUNT + r"/objectreplicationpolicies",
+         {"GET": (ArmState.list_replication_policies, _POLICIES + "/read")}),
+        (_ACCOUNT + r"/objectreplicationpolicies/[^/]+",
+         {"GET": (ArmState.get_replication_policy, _POLICIES + "/read"),
+          "PUT": (ArmState.put_replication_policy, _POLICIES + "/write"),
+          "DELETE": (ArmState.delete_replication_policy, _POLICIES + "/delete")}),
         (_ACCOUNT + r"/blobservices/default/containers", {"GET": (ArmState.list_containers, _CONTAINERS + "/read")}),
         (_ACCOUNT + r"/blobservices/default/containers/[^/]+",
          {"GET": (ArmState.get_container, _CONTAINERS + "/read"),

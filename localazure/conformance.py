@@ -14,6 +14,10 @@ oav is driven through `validateTrafficAgainstSpec`, the exported function its
     sending another api-version would match nothing, and the check would prove nothing.
 The driver returns oav's per-file results and the undefined operations as JSON; the JSON
 report supplies the covered operations.
+
+The specs are ../shared/azure-specs and the project's own subsets (localazure/specs, for
+what the shared copy lacks: object replication policies), seen by oav as one
+`specification/` tree of links, so each subset's relative `$ref`s into common-types resolve.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from urllib.parse import urlsplit
 from localazure.shared import REPO_ROOT, shared_file
 
 OAV_PACKAGE = REPO_ROOT / "node_modules" / "oav"
+PROJECT_SPECS = REPO_ROOT / "localazure" / "specs" / "specification"
 
 # The Log Analytics query API carries no api-version (its version is the /v1 in the path),
 # but oav matches operations by api-version: traffic files get the spec's info.version.
@@ -125,11 +130,10 @@ def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> Conform
     traffic_dir = Path(traffic_dir).resolve()
     if not traffic_dir.is_dir():
         raise FileNotFoundError(f"no traffic directory at {traffic_dir}")
-    if spec_dir is None:
-        return _against_merged_specs(traffic_dir)
-    spec_dir = Path(spec_dir)
-    if not spec_dir.exists():
-        raise FileNotFoundError(f"no spec file or directory at {spec_dir}")
+    roots = [Path(spec_dir)] if spec_dir else [shared_file("azure-specs", "specification"), PROJECT_SPECS]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"no spec file or directory at {root}")
     node = shutil.which("node")
     if node is None:
         raise OavUnavailable("node is not on PATH: install Node.js, then run `npm ci`")
@@ -139,8 +143,9 @@ def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> Conform
 
     with tempfile.TemporaryDirectory(prefix="oav-") as work:
         json_report = Path(work) / "report.json"
+        specs = roots[0] if len(roots) == 1 else spec_tree(roots, Path(work) / "specification")
         completed = subprocess.run(
-            [node, "-e", _DRIVER, str(OAV_PACKAGE), str(spec_dir), str(traffic_dir),
+            [node, "-e", _DRIVER, str(OAV_PACKAGE), str(specs), str(traffic_dir),
              str(json_report), str(Path(work) / "oav.log")],
             capture_output=True, text=True, timeout=300,
         )
@@ -166,17 +171,15 @@ def validate_traffic(traffic_dir: Path, spec_dir: Path | None = None) -> Conform
     )
 
 
-def _against_merged_specs(traffic_dir: Path) -> ConformanceReport:
-    """One tree, so that the project's subsets' `$ref`s into common-types resolve as in the
-    spec repository."""
-    shared = shared_file("azure-specs", "specification")
-    if not shared.exists():
-        raise FileNotFoundError(f"no spec file or directory at {shared}")
-    with tempfile.TemporaryDirectory(prefix="specs-") as work:
-        tree = Path(work) / "specification"
-        shutil.copytree(shared, tree)
-        shutil.copytree(PROJECT_SPECS, tree, dirs_exist_ok=True)
-        return validate_traffic(traffic_dir, tree)
+def spec_tree(roots: list[Path], into: Path) -> Path:
+    """One tree of links to every file under the roots, at its path below `specification/`
+    (the roots hold different files: a path found twice is an error, not a silent choice)."""
+    for root in roots:
+        for source in sorted(p for p in root.rglob("*") if p.is_file()):
+            link = into / source.relative_to(root)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source.resolve())  # FileExistsError where two roots hold one path
+    return into
 
 
 def _findings(result: dict, traffic_dir: Path) -> list[Finding]:

@@ -14,6 +14,7 @@ from containment.core.ids import (
     BLOB_CONTAINER,
     DEFAULT_SECURITY_RULE,
     NSG,
+    REPLICATION_POLICY,
     ROLE_ASSIGNMENT,
     SECURITY_RULE,
     STORAGE_ACCOUNT,
@@ -77,7 +78,26 @@ def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     if resource.is_type(NSG):
         groups = clients.network(resource.subscription).network_security_groups
         return _arm(lambda: groups.get(resource.resource_group, resource.name, cls=_as_sent))
+    if resource.is_type(REPLICATION_POLICY):
+        policies = clients.storage(resource.subscription).object_replication_policies
+        return _arm(lambda: policies.get(resource.resource_group, resource.names[0], resource.name, cls=_as_sent))
     raise ValueError(f"no reader for {resource.type}")
+
+
+def read_if_permitted(clients: AzureClients, resource: ResourceId) -> tuple[dict | None, str | None]:
+    """The resource, or None and why it cannot be read: gone (404), or not readable by the
+    app's identity (401, 403: another tenant, a subscription its role does not cover)."""
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        return read(clients, resource), None
+    except ResourceGone:
+        return None, "it does not exist, or not where the app can see it (404)"
+    except HttpResponseError as error:
+        if error.status_code in (401, 403):
+            code = getattr(error.error, "code", None) if error.error else None
+            return None, f"the app's identity cannot read it (HTTP {error.status_code} {code or ''})".replace(" )", ")")
+        raise
 
 
 def read_state(clients: AzureClients, target: ResourceId) -> State:
@@ -113,6 +133,12 @@ def list_accounts(clients: AzureClients, subscription: str, resource_group: str 
     accounts = clients.storage(subscription).storage_accounts
     pages = accounts.list_by_resource_group(resource_group) if resource_group else accounts.list()
     return _arm(lambda: [item.as_dict() for item in pages])
+
+
+def list_replication_policies(clients: AzureClients, account: ResourceId) -> list[dict[str, Any]]:
+    """An account's object replication policies, in ARM's own JSON (as source and as destination)."""
+    policies = clients.storage(account.subscription).object_replication_policies
+    return _arm(lambda: [item.as_dict() for item in policies.list(account.resource_group, account.name)])
 
 
 def list_subscriptions(clients: AzureClients) -> list[str]:
@@ -165,6 +191,9 @@ def write(clients: AzureClients, change: Write) -> str | None:
             network.security_rules.begin_delete(target.resource_group, target.names[0], target.name,
                                                 headers=headers).result()
             return network.network_security_groups.get(target.resource_group, target.names[0]).etag
+        elif change.method == "DELETE" and target.is_type(REPLICATION_POLICY):
+            clients.storage(target.subscription).object_replication_policies.delete(
+                target.resource_group, target.names[0], target.name)
         elif change.method == "PUT" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):

@@ -20,3 +20,16 @@ def iso(moment: datetime | None = None) -> str:
 def set_source(source: Callable[[], datetime] | None) -> None:
     global _source
     _source = source
+
+
+def instant(text: object) -> datetime | None:
+    """An ARM timestamp as a datetime, or None when it is not one. ARM writes up to 7
+    fractional digits (`2026-11-24T10:00:00.1234567Z`); Python reads at most 6."""
+    if not isinstance(text, str) or not text:
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        moment = datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}" if fraction else head)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

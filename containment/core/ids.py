@@ -117,6 +117,7 @@ NSG = "Microsoft.Network/networkSecurityGroups"
 SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/securityRules"
 DEFAULT_SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/defaultSecurityRules"
 BLOB_CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
+REPLICATION_POLICY = "Microsoft.Storage/storageAccounts/objectReplicationPolicies"
 
 
 def short(resource_id: str) -> str:

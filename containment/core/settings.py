@@ -338,13 +338,19 @@ SETTINGS: tuple[Setting, ...] = (
             "comma-separated `account/container/blob` paths of decoy blobs planted in synthetic datasets, which no "
             "job reads: any successful read of one, from any caller and any network, is a critical egress finding "
             "(empty: none)"),
+    Setting("CONTAINMENT_SAS_MAX_EXPIRY_HOURS", "sas_max_expiry_hours", "24", _positive(float, "hours > 0"),
+            "longest SAS expiration period (`sasPolicy.sasExpirationPeriod`) a protected account may allow; an account "
+            "with no SAS expiration policy, or a longer one, is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_KEY_MAX_AGE_DAYS", "key_max_age_days", "90", _positive(float, "days > 0"),
+            "oldest an account access key of a protected account may be (`keyCreationTime`); an older key, or one "
+            "with no recorded creation time, is a posture finding (recorded, never contained)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
             "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
             "nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,"
-            "storage_sas_listed_by_unallowed_principal",
+            "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`. The key-listing rules' action, rotating the "
@@ -467,6 +473,8 @@ class Settings:
     allowed_principals: dict
     allowed_cidrs: tuple
     canary_blobs: tuple[str, ...]
+    sas_max_expiry_hours: float
+    key_max_age_days: float
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]

@@ -1,5 +1,6 @@
-"""The drift sweep (timer): re-judge every protected storage account and container, NSG
-and role assignment through ARM list calls, so what no event reported (a dead-lettered
+"""The drift sweep (timer): re-judge every protected storage account and container, the
+object replication policies of protected accounts, NSG and role assignment through ARM
+list calls, so what no event reported (a dead-lettered
 event, a change made before the app was deployed) is still found. It also closes the
 approvals that expired unanswered (containment.record.approvals.expire_overdue).
 
@@ -28,6 +29,7 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.ids import parse_resource_id
+from containment.judge.scope import protection_of
 from containment.core.records import DecisionRecord, describe_failure
 from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
@@ -42,7 +44,8 @@ log = logging.getLogger("containment")
 OPERATION = "drift_sweep"
 SWEEPER = {"name": "drift sweep"}
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/networkSecurityGroups/read",
-               "Microsoft.Authorization/roleAssignments/read")  # the list calls
+               "Microsoft.Authorization/roleAssignments/read",
+               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read")  # the list calls
 # What a failure is about, where it is no one listed resource: the sweep itself, its digest.
 SWEEP, DIGEST = "", "the ledger digest"
 
@@ -74,6 +77,8 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
     clients = runtime.clients
     for account in arm.list_accounts(clients, subscription, None):
         yield account["id"], _by_id(assess_storage, account["id"])
+        if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
+            yield from _replication_policies(runtime, account["id"])
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
@@ -82,6 +87,24 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
         else:
             yield str(assignment.get("id")), lambda runtime, body=assignment: assess_inherited_assignment(
                 body, subscription, runtime)
+
+
+def _replication_policies(runtime: Runtime, account_id: str) -> Iterator[tuple[str, Listed]]:
+    """A protected account's object replication policies, each judged by ID. A list that
+    fails is that account's failure (a `failed` record), not the sweep's."""
+    try:
+        policies = arm.list_replication_policies(runtime.clients, parse_resource_id(account_id))
+    except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this account's failure
+        yield f"{account_id}/objectReplicationPolicies", _failing(error)
+        return
+    for policy in policies:
+        yield policy["id"], _by_id(assess_storage, policy["id"])
+
+
+def _failing(error: Exception) -> Listed:
+    def assess(runtime: Runtime) -> Assessment:
+        raise error
+    return assess
 
 
 def _by_id(assess: Assess, resource_id: str) -> Listed:

@@ -1,8 +1,8 @@
-"""What happens when a storage account or blob container is written.
+"""What happens when a storage account, blob container or object replication policy is written.
 
 The event says only that something was written; this re-reads the account (and its
-containers) or the container (and its account, whose tags decide the scope) and judges
-what is there now.
+containers), the container (and its account, whose tags decide the scope), or the policy
+(its account, and the account it replicates to) and judges what is there now.
 """
 from __future__ import annotations
 
@@ -11,16 +11,25 @@ from typing import Any
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
-from containment.core.ids import BLOB_CONTAINER, STORAGE_ACCOUNT, ResourceId
+from containment.core.ids import (
+    BLOB_CONTAINER,
+    REPLICATION_POLICY,
+    STORAGE_ACCOUNT,
+    MalformedResourceId,
+    ResourceId,
+    parse_resource_id,
+)
 from containment.detect.pipeline import Assessment, handle_arm_event
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.registry import judge
 
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read",
-               "Microsoft.Storage/storageAccounts/blobServices/containers/read")  # what assessing reads
+               "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read")  # what assessing reads
 OPERATIONS = ("Microsoft.Storage/storageAccounts/write",
-              "Microsoft.Storage/storageAccounts/blobServices/containers/write")
+              "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+              "Microsoft.Storage/storageAccounts/objectReplicationPolicies/write")
 SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
@@ -29,8 +38,11 @@ def on_storage_write(event: Any, runtime: Runtime | None = None):
 
 
 def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
+    if resource.is_type(REPLICATION_POLICY):
+        return assess_replication_policy(resource, runtime)
     if not (resource.is_type(STORAGE_ACCOUNT) or resource.is_type(BLOB_CONTAINER)):
-        return Assessment(resource.text, ignored=f"{resource.type} is not a storage account or blob container")
+        return Assessment(resource.text, ignored=f"{resource.type} is not a storage account, blob container or "
+                                                 "object replication policy")
     account_id = resource if resource.is_type(STORAGE_ACCOUNT) else resource.ancestor(2)
     try:
         account = arm.read(runtime.clients, account_id)
@@ -57,3 +69,62 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
             findings += exposed
             state[body["id"]] = body
     return Assessment(spelled, findings, state)
+
+
+def assess_replication_policy(resource: ResourceId, runtime: Runtime) -> Assessment:
+    """The policy, its account (whose tags decide the scope) and, where the account is the
+    policy's source, the destination account: whether it is a protected account the app can
+    read in the watched subscriptions (containment.judge.replication)."""
+    account_id = resource.ancestor(1)
+    try:
+        policy = arm.read(runtime.clients, resource)
+        account = arm.read(runtime.clients, account_id)
+    except arm.ResourceGone:
+        return Assessment(resource.text, ignored="the policy or its account no longer exists")
+    spelled = policy.get("id") or resource.text
+    protection = protection_of(account_id, account.get("tags"), runtime.settings)
+    if not protection.protected:
+        return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
+    properties = policy.get("properties") or {}
+    state = {spelled: policy, account.get("id") or account_id.text: account}
+    this = (account_id.key, (account.get("id") or "").lower(), account_id.name.lower())  # by ID or by bare name
+    side = next((end for end, named in (("source", properties.get("sourceAccount")),
+                                        ("destination", properties.get("destinationAccount")))
+                 if isinstance(named, str) and named.lower() in this), None)
+    facts = {"side": side,
+             "cross_tenant_allowed": (account.get("properties") or {}).get("allowCrossTenantReplication") is True}
+    if side == "source":
+        facts["destination"] = _destination(properties.get("destinationAccount"), runtime, state)
+    context = Context(runtime.settings, protection, facts=facts)
+    note = None if side == "source" else (
+        "the account receives this replica (the policy's source is judged where it is protected)"
+        if side == "destination" else "the policy names this account neither as source nor as destination")
+    return Assessment(spelled, judge(REPLICATION_POLICY, policy, context), state, note=note)
+
+
+def _destination(named: Any, runtime: Runtime, state: dict[str, dict]) -> dict[str, Any]:
+    """Whether the destination is a protected account the app can read in the watched
+    subscriptions, and if not, why. What cannot be established is out of scope (fail closed).
+    The account read is kept in `state` (the evidence)."""
+    try:
+        destination = parse_resource_id(str(named or ""))
+    except MalformedResourceId:
+        # A bare name is the form ARM takes where cross-tenant replication is allowed (the
+        # spec's destinationAccount: "full resource id if allowCrossTenantReplication set to false").
+        return {"protected": False, "why": f"named only as {named!r}, not by resource ID (the cross-tenant or "
+                                           "legacy form): which account, in which tenant, cannot be established"}
+    if not destination.is_type(STORAGE_ACCOUNT):
+        return {"protected": False, "why": f"{destination.text} is not a storage account"}
+    settings = runtime.settings
+    if settings.subscriptions and destination.subscription not in settings.subscriptions:
+        return {"protected": False, "why": f"subscription {destination.subscription} is outside "
+                                           "CONTAINMENT_SUBSCRIPTIONS"}
+    body, unreadable = arm.read_if_permitted(runtime.clients, destination)
+    if body is None:
+        return {"protected": False, "why": f"the destination cannot be read ({unreadable}): another tenant, or "
+                                           "outside what the app watches"}
+    state[body.get("id") or destination.text] = body
+    protection = protection_of(destination, body.get("tags"), settings)
+    if not protection.protected:
+        return {"protected": False, "why": f"the destination account {protection.describe()}"}
+    return {"protected": True, "why": f"the destination account {protection.describe()}"}

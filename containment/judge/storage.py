@@ -6,6 +6,10 @@ the minimum TLS version is 1.0; blob public access and cross-tenant replication 
 """
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
+from containment.core import clock
 from containment.core.ids import BLOB_CONTAINER, STORAGE_ACCOUNT
 from containment.judge.rule import Context, Rule
 
@@ -54,6 +58,66 @@ def tls_below_1_2(account: dict, context: Context):
     return None
 
 
+# sasPolicy.sasExpirationPeriod is "days.hours:minutes:seconds", such as "1.12:00:00"
+# (https://learn.microsoft.com/azure/storage/common/sas-expiration-policy: "a combined number
+# of days, hours, minutes, and seconds"; the az CLI's --sas-expiration-period takes DD.HH:MM:SS).
+_SAS_PERIOD = re.compile(r"^(?P<days>\d+)\.(?P<hours>\d{1,2}):(?P<minutes>\d{1,2}):(?P<seconds>\d{1,2})$")
+
+
+def sas_period(text: object) -> timedelta | None:
+    """A SAS expiration period as a duration, or None where it is not one."""
+    match = _SAS_PERIOD.match(text) if isinstance(text, str) else None
+    return timedelta(**{unit: int(value) for unit, value in match.groupdict().items()}) if match else None
+
+
+def sas_expiry_policy_missing(account: dict, context: Context):
+    """A SAS expiration policy bounds how long a leaked SAS stays useful: without one, a SAS
+    signed for years is valid for years. `Log` only records a longer SAS in the logs
+    (SasExpiryStatus); `Block` refuses it."""
+    policy = _properties(account).get("sasPolicy")
+    limit = timedelta(hours=context.settings.sas_max_expiry_hours)
+    allowed = f"{context.settings.sas_max_expiry_hours:g} hours (CONTAINMENT_SAS_MAX_EXPIRY_HOURS)"
+    if not isinstance(policy, dict):
+        return (f"the account has no SAS expiration policy: a SAS signed for any length of time is accepted "
+                f"(at most {allowed} expected)", {"sasPolicy": None, "max_sas_expiry": allowed})
+    period = sas_period(policy.get("sasExpirationPeriod"))
+    if period is None or period > limit:
+        return (f"the account's SAS expiration policy allows a SAS valid for {policy.get('sasExpirationPeriod')!r}, "
+                f"beyond {allowed}", {"sasPolicy": policy, "max_sas_expiry": allowed})
+    return None
+
+
+def key_expiry_policy_missing(account: dict, context: Context):
+    """A key expiration policy is a rotation reminder: Azure flags keys older than its period
+    (https://learn.microsoft.com/azure/storage/common/storage-account-keys-manage). It
+    rotates nothing and blocks nothing, hence low."""
+    if not isinstance(_properties(account).get("keyPolicy"), dict):
+        return ("the account has no key expiration policy: nothing reminds anyone to rotate its access keys",
+                {"keyPolicy": None})
+    return None
+
+
+def keys_older_than_limit(account: dict, context: Context):
+    """Keys older than CONTAINMENT_KEY_MAX_AGE_DAYS, or with no creation time: an account
+    whose keys were created before `keyCreationTime` existed answers null for them until each
+    key is rotated once (https://learn.microsoft.com/azure/storage/common/sas-expiration-policy,
+    "Do I need to rotate the account access keys first?"), so their age is unknown."""
+    created = _properties(account).get("keyCreationTime") or {}
+    oldest = clock.now() - timedelta(days=context.settings.key_max_age_days)
+    ages = {}
+    for name in ("key1", "key2"):
+        moment = clock.instant(created.get(name) if isinstance(created, dict) else None)
+        if moment is None:
+            ages[name] = "no creation time recorded (created before keyCreationTime existed, never rotated since)"
+        elif moment < oldest:
+            ages[name] = f"created {created[name]}"
+    if not ages:
+        return None
+    limit = f"{context.settings.key_max_age_days:g} days (CONTAINMENT_KEY_MAX_AGE_DAYS)"
+    return (f"access key(s) {', '.join(ages)} not rotated within {limit}: every SAS signed with them stays valid "
+            "until it expires", {"old_keys": ages, "keyCreationTime": created or None, "max_key_age": limit})
+
+
 def scope_tag_removed(account: dict, context: Context):
     protection = context.protection
     if protection.protected_scope and not protection.tagged:
@@ -87,4 +151,8 @@ RULES = (
     Rule("storage_tls_below_1_2", "medium", STORAGE_ACCOUNT, tls_below_1_2),
     Rule("storage_scope_tag_removed", "high", STORAGE_ACCOUNT, scope_tag_removed),
     Rule("storage_container_public_access", "high", BLOB_CONTAINER, container_public_access),
+    # Posture: nothing is exposed yet, but a leaked key or SAS would stay useful for longer.
+    Rule("storage_sas_expiry_policy_missing", "medium", STORAGE_ACCOUNT, sas_expiry_policy_missing),
+    Rule("storage_key_expiry_policy_missing", "low", STORAGE_ACCOUNT, key_expiry_policy_missing),
+    Rule("storage_keys_older_than_limit", "medium", STORAGE_ACCOUNT, keys_older_than_limit),
 )

@@ -3,7 +3,8 @@
 A release compares three states of each resource the decision wrote: as recorded before
 containment, as containment left it, and as it is now. It puts back only what containment
 changed (a storage property it set, a Deny rule it added, a rule it set to Deny, a role
-assignment it deleted), and only where that still holds containment's value. What someone
+assignment or object replication policy it deleted), and only where that still holds
+containment's value. What someone
 changed since (hardened further, or opened again) is theirs and stays, forced or not.
 
 Key rotation and user-delegation revocation cannot be undone (a new key is not the old
@@ -14,11 +15,20 @@ later decision superseded it, or (unless forced) when the resource changed since
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from containment.core.ids import BLOB_CONTAINER, NSG, ROLE_ASSIGNMENT, STORAGE_ACCOUNT, ResourceId, parse_resource_id
+from containment.core.ids import (
+    BLOB_CONTAINER,
+    NSG,
+    REPLICATION_POLICY,
+    ROLE_ASSIGNMENT,
+    STORAGE_ACCOUNT,
+    ResourceId,
+    parse_resource_id,
+)
 from containment.core.records import DecisionRecord
 from containment.core.settings import Settings
 from containment.plan.action import AFTER_PREVIOUS, Action, State, Write, recreated
@@ -29,11 +39,16 @@ RESTORABLE = {
     "minimumTlsVersion": "TLS1_0", "publicNetworkAccess": "Enabled", "networkAcls": None, "publicAccess": "None",
 }
 IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys")
-# What a release writes back. A deleted role assignment is not among them: the app's
-# identity only takes access away, so a person applies its restore plan (restore_by_person).
+# What a release writes back. A deleted role assignment or replication policy is not among
+# them: recreating either gives access (or a copy of the data) back, and the app's identity
+# only takes access away, so a person applies its restore plan (restore_by_person).
 RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, NSG)
 _ASSIGNMENT_FIELDS = ("roleDefinitionId", "principalId", "principalType", "description", "condition",
                       "conditionVersion", "delegatedManagedIdentityResourceId")
+# ObjectReplicationPolicyProperties a PUT takes (storage spec 2026-09-01); policyId and
+# enabledTime are read-only.
+_REPLICATION_FIELDS = ("sourceAccount", "destinationAccount", "rules", "metrics", "priorityReplication",
+                       "tagsReplication")
 _ABSENT = object()  # an NSG rule that is not there
 
 
@@ -54,7 +69,7 @@ def _rule_properties(rule: dict) -> dict:
 def _parts(body: dict | None, target: ResourceId) -> dict[str, Any]:
     """What containment can change on a resource, by name: whether a role assignment
     exists, each NSG rule's properties, each storage property (absent: its documented default)."""
-    if target.is_type(ROLE_ASSIGNMENT):  # judged for a person's restore plan; never written by the app
+    if any(target.is_type(kind) for kind in BY_PERSON):  # judged for a person's restore plan; never written by the app
         return {"existence": body is not None}
     if target.is_type(NSG):
         return {name: _rule_properties(rule) for name, rule in _rules(body).items()}
@@ -108,14 +123,12 @@ def restore_writes(state: State, target: ResourceId, settings: Settings) -> list
                                                         if values[name] is not None}})]
 
 
-def restore_by_person(assignment: dict) -> dict:
+def _assignment_by_person(assignment: dict) -> dict:
     """A deleted role assignment as a person recreates it: the exact ARM request and the
     `az` command (https://learn.microsoft.com/cli/azure/role/assignment#az-role-assignment-create).
     The app's identity holds no roleAssignments/write, so it never grants access itself."""
     properties = {k: v for k, v in _properties(assignment).items() if k in _ASSIGNMENT_FIELDS and v is not None}
     scope = _properties(assignment).get("scope") or assignment["id"].split("/providers/Microsoft.Authorization")[0]
-    # Every value quoted for a POSIX shell: a condition or a scope is the assignment's, not ours,
-    # and a person will paste this.
     command = ["az", "role", "assignment", "create", "--assignee-object-id", properties.get("principalId"),
                "--assignee-principal-type", properties.get("principalType") or "ServicePrincipal",
                "--role", str(properties.get("roleDefinitionId", "")).rsplit("/", 1)[-1], "--scope", scope]
@@ -123,7 +136,37 @@ def restore_by_person(assignment: dict) -> dict:
         command += ["--condition", properties["condition"], "--condition-version",
                     properties.get("conditionVersion") or "2.0"]
     return {"method": "PUT", "url": f"https://management.azure.com{assignment['id']}?api-version=2022-04-01",
-            "body": {"properties": properties}, "az": " ".join(shlex.quote(str(part)) for part in command)}
+            "body": {"properties": properties}, "az": _shell(command)}
+
+
+def _replication_by_person(policy: dict) -> dict:
+    """A deleted object replication policy as a person puts it back on its source account:
+    the same policy ID and rule IDs, which the destination's policy still holds
+    (ObjectReplicationPolicies_CreateOrUpdate; `az rest` sends it as written,
+    https://learn.microsoft.com/cli/azure/reference-index#az-rest). The app's identity holds
+    no objectReplicationPolicies/write: it never starts a copy of the data itself."""
+    properties = {k: v for k, v in _properties(policy).items() if k in _REPLICATION_FIELDS and v is not None}
+    url = f"https://management.azure.com{policy['id']}?api-version=2026-09-01"
+    body = {"properties": properties}
+    command = ["az", "rest", "--method", "put", "--url", url, "--body", json.dumps(body, separators=(",", ":"))]
+    return {"method": "PUT", "url": url, "body": body, "az": _shell(command)}
+
+
+# What containment deletes and only a person recreates, by type: how the request is written.
+BY_PERSON = {ROLE_ASSIGNMENT: _assignment_by_person, REPLICATION_POLICY: _replication_by_person}
+
+
+def restore_by_person(deleted: dict) -> dict:
+    """A resource containment deleted, as a person recreates it: the exact ARM request
+    (method, url, body) and the command that sends it."""
+    target = parse_resource_id(deleted["id"])
+    return next(plan(deleted) for kind, plan in BY_PERSON.items() if target.is_type(kind))
+
+
+def _shell(command: list) -> str:
+    # Every value quoted for a POSIX shell: a condition, a scope or a container name is the
+    # resource's, not ours, and a person will paste this.
+    return " ".join(shlex.quote(str(part)) for part in command)
 
 
 def needs_restoring(state: State, settings: Settings) -> bool:
@@ -138,7 +181,7 @@ class ReleasePlan:
     changed_since: dict[str, list[str]] = field(default_factory=dict)  # what differs from how containment left it
     kept: dict[str, list[str]] = field(default_factory=dict)  # what containment changed that someone changed since
     irreversible: tuple[str, ...] = ()
-    by_person: tuple[dict, ...] = ()  # what only a person may put back: a deleted role assignment
+    by_person: tuple[dict, ...] = ()  # what only a person may put back: a deleted role assignment or policy
 
 
 def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: list[DecisionRecord],
@@ -157,7 +200,7 @@ def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: l
     before, after = _lower(decision.before), _lower(decision.after)
     written = [rid for rid in decision.after if any(parse_resource_id(rid).is_type(kind) for kind in RESOURCE_TYPES)]
     by_person = tuple(restore_by_person(before[rid.lower()]) for rid in decision.after
-                      if parse_resource_id(rid).is_type(ROLE_ASSIGNMENT) and before.get(rid.lower())
+                      if any(parse_resource_id(rid).is_type(kind) for kind in BY_PERSON) and before.get(rid.lower())
                       and after[rid.lower()] is None)
     missing = [rid for rid in written if before.get(rid.lower()) is None]
     if missing or (not written and not irreversible and not by_person):

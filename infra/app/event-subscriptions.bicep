@@ -17,6 +17,7 @@ var routes = [
     operations: [
       'Microsoft.Storage/storageAccounts/write'
       'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+      'Microsoft.Storage/storageAccounts/objectReplicationPolicies/write'
     ]
   }
   {

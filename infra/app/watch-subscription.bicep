@@ -35,6 +35,8 @@ var containmentActions = [
   'Microsoft.Network/networkSecurityGroups/securityRules/write'
   'Microsoft.Storage/storageAccounts/blobServices/containers/read'
   'Microsoft.Storage/storageAccounts/blobServices/containers/write'
+  'Microsoft.Storage/storageAccounts/objectReplicationPolicies/delete'
+  'Microsoft.Storage/storageAccounts/objectReplicationPolicies/read'
   'Microsoft.Storage/storageAccounts/read'
   'Microsoft.Storage/storageAccounts/regeneratekey/action'
   'Microsoft.Storage/storageAccounts/revokeUserDelegationKeys/action'

@@ -14,6 +14,7 @@ from tests.helpers.events import CONTAINER_WRITE, write_event
 
 ACCOUNT = b.storage_account()
 CONTAINER = b.container(ACCOUNT["id"], "training", "Container")
+REPLICA = b.storage_account("synthreplica01")
 NSG = b.nsg(rules=[b.security_rule("allow-training", 200)])
 ASSIGNMENT = b.role_assignment(ACCOUNT["id"], "11111111-1111-4111-8111-111111111111", b.STORAGE_BLOB_DATA_READER,
                                name="a0000000-0000-4000-8000-000000000001")
@@ -31,7 +32,7 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, 
     # The list-all operations (storage accounts, NSGs) are left out: the shared storage and
     # network specs are subsets without them, so oav could only call them undefined.
     now = datetime.now(timezone.utc)
-    emulator.seed([ACCOUNT, CONTAINER, NSG, ASSIGNMENT], {"StorageBlobLogs": [{
+    emulator.seed([ACCOUNT, REPLICA, CONTAINER, NSG, ASSIGNMENT], {"StorageBlobLogs": [{
         "TimeGenerated": (now - timedelta(minutes=5)).isoformat(), "AccountName": "synthtrain01",
         "CallerIpAddress": "203.0.113.7:51234", "ResponseBodySize": 1024, "AuthenticationType": "Anonymous"}]})
     storage = owner.storage(b.SUBSCRIPTION)
@@ -49,6 +50,17 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, 
     list(storage.blob_containers.list(b.RG, ACCOUNT["name"]))
     storage.blob_containers.get(b.RG, ACCOUNT["name"], "training")
     storage.blob_containers.update(b.RG, ACCOUNT["name"], "training", {"properties": {"publicAccess": "None"}})
+    # Object replication: the destination's policy first, then the source's with its IDs.
+    policies = storage.object_replication_policies
+    rule = {"sourceContainer": "training", "destinationContainer": "replica"}
+    made = policies.create_or_update(b.RG, REPLICA["name"], "default", {"properties": {
+        "sourceAccount": ACCOUNT["id"], "destinationAccount": REPLICA["id"], "rules": [rule]}})
+    policies.create_or_update(b.RG, ACCOUNT["name"], made.policy_id, {"properties": {
+        "sourceAccount": ACCOUNT["id"], "destinationAccount": REPLICA["id"],
+        "rules": [{**rule, "ruleId": made.rules[0].rule_id}]}})
+    policies.get(b.RG, ACCOUNT["name"], made.policy_id)
+    list(policies.list(b.RG, ACCOUNT["name"]))
+    policies.delete(b.RG, ACCOUNT["name"], made.policy_id)
 
     network = owner.network(b.SUBSCRIPTION)
     nsg = network.network_security_groups.get(b.RG, NSG["name"])
@@ -83,7 +95,9 @@ def test_every_operation_the_emulator_serves_conforms(emulator, clients, owner, 
                      "securityrules_createorupdate", "securityrules_get", "securityrules_delete",
                      # oav names by-ID calls after the path they match (Get, Delete, ListForResource)
                      "roleassignments_get", "roleassignments_listfor", "roleassignments_delete",
-                     "roledefinitions_get", "query_execute"):
+                     "roledefinitions_get", "query_execute",
+                     "objectreplicationpolicies_createorupdate", "objectreplicationpolicies_get",
+                     "objectreplicationpolicies_list", "objectreplicationpolicies_delete"):
         assert any(expected in operation for operation in covered), (expected, sorted(covered))
 
 
@@ -97,6 +111,20 @@ def test_the_apps_own_calls_conform(app, emulator, shared, tmp_path):
     assert {r.outcome for r in app.records()} == {"contained"}
     report = validated(emulator, tmp_path)
     assert report.ok, str(report)
+
+
+def test_the_apps_own_replication_calls_conform(app, emulator, shared, tmp_path):
+    """What the app sends and receives while removing a policy that replicates out of scope."""
+    outside = b.storage_account("scratch01", tags={})
+    policy = b.replication_policy(ACCOUNT, outside["id"])
+    emulator.seed([ACCOUNT, outside, policy])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(policy["id"], "Microsoft.Storage/storageAccounts/objectReplicationPolicies/write"))
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    report = validated(emulator, tmp_path)
+    assert report.ok, str(report)
+    assert {"ObjectReplicationPolicies_Get", "ObjectReplicationPolicies_Delete"} <= report.operations_covered
 
 
 def test_the_check_has_teeth_a_wrong_body_is_reported(emulator, clients, shared, tmp_path):
@@ -116,3 +144,14 @@ def test_the_check_has_teeth_an_unknown_api_version_is_undefined(emulator, share
                        {"authorization": "Bearer x"}, None, 200, {"Content-Type": "application/json"}, ACCOUNT)
     report = validate_traffic(tmp_path)
     assert not report.ok and report.undefined
+
+
+def test_the_check_has_teeth_for_the_projects_own_specs_too(emulator, clients, shared, tmp_path):
+    """The replication subset (localazure/specs) is checked like the shared specs."""
+    wrong = b.replication_policy(ACCOUNT, ACCOUNT["id"])
+    wrong["properties"]["rules"] = "training->replica"  # a string where the spec says array
+    emulator.seed([ACCOUNT, wrong])
+    clients.storage(b.SUBSCRIPTION).object_replication_policies.get(b.RG, ACCOUNT["name"], wrong["name"], cls=lambda *a: None)
+    report = validated(emulator, tmp_path)
+    assert not report.ok and not report.undefined
+    assert any("rules" in (finding.path or "") + finding.message for finding in report.findings), str(report)

@@ -54,6 +54,9 @@ EXPECTED = {
     "keys-listed-by-unallowed-identity.json": ["pending-approval"],
     "keys-listed-by-allowlisted-pipeline.json": ["compliant"],
     "sas-listed-by-unallowed-identity.json": ["pending-approval"],
+    "replication-to-an-unprotected-account-removed.json": ["contained"],
+    "replication-between-protected-accounts-compliant.json": ["compliant"],
+    "posture-no-sas-policy-and-old-keys-reported.json": ["reported"],
 }
 
 
@@ -109,6 +112,14 @@ def test_final_state_shows_the_containment(bundled):
     nsg, added = [rid for rid in final_state if "/securityrules/" not in rid.lower()], [
         rid for rid in final_state if rid.lower().endswith("/securityrules/deny-untrusted-allow-https")]
     assert len(final_state[nsg[0]]["properties"]["securityRules"]) == 102 and final_state[added[0]] is None
+    # The source's replication policy is gone, the destination's twin (which drives nothing) stays;
+    # between two protected accounts both stay.
+    records, final_state = outputs["replication-to-an-unprotected-account-removed.json"]
+    policies = {rid.split("/storageAccounts/")[1].split("/")[0]: body for rid, body in final_state.items()
+                if "/objectReplicationPolicies/" in rid}
+    assert policies["synthtrain01"] is None and policies["analyticsscratch01"] is not None
+    _, final_state = outputs["replication-between-protected-accounts-compliant.json"]
+    assert all(body is not None for body in final_state.values())
 
 
 def test_one_breach_is_one_incident_and_two_unrelated_are_two(bundled):

@@ -1,11 +1,15 @@
 """Small ARM resource bodies, in the shape a GET returns them, for tests to seed."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-111122223333"
 OTHER_SUBSCRIPTION = "9f2c3a10-5b6d-4e7f-8a9b-444455556666"
 RG = "rg-synthetic"
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+# Keys rotated yesterday (real time): within any key age limit a test's clock sets.
+KEYS_ROTATED = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
 def storage_account(name: str = "synthtrain01", *, tags: dict | None = None, subscription: str = SUBSCRIPTION,
@@ -29,6 +33,10 @@ def storage_account(name: str = "synthtrain01", *, tags: dict | None = None, sub
             "supportsHttpsTrafficOnly": True,
             "networkAcls": {"bypass": "AzureServices", "defaultAction": "Deny", "ipRules": [],
                             "virtualNetworkRules": []},
+            # Key and SAS posture as the posture rules want it (containment.judge.storage).
+            "keyCreationTime": {"key1": KEYS_ROTATED, "key2": KEYS_ROTATED},
+            "sasPolicy": {"sasExpirationPeriod": "0.01:00:00", "expirationAction": "Block"},
+            "keyPolicy": {"keyExpirationPeriodInDays": 60},
             **properties,
         },
     }
@@ -102,3 +110,23 @@ def role_assignment(scope: str, principal_id: str, role_guid: str, *, name: str,
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+
+
+def replication_policy(source: dict, destination: str, policy_id: str = "2a20bb73-5717-4635-985a-5d4cf777438f",
+                       *, on: dict | None = None, containers: tuple[str, str] = ("training", "replica")) -> dict:
+    """An object replication policy as a GET on the account `on` (default: the source) returns
+    it: the shape of the storage spec's StorageAccountCreateObjectReplicationPolicyOnSource example."""
+    holder = on or source
+    return {
+        "id": f"{holder['id']}/objectReplicationPolicies/{policy_id}",
+        "name": policy_id,
+        "type": "Microsoft.Storage/storageAccounts/objectReplicationPolicies",
+        "properties": {
+            "policyId": policy_id,
+            "enabledTime": "2026-11-20T09:00:00.0000000Z",
+            "sourceAccount": source["id"],
+            "destinationAccount": destination,
+            "rules": [{"ruleId": "d5d18a48-8801-4554-aeaa-74faf65f5ef9", "sourceContainer": containers[0],
+                       "destinationContainer": containers[1], "filters": {"prefixMatch": ["train/"]}}],
+        },
+    }

@@ -20,6 +20,7 @@ from containment.judge.scope import Protection, protection_of
 from containment.plan.action import State
 from containment.plan.decisions import CONTAIN, Decision, decide
 from containment.plan.registry import ACTIONS, RULES, VOCABULARY, action_for, judge
+from tests.helpers.arm_bodies import KEYS_ROTATED
 from tests.helpers.settings import load_settings
 
 SUB = "0b1f6471-1bf0-4dda-aec3-111122223333"
@@ -40,6 +41,9 @@ def account(tags: dict | None = None, **properties) -> dict:
             "minimumTlsVersion": "TLS1_2", "publicNetworkAccess": "Enabled",
             "networkAcls": {"bypass": "AzureServices", "defaultAction": "Deny", "ipRules": [],
                             "virtualNetworkRules": []},
+            "keyCreationTime": {"key1": KEYS_ROTATED, "key2": KEYS_ROTATED},
+            "sasPolicy": {"sasExpirationPeriod": "1.00:00:00", "expirationAction": "Block"},
+            "keyPolicy": {"keyExpirationPeriodInDays": 60},
         },
     }
     for name, value in properties.items():
@@ -105,6 +109,22 @@ CASES = {
         container("Container"),
         "the container lets anyone read its blobs and the list of them without credentials",
         {"publicAccess": "Container"}),
+    "storage_sas_expiry_policy_missing": (
+        account(sasPolicy=None),
+        "the account has no SAS expiration policy: a SAS signed for any length of time is accepted (at most 24 hours "
+        "(CONTAINMENT_SAS_MAX_EXPIRY_HOURS) expected)",
+        {"sasPolicy": None, "max_sas_expiry": "24 hours (CONTAINMENT_SAS_MAX_EXPIRY_HOURS)"}),
+    "storage_key_expiry_policy_missing": (
+        account(keyPolicy=None),
+        "the account has no key expiration policy: nothing reminds anyone to rotate its access keys",
+        {"keyPolicy": None}),
+    "storage_keys_older_than_limit": (
+        account(keyCreationTime={"key1": "2021-03-01T08:00:00.0000000Z", "key2": KEYS_ROTATED}),
+        "access key(s) key1 not rotated within 90 days (CONTAINMENT_KEY_MAX_AGE_DAYS): every SAS signed with them "
+        "stays valid until it expires",
+        {"old_keys": {"key1": "created 2021-03-01T08:00:00.0000000Z"},
+         "keyCreationTime": {"key1": "2021-03-01T08:00:00.0000000Z", "key2": KEYS_ROTATED},
+         "max_key_age": "90 days (CONTAINMENT_KEY_MAX_AGE_DAYS)"}),
 }
 
 
@@ -173,7 +193,8 @@ def test_absent_public_network_access_with_default_allow_is_open():
 def test_an_account_with_no_properties_at_all_is_open_on_every_default():
     body = {"id": ACCOUNT_ID, "type": STORAGE_ACCOUNT}
     assert sorted(f.rule for f in findings(body)) == [
-        "storage_network_open_to_internet", "storage_shared_key_access_allowed", "storage_tls_below_1_2"]
+        "storage_key_expiry_policy_missing", "storage_keys_older_than_limit", "storage_network_open_to_internet",
+        "storage_sas_expiry_policy_missing", "storage_shared_key_access_allowed", "storage_tls_below_1_2"]
 
 
 # --- the scope tag ----------------------------------------------------------------------------

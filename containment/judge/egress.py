@@ -16,9 +16,9 @@ carries beside it for the ledger to keep. Egress findings are contained by sever
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from containment.core.findings import evidence_digest
 from containment.judge.rule import Context, Rule
@@ -77,13 +77,19 @@ def sas_grant(uri: Any) -> dict[str, Any] | None:
     these parameters is not documented (README, what is unverified); None where it has none."""
     if not isinstance(uri, str) or "?" not in uri:
         return None
-    query = parse_qs(urlsplit(uri).query)
-    grant = {name: query[name][0] for name in ("sp", "st", "se", "sr", "sv") if query.get(name)}
+    query: dict[str, str] = {}
+    for part in uri.split("?", 1)[1].split("#", 1)[0].split("&"):
+        name, _, value = part.partition("=")
+        query.setdefault(name, _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value))  # SAS values are ASCII
+    grant = {name: query[name] for name in ("sp", "st", "se", "sr", "sv") if query.get(name)}
     if "se" not in grant and "sp" not in grant:
         return None
     start, expiry = _iso(grant.get("st")), _iso(grant.get("se"))
     grant["lifetime_hours"] = round((expiry - start).total_seconds() / 3600, 2) if start and expiry else None
     return grant
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 def _iso(text: str | None) -> datetime | None:

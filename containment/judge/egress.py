@@ -70,17 +70,26 @@ def credentials(rows: list[dict]) -> dict[str, list[str]]:
     return {"keys": sorted(keys), "sas_signatures": sorted(hashes)[:SAS_SIGNATURES]}
 
 
-def sas_grant(uri: Any) -> dict[str, Any] | None:
-    """What a SAS in a logged URI granted, where the URI keeps its parameters: permissions
-    (sp), start (st), expiry (se), resource (sr), and the lifetime in hours from start (or,
-    without st, from nothing: None). Never the signature. Whether the service's logged Uri keeps
-    these parameters is not documented (README, what is unverified); None where it has none."""
+def sas_parameters(uri: Any) -> dict[str, str] | None:
+    """A SAS URI's query parameters, decoded (first of each name), or None where the URI
+    carries no SAS (neither `sv` nor `sig`). The one reader of a logged SAS URI: the grant a
+    finding shows (sas_grant) and the incident report's words (containment.record.leak)."""
     if not isinstance(uri, str) or "?" not in uri:
         return None
     query: dict[str, str] = {}
     for part in uri.split("?", 1)[1].split("#", 1)[0].split("&"):
         name, _, value = part.partition("=")
-        query.setdefault(name, _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value))  # SAS values are ASCII
+        if name:  # as a form decodes it: '+' is a space, %XX a byte (SAS values are ASCII)
+            query.setdefault(name, _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value.replace("+", " ")))
+    return query if "sv" in query or "sig" in query else None
+
+
+def sas_grant(uri: Any) -> dict[str, Any] | None:
+    """What a SAS in a logged URI granted, where the URI keeps its parameters: permissions
+    (sp), start (st), expiry (se), resource (sr), version (sv), and the lifetime in hours from
+    start to expiry (None without both). Never the signature. Whether the service's logged Uri
+    keeps these parameters is not documented (README, what is unverified); None where it has none."""
+    query = sas_parameters(uri) or {}
     grant = {name: query[name] for name in ("sp", "st", "se", "sr", "sv") if query.get(name)}
     if "se" not in grant and "sp" not in grant:
         return None

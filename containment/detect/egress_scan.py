@@ -47,10 +47,11 @@ _NUMBER = (int, float)
 WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _NUMBER, "Blobs": _NUMBER, "Requests": _NUMBER,
                   "AnonymousRequests": _NUMBER, "KeyOrSasRequests": _NUMBER, "Addresses": list, "SampleUris": list,
                   "AuthenticationTypes": list, "Keys": list, "SasSignatures": list, "SasPolicyViolations": _NUMBER,
-                  "SasExpiryStatuses": list}
+                  "SasExpiryStatuses": list, "UnknownKeyRequests": _NUMBER}
 COPY_COLUMNS = {"ResourceId": object, "Operation": str, "Side": str, "SourceAccount": (str, type(None)),
                 "DestinationAccount": (str, type(None)), "Caller": (str, type(None)), "Requests": _NUMBER,
-                "Objects": list, "SourceUris": list, "DestinationUris": list, "Keys": list, "SasSignatures": list}
+                "Objects": list, "SourceUris": list, "DestinationUris": list, "Keys": list, "SasSignatures": list,
+                "UnknownKeyRequests": _NUMBER}
 CANARY_COLUMNS = {"ResourceId": object, "Canary": str, "Caller": (str, type(None)), "Address": (str, type(None)),
                   "AuthenticationType": (str, type(None)), "Requests": _NUMBER, "Operations": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}

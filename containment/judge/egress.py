@@ -49,8 +49,10 @@ def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
             value = [_redacted(uri) for uri in value]
         evidence[name] = value
     used = credentials([caller])
-    if used["keys"] or used["sas_signatures"]:
+    if used["keys"] or used["sas_signatures"] or caller.get("UnknownKeyRequests"):
         evidence.update(Keys=used["keys"], SasSignatures=used["sas_signatures"])
+    if caller.get("UnknownKeyRequests"):  # the finding's credentials() reads it from the evidence
+        evidence["UnknownKeyRequests"] = caller["UnknownKeyRequests"]
     grants = [grant for uri in caller.get("SampleUris") or [] if (grant := sas_grant(uri))]
     if grants:
         evidence["SasGrants"] = grants
@@ -63,8 +65,12 @@ def credentials(rows: list[dict]) -> dict[str, list[str]]:
     SHA-256 hashes of the SAS signatures (at most SAS_SIGNATURES). The rows are the queries'
     (Keys, SasSignatures), parsed from AuthenticationHash by the credential block of
     queries/egress_window.kql, the one place that format is read; empty strings (a request
-    that used neither) and anything that is not a key name or a hexadecimal hash are dropped."""
-    keys = {key for row in rows for key in row.get("Keys") or [] if key in ACCOUNT_KEYS}
+    that used neither) and anything that is not a key name or a hexadecimal hash are dropped.
+    Where any SAS or account-key request's hash named no key (UnknownKeyRequests), `keys` is
+    empty: not known, so the rotation takes both (a key named beside an unknown one would
+    leave the unknown one valid)."""
+    unknown = any(row.get("UnknownKeyRequests") for row in rows)
+    keys = set() if unknown else {key for row in rows for key in row.get("Keys") or [] if key in ACCOUNT_KEYS}
     hashes = {str(h).upper() for row in rows for h in row.get("SasSignatures") or []
               if isinstance(h, str) and h and all(c in "0123456789abcdefABCDEF" for c in h)}
     return {"keys": sorted(keys), "sas_signatures": sorted(hashes)[:SAS_SIGNATURES]}

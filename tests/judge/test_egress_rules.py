@@ -138,6 +138,13 @@ def test_an_account_key_read_names_its_key_and_no_sas_and_two_callers_name_the_u
     assert (found.evidence["keys"], found.evidence["sas_signatures"]) == (["key1", "key2"], [SAS_HASH])
 
 
+def test_a_key_beside_a_sas_whose_hash_names_no_key_is_not_named_alone():
+    one = signed(caller("198.51.100.7", key_or_sas=1, addresses=("198.51.100.7",)), keys=("key1",))
+    two = {**caller("203.0.113.5", key_or_sas=2, addresses=("203.0.113.5",)), "UnknownKeyRequests": 2}
+    [found] = findings(one, two)
+    assert found.evidence["keys"] == [] and found.evidence["sas_signatures"] == [SAS_HASH]  # rotation: both
+
+
 def test_credentials_keep_only_key_names_and_hexadecimal_hashes_ten_at_most():
     rows = [{"Keys": ["key1", "key3", "", None], "SasSignatures": [f"{n:064X}" for n in range(12)] + ["not-hex", ""]}]
     named = family.credentials(rows)

@@ -6,8 +6,9 @@ of the egress_baseline query); the canary rule judges the account's canary reads
 egress_canary query), and the copy rule the account's server-side copies (rows of the egress_copy
 query, each marked by the scan with whether its destination is a protected account) instead.
 Findings about a key or SAS name the credential: `keys`, the account keys that signed it, and
-`sas_signatures`, the SHA-256 hashes of the SAS signatures, never the SAS (credentials()). A finding's evidence is bounded, however many callers fired
-(400 anonymous IPv6 addresses in one window): the counts, the top callers by bytes and
+`sas_signatures`, the SHA-256 hashes of the SAS signatures, never the SAS (credentials()).
+A finding's evidence is bounded, however many callers fired (400 anonymous IPv6 addresses in
+one window): the counts, the top callers by bytes and
 requests with their sample URIs cut to a readable length, the blobs those samples name, and
 the SHA-256 of the full evidence (every caller that fired, URIs whole), which the finding
 carries beside it for the ledger to keep. Egress findings are contained by severity

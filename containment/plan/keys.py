@@ -44,6 +44,13 @@ def keys_named(findings: list[dict], account: str) -> tuple[str, ...]:
     return tuple(k for k in ACCOUNT_KEYS if k in named) or ACCOUNT_KEYS
 
 
+def rotated_by_earlier(earlier: list[list[dict]], findings: list[dict], account: str) -> bool:
+    """Whether the rotations earlier decisions planned on the account (one findings list per
+    decision) took every key these findings name."""
+    taken = {key for decision in earlier for key in keys_named(decision, account)}
+    return set(keys_named(findings, account)) <= taken
+
+
 def keys_to_rotate(state: State) -> list[str]:
     """The keys the decision rotates (keys_named) still created before the decision (all of
     them where a time is unknown): a retry never rotates a key twice, nor the other key."""
@@ -81,5 +88,5 @@ ACTIONS = (
            revoke_user_delegation_keys, exposed=still_there, verified_by_reading=False, moot=recreated),
     Action("rotate_account_keys", (STORAGE_ACCOUNT,), None,
            ("Microsoft.Storage/storageAccounts/read", "Microsoft.Storage/storageAccounts/regeneratekey/action"),
-           rotate_keys, exposed=keys_older_than_decision, moot=recreated),
+           rotate_keys, exposed=keys_older_than_decision, moot=recreated, done_by_earlier=rotated_by_earlier),
 )

@@ -6,7 +6,7 @@ import pytest
 
 from containment.plan.keys import keys_named
 
-ACCOUNT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/synthtrain01"
+ACCOUNT = "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/synthtrain01"
 OTHER = ACCOUNT.replace("synthtrain01", "synthtrain02")
 
 
@@ -27,3 +27,26 @@ def finding(*keys: str, on: str = ACCOUNT, evidence: dict | None = None) -> dict
 ])
 def test_the_keys_named_by_the_findings_on_the_account(findings, rotated):
     assert keys_named(findings, ACCOUNT.lower()) == rotated
+
+
+def test_one_incident_rotates_a_key_once_and_still_rotates_the_other_when_it_leaks_later():
+    """within_incident drops a rotation an earlier decision of the incident planned, unless
+    the earlier one did not take the key these findings name: key1 rotated for one SAS does
+    not rotate the key2 a later SAS was signed with."""
+    from containment.core.findings import Finding
+    from containment.core.records import DecisionRecord
+    from containment.plan.decisions import decide, within_incident
+    from tests.helpers.settings import load_settings
+
+    settings = load_settings({"CONTAINMENT_MODE": "enforce"})
+    step = {"action": "rotate_account_keys", "target": ACCOUNT}
+    earlier = DecisionRecord(key="w1", resource_id=ACCOUNT, outcome="contained", mode="enforce", reason="",
+                             awaiting_approval=[step], findings=[finding("key1")])
+
+    def later(*keys: str):
+        found = Finding("egress_key_or_sas_from_untrusted_network", "critical", ACCOUNT, "s", {"keys": list(keys)})
+        return within_incident(decide([found], settings), [earlier])
+
+    assert "rotate_account_keys" not in [s.action for s in later("key1").plan + later("key1").awaiting]
+    assert "rotate_account_keys" in [s.action for s in later("key2").awaiting]
+    assert "rotate_account_keys" in [s.action for s in later().awaiting]  # names none: both, key2 not yet taken

@@ -51,7 +51,7 @@ WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _N
 COPY_COLUMNS = {"ResourceId": object, "Operation": str, "Side": str, "SourceAccount": (str, type(None)),
                 "DestinationAccount": (str, type(None)), "Caller": (str, type(None)), "Requests": _NUMBER,
                 "Objects": list, "SourceUris": list, "DestinationUris": list, "Keys": list, "SasSignatures": list,
-                "UnknownKeyRequests": _NUMBER}
+                "UnknownKeyRequests": _NUMBER, "RequesterTenants": list}
 CANARY_COLUMNS = {"ResourceId": object, "Canary": str, "Caller": (str, type(None)), "Address": (str, type(None)),
                   "AuthenticationType": (str, type(None)), "Requests": _NUMBER, "Operations": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
@@ -159,27 +159,35 @@ class ScanRun:
     accounts: dict[str, dict | None] = field(default_factory=dict)
     # Every storage account in scope by name (lower case), listed once a run when a copy names one.
     by_name: dict[str, dict] | None = None
+    # The tenants of the subscriptions the app sees, listed once a run when a copy read names one.
+    tenants: set[str] | None = None
     acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
 
 
 def _copies_by_source(runtime: Runtime, copies: list[dict], run: ScanRun) -> dict[str, list[dict]]:
     """The copy rows by the ARM ID of the account copied from (lower case), each marked with
-    whether its destination is a protected account (DestinationProtected). A source's own row
-    names it by _ResourceId; a destination's row names the source only by its URI's host, which
-    is resolved among the accounts in scope. A source not among them is not the app's to judge;
+    whether its destination is a protected account (DestinationProtected) and which of its
+    callers' tenants are not the app's (ForeignTenants). A source's own row names it by
+    _ResourceId; a destination's row names the source only by its URI's host, which is
+    resolved among the accounts in scope. A source not among them is not the app's to judge;
     a destination not among them (another subscription, another tenant) is not protected."""
     if not copies:
         return {}
     accounts = _accounts_by_name(runtime, run)
+    if run.tenants is None and any(row.get("RequesterTenants") for row in copies):
+        run.tenants = arm.list_tenants(runtime.clients)
     by_source: dict[str, list[dict]] = {}
     for row in copies:
+        foreign = sorted({str(t).lower() for t in row.get("RequesterTenants") or []
+                          if t and str(t).lower() not in (run.tenants or set())})
         source = row["ResourceId"] if row["Side"] == "source" else (
             accounts.get(row.get("SourceAccount") or "") or {}).get("id")
         destination = accounts.get(row.get("DestinationAccount") or "")
         protected = destination is not None and protection_of(
             parse_resource_id(destination["id"]), destination.get("tags"), runtime.settings).protected
         if isinstance(source, str) and source:
-            by_source.setdefault(source.lower(), []).append({**row, "DestinationProtected": protected})
+            by_source.setdefault(source.lower(), []).append({**row, "DestinationProtected": protected,
+                                                             "ForeignTenants": foreign})
     return by_source
 
 

@@ -227,16 +227,20 @@ def copy_out_of_scope(activity: dict, context: Context):
     subscription or tenant, or one without the scope tag): rows of the egress_copy query,
     from whichever side logged them, each marked by the scan (DestinationProtected) with
     whether its destination is a protected account it can read in ARM. A copy between two
-    protected accounts is not a finding; one whose destination no log names is not judged here.
-    The keys and SAS hashes named are the source's: those of the reads the source logged (a
-    destination's row carries the destination's credential, not the source's)."""
-    rows = sorted((r for r in activity.get("copies") or [] if r.get("DestinationAccount")
-                   and not r.get("DestinationProtected")),
+    protected accounts is not a finding. A copy tool's read that names no destination is one
+    where its caller is of another tenant than the app's (ForeignTenants, from
+    RequesterTenantId), and otherwise not judged here. The keys and SAS hashes named are the
+    source's: those of the reads the source logged (a destination's row carries the
+    destination's credential, not the source's)."""
+    rows = sorted((r for r in activity.get("copies") or [] if (
+                      r.get("DestinationAccount") and not r.get("DestinationProtected")
+                      or not r.get("DestinationAccount") and r.get("ForeignTenants"))),
                   key=lambda r: (str(r.get("DestinationAccount")), str(r.get("Operation")), str(r.get("Caller"))))
     if not rows:
         return None
     copies = [{"Operation": r.get("Operation"), "LoggedBy": r.get("Side"), "Source": r.get("SourceAccount"),
-               "Destination": r.get("DestinationAccount"), "Caller": r.get("Caller"), "Requests": r.get("Requests"),
+               "Destination": r.get("DestinationAccount") or f"another tenant ({', '.join(r['ForeignTenants'])})",
+               "Caller": r.get("Caller"), "Requests": r.get("Requests"), "ForeignTenants": r.get("ForeignTenants"),
                "Objects": r.get("Objects"), "SourceUris": [_redacted(u) for u in r.get("SourceUris") or []],
                "DestinationUris": [_redacted(u) for u in r.get("DestinationUris") or []],
                "UserAgents": r.get("UserAgents"), "RequesterTenants": r.get("RequesterTenants"),

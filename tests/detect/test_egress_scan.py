@@ -644,3 +644,20 @@ def test_a_copy_between_two_protected_accounts_is_no_finding(scan, emulator):
         copied(TWIN, "CopyBlob", ACCOUNT["name"], StatusCode="202"),
         read(in_window(), ip="10.20.3.4", DestinationUri=f"https://{TWIN['name']}.blob.core.windows.net/x/p")]})
     assert scan(seed=False) == []
+
+
+AZCOPY = {"UserAgentHeader": "AzCopy/10.27.0 azsdk-go-azblob/v1.4.0",
+          "RequesterTenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47"}  # the emulator's subscriptions' tenant
+
+
+def test_an_azcopy_read_by_another_tenants_principal_is_a_copy_out_of_scope(scan):
+    """No DestinationUri names where an AzCopy download went; the caller's tenant
+    (RequesterTenantId) does, against the tenants of the subscriptions the app sees."""
+    foreign = {**AZCOPY, "RequesterTenantId": "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"}
+    [record] = scan([read(in_window(), ip="10.20.3.4", **foreign)])
+    assert record.rules == ["egress_copy_out_of_scope"]
+    assert record.findings[0]["evidence"]["copies"][0]["ForeignTenants"] == ["9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"]
+
+
+def test_an_azcopy_read_by_a_principal_of_the_apps_own_tenant_is_no_finding(scan):
+    assert scan([read(in_window(), ip="10.20.3.4", **AZCOPY)]) == []

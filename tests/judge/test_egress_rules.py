@@ -58,7 +58,7 @@ def copy(destination: str = "scratch01", protected: bool = False, side: str = "d
             "DestinationUris": [], "UserAgents": ["AzCopy/10.27.0"], "RequesterTenants": ["t-1"],
             "AuthenticationTypes": ["OAuth"], "Keys": list(keys), "SasSignatures": [],
             "FirstCopy": "2026-11-24T11:46:00Z", "LastCopy": "2026-11-24T11:47:00Z",
-            "DestinationProtected": protected}
+            "DestinationProtected": protected, "ForeignTenants": []}
 
 
 def findings(*callers: dict, baseline: dict | None = None, canary_reads: tuple[dict, ...] = (),
@@ -165,6 +165,13 @@ def test_a_sas_within_the_policy_is_no_finding():
 
 def test_a_copy_to_a_protected_account_or_to_no_named_destination_is_no_finding():
     assert findings(copies=(copy(protected=True), copy(destination=""))) == []
+
+
+def test_a_copy_tools_read_naming_no_destination_is_out_of_scope_only_by_a_foreign_tenant():
+    home = {**copy(destination="", side="source"), "Operation": "GetBlob"}
+    assert findings(copies=(home,)) == []
+    [found] = findings(copies=({**home, "ForeignTenants": ["9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"]},))
+    assert found.evidence["destinations"] == ["another tenant (9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f)"]
 
 
 def test_a_copy_out_of_scope_names_the_sources_keys_not_the_destinations():

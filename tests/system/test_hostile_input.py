@@ -531,7 +531,7 @@ WINDOW_TYPES = {"ResourceId": "string", "AccountName": "string", "Caller": "stri
 COPY_TYPES = {"ResourceId": "string", "Operation": "string", "Side": "string", "SourceAccount": "string",
               "DestinationAccount": "string", "Caller": "string", "Requests": "long", "Objects": "dynamic",
               "SourceUris": "dynamic", "DestinationUris": "dynamic", "Keys": "dynamic", "SasSignatures": "dynamic",
-              "UnknownKeyRequests": "long"}
+              "UnknownKeyRequests": "long", "RequesterTenants": "dynamic"}
 BASELINE_TYPES = {"ResourceId": "string", "Caller": "string", "Mean": "real", "StdDev": "real",
                   "ActiveWindows": "long"}
 

@@ -59,7 +59,9 @@ API_VERSION = "2025-01-05"
 WINDOW_COLUMNS = [("ResourceId", "string"), ("AccountName", "string"), ("Caller", "string"), ("Bytes", "long"),
                   ("Blobs", "long"), ("Requests", "long"), ("AnonymousRequests", "long"),
                   ("KeyOrSasRequests", "long"), ("AuthenticationTypes", "dynamic"), ("Addresses", "dynamic"),
-                  ("SampleUris", "dynamic"), ("FirstRead", "datetime"), ("LastRead", "datetime")]
+                  ("SampleUris", "dynamic"), ("FirstRead", "datetime"), ("LastRead", "datetime"),
+                  ("Keys", "dynamic"), ("SasSignatures", "dynamic"), ("UnknownKeyRequests", "long"),
+                  ("SasPolicyViolations", "long"), ("SasExpiryStatuses", "dynamic")]
 
 
 def wire_time(moment: datetime) -> str:
@@ -118,6 +120,9 @@ def aggregate_answer(rng: random.Random, rows: int, accounts: list[dict]) -> tup
                 requests if kind in ("SAS", "AccountKey", "DelegationSas") else 0,
                 json.dumps([kind]), json.dumps(addresses), json.dumps(sorted(set(uris))),
                 wire_time(first), wire_time(last),
+                # No AuthenticationHash in these rows: a key or SAS request's key is not known.
+                json.dumps([""]), json.dumps([""]), requests if kind in ("SAS", "AccountKey") else 0, 0,
+                json.dumps([""]),
             ])
             if rng.random() < 0.9:  # a caller with history; the rest are new
                 mean = volume * rng.uniform(0.3, 1.5) * rng.uniform(0.001, 1.0)
@@ -228,8 +233,8 @@ class PureScan:
         run = egress_scan.ScanRun(egress_scan.Repeats(runtime, egress_scan.OPERATION, "egress"))
         with mock.patch.object(egress_scan, "arm", stub), \
                 mock.patch.object(egress_scan, "conclude", lambda runtime, record, decision, state: (record, decision)):
-            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, [], self.baseline,
-                                              run)
+            return egress_scan._judge_window(runtime, FIRST_WINDOW, FIRST_WINDOW + WINDOW, rows, [], {},
+                                              self.baseline, run)
 
 
 def traced(run, *args):

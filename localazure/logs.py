@@ -31,7 +31,9 @@ tests/test_logs_emulator.py):
   `ipv4_is_private`.
 
 Rows: `seed` validates every row against the table's Kusto schema and rejects the whole
-batch, naming table, row index and column, if any value is of the wrong type. Datetimes must
+batch, naming table, row index and column, if any value is of the wrong type, or if a
+StorageBlobLogs row's AuthenticationHash is not shaped as the service writes it for its
+AuthenticationType (_TOKEN_HASH, with its source). Datetimes must
 carry `Z` or an offset: a zone-less time in a scenario is ambiguous. A `Type` column, where
 the schema has one, defaults to the table name, as the service fills it.
 """
@@ -325,6 +327,38 @@ def default_schemas() -> dict[str, list[tuple[str, str]]]:
     return schemas
 
 
+# AuthenticationHash by AuthenticationType, as Microsoft documents identity/tokenHash
+# (https://learn.microsoft.com/azure/storage/blobs/monitor-blob-storage-reference, "Fields that
+# describe how the operation was authenticated"): "key1 | key2 (SHA256 hash of the key)" for an
+# account key; that and ",SasSignature(SHA 256 hash of the SAS token)" for a SAS; "SHA 256 hash of
+# the OAuth token" for OAuth; "for other authentication types, there is no tokenHash field". A
+# SHA-256 is written as 64 hexadecimal digits (the docs' examples are upper case). A
+# user-delegation SAS's is undocumented (README, what is unverified): any value is taken.
+_SHA256 = r"[0-9A-Fa-f]{64}"
+_TOKEN_HASH = {
+    "AccountKey": re.compile(rf"key[12]\({_SHA256}\)"),
+    "SAS": re.compile(rf"key[12]\({_SHA256}\),SasSignature\({_SHA256}\)"),
+    "OAuth": re.compile(_SHA256),
+    "Anonymous": None,
+}
+
+
+def _shape_problem(table: str, row: dict) -> str | None:
+    """Why a StorageBlobLogs row's AuthenticationHash is not shaped as the service writes it for
+    its AuthenticationType, or None: a scenario whose hash the app could not read as the
+    service's would test nothing."""
+    value, kind = row.get("AuthenticationHash"), row.get("AuthenticationType")
+    if table != "StorageBlobLogs" or value in (None, "") or kind not in _TOKEN_HASH:
+        return None
+    shape = _TOKEN_HASH[kind]
+    if shape is None:
+        return f"column 'AuthenticationHash': an {kind} request has none (Microsoft: no tokenHash), got {value!r}"
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        return (f"column 'AuthenticationHash' of a {kind} request is {reprlib.repr(value)}, not shaped as the service "
+                f"writes it ({shape.pattern.replace(_SHA256, '<SHA-256 in hex>')})")
+    return None
+
+
 class LogStore:
     """Seeded Log Analytics tables, queried with KQL. Safe to share between threads."""
 
@@ -380,6 +414,9 @@ class LogStore:
                 raise ValueError(f"{table} row {index}: expected an object, got {reprlib.repr(row)}")
             if row.get("TimeGenerated") is None:
                 raise ValueError(f"{table} row {index}: column 'TimeGenerated' is required")
+            shaped = _shape_problem(table, row)
+            if shaped:
+                raise ValueError(f"{table} row {index}: {shaped}")
             for column, value in row.items():
                 kind = "datetime" if column == INGESTION else kinds.get(column)
                 if kind is None:

@@ -51,17 +51,18 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
 
 @dataclass(frozen=True)
 class Judged:
-    """What the worker knows of a decision when it carries it out: when it was made
-    (rotation), the state it judged, and for a release the states of the released decision
-    (each by resource ID, lower case)."""
+    """What the worker knows of a decision when it carries it out: when it was made and its
+    findings (rotation: which keys, created before when), the state it judged, and for a
+    release the states of the released decision (each by resource ID, lower case)."""
 
     decided_at: str = ""
     recorded: dict[str, dict] | None = None
     release: dict[str, dict[str, dict]] | None = None  # {"before": ..., "after": ...}
+    findings: tuple[dict, ...] = ()  # as the decision record keeps them (Finding.as_dict)
 
     def context(self, target) -> dict:
         return {"decided_at": self.decided_at, "recorded": self.recorded or {}, "target": target,
-                "release": self.release or {"before": {}, "after": {}}}
+                "release": self.release or {"before": {}, "after": {}}, "findings": list(self.findings)}
 
 
 def would_change(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged) -> bool:

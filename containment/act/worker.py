@@ -64,7 +64,7 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     if claim is None:
         return None  # lost the race to a concurrent delivery
     decision = claim.decision
-    judged = Judged(decision.decided_at or "", _lower(decision.before))
+    judged = Judged(decision.decided_at or "", _lower(decision.before), findings=tuple(decision.findings))
     if decision.operation == "release":
         released = runtime.ledger.find(decision.resource_id, decision.releases or "")
         if released is None:

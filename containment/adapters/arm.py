@@ -146,6 +146,13 @@ def list_subscriptions(clients: AzureClients) -> list[str]:
     return _arm(lambda: [item.subscription_id.lower() for item in clients.subscriptions.subscriptions.list()])
 
 
+def list_tenants(clients: AzureClients) -> set[str]:
+    """The tenant IDs of the subscriptions the app's identity can see (Subscriptions - List's
+    `tenantId`: https://learn.microsoft.com/rest/api/resources/subscriptions/list): its own."""
+    return _arm(lambda: {str(item.tenant_id).lower() for item in clients.subscriptions.subscriptions.list()
+                         if item.tenant_id})
+
+
 def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
     groups = clients.network(subscription).network_security_groups
     return _arm(lambda: [item.as_dict() for item in groups.list_all()])

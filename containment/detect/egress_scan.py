@@ -1,8 +1,8 @@
 """The egress scan: what happens every few minutes (timer) to find synthetic data leaving.
 
     checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
-    -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query
-       (and, with CONTAINMENT_CANARY_BLOBS set, the canary query)
+    -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query,
+       the copy query (and, with CONTAINMENT_CANARY_BLOBS set, the canary query)
     -> per protected account with findings: decide -> record or claim + enqueue
     -> advance the checkpoint (ETag-guarded)
 
@@ -46,7 +46,12 @@ _NUMBER = (int, float)
 # (ResourceId is any: a row that names no account in scope is passed over, not trusted.)
 WINDOW_COLUMNS = {"ResourceId": object, "Caller": (str, type(None)), "Bytes": _NUMBER, "Blobs": _NUMBER, "Requests": _NUMBER,
                   "AnonymousRequests": _NUMBER, "KeyOrSasRequests": _NUMBER, "Addresses": list, "SampleUris": list,
-                  "AuthenticationTypes": list}
+                  "AuthenticationTypes": list, "Keys": list, "SasSignatures": list, "SasPolicyViolations": _NUMBER,
+                  "SasExpiryStatuses": list, "UnknownKeyRequests": _NUMBER}
+COPY_COLUMNS = {"ResourceId": object, "Operation": str, "Side": str, "SourceAccount": (str, type(None)),
+                "DestinationAccount": (str, type(None)), "Caller": (str, type(None)), "Requests": _NUMBER,
+                "Objects": list, "SourceUris": list, "DestinationUris": list, "Keys": list, "SasSignatures": list,
+                "UnknownKeyRequests": _NUMBER, "RequesterTenants": list}
 CANARY_COLUMNS = {"ResourceId": object, "Canary": str, "Caller": (str, type(None)), "Address": (str, type(None)),
                   "AuthenticationType": (str, type(None)), "Requests": _NUMBER, "Operations": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
@@ -87,11 +92,19 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
             rows = log_analytics.checked(log_analytics.run(
                 runtime.clients, settings.log_workspace_id, "egress_window", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end), "egress_window", WINDOW_COLUMNS)
+            copies = log_analytics.checked(log_analytics.run(
+                runtime.clients, settings.log_workspace_id, "egress_copy", start - MAX_ARRIVAL_DELAY, end,
+                window_start=start, window_end=end), "egress_copy", COPY_COLUMNS)
             canary_reads = log_analytics.checked(log_analytics.run(
                 runtime.clients, settings.log_workspace_id, "egress_canary", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end, canaries=settings.canary_blobs),
                 "egress_canary", CANARY_COLUMNS) if settings.canary_blobs else []
-            written += _judge_window(runtime, start, end, rows, canary_reads, baseline, run)
+            try:
+                copied = _copies_by_source(runtime, copies, run)
+            except Exception as error:  # noqa: BLE001 - ARM's answer is part of the window's: retried with it
+                raise log_analytics.QueryFailed(f"egress_copy: the accounts the copies name could not be listed in "
+                                                f"ARM ({describe_failure(error)})") from None
+            written += _judge_window(runtime, start, end, rows, canary_reads, copied, baseline, run)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
@@ -144,20 +157,65 @@ class ScanRun:
 
     failures: Repeats
     accounts: dict[str, dict | None] = field(default_factory=dict)
+    # Every storage account in scope by name (lower case), listed once a run when a copy names one.
+    by_name: dict[str, dict] | None = None
+    # The tenants of the subscriptions the app sees, listed once a run when a copy read names one.
+    tenants: set[str] | None = None
     acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
 
 
+def _copies_by_source(runtime: Runtime, copies: list[dict], run: ScanRun) -> dict[str, list[dict]]:
+    """The copy rows by the ARM ID of the account copied from (lower case), each marked with
+    whether its destination is a protected account (DestinationProtected) and which of its
+    callers' tenants are not the app's (ForeignTenants). A source's own row names it by
+    _ResourceId; a destination's row names the source only by its URI's host, which is
+    resolved among the accounts in scope. A source not among them is not the app's to judge;
+    a destination not among them (another subscription, another tenant) is not protected."""
+    if not copies:
+        return {}
+    accounts = _accounts_by_name(runtime, run)
+    if run.tenants is None and any(row.get("RequesterTenants") for row in copies):
+        run.tenants = arm.list_tenants(runtime.clients)
+    by_source: dict[str, list[dict]] = {}
+    for row in copies:
+        foreign = sorted({str(t).lower() for t in row.get("RequesterTenants") or []
+                          if t and str(t).lower() not in (run.tenants or set())})
+        source = row["ResourceId"] if row["Side"] == "source" else (
+            accounts.get(row.get("SourceAccount") or "") or {}).get("id")
+        destination = accounts.get(row.get("DestinationAccount") or "")
+        protected = destination is not None and protection_of(
+            parse_resource_id(destination["id"]), destination.get("tags"), runtime.settings).protected
+        if isinstance(source, str) and source:
+            by_source.setdefault(source.lower(), []).append({**row, "DestinationProtected": protected,
+                                                             "ForeignTenants": foreign})
+    return by_source
+
+
+def _accounts_by_name(runtime: Runtime, run: ScanRun) -> dict[str, dict]:
+    """Every storage account in CONTAINMENT_SUBSCRIPTIONS (none set: every subscription the
+    identity sees) by its name, lower case: names are unique across Azure
+    (https://learn.microsoft.com/azure/storage/common/storage-account-overview#storage-account-name),
+    so a URI's host names one account. Listed once a run, and only when a copy is to be judged."""
+    if run.by_name is None:
+        subscriptions = runtime.settings.subscriptions or arm.list_subscriptions(runtime.clients)
+        run.by_name = {str(account.get("name")).lower(): account for subscription in sorted(subscriptions)
+                       for account in arm.list_accounts(runtime.clients, subscription, None)}
+    return run.by_name
+
+
 def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict], canary_reads: list[dict],
-                  baseline: dict, run: ScanRun) -> list[DecisionRecord]:
-    by_account: dict[str, tuple[list[dict], list[dict]]] = {}
+                  copies: dict[str, list[dict]], baseline: dict, run: ScanRun) -> list[DecisionRecord]:
+    by_account: dict[str, tuple[list[dict], list[dict], list[dict]]] = {}
     for row in rows:
-        by_account.setdefault(row["ResourceId"], ([], []))[0].append(row)
+        by_account.setdefault(row["ResourceId"], ([], [], []))[0].append(row)
     for row in canary_reads:  # a canary read by an operation other than GetBlob names an account of its own
-        by_account.setdefault(row["ResourceId"], ([], []))[1].append(row)
+        by_account.setdefault(row["ResourceId"], ([], [], []))[1].append(row)
+    for source, rows_of_source in copies.items():  # a copy logged only by its destination names its source
+        by_account.setdefault(source, ([], [], []))[2].extend(rows_of_source)
     written = []
-    for resource_id, (callers, canaries) in sorted(by_account.items(), key=lambda item: str(item[0])):
+    for resource_id, (callers, canaries, copied) in sorted(by_account.items(), key=lambda item: str(item[0])):
         try:
-            record = _judge_account(runtime, start, end, resource_id, callers, canaries, baseline, run)
+            record = _judge_account(runtime, start, end, resource_id, callers, canaries, copied, baseline, run)
         except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
             record = _account_failed(runtime, run.failures, start, end, str(resource_id), error)
         else:
@@ -168,7 +226,8 @@ def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[d
 
 
 def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id: str, callers: list[dict],
-                   canary_reads: list[dict], baseline: dict, run: ScanRun) -> DecisionRecord | None:
+                   canary_reads: list[dict], copies: list[dict], baseline: dict,
+                   run: ScanRun) -> DecisionRecord | None:
     """Judge one account's window; only protected accounts with findings are recorded
     (a record per account per window for quiet accounts would bury the ledger)."""
     try:
@@ -194,7 +253,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         return None
     spelled = account.get("id") or account_id.text
     activity = {"id": spelled, "window": {"start": clock.iso(start), "end": clock.iso(end)}, "callers": callers,
-                "canary_reads": canary_reads}
+                "canary_reads": canary_reads, "copies": copies}
     findings = judge(TABLE, activity, Context(runtime.settings, protection, facts={"baseline": baseline}))
     if not findings:
         return None

@@ -3,8 +3,12 @@
 Each rule judges one account's activity in one scan window (rows of the egress_window
 query, one per caller) against the settings and, for volume, each caller's baseline (rows
 of the egress_baseline query); the canary rule judges the account's canary reads (rows of the
-egress_canary query) instead. A finding's evidence is bounded, however many callers fired
-(400 anonymous IPv6 addresses in one window): the counts, the top callers by bytes and
+egress_canary query), and the copy rule the account's server-side copies (rows of the egress_copy
+query, each marked by the scan with whether its destination is a protected account) instead.
+Findings about a key or SAS name the credential: `keys`, the account keys that signed it, and
+`sas_signatures`, the SHA-256 hashes of the SAS signatures, never the SAS (credentials()).
+A finding's evidence is bounded, however many callers fired (400 anonymous IPv6 addresses in
+one window): the counts, the top callers by bytes and
 requests with their sample URIs cut to a readable length, the blobs those samples name, and
 the SHA-256 of the full evidence (every caller that fired, URIs whole), which the finding
 carries beside it for the ledger to keep. Egress findings are contained by severity
@@ -13,6 +17,7 @@ carries beside it for the ledger to keep. Egress findings are contained by sever
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +33,8 @@ TOP_OBJECTS = 10
 SAMPLE_URIS = 3
 LIST_ITEMS = 10  # addresses per caller (the query keeps ten)
 URI_CHARACTERS = 200  # an account, a container and a long blob path; a SAS query string is cut
+ACCOUNT_KEYS = ("key1", "key2")
+SAS_SIGNATURES = 10  # SAS signature hashes a finding names (the queries keep ten per caller)
 
 
 def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
@@ -42,7 +49,71 @@ def _evidence(caller: dict, **extra: Any) -> dict[str, Any]:
         elif name == "SampleUris" and isinstance(value, list):
             value = [_redacted(uri) for uri in value]
         evidence[name] = value
+    used = credentials([caller])
+    if used["keys"] or used["sas_signatures"] or caller.get("UnknownKeyRequests"):
+        evidence.update(Keys=used["keys"], SasSignatures=used["sas_signatures"])
+    if caller.get("UnknownKeyRequests"):  # the finding's credentials() reads it from the evidence
+        evidence["UnknownKeyRequests"] = caller["UnknownKeyRequests"]
+    grants = [grant for uri in caller.get("SampleUris") or [] if (grant := sas_grant(uri))]
+    if grants:
+        evidence["SasGrants"] = grants
     return {**evidence, **extra}
+
+
+def credentials(rows: list[dict]) -> dict[str, list[str]]:
+    """The credentials these rows' requests used, as a finding names them: `keys`, the account
+    keys (key1, key2) that signed an account-key request or its SAS, and `sas_signatures`, the
+    SHA-256 hashes of the SAS signatures (at most SAS_SIGNATURES). The rows are the queries'
+    (Keys, SasSignatures), parsed from AuthenticationHash by the credential block of
+    queries/egress_window.kql, the one place that format is read; empty strings (a request
+    that used neither) and anything that is not a key name or a hexadecimal hash are dropped.
+    Where any SAS or account-key request's hash named no key (UnknownKeyRequests), `keys` is
+    empty: not known, so the rotation takes both (a key named beside an unknown one would
+    leave the unknown one valid)."""
+    unknown = any(row.get("UnknownKeyRequests") for row in rows)
+    keys = set() if unknown else {key for row in rows for key in row.get("Keys") or [] if key in ACCOUNT_KEYS}
+    hashes = {str(h).upper() for row in rows for h in row.get("SasSignatures") or []
+              if isinstance(h, str) and h and all(c in "0123456789abcdefABCDEF" for c in h)}
+    return {"keys": sorted(keys), "sas_signatures": sorted(hashes)[:SAS_SIGNATURES]}
+
+
+def sas_parameters(uri: Any) -> dict[str, str] | None:
+    """A SAS URI's query parameters, decoded (first of each name), or None where the URI
+    carries no SAS (neither `sv` nor `sig`). The one reader of a logged SAS URI: the grant a
+    finding shows (sas_grant) and the incident report's words (containment.record.leak)."""
+    if not isinstance(uri, str) or "?" not in uri:
+        return None
+    query: dict[str, str] = {}
+    for part in uri.split("?", 1)[1].split("#", 1)[0].split("&"):
+        name, _, value = part.partition("=")
+        if name:  # as a form decodes it: '+' is a space, %XX a byte (SAS values are ASCII)
+            query.setdefault(name, _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value.replace("+", " ")))
+    return query if "sv" in query or "sig" in query else None
+
+
+def sas_grant(uri: Any) -> dict[str, Any] | None:
+    """What a SAS in a logged URI granted, where the URI keeps its parameters: permissions
+    (sp), start (st), expiry (se), resource (sr), version (sv), and the lifetime in hours from
+    start to expiry (None without both). Never the signature. Whether the service's logged Uri
+    keeps these parameters is not documented (README, what is unverified); None where it has none."""
+    query = sas_parameters(uri) or {}
+    grant = {name: query[name] for name in ("sp", "st", "se", "sr", "sv") if query.get(name)}
+    if "se" not in grant and "sp" not in grant:
+        return None
+    start, expiry = _iso(grant.get("st")), _iso(grant.get("se"))
+    grant["lifetime_hours"] = round((expiry - start).total_seconds() / 3600, 2) if start and expiry else None
+    return grant
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _iso(text: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _redacted(uri: Any) -> Any:
@@ -127,8 +198,66 @@ def key_or_sas_from_untrusted_network(activity: dict, context: Context):
             callers.append(_evidence(caller, KeyOrSasRequests=caller["KeyOrSasRequests"], untrusted_addresses=outside))
     if not callers:
         return None
+    evidence, full = _bounded(callers)
     return (f"SAS or account-key reads from {len(callers)} address(es) outside CONTAINMENT_ALLOWED_CIDRS: "
-            "a key or SAS is in the wrong hands", *_bounded(callers))
+            "a key or SAS is in the wrong hands", {**evidence, **credentials(callers)}, full)
+
+
+def sas_expiry_policy_violated(activity: dict, context: Context):
+    """Reads with a SAS whose validity exceeds the account's SAS expiration policy (or that
+    has no signed start while one is in effect): the service says so in SasExpiryStatus
+    (https://learn.microsoft.com/azure/storage/common/sas-expiration-policy). Medium: the SAS
+    is a standing credential that outlives its policy, not by itself one in the wrong hands
+    (a SAS used from outside the allowed networks is egress_key_or_sas_from_untrusted_network,
+    critical, in the same decision); by default recorded for a person, who knows which key and
+    which SAS hash it was."""
+    callers = [_evidence(c, SasPolicyViolations=c["SasPolicyViolations"],
+                         SasExpiryStatuses=[s for s in c.get("SasExpiryStatuses") or [] if s])
+               for c in activity["callers"] if c.get("SasPolicyViolations")]
+    if not callers:
+        return None
+    evidence, full = _bounded(callers)
+    total = sum(c["SasPolicyViolations"] for c in callers)
+    return (f"{total} read(s) by {len(callers)} caller(s) with a SAS that violates the account's SAS expiration "
+            "policy", {**evidence, **credentials(callers)}, full)
+
+
+def copy_out_of_scope(activity: dict, context: Context):
+    """Server-side copies of the account's blobs to an account that is not protected (another
+    subscription or tenant, or one without the scope tag): rows of the egress_copy query,
+    from whichever side logged them, each marked by the scan (DestinationProtected) with
+    whether its destination is a protected account it can read in ARM. A copy between two
+    protected accounts is not a finding. A copy tool's read that names no destination is one
+    where its caller is of another tenant than the app's (ForeignTenants, from
+    RequesterTenantId), and otherwise not judged here. The keys and SAS hashes named are the
+    source's: those of the reads the source logged (a destination's row carries the
+    destination's credential, not the source's)."""
+    rows = sorted((r for r in activity.get("copies") or [] if (
+                      r.get("DestinationAccount") and not r.get("DestinationProtected")
+                      or not r.get("DestinationAccount") and r.get("ForeignTenants"))),
+                  key=lambda r: (str(r.get("DestinationAccount")), str(r.get("Operation")), str(r.get("Caller"))))
+    if not rows:
+        return None
+    copies = [{"Operation": r.get("Operation"), "LoggedBy": r.get("Side"), "Source": r.get("SourceAccount"),
+               "Destination": r.get("DestinationAccount") or f"another tenant ({', '.join(r['ForeignTenants'])})",
+               "Caller": r.get("Caller"), "Requests": r.get("Requests"), "ForeignTenants": r.get("ForeignTenants"),
+               "Objects": r.get("Objects"), "SourceUris": [_redacted(u) for u in r.get("SourceUris") or []],
+               "DestinationUris": [_redacted(u) for u in r.get("DestinationUris") or []],
+               "UserAgents": r.get("UserAgents"), "RequesterTenants": r.get("RequesterTenants"),
+               "AuthenticationTypes": r.get("AuthenticationTypes"),
+               "FirstCopy": _text(r.get("FirstCopy")), "LastCopy": _text(r.get("LastCopy"))} for r in rows]
+    destinations = sorted({str(c["Destination"]) for c in copies})
+    full = {"copies": copies}
+    evidence = {
+        "destinations": [_cut(name) for name in destinations[:TOP_OBJECTS]],
+        "requests": sum(c["Requests"] or 0 for c in copies),
+        "copies": [_sampled(copy) for copy in copies[:TOP_CALLERS]],
+        "callers": [{"Caller": c["Caller"]} for c in copies[:TOP_CALLERS] if c["Caller"]],
+        "digest": evidence_digest(full),
+        **credentials([r for r in rows if r.get("Side") == "source"]),
+    }
+    return (f"blobs copied to {', '.join(destinations[:3])}{' and more' if len(destinations) > 3 else ''}, "
+            "outside the protected accounts", evidence, full)
 
 
 def volume_anomaly(activity: dict, context: Context):
@@ -212,6 +341,9 @@ RULES = (
     Rule("egress_key_or_sas_from_untrusted_network", "critical", TABLE, key_or_sas_from_untrusted_network,
          contained_by_severity=True),
     Rule("egress_canary_read", "critical", TABLE, canary_read, contained_by_severity=True),
+    Rule("egress_copy_out_of_scope", "critical", TABLE, copy_out_of_scope, contained_by_severity=True),
     Rule("egress_volume_anomaly", "high", TABLE, volume_anomaly, contained_by_severity=True),
     Rule("egress_bulk_enumeration", "medium", TABLE, bulk_enumeration, contained_by_severity=True),
+    Rule("egress_sas_expiry_policy_violated", "medium", TABLE, sas_expiry_policy_violated,
+         contained_by_severity=True),
 )

@@ -71,6 +71,10 @@ class Action:
     # (action, levels up): an action on an ancestor that contains this one's exposure too, so
     # a plan with several of these under one ancestor uses that one write instead.
     covered_by: tuple[str, int] | None = None
+    # Whether earlier decisions of the incident that planned this action on the target (their
+    # findings, one list per decision) did what these findings call for: None, they did (one
+    # leak, one containment); a rotation of key1 does not rotate the key2 a later finding names.
+    done_by_earlier: Callable[[list[list[dict]], list[dict], str], bool] | None = None
 
     @property
     def fixed_rules(self) -> tuple[str, ...]:

@@ -128,8 +128,13 @@ def within_incident(decision: Decision, earlier: list[DecisionRecord]) -> Decisi
     to those decisions, and changes nothing."""
     if not earlier or not (decision.plan or decision.awaiting):
         return decision
-    done = {PlannedAction(step["action"], step["target"]) for record in earlier
-            for step in record.plan + record.awaiting_approval}
+    by_step: dict[PlannedAction, list[list[dict]]] = {}
+    for record in earlier:
+        for step in record.plan + record.awaiting_approval:
+            by_step.setdefault(PlannedAction(step["action"], step["target"]), []).append(record.findings)
+    found = [finding.as_dict() for finding in decision.findings]
+    done = {step for step, findings in by_step.items() if ACTIONS[step.action].done_by_earlier is None
+            or ACTIONS[step.action].done_by_earlier(findings, found, step.target)}
     plan = tuple(step for step in decision.plan if step not in done)
     awaiting = tuple(step for step in decision.awaiting if step not in done)
     if (plan, awaiting) == (decision.plan, decision.awaiting):

@@ -7,7 +7,13 @@ A finding carries signs of what caused it and what it is about:
 - `resource <ARM ID>`: a resource found again (the drift sweep, a containment, a release);
 - `dataset <account ID>`: the storage account the resource holds data in (a container,
   the account, a role assignment scoped to either): a public container and the anonymous
-  reads from its account are one breach.
+  reads from its account are one breach;
+- `credential <account ID> key1` or `credential <account ID> sas <hash>`: an account key or
+  a SAS (the SHA-256 of its signature, never the SAS) a finding's evidence names as used or
+  pulled (`keys`, `sas_signatures`), qualified by the account it belongs to: the listing of a
+  key and the reads with a SAS it signed, or two accounts' findings that name one leaked SAS,
+  are one breach. At most CREDENTIAL_SIGNS a record, so the signs stay few (they are read
+  FILTER_ROWS to a query and written in one transaction).
 
 The person who acts on a finding (an approver, a break-glass operator) is never a sign: an
 on-call engineer who contains two unrelated exposures does not make them one incident.
@@ -39,6 +45,7 @@ from containment.record.incidents import GDPR_NOTIFICATION, OPERATOR_OPERATIONS,
 _ACCOUNT = re.compile(r"^(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.storage/storageaccounts/[^/]+)",
                       re.IGNORECASE)
 ATTEMPTS = 3  # a lost race re-reads the signs and joins the winner; more losses than this is a storm of one sign
+CREDENTIAL_SIGNS = 12  # both keys and ten SAS hashes: what one bounded finding names
 
 
 def signs_of(record: DecisionRecord) -> list[str]:
@@ -48,10 +55,18 @@ def signs_of(record: DecisionRecord) -> list[str]:
         actor = str(record.actor.get("object_id") or "").lower()
         if actor:
             signs.append(f"identity {actor}")
+    credentials: list[str] = []
     for finding in record.findings:
-        for caller in (finding.get("evidence") or {}).get("callers") or []:
+        evidence = finding.get("evidence") or {}
+        for caller in evidence.get("callers") or []:
             if isinstance(caller, dict) and caller.get("Caller"):
                 signs.append(f"identity {str(caller['Caller']).lower()}")
+        account = _ACCOUNT.match(str(finding.get("resource_id") or record.resource_id or "").lower())
+        if account:
+            credentials += [f"credential {account.group(1)} {str(key).lower()}" for key in evidence.get("keys") or []]
+            credentials += [f"credential {account.group(1)} sas {str(sas).lower()}"
+                            for sas in evidence.get("sas_signatures") or []]
+    signs += list(dict.fromkeys(credentials))[:CREDENTIAL_SIGNS]
     if record.resource_id:
         resource = record.resource_id.lower()
         signs.append(f"resource {resource}")

@@ -38,13 +38,13 @@ from containment.core import clock
 from containment.core.findings import evidence_digest
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import DecisionRecord, describe_failure
+from containment.plan.keys import keys_named
 
 log = logging.getLogger("containment")
 # The same reads as the egress scan: the workspace's StorageBlobLogs.
 PERMISSIONS = ("Microsoft.OperationalInsights/workspaces/read", "Microsoft.OperationalInsights/workspaces/query/read",
                "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read")
 QUERY = "impact_preview"
-KEYS = ("key1", "key2")
 FROM_LOGS = ("rotate_account_keys", "revoke_user_delegation_keys", "lock_account_network")
 REPLICATION = "remove_replication_policy"
 # Addresses no IP rule can hold: IP rules take public IPv4 addresses only, not the private
@@ -121,27 +121,13 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
         rows = log_analytics.checked(log_analytics.run(
             runtime.clients, settings.log_workspace_id, QUERY, since, until, lookback_start=since, lookback_end=until,
             accounts=(account.lower(),),
-            rotated_keys=rotated_keys(record, account) if "rotate_account_keys" in asked else (),
+            rotated_keys=keys_named(record.findings, account) if "rotate_account_keys" in asked else (),
             delegation_sas="revoke_user_delegation_keys" in asked, lock_network="lock_account_network" in asked,
             address_ranges=ranges), QUERY, COLUMNS)
     except Exception as error:  # noqa: BLE001 - a preview must never hold up or lose the decision
         log.error("IMPACT PREVIEW UNAVAILABLE for %s (%s): %s", account, record.key, error)
         rows = describe_failure(error)
     return {**answers, **{action: rows for action in asked}}, True
-
-
-def rotated_keys(record: DecisionRecord, account: str) -> tuple[str, ...]:
-    """The keys rotate_account_keys rotates on the account: those its findings there name
-    (evidence `keys`), both where any names none (the contract of #18)."""
-    named: set[str] = set()
-    for finding in record.findings:
-        if not _on(finding.get("resource_id") or record.resource_id, account):
-            continue
-        keys = (finding.get("evidence") or {}).get("keys")
-        if not keys:
-            return KEYS
-        named |= set(keys)
-    return tuple(k for k in KEYS if k in named) or KEYS
 
 
 def address_ranges(record: DecisionRecord, account: str, runtime: Runtime) -> tuple:
@@ -174,7 +160,7 @@ def _from_logs(action: str, target: str, answer: list[dict] | str, record: Decis
     step: dict[str, Any] = {"action": action, "target": target}
     if isinstance(answer, str):
         return {**step, "status": "unavailable", "reason": answer}
-    keys = rotated_keys(record, target)
+    keys = keys_named(record.findings, target)
     step.update(status="previewed", uses=USES[action].format(keys=" or ".join(keys)))
     if action == "rotate_account_keys":
         step["keys"] = list(keys)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, urlsplit
 
 from containment.core.records import OPERATOR_OPERATIONS
+from containment.judge.egress import sas_parameters
 from containment.plan.registry import ACTIONS
 
 NOT_HOLDING = "egress_containment_not_holding"
@@ -192,11 +192,8 @@ def credential(authentication: list[str], uris: list[str]) -> dict:
 
 def _sas(uri: str) -> dict | None:
     """What a SAS URI's query string says (the signature is redacted before it is recorded)."""
-    try:
-        query = dict(parse_qsl(urlsplit(str(uri)).query, keep_blank_values=True))
-    except ValueError:
-        return None
-    if "sig" not in query and "sv" not in query:
+    query = sas_parameters(uri)
+    if query is None:
         return None
     if query.get("skoid"):
         kind, signed = "a user-delegation SAS", f"a user-delegation key of object ID {query['skoid']}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, PlannedAction, plan_digest
+from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, DecisionRecord, PlannedAction, plan_digest
 from tests.helpers import arm_bodies as b
 from tests.helpers.concurrency import at_once
 from tests.helpers.events import CONTAINER_WRITE, write_event
@@ -116,3 +116,62 @@ def test_an_oversized_request_is_refused_unread(app):
     app.drain()
     [record] = app.records()
     assert record.outcome == "rejected" and f"at most {MAX_REQUEST_BYTES}" in record.reason
+
+
+def rotation(key: str, findings: list[dict], decided_at: str = "2026-11-24T12:00:00Z") -> DecisionRecord:
+    """A claimed decision to rotate the account's keys, with the findings that called for it."""
+    step = {"action": "rotate_account_keys", "target": ACCOUNT["id"]}
+    return DecisionRecord(key=key, resource_id=ACCOUNT["id"], outcome="contain", mode="enforce", reason="leaked key",
+                          plan=[step], actions=[step["action"]], findings=findings, decided_at=decided_at)
+
+
+def naming(*keys: str, resource_id: str = ACCOUNT["id"]) -> dict:
+    return {"rule": "egress_key_or_sas_from_untrusted_network", "severity": "critical", "resource_id": resource_id,
+            "summary": "a SAS in the wrong hands", "evidence": {"keys": list(keys)}}
+
+
+OLD_KEYS = {"key1": "2026-06-01T08:00:00.0000000Z", "key2": "2026-06-01T08:00:00.0000000Z"}
+
+
+def rotated(emulator) -> set[str]:
+    times = emulator.arm.get(ACCOUNT["id"])["properties"]["keyCreationTime"]
+    return {name for name, created in times.items() if created != OLD_KEYS[name]}
+
+
+def carry(app, decision: DecisionRecord) -> DecisionRecord:
+    app.runtime.ledger.claim(decision)
+    app.runtime.queue.send_message(ContainmentRequest.of(decision).to_message())
+    app.drain()
+    [record] = [r for r in app.records() if r.key == decision.key]
+    return record
+
+
+def test_only_the_key_the_findings_name_is_rotated_and_a_lost_answer_never_rotates_it_twice(app, emulator):
+    """A SAS signed with key1 leaked: key1 is rotated, key2 (which the pipeline may use) is
+    not; the answer to the rotation is lost, and the retry sees key1 newer than the decision
+    and leaves it (and key2) alone."""
+    emulator.seed([b.storage_account(keyCreationTime=OLD_KEYS)])
+    app.configure(**SETTINGS)
+    lost = emulator.faults.add("drop", path="regenerateKey$", method="POST", after=True)
+    record = carry(app, rotation("leak", [naming("key1"), naming("key1", resource_id=PUBLIC["id"])]))
+    assert lost.fired == 1 and record.outcome == "contained"
+    assert rotated(emulator) == {"key1"}
+    assert len([p for m, p, _ in emulator.applied_writes if p.lower().endswith("regeneratekey")]) == 1
+
+
+def test_the_findings_on_the_account_name_the_union_and_one_that_names_none_rotates_both(app, emulator):
+    emulator.seed([b.storage_account(keyCreationTime=OLD_KEYS)])
+    app.configure(**SETTINGS)
+    carry(app, rotation("union", [naming("key2"), naming("key2")]))
+    assert rotated(emulator) == {"key2"}
+    emulator.seed([b.storage_account(keyCreationTime=OLD_KEYS)])
+    carry(app, rotation("unknown", [naming("key2"), naming()]))
+    assert rotated(emulator) == {"key1", "key2"}
+
+
+def test_a_key_rotated_since_the_decision_is_not_rotated_again_nor_is_the_other(app, emulator):
+    emulator.seed([b.storage_account(keyCreationTime={**OLD_KEYS, "key1": "2026-11-24T12:30:00.0000000Z"})])
+    app.configure(**SETTINGS)
+    record = carry(app, rotation("late", [naming("key1")]))
+    assert record.outcome != "contained" or record.after == record.before
+    assert [p for m, p, _ in emulator.applied_writes if p.lower().endswith("regeneratekey")] == []

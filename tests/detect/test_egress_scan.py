@@ -19,13 +19,13 @@ WINDOW_START = datetime(2026, 11, 24, 11, 45, tzinfo=timezone.utc)
 
 def read(at: datetime, ip: str = "203.0.113.9", size: int = MB, auth: str = "OAuth", blob: str = "train/part-0",
          oid: str | None = "8c9d0e1f-2a3b-4c5d-8e6f-7a8b9c0d1e2f", account: dict = ACCOUNT, operation: str = "GetBlob",
-         status: str = "200") -> dict:
+         status: str = "200", **columns) -> dict:
     return {
         "TimeGenerated": at.isoformat().replace("+00:00", "Z"), "AccountName": account["name"],
         "_ResourceId": account["id"].lower(), "Category": "StorageRead", "OperationName": operation,
         "StatusCode": status, "AuthenticationType": auth, "RequesterObjectId": oid if auth == "OAuth" else None,
         "CallerIpAddress": f"{ip}:52311", "ResponseBodySize": size, "ObjectKey": f"/{account['name']}/{blob}",
-        "Uri": f"https://{account['name']}.blob.core.windows.net/{blob}?sv=2025-01-05",
+        "Uri": f"https://{account['name']}.blob.core.windows.net/{blob}?sv=2025-01-05", **columns,
     }
 
 
@@ -285,8 +285,8 @@ def test_the_queries_conform_and_type_check(scan, emulator, shared, tmp_path):
     report = validate_traffic(tmp_path)
     assert report.ok, str(report)
     assert set(shipped_queries()) == {"adapters/queries/egress_window.kql", "adapters/queries/egress_baseline.kql",
-                                      "adapters/queries/egress_canary.kql", "adapters/queries/service_clock.kql",
-                                      "adapters/queries/impact_preview.kql"}
+                                      "adapters/queries/egress_canary.kql", "adapters/queries/egress_copy.kql",
+                                      "adapters/queries/service_clock.kql", "adapters/queries/impact_preview.kql"}
     assert all(not diagnostics for diagnostics in check_queries(shipped_queries()).values())
 
 
@@ -588,3 +588,76 @@ def test_a_training_read_after_containment_is_not_a_leak_that_holds(scan, app, e
     later = [r for r in app.records() if r.event_time and r.event_time.startswith("2026-11-24T12:05")]
     assert [r.outcome for r in later] == ["reported"]  # the late row: the same incident
     assert not [r for r in app.records() if r.key.endswith(".not-holding")]
+
+
+# AuthenticationHash as Microsoft documents it for a SAS (monitor-blob-storage-reference, identity/tokenHash).
+KEY1_HASH = "0A0AE8AADA354A19722ED12342443F0DC8FAF3E6AF8C8AD805DE6D563E0E5F8A"
+SAS_HASH = "04D64C2B3A704145C9F1664F201123467A74D72DA72751A9137DDAA732FA03CF"
+SIGNED_BY_KEY1 = f"key1({KEY1_HASH}),SasSignature({SAS_HASH})"
+
+
+def test_a_sas_from_an_unknown_network_names_key1_and_its_hash_from_the_logs(scan):
+    [record] = scan([read(in_window(), auth="SAS", ip="198.51.100.20", AuthenticationHash=SIGNED_BY_KEY1)])
+    [finding] = record.findings
+    assert finding["rule"] == "egress_key_or_sas_from_untrusted_network"
+    assert (finding["evidence"]["keys"], finding["evidence"]["sas_signatures"]) == (["key1"], [SAS_HASH])
+    assert [a["action"] for a in record.awaiting_approval] == ["rotate_account_keys"]
+
+
+def test_a_sas_that_violates_the_expiry_policy_is_reported_not_contained(scan):
+    [record] = scan([read(in_window(), auth="SAS", ip="10.20.3.4", AuthenticationHash=SIGNED_BY_KEY1,
+                          SasExpiryStatus="Policy violated (validity exceeds sasExpirationPeriod)")])
+    assert (record.outcome, record.rules, record.severity) == ("reported", ["egress_sas_expiry_policy_violated"],
+                                                               "medium")
+    assert record.findings[0]["evidence"]["keys"] == ["key1"] and record.actions == []
+
+
+SCRATCH = b.storage_account("scratch01", tags={})  # same subscription, not tagged: not protected
+TWIN = b.storage_account("synthtrain02")
+
+
+def copied(account: dict, operation: str, source: str, **columns) -> dict:
+    """A destination's row of a server-side copy: the request went to it and names its source."""
+    return read(in_window(), account=account, operation=operation, status="201", ip="10.20.3.4",
+                blob="landing/part-0.parquet", SourceUri=f"https://{source}.blob.core.windows.net/train/part-0.parquet",
+                Category="StorageWrite", UserAgentHeader="AzCopy/10.27.0 azsdk-go-azblob/v1.4.0", **columns)
+
+
+def test_a_copy_to_an_unprotected_account_logged_by_the_destination_is_critical_on_the_source(scan, emulator):
+    emulator.seed([ACCOUNT, SCRATCH], {"StorageBlobLogs": [copied(SCRATCH, "PutBlockFromURL", ACCOUNT["name"])]})
+    [record] = scan(seed=False)
+    assert (record.resource_id, record.outcome, record.rules) == (ACCOUNT["id"], "contained",
+                                                                   ["egress_copy_out_of_scope"])
+    evidence = record.findings[0]["evidence"]
+    assert evidence["destinations"] == ["scratch01"] and evidence["copies"][0]["LoggedBy"] == "destination"
+    assert "keys" in evidence and evidence["keys"] == []  # the destination's credential is not the source's
+
+
+def test_a_copy_the_source_logged_to_an_account_nobody_in_scope_knows_is_a_finding(scan):
+    [record] = scan([read(in_window(), ip="10.20.3.4", DestinationUri="https://exfil99.blob.core.windows.net/x/p")])
+    assert record.rules == ["egress_copy_out_of_scope"]
+    assert record.findings[0]["evidence"]["destinations"] == ["exfil99"]
+
+
+def test_a_copy_between_two_protected_accounts_is_no_finding(scan, emulator):
+    emulator.seed([ACCOUNT, TWIN], {"StorageBlobLogs": [
+        copied(TWIN, "CopyBlob", ACCOUNT["name"], StatusCode="202"),
+        read(in_window(), ip="10.20.3.4", DestinationUri=f"https://{TWIN['name']}.blob.core.windows.net/x/p")]})
+    assert scan(seed=False) == []
+
+
+AZCOPY = {"UserAgentHeader": "AzCopy/10.27.0 azsdk-go-azblob/v1.4.0",
+          "RequesterTenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47"}  # the emulator's subscriptions' tenant
+
+
+def test_an_azcopy_read_by_another_tenants_principal_is_a_copy_out_of_scope(scan):
+    """No DestinationUri names where an AzCopy download went; the caller's tenant
+    (RequesterTenantId) does, against the tenants of the subscriptions the app sees."""
+    foreign = {**AZCOPY, "RequesterTenantId": "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"}
+    [record] = scan([read(in_window(), ip="10.20.3.4", **foreign)])
+    assert record.rules == ["egress_copy_out_of_scope"]
+    assert record.findings[0]["evidence"]["copies"][0]["ForeignTenants"] == ["9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"]
+
+
+def test_an_azcopy_read_by_a_principal_of_the_apps_own_tenant_is_no_finding(scan):
+    assert scan([read(in_window(), ip="10.20.3.4", **AZCOPY)]) == []

@@ -610,3 +610,25 @@ def test_an_answer_past_the_row_limit_is_cut_with_a_partial_error(store):
     assert status == 200 and len(response["tables"][0]["rows"]) == 2
     assert response["error"]["code"] == "PartialError"
     assert "E_QUERY_RESULT_SET_TOO_LARGE" in response["error"]["details"][0]["innererror"]["message"]
+
+
+SHA = "04D64C2B3A704145C9F1664F201123467A74D72DA72751A9137DDAA732FA03CF"
+
+
+@pytest.mark.parametrize("kind, value, accepted", [
+    ("AccountKey", f"key2({SHA})", True),
+    ("SAS", f"key1({SHA}),SasSignature({SHA.lower()})", True),
+    ("OAuth", SHA, True),
+    ("DelegationSas", "whatever the service writes", True),  # undocumented: taken as given
+    ("SAS", f"key1({SHA})", False),  # a SAS names its signature's hash too
+    ("SAS", "key1(abc),SasSignature(def)", False),  # not SHA-256 hashes
+    ("AccountKey", f"key3({SHA})", False),
+    ("Anonymous", SHA, False),  # no credential, no hash
+])
+def test_an_authentication_hash_is_shaped_as_the_service_writes_it_for_its_type(store, kind, value, accepted):
+    row = {"TimeGenerated": "2026-11-24T10:00:00Z", "AuthenticationType": kind, "AuthenticationHash": value}
+    if accepted:
+        store.seed("StorageBlobLogs", [row])
+    else:
+        with pytest.raises(ValueError, match="row 0: column 'AuthenticationHash'"):
+            store.seed("StorageBlobLogs", [row])

@@ -46,6 +46,11 @@ EXPECTED = {
     "egress-scan-without-workspace-fails-once.json": ["failed"],
     "egress-canary-read-from-the-training-network.json": ["contained"],
     "egress-ordinary-reads-beside-an-untouched-canary.json": [],
+    # Locked at once; the rotation held, then approved: key1 alone (final state, below).
+    "egress-sas-signed-with-key1-rotates-only-key1.json": ["contained", "contained"],
+    "egress-copy-to-an-unprotected-account.json": ["contained"],
+    "egress-copy-between-two-protected-accounts.json": [],
+    "egress-sas-expiry-policy-violated.json": ["reported"],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["pending-approval", "reported", "contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],
@@ -120,6 +125,15 @@ def test_final_state_shows_the_containment(bundled):
     assert policies["synthtrain01"] is None and policies["analyticsscratch01"] is not None
     _, final_state = outputs["replication-between-protected-accounts-compliant.json"]
     assert all(body is not None for body in final_state.values())
+
+
+def test_final_state_shows_only_the_key_that_signed_the_leaked_sas_rotated(bundled):
+    outputs, _ = bundled
+    records, final_state = outputs["egress-sas-signed-with-key1-rotates-only-key1.json"]
+    [account] = final_state.values()
+    created = account["properties"]["keyCreationTime"]  # rotated when the person approved (14:40)
+    assert created["key1"].startswith("2026-11-24T14:40") and created["key2"] == "2026-06-01T08:00:00.0000000Z"
+    assert [f["evidence"]["keys"] for f in records[0]["findings"]] == [["key1"]]
 
 
 def test_one_breach_is_one_incident_and_two_unrelated_are_two(bundled):

@@ -38,9 +38,33 @@ def canary_read(name: str = "10.20.1.4", canary: str = "/synthtrain01/d/customer
             "FirstRead": "2026-11-24T11:46:00Z", "LastRead": "2026-11-24T11:46:00Z"}
 
 
-def findings(*callers: dict, baseline: dict | None = None, canary_reads: tuple[dict, ...] = ()):
+SAS_HASH = "04D64C2B3A704145C9F1664F201123467A74D72DA72751A9137DDAA732FA03CF"
+
+
+def signed(row: dict, keys=("key1",), sas=(SAS_HASH,), violations: int = 0) -> dict:
+    """A caller row with the credential columns the window query parses from AuthenticationHash."""
+    statuses = ["Policy violated (SAS expiry greater than the SAS policy's sasExpirationPeriod)"] if violations else []
+    return {**row, "Keys": [*keys, ""], "SasSignatures": [*sas, ""], "SasPolicyViolations": violations,
+            "SasExpiryStatuses": ["", *statuses]}
+
+
+def copy(destination: str = "scratch01", protected: bool = False, side: str = "destination",
+         keys: tuple[str, ...] = ()) -> dict:
+    """A row of the egress_copy query, marked by the scan with whether its destination is protected."""
+    return {"ResourceId": ACCOUNT_ID.lower(), "Operation": "PutBlockFromURL" if side == "destination" else "GetBlob",
+            "Side": side, "SourceAccount": "synthtrain01", "DestinationAccount": destination, "Caller": "oid:azcopy",
+            "Requests": 4, "Objects": ["/synthtrain01/d/a.parquet"],
+            "SourceUris": ["https://synthtrain01.blob.core.windows.net/d/a.parquet?sp=r&sig=abc%3D"],
+            "DestinationUris": [], "UserAgents": ["AzCopy/10.27.0"], "RequesterTenants": ["t-1"],
+            "AuthenticationTypes": ["OAuth"], "Keys": list(keys), "SasSignatures": [],
+            "FirstCopy": "2026-11-24T11:46:00Z", "LastCopy": "2026-11-24T11:47:00Z",
+            "DestinationProtected": protected, "ForeignTenants": []}
+
+
+def findings(*callers: dict, baseline: dict | None = None, canary_reads: tuple[dict, ...] = (),
+             copies: tuple[dict, ...] = ()):
     activity = {"id": ACCOUNT_ID, "window": {"start": "2026-11-24T11:45:00Z", "end": "2026-11-24T11:50:00Z"},
-                "callers": list(callers), "canary_reads": list(canary_reads)}
+                "callers": list(callers), "canary_reads": list(canary_reads), "copies": list(copies)}
     context = Context(SETTINGS, Protection(tagged=True, protected_scope=None), {"baseline": baseline or {}})
     return judge(TABLE, activity, context)
 
@@ -63,6 +87,11 @@ CASES = {
     # A canary read is a row of its own query; the training network's caller reads only the canary here.
     "egress_canary_read": (canary_read(), "critical",
                            "canary blob(s) /synthtrain01/d/customers.parquet read by 1 caller(s): no job reads a canary"),
+    # From the allowed network: only the policy is broken.
+    "egress_sas_expiry_policy_violated": (
+        signed(caller("10.20.1.4", key_or_sas=2), violations=2), "medium",
+        "2 read(s) by 1 caller(s) with a SAS that violates the account's SAS expiration policy"),
+    "egress_copy_out_of_scope": (copy(), "critical", "blobs copied to scratch01, outside the protected accounts"),
 }
 
 
@@ -73,7 +102,8 @@ def test_every_egress_rule_has_a_case_here():
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_each_rule_finds_its_signal_and_nothing_else(rule_id):
     row, severity, summary = CASES[rule_id]
-    [found] = findings(canary_reads=(row,)) if "Canary" in row else findings(row)
+    [found] = (findings(canary_reads=(row,)) if "Canary" in row else findings(copies=(row,)) if "Side" in row
+               else findings(row))
     assert (found.rule, found.severity, found.summary, found.resource_id) == (rule_id, severity, summary, ACCOUNT_ID)
     assert [c["Caller"] for c in found.evidence["callers"]] == [row["Caller"]]
 
@@ -86,6 +116,70 @@ def test_canary_reads_are_named_each_and_grouped_by_caller():
     assert len(found.evidence["reads"]) == 3 and found.evidence["requests"] == 3
     [training] = [c for c in found.evidence["callers"] if c["Caller"] == "10.20.1.4"]
     assert training["Canaries"] == ["/synthtrain01/d/b.csv", "/synthtrain01/d/customers.parquet"]
+
+
+def test_a_sas_from_an_unknown_network_names_the_key_that_signed_it_and_its_hash_never_the_sas():
+    row = {**signed(caller("198.51.100.7", key_or_sas=3, addresses=("198.51.100.7",))),
+           "SampleUris": ["https://synthtrain01.blob.core.windows.net/d/a?sv=2025-01-05&st=2026-11-24T10%3A00%3A00Z"
+                          "&se=2026-12-24T10%3A00%3A00Z&sr=b&sp=rl&sig=c2VjcmV0%3D"]}
+    [found] = findings(row)
+    assert (found.evidence["keys"], found.evidence["sas_signatures"]) == (["key1"], [SAS_HASH])
+    [named] = found.evidence["callers"]
+    assert (named["Keys"], named["SasSignatures"]) == (["key1"], [SAS_HASH])
+    assert named["SasGrants"] == [{"sv": "2025-01-05", "st": "2026-11-24T10:00:00Z", "se": "2026-12-24T10:00:00Z",
+                                   "sr": "b", "sp": "rl", "lifetime_hours": 720.0}]
+    assert "c2VjcmV0" not in json.dumps(found.evidence) + json.dumps(found.detail)  # the signature, redacted
+
+
+def test_an_account_key_read_names_its_key_and_no_sas_and_two_callers_name_the_union():
+    one = signed(caller("198.51.100.7", key_or_sas=1, addresses=("198.51.100.7",)), keys=("key2",), sas=())
+    two = signed(caller("203.0.113.5", key_or_sas=1, addresses=("203.0.113.5",)), keys=("key1",))
+    [found] = findings(one, two)
+    assert (found.evidence["keys"], found.evidence["sas_signatures"]) == (["key1", "key2"], [SAS_HASH])
+
+
+def test_a_key_beside_a_sas_whose_hash_names_no_key_is_not_named_alone():
+    one = signed(caller("198.51.100.7", key_or_sas=1, addresses=("198.51.100.7",)), keys=("key1",))
+    two = {**caller("203.0.113.5", key_or_sas=2, addresses=("203.0.113.5",)), "UnknownKeyRequests": 2}
+    [found] = findings(one, two)
+    assert found.evidence["keys"] == [] and found.evidence["sas_signatures"] == [SAS_HASH]  # rotation: both
+
+
+def test_credentials_keep_only_key_names_and_hexadecimal_hashes_ten_at_most():
+    rows = [{"Keys": ["key1", "key3", "", None], "SasSignatures": [f"{n:064X}" for n in range(12)] + ["not-hex", ""]}]
+    named = family.credentials(rows)
+    assert named["keys"] == ["key1"] and len(named["sas_signatures"]) == family.SAS_SIGNATURES
+
+
+def test_a_sas_that_violates_the_policy_from_an_unknown_network_is_both_findings():
+    row = signed(caller("198.51.100.7", key_or_sas=2, addresses=("198.51.100.7",)), violations=2)
+    found = {f.rule: f for f in findings(row)}
+    assert set(found) == {"egress_key_or_sas_from_untrusted_network", "egress_sas_expiry_policy_violated"}
+    violated = found["egress_sas_expiry_policy_violated"].evidence
+    assert violated["keys"] == ["key1"] and violated["callers"][0]["SasExpiryStatuses"][0].startswith("Policy violated")
+
+
+def test_a_sas_within_the_policy_is_no_finding():
+    assert findings(signed(caller("10.20.1.4", key_or_sas=2))) == []
+
+
+def test_a_copy_to_a_protected_account_or_to_no_named_destination_is_no_finding():
+    assert findings(copies=(copy(protected=True), copy(destination=""))) == []
+
+
+def test_a_copy_tools_read_naming_no_destination_is_out_of_scope_only_by_a_foreign_tenant():
+    home = {**copy(destination="", side="source"), "Operation": "GetBlob"}
+    assert findings(copies=(home,)) == []
+    [found] = findings(copies=({**home, "ForeignTenants": ["9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"]},))
+    assert found.evidence["destinations"] == ["another tenant (9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f)"]
+
+
+def test_a_copy_out_of_scope_names_the_sources_keys_not_the_destinations():
+    [found] = findings(copies=(copy(keys=("key2",)), copy("exfil99", side="source", keys=("key1",))))
+    assert found.evidence["destinations"] == ["exfil99", "scratch01"]
+    assert found.evidence["keys"] == ["key1"]  # the destination's row carries the destination's key
+    assert all("abc%3D" not in uri for c in found.evidence["copies"] for uri in c["SourceUris"])
+    assert found.evidence["callers"] == [{"Caller": "oid:azcopy"}, {"Caller": "oid:azcopy"}]
 
 
 def test_ordinary_training_reads_are_no_finding():

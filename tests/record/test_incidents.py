@@ -9,7 +9,7 @@ import pytest
 from containment.core import clock
 from containment.core.records import DecisionRecord
 from containment.adapters.ledger import FILTER_ROWS, SIGNS, row_filter
-from containment.record.correlation import assign, joins, new_incident_id, signs_of
+from containment.record.correlation import CREDENTIAL_SIGNS, assign, joins, new_incident_id, signs_of
 from containment.record.incidents import group
 from tests.helpers import arm_bodies as b
 from tests.helpers.events import CONTAINER_WRITE, write_event
@@ -116,6 +116,40 @@ def test_the_operator_is_never_a_sign_only_the_cause_is():
     egress = record("w", at(0), operation="egress", findings=[{**FINDING, "evidence": {"callers": [
         {"Caller": "203.0.113.7"}, {"Caller": "A1B2"}]}}])
     assert signs_of(egress)[:2] == ["identity 203.0.113.7", "identity a1b2"]
+
+
+def test_the_credential_a_finding_names_is_a_sign_qualified_by_its_account_and_bounded():
+    account = b.storage_account()["id"]
+    sas = [f"{n:064X}" for n in range(30)]
+    leaked = record("w", at(0), operation="egress", findings=[
+        {**FINDING, "resource_id": account, "evidence": {"keys": ["key1"], "sas_signatures": sas[:1]}},
+        {**FINDING, "resource_id": account, "evidence": {"keys": ["key1"], "sas_signatures": sas}}])
+    credentials = [s for s in signs_of(leaked) if s.startswith("credential ")]
+    assert credentials[:2] == [f"credential {account.lower()} key1", f"credential {account.lower()} sas {sas[0].lower()}"]
+    assert len(credentials) == CREDENTIAL_SIGNS  # one key and eleven of the thirty hashes: the signs stay few
+    other = b.storage_account("synthother")["id"]
+    elsewhere = record("x", at(0), operation="egress", resource_id=other, findings=[
+        {**FINDING, "resource_id": other, "evidence": {"keys": ["key1"]}}])
+    assert f"credential {other.lower()} key1" in signs_of(elsewhere)  # key1 of another account: another sign
+
+
+def test_two_findings_that_used_the_same_leaked_sas_join_one_incident_by_it(app, moment):
+    """The reads with a leaked SAS and, later, a finding recorded about another resource that
+    names the same SAS (here a role assignment's decision, which has no dataset sign of the
+    account): one breach, joined by the credential alone."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    account = b.storage_account()["id"]
+    sas = {"keys": ["key1"], "sas_signatures": ["04D64C2B3A704145C9F1664F201123467A74D72DA72751A9137DDAA732FA03CF"]}
+    reads = assign(app.runtime, record("w1", at(0), incident=None, operation="egress",
+                                       findings=[{**FINDING, "resource_id": account, "evidence": sas}]))
+    scope = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-other/providers/Microsoft.Authorization/roleAssignments/r1"
+    later = record("e2", at(1), incident=None, event_id="e2", actor={"object_id": "someone-else"}, resource_id=scope,
+                   findings=[{**FINDING, "resource_id": account, "evidence": {"sas_signatures": sas["sas_signatures"]}}])
+    assert assign(app.runtime, later).incident == reads.incident
+    unrelated = record("e3", at(1), incident=None, event_id="e3", actor={"object_id": "a-third-person"},
+                       resource_id=scope.replace("r1", "r2"), findings=[FINDING])
+    assert assign(app.runtime, unrelated).incident != reads.incident
 
 
 # -- correlation as the app does it, in the ledger ----------------------------------------------

@@ -525,7 +525,13 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 WINDOW_TYPES = {"ResourceId": "string", "AccountName": "string", "Caller": "string", "Bytes": "long",
                 "Blobs": "long", "Requests": "long", "AnonymousRequests": "long", "KeyOrSasRequests": "long",
                 "AuthenticationTypes": "dynamic", "Addresses": "dynamic", "SampleUris": "dynamic",
-                "FirstRead": "datetime", "LastRead": "datetime"}
+                "FirstRead": "datetime", "LastRead": "datetime", "Keys": "dynamic", "SasSignatures": "dynamic",
+                "UnknownKeyRequests": "long", "SasPolicyViolations": "long", "SasExpiryStatuses": "dynamic"}
+# The copy query's columns (egress_copy.kql): the scan asks it every window; here it finds no copy.
+COPY_TYPES = {"ResourceId": "string", "Operation": "string", "Side": "string", "SourceAccount": "string",
+              "DestinationAccount": "string", "Caller": "string", "Requests": "long", "Objects": "dynamic",
+              "SourceUris": "dynamic", "DestinationUris": "dynamic", "Keys": "dynamic", "SasSignatures": "dynamic",
+              "UnknownKeyRequests": "long", "RequesterTenants": "dynamic"}
 BASELINE_TYPES = {"ResourceId": "string", "Caller": "string", "Mean": "real", "StdDev": "real",
                   "ActiveWindows": "long"}
 
@@ -535,7 +541,8 @@ def window_row(**changes) -> dict:
            "Bytes": 1024, "Blobs": 1, "Requests": 1, "AnonymousRequests": 1, "KeyOrSasRequests": 0,
            "AuthenticationTypes": ["Anonymous"], "Addresses": ["198.51.100.7"],
            "SampleUris": [f"https://{ACCOUNT['name']}.blob.core.windows.net/train/part-0"],
-           "FirstRead": "2026-11-24T11:46:00Z", "LastRead": "2026-11-24T11:46:00Z"}
+           "FirstRead": "2026-11-24T11:46:00Z", "LastRead": "2026-11-24T11:46:00Z", "Keys": [""],
+           "SasSignatures": [""], "UnknownKeyRequests": 0, "SasPolicyViolations": 0, "SasExpiryStatuses": [""]}
     row.update(changes)
     return {k: v for k, v in row.items() if v is not _DELETE}
 
@@ -574,6 +581,8 @@ def scan_answering(app, emulator, monkeypatch):
         def query(body, now=None):
             if "print Now" in body.get("query", ""):  # the service's clock: what the scan runs against
                 return 200, answer([{"Now": NOW.isoformat().replace("+00:00", "Z")}], {"Now": "datetime"})
+            if "PutBlockFromURL" in body.get("query", ""):  # the copy query (egress_copy.kql)
+                return 200, answer([], COPY_TYPES)
             baseline_query = "lookback_start" in body.get("query", "")
             return 200, (baseline or answer([], BASELINE_TYPES)) if baseline_query else window
 

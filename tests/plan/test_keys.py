@@ -1,0 +1,52 @@
+"""Which account keys a rotation rotates (containment.plan.keys.keys_named): the keys the
+decision's findings on the account name, their union; both where one names none."""
+from __future__ import annotations
+
+import pytest
+
+from containment.plan.keys import keys_named
+
+ACCOUNT = "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/synthtrain01"
+OTHER = ACCOUNT.replace("synthtrain01", "synthtrain02")
+
+
+def finding(*keys: str, on: str = ACCOUNT, evidence: dict | None = None) -> dict:
+    return {"rule": "r", "resource_id": on, "evidence": {"keys": list(keys)} if evidence is None else evidence}
+
+
+@pytest.mark.parametrize("findings, rotated", [
+    ([finding("key1")], ("key1",)),
+    ([finding("key2"), finding("key2")], ("key2",)),
+    ([finding("key2"), finding("key1")], ("key1", "key2")),
+    ([finding("key1"), finding()], ("key1", "key2")),  # one finding on it names none: unknown
+    ([finding("key1"), finding(evidence={})], ("key1", "key2")),
+    ([finding("key3")], ("key1", "key2")),  # no account key: names none
+    ([finding("key1"), finding(on=OTHER)], ("key1",)),  # another account's findings do not count
+    ([finding("key1", on=OTHER)], ("key1", "key2")),  # none on this account (break-glass): both
+    ([], ("key1", "key2")),
+])
+def test_the_keys_named_by_the_findings_on_the_account(findings, rotated):
+    assert keys_named(findings, ACCOUNT.lower()) == rotated
+
+
+def test_one_incident_rotates_a_key_once_and_still_rotates_the_other_when_it_leaks_later():
+    """within_incident drops a rotation an earlier decision of the incident planned, unless
+    the earlier one did not take the key these findings name: key1 rotated for one SAS does
+    not rotate the key2 a later SAS was signed with."""
+    from containment.core.findings import Finding
+    from containment.core.records import DecisionRecord
+    from containment.plan.decisions import decide, within_incident
+    from tests.helpers.settings import load_settings
+
+    settings = load_settings({"CONTAINMENT_MODE": "enforce"})
+    step = {"action": "rotate_account_keys", "target": ACCOUNT}
+    earlier = DecisionRecord(key="w1", resource_id=ACCOUNT, outcome="contained", mode="enforce", reason="",
+                             awaiting_approval=[step], findings=[finding("key1")])
+
+    def later(*keys: str):
+        found = Finding("egress_key_or_sas_from_untrusted_network", "critical", ACCOUNT, "s", {"keys": list(keys)})
+        return within_incident(decide([found], settings), [earlier])
+
+    assert "rotate_account_keys" not in [s.action for s in later("key1").plan + later("key1").awaiting]
+    assert "rotate_account_keys" in [s.action for s in later("key2").awaiting]
+    assert "rotate_account_keys" in [s.action for s in later().awaiting]  # names none: both, key2 not yet taken

@@ -1,6 +1,7 @@
 """Fault injection for the emulator: what Azure does on its bad days, on demand.
 
-A fault matches calls by method and a regular expression on the path; it lets `skip`
+A fault matches calls by method and a regular expression on the path (and, optionally, on
+the request body: one Log Analytics query among the several a scan sends); it lets `skip`
 matching calls through, then fires on the next `times` of them (None: for ever). The
 reliability tests drive ARM throttling, server errors, dropped connections, slow answers,
 concurrent writers and Log Analytics partial results through it. A fault `after` the call
@@ -29,6 +30,7 @@ class Fault:
     kind: str
     path: str = ""
     method: str | None = None
+    body: str = ""  # a regular expression the request body (as text) must contain
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
@@ -38,6 +40,7 @@ class Fault:
     seen: int = 0
     fired: int = 0
     _pattern: re.Pattern = field(init=False, repr=False)
+    _body: re.Pattern | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -45,9 +48,11 @@ class Fault:
         if self.after and self.kind not in ("status", "drop"):
             raise ValueError(f"a {self.kind} fault cannot come after the call: only status and drop can")
         self._pattern = re.compile(self.path, re.IGNORECASE)
+        self._body = re.compile(self.body) if self.body else None
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method) and bool(self._pattern.search(path))
+    def matches(self, method: str, path: str, body: str = "") -> bool:
+        return ((self.method is None or self.method.upper() == method) and bool(self._pattern.search(path))
+                and (self._body is None or bool(self._body.search(body))))
 
     @property
     def error_code(self) -> str:
@@ -69,13 +74,13 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str, after: bool = False) -> list[Fault]:
+    def take(self, method: str, path: str, after: bool = False, body: str = "") -> list[Fault]:
         """The faults that fire on this call before (or `after`) it is carried out, counting
         it against every matching fault of that phase."""
         firing = []
         with self._lock:
             for fault in self._faults:
-                if fault.after != after or not fault.matches(method, path):
+                if fault.after != after or not fault.matches(method, path, body):
                     continue
                 fault.seen += 1
                 exhausted = fault.times is not None and fault.fired >= fault.times

@@ -154,7 +154,7 @@ class LocalAzure:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         logs_call = path.lower().startswith(LOGS_QUERY)
         partial = False
-        for fault in self.faults.take(method, path):
+        for fault in self.faults.take(method, path, body=body if isinstance(body, str) else json.dumps(body)):
             if fault.kind == "drop":
                 return None
             if fault.kind == "slow":
@@ -188,7 +188,8 @@ class LocalAzure:
         if method in _WRITES and answer.status < 400:
             with self._traffic_lock:
                 self.applied_writes.append((method, path, answer.status))
-        for fault in self.faults.take(method, path, after=True):
+        for fault in self.faults.take(method, path, after=True,
+                                      body=body if isinstance(body, str) else json.dumps(body)):
             if fault.kind == "drop":
                 return None
             return self._error(fault)

@@ -199,8 +199,8 @@ def test_in_dry_run_the_preview_is_on_the_record_too(scan):
 
 
 def test_a_failing_preview_query_leaves_the_decision_saying_the_preview_is_unavailable(scan, emulator):
-    # The scan's own queries (the service clock, the baseline, the window) answer; the preview's does not.
-    emulator.faults.add("partial-error", path="/v1/workspaces/", skip=3, times=1)
+    # The scan's own queries answer; the preview's (the only one naming address_ranges) does not.
+    emulator.faults.add("partial-error", path="/v1/workspaces/", body="address_ranges", times=None)
     [record] = scan(LEAK)
     assert record.outcome == "pending-approval" and record.awaiting_approval
     [step] = record.impact_preview["steps"]

@@ -89,7 +89,7 @@ def _header(incident, title: str, now: datetime) -> str:
         ("Severity", severity or "none recorded"),
         ("Detected", _stamp(incident.detected_at)),
         ("Contained", _stamp(incident.contained_at) if incident.contained_at else "not contained"),
-        ("Article 33", _deadline_line(incident, now)),
+        ("Article 33", clock_line(incident, now)),
         ("Caused by", _some(incident.actors) or "not known from the records"),
         ("Decided by", _some(incident.operators) or "the app alone (no person has acted)"),
     ]
@@ -107,7 +107,8 @@ def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _deadline_line(incident, now: datetime) -> str:
+def clock_line(incident, now: datetime) -> str:
+    """The Article 33 clock in one line: none, stopped, or its deadline and the hours left."""
     if incident.weakness_only:
         return "no clock: only weakened controls were found, no personal data shown exposed (see Assessment)"
     if incident.clock_stopped_at is not None:

@@ -149,7 +149,7 @@ class Incident:
     def unassessed(self) -> list[DecisionRecord]:
         """Exposures decided after the latest assessment: what it did not weigh (new reads of
         an account assessed as exposed only, say). They ask for a new assessment; a weakness
-        found since (the drift sweep's posture findings, every hour) changes no breach: it does not."""
+        found since (the drift sweep's posture findings, once a day) changes no breach: it does not."""
         assessment = self.assessment
         if assessment is None:
             return []

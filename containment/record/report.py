@@ -247,8 +247,8 @@ def _clock(incident, now: datetime) -> str:
         return ("<div class='clock none'><strong>No Article 33 clock runs.</strong> Every finding of this incident is "
                 f"a weakened control ({e(', '.join(incident.weaknesses))}): none shows personal data reachable by "
                 "anyone who should not reach it, so no personal-data breach is shown and nothing is to be notified "
-                "under GDPR Art. 33(1), which runs from becoming aware of a breach. Should a finding that shows the data "
-                "exposed join this incident, the 72 hours run from its detection.</div>")
+                "under GDPR Art. 33(1), which runs from becoming aware of a breach. Should a finding that shows the "
+                "data exposed join this incident, the 72 hours run from its detection.</div>")
     deadline = incident.gdpr_deadline
     stopped = incident.clock_stopped_at
     assessment = incident.assessment or {}
@@ -264,14 +264,14 @@ def _clock(incident, now: datetime) -> str:
         return (f"<div class='clock stopped'><strong>Article 33 clock stopped:</strong> {e(what)}, {e(timing)} "
                 f"({e(_stamp(deadline))}).</div>")
     left = (deadline - now).total_seconds() / 3600
-    if left < 0:
-        return (f"<div class='clock overdue'><strong>Article 33: overdue by {e(_hours(-left))}.</strong> The 72 "
-                f"hours from detection ended {e(_stamp(deadline))}. Notify the supervisory authority, or record why "
-                "the breach is unlikely to result in a risk to people; either way, document it (Art. 33(5)).</div>")
-    urgency = "due" if left < 24 else "running"
     since = ("detection" if incident.exposed_at == incident.detected_at else
              f"the first finding that shows the data exposed ({_stamp(incident.exposed_at)}; the weakened controls "
              "found before it start no clock)")
+    if left < 0:
+        return (f"<div class='clock overdue'><strong>Article 33: overdue by {e(_hours(-left))}.</strong> The 72 "
+                f"hours from {e(since)} ended {e(_stamp(deadline))}. Notify the supervisory authority, or record why "
+                "the breach is unlikely to result in a risk to people; either way, document it (Art. 33(5)).</div>")
+    urgency = "due" if left < 24 else "running"
     return (f"<div class='clock {urgency}'><strong>Article 33: notify the supervisory authority by "
             f"{e(_stamp(deadline))}</strong> ({e(_hours(left))} left), 72 hours after {e(since)}, unless the breach "
             "is unlikely to result in a risk to people. Either way, document it (Art. 33(5)).</div>")

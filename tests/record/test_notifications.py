@@ -284,6 +284,20 @@ def test_a_weakness_only_incident_is_digested_never_due_and_an_exposure_joining_
     assert (due["type"], due["subject"]) == (f"{INCIDENT}due", f"/incidents/{weak.incident}")
 
 
+def test_a_weakness_held_for_a_person_is_notified_as_held_never_as_detected(app, emulator, moment):
+    account = b.storage_account("synthweak02", minimumTlsVersion="TLS1_0")
+    emulator.seed([account])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_AUTO_CONTAIN="storage_tls_below_1_2",
+                  CONTAINMENT_APPROVAL_ACTIONS="require_tls_1_2")
+    deliver(app, moment, account["id"], ACCOUNT_WRITE)
+    [held] = app.records()
+    assert held.outcome == "pending-approval"
+    [event] = emulator.notifications  # a hold reaches a person, weakness or not (an approval must not expire unseen)
+    assert event["id"] == f"{held.incident}.held.{held.key}" and event["data"]["changed"] == ["held"]
+    assert event["data"]["status"] == "weakness" and event["data"]["gdpr_deadline"] is None
+    assert hourly(emulator, moment, START + timedelta(hours=48, minutes=5)) == []  # and no clock
+
+
 def test_in_dry_run_what_would_have_been_contained_is_in_the_digest_not_notified_one_by_one(app, emulator, moment):
     account = b.storage_account("synthrehearse01")
     public = b.container(account["id"], "training", "Container")

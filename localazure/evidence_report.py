@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from containment.core.findings import is_weakness
 from containment.core.ids import short
 from containment.core.records import DecisionRecord
 from containment.detect.drift_sweep import OPERATION as SWEEP
@@ -16,6 +17,7 @@ from containment.detect.egress_scan import OPERATION as EGRESS_SCAN
 from containment.record.export import incident_html
 from containment.record.impact import in_words
 from containment.record.incidents import Incident
+from containment.record.report import clock_line
 
 
 def source(record: DecisionRecord) -> str | None:
@@ -38,8 +40,9 @@ def source(record: DecisionRecord) -> str | None:
 
 
 def render(name: str, settings: dict[str, str], records: list[DecisionRecord], final_state: dict[str, Any],
-           incident_pages: list[Path] = ()) -> str:
-    """`incident_pages`: the scenario's incident reports, relative to the Markdown file."""
+           incident_pages: list[tuple[Incident, Path]] = (), now: datetime | None = None) -> str:
+    """`incident_pages`: the scenario's incidents and their reports, relative to the Markdown
+    file, each said with its Article 33 clock as of `now`."""
     lines = [f"# Evidence: {name}", "",
              f"Mode: `{settings.get('CONTAINMENT_MODE', 'dry-run')}`. Settings given: "
              + (", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) or "defaults only") + ".", "",
@@ -55,7 +58,8 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
                   f"- Decided at {record.decided_at}" + (f", contained at {record.contained_at}" if record.contained_at else ""),
                   f"- Mode: {record.mode}"]
         for finding in record.findings:
-            lines.append(f"- Finding `{finding['rule']}` ({finding['severity']}): {finding['summary']}; "
+            weakness = ", a weakness: no Article 33 clock of its own" if is_weakness(finding) else ""
+            lines.append(f"- Finding `{finding['rule']}` ({finding['severity']}{weakness}): {finding['summary']}; "
                          f"evidence `{json.dumps(finding['evidence'])}`")
         lines += _impact(record.impact_preview)
         for label, state in (("before", record.before), ("after", record.after)):
@@ -64,7 +68,8 @@ def render(name: str, settings: dict[str, str], records: list[DecisionRecord], f
                           json.dumps(body, indent=2), "```", "</details>"]
     if incident_pages:
         lines += ["", "## Incidents", ""]
-        lines += [f"- [{page.stem}]({page.as_posix()})" for page in incident_pages]
+        lines += [f"- [{page.stem}]({page.as_posix()}): Article 33: {clock_line(incident, now)}"
+                  for incident, page in incident_pages]
     lines += ["", "## Final state", ""]
     for rid, body in final_state.items():
         lines.append(f"- {short(rid)}: {'deleted' if body is None else 'present'}")
@@ -95,15 +100,16 @@ def _file_name(scenario) -> str:
 
 
 def write_report(directory: Path, scenario, records: list[DecisionRecord], final_state: dict[str, Any],
-                 incident_pages: list[Path] = ()) -> Path:
+                 incident_pages: list[tuple[Incident, Path]] = (), now: datetime | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (_file_name(scenario) + ".md")
     path.write_text(render(scenario.name, scenario.settings, records, final_state,
-                           [page.relative_to(directory) for page in incident_pages]))
+                           [(incident, page.relative_to(directory)) for incident, page in incident_pages], now))
     return path
 
 
-def write_incident_reports(directory: Path, scenario, incidents: list[Incident], now: datetime) -> list[Path]:
+def write_incident_reports(directory: Path, scenario, incidents: list[Incident],
+                           now: datetime) -> list[tuple[Incident, Path]]:
     """One HTML page per incident, as `incident-report` writes it, in incidents/<scenario>/
     (scenarios replay the same resources at the same times, so their incident IDs can
     coincide), as of `now`: the app's clock at the scenario's last step."""
@@ -113,5 +119,5 @@ def write_incident_reports(directory: Path, scenario, incidents: list[Incident],
         folder.mkdir(parents=True, exist_ok=True)
         page = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "-", incident.id) + ".html")
         page.write_text(incident_html(incident, now))
-        pages.append(page)
+        pages.append((incident, page))
     return pages

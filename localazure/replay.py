@@ -216,8 +216,8 @@ def replay(files: list[Path], out: TextIO | None = None, report_dir: Path | None
             out.flush()
             if report_dir is not None:
                 pages = write_incident_reports(report_dir, scenario, run.incidents, run.ended_at)
-                path = write_report(report_dir, scenario, run.records, run.final_state, pages)
-                print(f"evidence report: {path}" + (f"; incident reports: {pages[0].parent}" if pages else ""),
+                path = write_report(report_dir, scenario, run.records, run.final_state, pages, run.ended_at)
+                print(f"evidence report: {path}" + (f"; incident reports: {pages[0][1].parent}" if pages else ""),
                       file=sys.stderr)
     if ledger_dir is not None:
         print(f"demo ledger: {ledger_dir} (python -m containment export and incident-report read it when no "

@@ -19,10 +19,19 @@ class Finding:
     # Where `evidence` is bounded (a summary of many callers), the full evidence it
     # summarises; its digest is evidence["digest"]. The record keeps it by that digest.
     detail: dict[str, Any] | None = None
+    # A weakened control, not an exposure (containment.judge.rule): no Article 33 clock of its own.
+    weakness: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "severity": self.severity, "resource_id": self.resource_id,
-                "summary": self.summary, "evidence": self.evidence}
+        found = {"rule": self.rule, "severity": self.severity, "resource_id": self.resource_id,
+                 "summary": self.summary, "evidence": self.evidence}
+        # Written only where true: a finding without it (every record before it existed) is an exposure.
+        return {**found, "weakness": True} if self.weakness else found
+
+
+def is_weakness(finding: dict[str, Any]) -> bool:
+    """Whether a recorded finding says it is a weakness; anything else counts as an exposure."""
+    return finding.get("weakness") is True
 
 
 def evidence_digest(full: dict[str, Any]) -> str:

@@ -344,6 +344,7 @@ RULES = (
     Rule("egress_copy_out_of_scope", "critical", TABLE, copy_out_of_scope, contained_by_severity=True),
     Rule("egress_volume_anomaly", "high", TABLE, volume_anomaly, contained_by_severity=True),
     Rule("egress_bulk_enumeration", "medium", TABLE, bulk_enumeration, contained_by_severity=True),
+    # A weakness (containment.judge.rule): a SAS that outlives its policy, in hands not shown wrong.
     Rule("egress_sas_expiry_policy_violated", "medium", TABLE, sas_expiry_policy_violated,
-         contained_by_severity=True),
+         contained_by_severity=True, weakness=True),
 )

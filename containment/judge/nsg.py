@@ -60,7 +60,12 @@ def rule_unreadable(security_rule: dict, context: Context):
 
 
 RULES = (
+    # An exposure: what answers behind the group is not known to the app (a service may need no
+    # credential), so reach from untrusted sources is not ruled out (fail closed).
     Rule("nsg_inbound_admits_untrusted_sources", "high", SECURITY_RULE, inbound_admits_untrusted_sources),
-    Rule("nsg_outbound_open_to_internet", "medium", SECURITY_RULE, outbound_open_to_internet),
+    # A weakness (containment.judge.rule): a way out, which shows no one outside able to reach the
+    # data; something inside would have to send it.
+    Rule("nsg_outbound_open_to_internet", "medium", SECURITY_RULE, outbound_open_to_internet, weakness=True),
+    # An exposure, failing closed: a rule the app cannot judge may admit anyone.
     Rule("nsg_rule_unreadable", "low", SECURITY_RULE, rule_unreadable),
 )

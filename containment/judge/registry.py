@@ -25,5 +25,5 @@ def judge(resource_type: str, body: dict, context: Context) -> list[Finding]:
         if verdict is not None:
             summary, evidence, *full = verdict
             findings.append(Finding(candidate.id, candidate.severity, body.get("id", ""), summary, evidence,
-                                    *full))
+                                    *full, weakness=candidate.weakness))
     return findings

@@ -3,6 +3,14 @@ judges, declared in its family's module and collected by containment.judge.regis
 
 A check is pure: (resource JSON, context) -> None when compliant, or (summary, evidence),
 or (summary, bounded evidence, the full evidence it summarises).
+
+A rule's finding is an *exposure* or a *weakness*. A weakness is a finding that shows no one
+who should not reach the data able to reach it: a control is weaker than it should be (no SAS
+expiry policy, TLS 1.0 accepted, every network admitted where a credential is still needed),
+but whoever reads the data must still hold what the other rules judge (a key, a SAS, a role,
+a public container). Anything else is an exposure, and so is any finding whose reach the app
+cannot rule out (fail closed). Only an exposure can be a personal-data breach, so only an
+exposure starts an incident's GDPR Article 33 clock (containment.record.incidents).
 """
 from __future__ import annotations
 
@@ -35,6 +43,8 @@ class Rule:
     # Contained by the actions CONTAINMENT_EGRESS_CONTAINMENT maps its severity to, rather
     # than by the one action that names it.
     contained_by_severity: bool = False
+    # A weakened control, not an exposure (see above): its findings say so ("weakness": true).
+    weakness: bool = False
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

@@ -143,16 +143,24 @@ def container_public_access(container: dict, context: Context):
     return None
 
 
+# Weaknesses (containment.judge.rule): each account setting below makes a leak easier or longer-lived,
+# but reading the data still takes a key, a SAS, a granted identity or a public container, which
+# other rules judge as exposures. Allowing public access admits no one until a container is public
+# (storage_container_public_access, judged on every account write too); an account open to every
+# network still asks every caller for a credential; a removed scope tag leaves the account protected
+# by its scope and changes no one's access.
 RULES = (
-    Rule("storage_blob_public_access_allowed", "high", STORAGE_ACCOUNT, blob_public_access_allowed),
-    Rule("storage_network_open_to_internet", "medium", STORAGE_ACCOUNT, network_open_to_internet),
-    Rule("storage_shared_key_access_allowed", "medium", STORAGE_ACCOUNT, shared_key_access_allowed),
-    Rule("storage_cross_tenant_replication_allowed", "medium", STORAGE_ACCOUNT, cross_tenant_replication_allowed),
-    Rule("storage_tls_below_1_2", "medium", STORAGE_ACCOUNT, tls_below_1_2),
-    Rule("storage_scope_tag_removed", "high", STORAGE_ACCOUNT, scope_tag_removed),
+    Rule("storage_blob_public_access_allowed", "high", STORAGE_ACCOUNT, blob_public_access_allowed, weakness=True),
+    Rule("storage_network_open_to_internet", "medium", STORAGE_ACCOUNT, network_open_to_internet, weakness=True),
+    Rule("storage_shared_key_access_allowed", "medium", STORAGE_ACCOUNT, shared_key_access_allowed, weakness=True),
+    Rule("storage_cross_tenant_replication_allowed", "medium", STORAGE_ACCOUNT, cross_tenant_replication_allowed,
+         weakness=True),
+    Rule("storage_tls_below_1_2", "medium", STORAGE_ACCOUNT, tls_below_1_2, weakness=True),
+    Rule("storage_scope_tag_removed", "high", STORAGE_ACCOUNT, scope_tag_removed, weakness=True),
+    # An exposure: anyone on the internet reads the container's blobs without a credential.
     Rule("storage_container_public_access", "high", BLOB_CONTAINER, container_public_access),
     # Posture: nothing is exposed yet, but a leaked key or SAS would stay useful for longer.
-    Rule("storage_sas_expiry_policy_missing", "medium", STORAGE_ACCOUNT, sas_expiry_policy_missing),
-    Rule("storage_key_expiry_policy_missing", "low", STORAGE_ACCOUNT, key_expiry_policy_missing),
-    Rule("storage_keys_older_than_limit", "medium", STORAGE_ACCOUNT, keys_older_than_limit),
+    Rule("storage_sas_expiry_policy_missing", "medium", STORAGE_ACCOUNT, sas_expiry_policy_missing, weakness=True),
+    Rule("storage_key_expiry_policy_missing", "low", STORAGE_ACCOUNT, key_expiry_policy_missing, weakness=True),
+    Rule("storage_keys_older_than_limit", "medium", STORAGE_ACCOUNT, keys_older_than_limit, weakness=True),
 )

@@ -149,7 +149,7 @@ def _close(runtime: Runtime, incident: Incident, body: dict, who: Principal):
     errors = _text(body, "reason", required=True) + [f"unknown field {name}" for name in sorted(set(body) - {"reason"})]
     if errors:
         return 400, {"error": "; ".join(errors)}
-    if incident.assessment is None:
+    if incident.assessment is None and not incident.weakness_only:  # a weakness is no breach to assess
         return 409, {"error": f"incident {incident.id} has no assessment: GDPR Art. 33(5) asks every breach to be "
                               "documented, notifiable or not, before it is closed"}
     if incident.unassessed:

@@ -277,7 +277,8 @@ def _special(risk: dict) -> dict:
 
 def _what_happened(leak: dict | None) -> dict:
     reads = (leak or {}).get("reads")
-    exposures = (leak or {}).get("exposures") or []
+    # A weakness (containment.judge.rule) exposes no one: it is not what this question asks about.
+    exposures = [x for x in (leak or {}).get("exposures") or [] if not x.get("weakness")]
     if reads:
         return _question("read", "Was the data read by someone not entitled to it, or only exposed?",
                          f"Read: {human_size(reads['bytes'])} in {reads['requests']:,} requests by "

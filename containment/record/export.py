@@ -112,9 +112,9 @@ def decisions_csv(rows: list[dict]) -> str:
 
 
 def incidents_csv(summaries: list[dict]) -> str:
-    fields = ("incident", "resource_id", "resources", "status", "severity", "detected_at", "contained_at",
-              "gdpr_deadline", "gdpr_hours_left", "clock_stopped_at", "notifiable", "reference", "actors", "operators",
-              "rules", "decisions")
+    fields = ("incident", "resource_id", "resources", "status", "severity", "detected_at", "exposed_at",
+              "contained_at", "gdpr_deadline", "gdpr_hours_left", "clock_stopped_at", "notifiable", "reference",
+              "actors", "operators", "rules", "weaknesses", "decisions")
     out = io.StringIO()
     writer = csv.DictWriter(out, fields)
     writer.writeheader()

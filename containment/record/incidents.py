@@ -7,31 +7,49 @@ records, never stored apart from them, so an incident can never disagree with it
 
 GDPR Art. 33(1): notify the supervisory authority within 72 hours of becoming aware of a
 personal-data breach, unless it is unlikely to result in a risk to people; Art. 33(5):
-document every breach either way. The clock runs from the first detection and stops when
-the assessment records the authority notified, or the breach assessed not notifiable.
+document every breach either way. The clock runs from the detection of the first finding
+that shows the data exposed, and stops when the assessment records the authority notified,
+or the breach assessed not notifiable. A weakness (containment.judge.rule: a weakened
+control that shows no one able to reach the data who should not) is no breach: an incident
+whose findings are all weaknesses has no clock (status `weakness`) and closes without an
+assessment; an exposure that joins it later starts the clock from its own detection.
 Art. 34(1): where the breach is likely to result in a high risk, the people concerned are
 informed without undue delay, so a high-risk assessment asks that too.
 
 Status: open (found, nothing contained) -> partly-contained (contained, something still
 waits for a person) -> contained -> assessed -> closed; `released` where a person undid the
-containment and nothing contained it again; `reassess` where findings came after the
+containment and nothing contained it again; `reassess` where exposures came after the
 latest assessment (it did not weigh them: a new assessment is needed before closing, and
-after a not-notifiable one the clock runs again from the first of them).
+after a not-notifiable one the clock runs again from the first of them); `weakness`, until
+closed, where every finding is a weakness (what is contained or waits is in `waiting`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from containment.core.findings import is_weakness
 from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 
 GDPR_NOTIFICATION = timedelta(hours=72)
+NO_CLOCK = ("every finding is a weakened control (a weakness), and none shows personal data reachable by anyone "
+            "who should not reach it: no personal-data breach is shown, so no GDPR Article 33 clock runs")
 SETTLED = (".approved", ".denied", ".expired")
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
 def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def shows_exposure(record: DecisionRecord) -> bool:
+    """Whether a record found anything that is not a weakness: what can make a breach."""
+    return any(not is_weakness(finding) for finding in record.findings)
+
+
+def weaknesses_only(record: DecisionRecord) -> bool:
+    """Whether a record found something, and all of it weaknesses."""
+    return bool(record.findings) and not shows_exposure(record)
 
 
 def _who(actor: dict) -> str:
@@ -90,26 +108,53 @@ class Incident:
     @property
     def detected_at(self) -> datetime:
         first = (self.findings or self.decisions)[0]
-        return min(parse_time(r.event_time) or parse_time(r.decided_at) for r in (self.findings or [first]))
+        return min(_detected(r) for r in (self.findings or [first]))
 
     @property
-    def gdpr_deadline(self) -> datetime:
-        """72 hours from detection; where findings came after a not-notifiable assessment, 72
-        hours from the first of them, the facts that assessment did not weigh."""
+    def exposures(self) -> list[DecisionRecord]:
+        """The findings that can make a breach: the app's records with a finding that is not a
+        weakness. Where only people's requests found something (a break-glass), those, as before
+        weaknesses were told apart (fail closed: a clock runs)."""
+        found = [r for r in self.findings if r.operation not in OPERATOR_OPERATIONS]
+        return [r for r in found if shows_exposure(r)] if found else self.findings
+
+    @property
+    def weakness_only(self) -> bool:
+        return bool(self.findings) and not self.exposures
+
+    @property
+    def weaknesses(self) -> list[str]:
+        """The rules of its findings that are weaknesses: what an auditor reads beside `rules`."""
+        return sorted({f["rule"] for r in self.findings for f in r.findings if is_weakness(f)})
+
+    @property
+    def exposed_at(self) -> datetime | None:
+        """When the first exposure was detected: becoming aware of the breach, where the Article
+        33 clock starts; None for a weakness-only incident."""
+        return min((_detected(r) for r in self.exposures), default=None)
+
+    @property
+    def gdpr_deadline(self) -> datetime | None:
+        """72 hours from the first exposure; where exposures came after a not-notifiable
+        assessment, 72 hours from the first of them, the facts that assessment did not weigh.
+        None where no clock runs (a weakness-only incident)."""
+        if self.exposed_at is None:
+            return None
         later = self.unassessed
         if later and not self.assessment.get("notifiable"):
-            return min(parse_time(r.event_time) or parse_time(r.decided_at) for r in later) + GDPR_NOTIFICATION
-        return self.detected_at + GDPR_NOTIFICATION
+            return min(_detected(r) for r in later) + GDPR_NOTIFICATION
+        return self.exposed_at + GDPR_NOTIFICATION
 
     @property
     def unassessed(self) -> list[DecisionRecord]:
-        """Findings decided after the latest assessment: what it did not weigh (new reads of
-        an account assessed as exposed only, say). They ask for a new assessment."""
+        """Exposures decided after the latest assessment: what it did not weigh (new reads of
+        an account assessed as exposed only, say). They ask for a new assessment; a weakness
+        found since (the drift sweep's posture findings, once a day) changes no breach: it does not."""
         assessment = self.assessment
         if assessment is None:
             return []
         assessed_at = parse_time(assessment["decided_at"])
-        return [r for r in self.findings if r.operation not in OPERATOR_OPERATIONS
+        return [r for r in self.exposures if r.operation not in OPERATOR_OPERATIONS
                 and parse_time(r.decided_at) is not None and parse_time(r.decided_at) > assessed_at]
 
     def _updates(self, kind: str) -> list[DecisionRecord]:
@@ -131,15 +176,20 @@ class Incident:
         Art. 33(4), with no clock of its own), or the breach assessed not notifiable (until a
         finding comes after that assessment: its clock runs again)."""
         assessment = self.assessment
-        if assessment is None:
+        if assessment is None or self.exposed_at is None:  # no assessment yet, or no clock to stop
             return None
         if assessment.get("notifiable"):
             return parse_time(assessment.get("notified_at"))
         return None if self.unassessed else parse_time(assessment["decided_at"])
 
+    @property
+    def clock_running(self) -> bool:
+        """Whether an Article 33 clock runs now: there is one, and nothing stopped it."""
+        return self.gdpr_deadline is not None and self.clock_stopped_at is None
+
     def hours_left(self, now: datetime) -> float | None:
-        """Hours to the Art. 33 deadline (negative: overdue); None once the clock stopped."""
-        if self.clock_stopped_at is not None:
+        """Hours to the Art. 33 deadline (negative: overdue); None once the clock stopped, or where none runs."""
+        if not self.clock_running:
             return None
         return round((self.gdpr_deadline - now).total_seconds() / 3600, 1)
 
@@ -180,6 +230,8 @@ class Incident:
     def status(self) -> str:
         if self._updates("closure"):
             return "closed"
+        if self.weakness_only:
+            return "weakness"
         if self.assessment is not None:
             return "reassess" if self.unassessed else "assessed"
         last_release = max((i for i, r in enumerate(self.decisions) if r.operation == "release"), default=-1)
@@ -190,19 +242,26 @@ class Incident:
 
     def summary(self, now: datetime) -> dict:
         left = self.hours_left(now)
-        stopped = self.clock_stopped_at
+        stopped, exposed, deadline = self.clock_stopped_at, self.exposed_at, self.gdpr_deadline
         return {
             "incident": self.id, "resource_id": self.resource_id, "resources": self.resources, "status": self.status,
             "severity": self.severity, "detected_at": self.detected_at.isoformat(),
+            "exposed_at": exposed.isoformat() if exposed else None,
             "contained_at": self.contained_at.isoformat() if self.contained_at else None,
-            "gdpr_deadline": self.gdpr_deadline.isoformat(), "gdpr_hours_left": left,
+            "gdpr_deadline": deadline.isoformat() if deadline else None, "gdpr_hours_left": left,
             "clock_stopped_at": stopped.isoformat() if stopped else None,
+            "no_clock_because": NO_CLOCK if self.weakness_only else None,
             "assessment": self.assessment, "unassessed": [r.key for r in self.unassessed],
             "article_34": self.article_34, "waiting": self.waiting,
             "actors": self.actors, "operators": self.operators, "merged": self.merged,
             "rules": sorted({rule for r in self.findings for rule in r.rules}),
+            "weaknesses": self.weaknesses,
             "decisions": [r.key for r in self.decisions],
         }
+
+
+def _detected(record: DecisionRecord) -> datetime:
+    return parse_time(record.event_time) or parse_time(record.decided_at)
 
 
 def effective_incidents(records: list[DecisionRecord]) -> tuple[dict[str, str], dict[str, str]]:

@@ -12,6 +12,8 @@ Two kinds of evidence say what leaked:
 - **Exposures** (the storage, NSG and role findings): what someone *could* read, from when
   until containment. The app holds no data-plane role, so it can name a public container but
   not count its blobs; whether anyone used an exposure is in the account's StorageBlobLogs.
+  Findings that are weaknesses (containment.judge.rule: a weakened control, such as no SAS
+  expiry policy) are listed the same way, marked `weakness`, and said to expose no one.
 
 `describe(incident)` gives a structured dict and a few plain-English sentences a data
 protection officer reads first. It states what the records show and says what they cannot.
@@ -22,6 +24,7 @@ import ipaddress
 import re
 from datetime import datetime, timezone
 
+from containment.core.findings import is_weakness
 from containment.core.records import OPERATOR_OPERATIONS
 from containment.judge.egress import sas_parameters
 from containment.plan.registry import ACTIONS
@@ -247,6 +250,7 @@ def _exposures(records) -> list[dict]:
                 "found_at": record.decided_at, "caused_by": _who(record.actor) if record.event_id else None,
                 "found_by": "an event" if record.event_id else (record.operation or "a scan").replace("_", " "),
                 "own_deployment": record.own_deployment, "dry_run": record.outcome == "would-contain",
+                "weakness": is_weakness(finding),
             }
     for exposure in exposures.values():
         exposure.update(_ending(records, exposure))
@@ -334,14 +338,15 @@ def _datasets(records, callers: list[dict], exposures: list[dict]) -> list[dict]
         elif exposure["kind"] in ("public container", "account setting", "key listing"):
             account, container = _names(exposure["resource_id"])
             if account:
-                add(exposure["resource_id"], container, "exposed resource")
+                add(exposure["resource_id"], container, "weakened control" if exposure["weakness"] else
+                    "exposed resource")
     datasets = list(found.values())
     for entry in datasets:
         entry["prefix"] = _prefix(entry.pop("paths"))
     # An account listed whole and by container: keep the containers, which say more.
     named = {d["account"].lower() for d in datasets if d["container"]}
     return [d for d in datasets if d["container"] or d["account"].lower() not in named
-            or "role scope" in d["basis"] or "exposed resource" in d["basis"]]
+            or {"role scope", "exposed resource", "weakened control"} & set(d["basis"])]
 
 
 def _prefix(paths: list[str]) -> str | None:
@@ -399,9 +404,10 @@ def sentences(leak: dict, waiting: list[dict]) -> list[str]:
     settings: dict[tuple, list[dict]] = {}
     for exposure in leak["exposures"]:
         if exposure["kind"] == "account setting":
-            # One account's settings, opened and closed together, are one sentence.
+            # One account's settings, opened and closed together, are one sentence; its weaknesses another.
             settings.setdefault((exposure["resource_id"].lower(), exposure["since"], exposure["contained_at"],
-                                 exposure["released_at"], exposure["held_since"]), []).append(exposure)
+                                 exposure["released_at"], exposure["held_since"], exposure["weakness"]),
+                                []).append(exposure)
             continue
         text = _exposure_sentence(exposure)
         if text:
@@ -526,6 +532,11 @@ _SETTINGS = {
                                         "could read from anywhere)",
     "storage_shared_key_access_allowed": "let its account keys, and SAS tokens signed with them, read the data",
     "storage_cross_tenant_replication_allowed": "allowed object replication to accounts in other tenants",
+    "storage_sas_expiry_policy_missing": "had no SAS expiration policy within the limit (a SAS signed for longer was "
+                                         "accepted, valid as long as it said)",
+    "storage_key_expiry_policy_missing": "had no key expiration policy (nothing reminded anyone to rotate its keys)",
+    "storage_keys_older_than_limit": "kept access keys older than the limit (every SAS signed with them stays valid "
+                                     "until it expires)",
 }
 
 
@@ -547,7 +558,9 @@ def _settings_sentence(group: list[dict]) -> str:
     found = _found(first)
     opened = (f"After a change by {by}, the account {account} {allowed}" if by else
               f"The account {account} {allowed}")
-    return f"{opened}{f' from {at_time(since)}' if since else found}{_end(first, 'it was contained')}."
+    weakened = (" A weakened control: it shows no one able to reach the data who should not, so it is no "
+                "personal-data breach on its own." if first["weakness"] else "")
+    return f"{opened}{f' from {at_time(since)}' if since else found}{_end(first, 'it was contained')}.{weakened}"
 
 
 def _end(exposure: dict, contained: str) -> str:

@@ -10,10 +10,13 @@ response to the leaks that matter.
   where the incident stands. What one record brings about at once is one notice (`changed`
   lists it all; its type is the first). Each notice is sent once: a ledger entity keyed by
   incident and kind is created first (a conditional insert), and only the instance that
-  created it sends it.
+  created it sends it. Only an exposure starts the Article 33 watch: a weakness (a weakened
+  control, containment.judge.rule) is no breach, so an incident of weaknesses only has no
+  clock and no `due` or `overdue` until an exposure joins it, and is `detected` by that one.
 - **Findings recorded `reported`** (the settings do not contain them), and in dry-run
   `would-contain`, wait for the hourly digest: one notification with all of them, never one
-  each; none when there are none.
+  each; none when there are none. So do records whose findings are all weaknesses, whatever
+  their outcome, unless they wait for a person or failed (as mutes never silence those).
 - **What people do** (approvals, releases, exemptions, mutes, break-glass, refused requests)
   and failures that belong to no incident are notified one by one, as decisions.
 - **Mutes** (a rule on a scope, with an owner and an expiry: containment.operate.controls)
@@ -36,7 +39,7 @@ from containment.core import clock
 from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 from containment.record import impact
 from containment.record.export import read_incident
-from containment.record.incidents import GDPR_NOTIFICATION, SEVERITIES, Incident
+from containment.record.incidents import GDPR_NOTIFICATION, SEVERITIES, Incident, shows_exposure, weaknesses_only
 
 log = logging.getLogger("containment")
 SOURCE = "/synthetic-data-containment"
@@ -62,12 +65,12 @@ LISTED = 20
 def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> None:
     """What the record changes, notified if it is worth it: called once per record written.
     `quiet`: not on its own (a hold by the blast-radius limit after the hour's first): to the
-    digest. Whatever is sent, an incident's first finding starts the watch on its Article 33
+    digest. Whatever is sent, an incident's first exposure starts the watch on its Article 33
     clock, so an incident only digested still hears when its assessment falls due."""
     if runtime.settings.notify_topic_endpoint is None:
         return
     try:
-        if record.incident and record.findings and record.operation not in OPERATOR_OPERATIONS:
+        if record.incident and shows_exposure(record) and record.operation not in OPERATOR_OPERATIONS:
             _watch_clock(runtime, record)
         if record.operation == "incident":
             _incident_decided(runtime, record)
@@ -76,7 +79,8 @@ def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> Non
         elif record.incident is None:
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
-        elif quiet or (record.outcome in DIGESTED and not record.own_deployment):
+        elif quiet or (record.outcome in DIGESTED and not record.own_deployment) or (
+                weaknesses_only(record) and not _for_a_person(record)):
             runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)
@@ -87,7 +91,7 @@ def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> Non
 def _finding(runtime: Runtime, record: DecisionRecord) -> None:
     """A finding in an incident: the notice of what it brings about that was not notified yet."""
     silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
-    if record.outcome == "failed" or record.outcome == "pending-approval" or record.awaiting_approval:
+    if _for_a_person(record):
         # What waits for a person, or a containment that failed, reaches a person whatever mutes it:
         # muted, the approval would expire unseen and the exposure stay open.
         silencing, overridden = [], overridden + silencing
@@ -96,7 +100,10 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
                                                                               "expires_at")} for m in silencing])
         log.info("notification of %s muted by %s", record.key, ", ".join(m["decision"] for m in silencing))
         return
-    reached = ["detected"] + (["contained"] if record.outcome == "contained" else []) + (
+    # An incident is `detected` by its first exposure: a weakness that waits for a person or
+    # failed says that alone, and the exposure that joins later still opens the breach's thread.
+    reached = ([] if weaknesses_only(record) else ["detected"]) + (
+        ["contained"] if record.outcome == "contained" else []) + (
         ["held"] if record.outcome == "pending-approval" or record.awaiting_approval else []) + (
         ["failed"] if record.outcome == "failed" else [])
     rows = {kind: _row(record, kind) for kind in reached}
@@ -125,13 +132,18 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
     if not _publish(runtime, event, record.key, record.resource_id):
         for kind in claimed:
             runtime.ledger.forget_notice(rows[kind])
-    elif "reassess" in claimed and incident.clock_stopped_at is None:  # its clock runs again
+    elif "reassess" in claimed and incident.clock_running:  # its clock runs again
         runtime.ledger.keep_clock(incident.id, clock.iso(incident.gdpr_deadline - DUE_WITHIN))
 
 
+def _for_a_person(record: DecisionRecord) -> bool:
+    """What reaches a person whatever mutes or digests it: a hold for their approval, or a failed containment."""
+    return record.outcome in ("failed", "pending-approval") or bool(record.awaiting_approval)
+
+
 def _watch_clock(runtime: Runtime, record: DecisionRecord) -> None:
-    """Once per incident (its first finding claims the watch): due 24 hours before 72 hours
-    from this detection, which is the incident's first."""
+    """Once per incident (its first exposure claims the watch): due 24 hours before 72 hours
+    from this detection, which is the incident's first exposure."""
     if runtime.ledger.claim_notice(f"{record.incident} watched", decision=record.key):
         detected = datetime.fromisoformat((record.event_time or record.decided_at).replace("Z", "+00:00"))
         runtime.ledger.keep_clock(record.incident, clock.iso(detected + GDPR_NOTIFICATION - DUE_WITHIN))
@@ -184,7 +196,7 @@ def _incident_decided(runtime: Runtime, record: DecisionRecord) -> None:
     event = _incident_event(incident, [kind], record, decided_by=record.actor.get("name"),
                             **({"from": record.incident_update["from"]} if "from" in record.incident_update else {}))
     if _publish(runtime, event, record.key, record.resource_id) and kind in ("merged", "split") \
-            and incident.clock_stopped_at is None:
+            and incident.clock_running:
         runtime.ledger.keep_clock(incident.id, clock.iso(incident.gdpr_deadline - DUE_WITHIN))
 
 
@@ -287,7 +299,7 @@ def _clock_notices(runtime: Runtime, now: datetime) -> list[dict]:
             continue
         if incident.id != watched:  # merged into another since: that one's clock runs
             runtime.ledger.drop_clock(watched)
-        if incident.clock_stopped_at is not None:
+        if not incident.clock_running:  # stopped, or none runs (a split left weaknesses only)
             runtime.ledger.drop_clock(incident.id)
             continue
         kind = "overdue" if now >= incident.gdpr_deadline else "due"

@@ -31,6 +31,7 @@ STATUS = {
     "assessed": "assessed: the Article 33 decision is recorded",
     "reassess": "to assess again: findings came after the assessment",
     "closed": "closed",
+    "weakness": "a weakened control; no personal data shown exposed",
 }
 
 
@@ -53,8 +54,8 @@ def render(incident, now: datetime) -> str:
         "<p class='print-only note'>Printed copy: the raw JSON and the resources' states before and after are left "
         "out. They are in the HTML file this was printed from, and in <code>python -m containment export "
         "decisions</code>.</p>",
-        _section("leak", "What leaked", _leak(leak)),
-        _section("context", "The dataset's privacy context", _context(found, filled)),
+        _section("leak", "What was found" if incident.weakness_only else "What leaked", _leak(leak)),
+        _section("context", "The dataset's privacy context", _context(found, filled, incident.weakness_only)),
         _section("assessment", "Assessment and deadline", _assessment(incident, now)),
         _section("waiting", "What waits for whom", _waiting(incident)),
         _section("timeline", "Timeline", _timeline(incident)),
@@ -88,13 +89,15 @@ def _header(incident, title: str, now: datetime) -> str:
         ("Severity", severity or "none recorded"),
         ("Detected", _stamp(incident.detected_at)),
         ("Contained", _stamp(incident.contained_at) if incident.contained_at else "not contained"),
-        ("Article 33", _deadline_line(incident, now)),
+        ("Article 33", clock_line(incident, now)),
         ("Caused by", _some(incident.actors) or "not known from the records"),
         ("Decided by", _some(incident.operators) or "the app alone (no person has acted)"),
     ]
     rows = "".join(f"<dt>{e(label)}</dt><dd>{e(value)}</dd>" for label, value in facts)
     listed = "".join(f"<li><code title='{e(r)}'>{e(short(r))}</code></li>" for r in resources)
-    return (f"<header><p class='kicker'>Personal-data breach record (GDPR Art. 33(5))</p>"
+    kicker = ("Weakened-control record: no personal-data breach shown" if incident.weakness_only else
+              "Personal-data breach record (GDPR Art. 33(5))")
+    return (f"<header><p class='kicker'>{e(kicker)}</p>"
             f"<h1>Incident <code>{e(incident.id)}</code></h1><p class='subtitle'>{e(title)}</p>"
             f"<dl class='facts'>{rows}<dt>Resources</dt><dd><ul class='plain'>{listed}</ul></dd></dl></header>")
 
@@ -104,7 +107,10 @@ def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
-def _deadline_line(incident, now: datetime) -> str:
+def clock_line(incident, now: datetime) -> str:
+    """The Article 33 clock in one line: none, stopped, or its deadline and the hours left."""
+    if incident.weakness_only:
+        return "no clock: only weakened controls were found, no personal data shown exposed (see Assessment)"
     if incident.clock_stopped_at is not None:
         return f"clock stopped {_stamp(incident.clock_stopped_at)} (see Assessment)"
     left = (incident.gdpr_deadline - now).total_seconds() / 3600
@@ -144,12 +150,13 @@ def _leak(leak: dict) -> str:
                     (_c(o["object"]), _n(o["callers"])) for o in reads["sampled_objects"][:TOP_ROWS]],
                     widths=(80, 20), numeric=(1,)), len(reads["sampled_objects"])))
             parts.append(_more(len(reads["sampled_objects"]), "objects"))
-    if leak["exposures"]:
-        parts.append(_keep("<h3>Exposures</h3>" + _table(("What", "Resource", "From", "Until", "Caused by"), [
-            (e(x["kind"]), _resource(x["resource_id"]),
-             _time(x["since"]) if x["since"] else "found " + _time(x["found_at"]), _until(x),
-             e(x["caused_by"] or "not known")) for x in leak["exposures"]], widths=(12, 32, 15, 26, 15)),
-            len(leak["exposures"])))
+    for heading, weakness in (("Exposures", False), ("Weakened controls (no one shown able to reach the data)", True)):
+        listed = [x for x in leak["exposures"] if x["weakness"] is weakness]
+        if listed:
+            parts.append(_keep(f"<h3>{e(heading)}</h3>" + _table(("What", "Resource", "From", "Until", "Caused by"), [
+                (e(x["kind"]), _resource(x["resource_id"]),
+                 _time(x["since"]) if x["since"] else "found " + _time(x["found_at"]), _until(x),
+                 e(x["caused_by"] or "not known")) for x in listed], widths=(12, 32, 15, 26, 15)), len(listed)))
     after = leak["after_containment"]
     if after is not None and after["callers"]:
         parts.append(_keep("<h3>Reads after containment</h3>" + _table(("Caller", "Requests", "Bytes", "Last read"), [
@@ -182,7 +189,7 @@ def _until(exposure: dict) -> str:
 # ---------------------------------------------------------------------------- privacy context
 
 
-def _context(found: list[dict], filled: dict) -> str:
+def _context(found: list[dict], filled: dict, weakness_only: bool) -> str:
     parts = []
     if not found:
         parts.append("<p>The records name no storage account or container, so there are no tags to read.</p>")
@@ -206,12 +213,16 @@ def _context(found: list[dict], filled: dict) -> str:
             read = "; ".join(f"{s['what']} as recorded by decision {s['decision']} ({s['state']})"
                              for s in context["sources"])
             parts.append(f"<p class='note'>Read from {e(read)}.</p>")
-    # Long (a page's height in print): its rows are not cut, and its heading stays with them.
-    parts.append("<h3>Risk assessment, pre-filled</h3>" + f"<p class='decides'>{e(filled['note'])}</p>" +
-                 _table(("Question", "Suggested answer", "Why"), [
-                     (e(q["question"]), f"<strong>{e(q['answer'])}</strong>",
-                      "<ul class='why'>" + "".join(f"<li>{e(w)}</li>" for w in q["why"]) + "</ul>")
-                     for q in filled["questions"]], widths=(30, 27, 43)))
+    if weakness_only:
+        parts.append("<h3>Risk assessment</h3><p>None is asked: only weakened controls were found, and no personal "
+                     "data is shown exposed. Should a finding that shows the data exposed join this incident, the risk "
+                     "questions are pre-filled here from these tags.</p>")
+    else:  # long (a page's height in print): its rows are not cut, and its heading stays with them
+        parts.append("<h3>Risk assessment, pre-filled</h3>" + f"<p class='decides'>{e(filled['note'])}</p>" +
+                     _table(("Question", "Suggested answer", "Why"), [
+                         (e(q["question"]), f"<strong>{e(q['answer'])}</strong>",
+                          "<ul class='why'>" + "".join(f"<li>{e(w)}</li>" for w in q["why"]) + "</ul>")
+                         for q in filled["questions"]], widths=(30, 27, 43)))
     parts.append("<p class='note'>The tags are documented in the README (Dataset privacy tags). A manifest blob "
                  "inside the container is not read: the app holds no data-plane role.</p>")
     return "".join(parts)
@@ -232,6 +243,12 @@ def _shown(field: dict) -> str:
 
 
 def _clock(incident, now: datetime) -> str:
+    if incident.weakness_only:
+        return ("<div class='clock none'><strong>No Article 33 clock runs.</strong> Every finding of this incident is "
+                f"a weakened control ({e(', '.join(incident.weaknesses))}): none shows personal data reachable by "
+                "anyone who should not reach it, so no personal-data breach is shown and nothing is to be notified "
+                "under GDPR Art. 33(1), which runs from becoming aware of a breach. Should a finding that shows the "
+                "data exposed join this incident, the 72 hours run from its detection.</div>")
     deadline = incident.gdpr_deadline
     stopped = incident.clock_stopped_at
     assessment = incident.assessment or {}
@@ -247,19 +264,27 @@ def _clock(incident, now: datetime) -> str:
         return (f"<div class='clock stopped'><strong>Article 33 clock stopped:</strong> {e(what)}, {e(timing)} "
                 f"({e(_stamp(deadline))}).</div>")
     left = (deadline - now).total_seconds() / 3600
+    since = ("detection" if incident.exposed_at == incident.detected_at else
+             f"the first finding that shows the data exposed ({_stamp(incident.exposed_at)}; the weakened controls "
+             "found before it start no clock)")
     if left < 0:
         return (f"<div class='clock overdue'><strong>Article 33: overdue by {e(_hours(-left))}.</strong> The 72 "
-                f"hours from detection ended {e(_stamp(deadline))}. Notify the supervisory authority, or record why "
+                f"hours from {e(since)} ended {e(_stamp(deadline))}. Notify the supervisory authority, or record why "
                 "the breach is unlikely to result in a risk to people; either way, document it (Art. 33(5)).</div>")
     urgency = "due" if left < 24 else "running"
     return (f"<div class='clock {urgency}'><strong>Article 33: notify the supervisory authority by "
-            f"{e(_stamp(deadline))}</strong> ({e(_hours(left))} left), 72 hours after detection, unless the breach "
+            f"{e(_stamp(deadline))}</strong> ({e(_hours(left))} left), 72 hours after {e(since)}, unless the breach "
             "is unlikely to result in a risk to people. Either way, document it (Art. 33(5)).</div>")
 
 
 def _assessment(incident, now: datetime) -> str:
     assessment = incident.assessment
     parts = [_clock(incident, now)]
+    if not assessment and incident.weakness_only:
+        parts.append("<p>No assessment is needed: a weakness is no breach. Closing the incident is still a person's "
+                     f"decision on the record (<code>POST /api/incidents/{e(incident.id)}/close</code>, app role "
+                     "Containment.Assess, not the person who caused it).</p>")
+        return "".join(parts)
     if not assessment:
         parts.append("<p>No assessment is recorded yet. The person who assesses records it (notifiable: when the "
                      "authority was notified and its reference; or not notifiable: why), and the clock stops.</p>")
@@ -587,6 +612,7 @@ ul.plain{list-style:none;margin:0;padding:0}
 .clock.overdue,.clock.due{background:#ffebe9;border-color:#cf222e}
 .clock.running{background:#fff8c5;border-color:#bf8700}
 .clock.stopped{background:#dafbe1;border-color:#1a7f37}
+.clock.none{background:var(--soft);border-color:var(--muted)}
 .decides{background:var(--soft);border:1px dashed var(--muted);padding:.5rem .8rem;border-radius:6px}
 table{border-collapse:collapse;width:100%;font-size:.88em;table-layout:fixed;margin:.4rem 0 .8rem}
 th,td{border:1px solid var(--line);padding:.3rem .45rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}

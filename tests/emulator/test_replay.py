@@ -146,6 +146,19 @@ def test_one_breach_is_one_incident_and_two_unrelated_are_two(bundled):
     assert len({r["incident"] for r in records}) == 2
 
 
+def test_key_and_sas_posture_is_an_incident_of_weaknesses_with_no_article_33_clock(bundled):
+    from containment.core.records import DecisionRecord
+    from containment.record.incidents import group
+
+    outputs, _ = bundled
+    records, _ = outputs["posture-no-sas-policy-and-old-keys-reported.json"]
+    [reported] = records
+    assert reported["incident"] and {f["rule"]: f.get("weakness") for f in reported["findings"]} == {
+        "storage_sas_expiry_policy_missing": True, "storage_keys_older_than_limit": True}
+    [incident] = group([DecisionRecord(**record) for record in records])
+    assert incident.status == "weakness" and incident.gdpr_deadline is None and incident.exposed_at is None
+
+
 def test_a_key_listing_names_who_from_where_and_when_and_holds_the_rotation(bundled):
     outputs, stderr = bundled
     [record], final_state = outputs["keys-listed-by-unallowed-identity.json"]

@@ -143,7 +143,8 @@ def test_a_compliant_resource_has_no_findings(body):
 def test_an_exposed_resource_gives_exactly_that_finding_with_its_evidence(rule_id):
     body, summary, evidence = CASES[rule_id]
     rule = RULES[rule_id]
-    assert findings(body) == [Finding(rule_id, rule.severity, body["id"], summary, evidence)]
+    # Which rules are weaknesses is decided, and tested, in test_weaknesses.py.
+    assert findings(body) == [Finding(rule_id, rule.severity, body["id"], summary, evidence, weakness=rule.weakness)]
 
 
 def test_a_container_with_blob_level_access_is_exposed():
@@ -213,7 +214,7 @@ def test_removing_the_tag_under_a_protected_scope_is_a_finding():
     assert finding == Finding(
         "storage_scope_tag_removed", "high", ACCOUNT_ID,
         f"the account lies under protected scope {RG} but no longer carries the tag data-classification=synthetic",
-        {"tags": {"owner": "ml-team"}, "expected_tag": "data-classification=synthetic"})
+        {"tags": {"owner": "ml-team"}, "expected_tag": "data-classification=synthetic"}, weakness=True)
 
 
 def test_the_tag_under_a_protected_scope_is_no_finding_whatever_the_case_of_its_name():

@@ -12,7 +12,7 @@ import pytest
 from containment.core import clock
 from containment.record.export import incidents_csv
 from tests.helpers import arm_bodies as b
-from tests.helpers.events import ANALYST, CONTAINER_WRITE, write_event
+from tests.helpers.events import ACCOUNT_WRITE, ANALYST, CONTAINER_WRITE, write_event
 from tests.helpers.operators import operator
 
 DPO = operator("dpo@contoso.example", "d0d0d0d0-1111-4222-8333-444455556666", roles=("Containment.Assess",
@@ -108,6 +108,30 @@ def test_close_needs_an_assessment_and_a_closed_incident_takes_no_new_finding(ap
     assert again != incident
     status, _ = http("POST", f"incidents/{incident}/assess", NOTIFIED)
     assert status == 409
+
+
+def test_a_weakness_only_incident_closes_without_an_assessment_by_a_person_who_did_not_cause_it(
+        app, emulator, moment):
+    weak = b.storage_account("synthweak01", allowSharedKeyAccess=True)  # a weakness, recorded only
+    emulator.seed([weak])
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(START)
+    app.deliver(write_event(weak["id"], ACCOUNT_WRITE, actor=ANALYST, time=clock.iso(START)))
+    app.drain()
+    [record] = app.records()
+    status, shown = http("GET", f"incidents/{record.incident}")
+    assert status == 200 and shown["status"] == "weakness" and shown["gdpr_deadline"] is None
+    assert shown["gdpr_hours_left"] is None and "no GDPR Article 33 clock" in shown["no_clock_because"]
+    assert shown["weaknesses"] == ["storage_shared_key_access_allowed"]
+    # Still a person's decision, with the role and the separation of duties of any closure.
+    culprit = operator("dana@contoso.example", ANALYST, roles=("Containment.Assess",))
+    assert http("POST", f"incidents/{record.incident}/close", {"reason": "r"}, headers=culprit)[0] == 403
+    assert http("POST", f"incidents/{record.incident}/close", {"reason": "r"}, headers=READER)[0] == 403
+    status, answer = http("POST", f"incidents/{record.incident}/close", {"reason": "shared key off next sprint"})
+    assert status == 200 and answer["status"] == "closed"
+    [closure] = [r for r in app.records() if r.operation == "incident"]
+    assert closure.incident_update == {"kind": "closure", "reason": "shared key off next sprint"}
+    assert closure.actor["name"] == "dpo@contoso.example"
 
 
 def test_high_risk_keeps_it_open_until_article_34_is_answered(app, emulator, moment):

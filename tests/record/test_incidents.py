@@ -56,6 +56,48 @@ def test_the_clock_runs_from_detection_and_stops_at_an_assessment():
     assert incident.status == "closed"
 
 
+WEAKNESS = {"rule": "storage_sas_expiry_policy_missing", "severity": "medium", "resource_id": "", "summary": "s",
+            "evidence": {}, "weakness": True}
+
+
+def test_weaknesses_only_run_no_clock_and_the_first_exposure_starts_it_from_its_own_detection():
+    weak = record("w", at(0), outcome="reported", findings=[WEAKNESS])
+    daily = record("w2", at(24), outcome="reported", findings=[WEAKNESS])
+    [incident] = group([weak, daily])
+    summary = incident.summary(datetime(2026, 12, 9, tzinfo=timezone.utc))  # long after 72 hours: never overdue
+    assert incident.status == "weakness" and incident.weakness_only and incident.exposed_at is None
+    assert incident.gdpr_deadline is None and incident.hours_left(datetime(2026, 12, 9, tzinfo=timezone.utc)) is None
+    assert summary["gdpr_deadline"] is None and summary["gdpr_hours_left"] is None and summary["exposed_at"] is None
+    assert "no GDPR Article 33 clock runs" in summary["no_clock_because"]
+    assert summary["weaknesses"] == ["storage_sas_expiry_policy_missing"]
+    assert summary["detected_at"] == datetime.fromisoformat(at(0)).isoformat()  # the incident's own detection stays
+
+    # A public container joins 50 hours later: 72 hours from it, not from the weakness (22 h left then).
+    exposed = record("x", at(50), contained_at=at(50.01))
+    [incident] = group([weak, daily, exposed])
+    assert incident.status == "contained" and not incident.weakness_only
+    assert incident.exposed_at == datetime.fromisoformat(at(50))
+    assert incident.gdpr_deadline == datetime.fromisoformat(at(122))
+    assert incident.summary(datetime.fromisoformat(at(51)))["no_clock_because"] is None
+
+    # One record with both: the exposure in it makes it one; a weakness found after an assessment asks no new one.
+    mixed = record("m", at(0), findings=[WEAKNESS, FINDING])
+    assessed = update("m.assessed", at(5), "assessment", notifiable=False, high_risk=False, reason="no personal data")
+    [incident] = group([mixed, assessed, record("w3", at(10), outcome="reported", findings=[WEAKNESS])])
+    assert incident.exposed_at == datetime.fromisoformat(at(0)) and incident.unassessed == []
+    assert incident.status == "assessed" and incident.clock_stopped_at == datetime.fromisoformat(at(5))
+
+
+def test_a_weakness_only_incident_assessed_anyway_has_no_clock_to_stop_and_closes():
+    weak = record("w", at(0), outcome="reported", findings=[WEAKNESS])
+    assessed = update("w.assessed", at(5), "assessment", notifiable=False, high_risk=False, reason="a posture gap")
+    [incident] = group([weak, assessed])
+    assert incident.status == "weakness" and incident.clock_stopped_at is None and incident.hours_left(
+        datetime.fromisoformat(at(100))) is None
+    [incident] = group([weak, update("w.closed", at(6), "closure", reason="policy set")])
+    assert incident.status == "closed"
+
+
 def test_high_risk_asks_article_34_until_the_people_are_informed():
     contained = record("a", at(0), contained_at=at(0.01))
     high = update("a.assessed", at(2), "assessment", notifiable=True, notified_at=at(1), reference="r", reason="r",

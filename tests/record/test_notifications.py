@@ -241,10 +241,13 @@ def test_a_digest_carries_the_reported_findings_of_the_last_hour_and_not_those_a
 
 
 def test_an_incident_only_digested_still_hears_when_its_assessment_falls_due(app, emulator, moment):
-    shared_key = b.storage_account("synthduedigest", allowSharedKeyAccess=True)
-    emulator.seed([shared_key])
-    app.configure(CONTAINMENT_MODE="enforce")
-    deliver(app, moment, shared_key["id"], ACCOUNT_WRITE)
+    # An exposure recorded only (its rule is not contained automatically here). It was a shared-key
+    # account before that rule was classed a weakness, which now starts no clock (the test below).
+    account = b.storage_account("synthduedigest")
+    public = b.container(account["id"], "training", "Container")
+    emulator.seed([account, public])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_AUTO_CONTAIN="role_assignment_grants_data_access")
+    deliver(app, moment, public["id"])
     [reported] = app.records()
     assert reported.outcome == "reported"
     [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
@@ -252,6 +255,47 @@ def test_an_incident_only_digested_still_hears_when_its_assessment_falls_due(app
     assert hourly(emulator, moment, START + timedelta(hours=47)) == []
     [due] = hourly(emulator, moment, START + timedelta(hours=48, minutes=5))
     assert (due["type"], due["subject"]) == (f"{INCIDENT}due", f"/incidents/{reported.incident}")
+
+
+def test_a_weakness_only_incident_is_digested_never_due_and_an_exposure_joining_starts_the_watch(app, emulator, moment):
+    account = b.storage_account("synthweak01", allowSharedKeyAccess=True, minimumTlsVersion="TLS1_0")
+    public = b.container(account["id"], "training", "Container")
+    emulator.seed([account])
+    app.configure(CONTAINMENT_MODE="enforce",
+                  CONTAINMENT_AUTO_CONTAIN="storage_tls_below_1_2,storage_container_public_access")
+    deliver(app, moment, account["id"], ACCOUNT_WRITE)
+    [weak] = app.records()
+    assert weak.outcome == "contained" and weak.incident  # TLS contained, shared key reported: weaknesses both
+    assert emulator.notifications == []  # contained or not, a weakness waits for the digest
+    [digest] = hourly(emulator, moment, START + timedelta(minutes=5))
+    assert digest["data"]["incidents"][0]["incident"] == weak.incident
+    assert hourly(emulator, moment, START + timedelta(hours=9)) == []  # nothing watched, nothing due
+
+    # A public container on the same account, ten hours on: the same incident, its first exposure.
+    emulator.seed([public])
+    deliver(app, moment, public["id"], at=START + timedelta(hours=10))
+    exposed = app.records()[-1]
+    assert exposed.incident == weak.incident
+    [detected] = emulator.notifications[-1:]
+    assert detected["id"] == f"{weak.incident}.detected" and detected["data"]["gdpr_deadline"] == (
+        START + timedelta(hours=82)).isoformat()
+    assert hourly(emulator, moment, START + timedelta(hours=48, minutes=5)) == []  # 48 h from the weakness: nothing
+    [due] = hourly(emulator, moment, START + timedelta(hours=58, minutes=5))  # 48 h from the exposure
+    assert (due["type"], due["subject"]) == (f"{INCIDENT}due", f"/incidents/{weak.incident}")
+
+
+def test_a_weakness_held_for_a_person_is_notified_as_held_never_as_detected(app, emulator, moment):
+    account = b.storage_account("synthweak02", minimumTlsVersion="TLS1_0")
+    emulator.seed([account])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_AUTO_CONTAIN="storage_tls_below_1_2",
+                  CONTAINMENT_APPROVAL_ACTIONS="require_tls_1_2")
+    deliver(app, moment, account["id"], ACCOUNT_WRITE)
+    [held] = app.records()
+    assert held.outcome == "pending-approval"
+    [event] = emulator.notifications  # a hold reaches a person, weakness or not (an approval must not expire unseen)
+    assert event["id"] == f"{held.incident}.held.{held.key}" and event["data"]["changed"] == ["held"]
+    assert event["data"]["status"] == "weakness" and event["data"]["gdpr_deadline"] is None
+    assert hourly(emulator, moment, START + timedelta(hours=48, minutes=5)) == []  # and no clock
 
 
 def test_in_dry_run_what_would_have_been_contained_is_in_the_digest_not_notified_one_by_one(app, emulator, moment):

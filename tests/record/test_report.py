@@ -202,3 +202,31 @@ def test_the_page_is_self_contained_ascii_and_printable():
     assert "Printed copy: the raw JSON and the resources' states before and after are left out." in markup
     # 400 callers: the tables show the first 25 and say where the rest are.
     assert "The first 25 of 400 callers; all of them are in the raw evidence." in markup
+
+
+def test_a_weakness_only_incident_says_no_article_33_clock_runs_and_why_instead_of_the_deadline():
+    from containment.core.records import DecisionRecord
+
+    weak = DecisionRecord(
+        key="7d3a1c5e-9b2f-4e6d-8a1c-3f5e7b9d1a03", resource_id=h.ACCOUNT_ID, outcome="reported", mode="enforce",
+        reason="recorded only", event_id="7d3a1c5e-9b2f-4e6d-8a1c-3f5e7b9d1a03",
+        operation="Microsoft.Storage/storageAccounts/write", rules=["storage_sas_expiry_policy_missing"],
+        severity="medium", actor=h.DANA, event_time="2026-11-24T09:59:30Z", decided_at="2026-11-24T10:00:00Z",
+        findings=[{"rule": "storage_sas_expiry_policy_missing", "severity": "medium", "resource_id": h.ACCOUNT_ID,
+                   "summary": "the account has no SAS expiration policy", "evidence": {"sasPolicy": None},
+                   "weakness": True}], recorded_at="1")
+    markup, page = page_of([weak])
+    shown = text(markup)
+    assert "Weakened-control record: no personal-data breach shown" in shown
+    assert "What was found" in shown and "What leaked" not in shown
+    assert "No Article 33 clock runs." in page.sections["assessment"]
+    assert "storage_sas_expiry_policy_missing" in page.sections["assessment"]
+    assert "notify the supervisory authority by" not in shown and "clock running" not in markup
+    assert "No assessment is needed" in page.sections["assessment"]
+    assert "Risk assessment, pre-filled" not in shown and "None is asked" in page.sections["context"]
+    assert "A weakened control: it shows no one able to reach the data" in page.sections["leak"]
+
+    # Reads with a leaked SAS joining it four hours on start the clock from their own detection.
+    markup, page = page_of([weak, *h.egress_sas_leak()])
+    assert "Article 33: notify the supervisory authority by" in page.sections["assessment"]
+    assert "72 hours after the first finding that shows the data exposed (2026-11-24 14:05:00 UTC" in text(markup)

@@ -19,10 +19,11 @@ The person who acts on a finding (an approver, a break-glass operator) is never 
 on-call engineer who contains two unrelated exposures does not make them one incident.
 
 A finding joins the incident that one of its signs was last seen in, if that was within
-CONTAINMENT_INCIDENT_WINDOW_HOURS and the incident was detected no more than 72 hours
-earlier (GDPR Art. 33(1): past that, its notification clock has run out, and a new finding
-starts a clock of its own); where several incidents qualify, the earliest detected. Else
-it opens a new incident. A closed incident's signs are forgotten, so nothing joins it.
+CONTAINMENT_INCIDENT_WINDOW_HOURS and the incident's first exposure was detected no more than
+72 hours earlier (GDPR Art. 33(1): past that, its notification clock has run out, and a new
+finding starts a clock of its own); an incident of weaknesses only has no clock yet, so only
+the window applies, and its first exposure starts the 72 hours. Where several incidents
+qualify, the earliest detected. Else it opens a new incident. A closed incident's signs are forgotten, so nothing joins it.
 Records with no finding belong to no incident unless they settle one (an approval, a
 release, an assessment): those carry the incident of what they settle.
 
@@ -39,6 +40,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from containment.adapters.runtime import Runtime
+from containment.core.findings import is_weakness
 from containment.core.records import DecisionRecord
 from containment.record.incidents import GDPR_NOTIFICATION, OPERATOR_OPERATIONS, parse_time
 
@@ -83,13 +85,20 @@ def new_incident_id(record: DecisionRecord) -> str:
 
 
 def joins(sign: dict, at: datetime, window: timedelta) -> bool:
-    """Whether a finding at `at` joins the incident a sign entry names."""
+    """Whether a finding at `at` joins the incident a sign entry names. `opened_at` is its
+    first exposure's detection, empty while it holds weaknesses only (no clock runs)."""
     return (at - parse_time(sign["last_at"]) <= window
-            and at - parse_time(sign["opened_at"]) <= GDPR_NOTIFICATION)
+            and (not sign["opened_at"] or at - parse_time(sign["opened_at"]) <= GDPR_NOTIFICATION))
 
 
 def detected(record: DecisionRecord) -> str:
     return record.event_time or record.decided_at or ""
+
+
+def exposure_detected(record: DecisionRecord) -> str:
+    """When the record's first exposure was detected: its detection, or empty where every
+    finding is a weakness (the time the 72 hours of a join are counted from)."""
+    return detected(record) if any(not is_weakness(finding) for finding in record.findings) else ""
 
 
 def assign(runtime: Runtime, record: DecisionRecord) -> DecisionRecord:
@@ -103,9 +112,9 @@ def assign(runtime: Runtime, record: DecisionRecord) -> DecisionRecord:
         seen = runtime.ledger.incident_signs(signs)
         live = [entry for entry in seen.values() if joins(entry, at, window)]
         closed = runtime.ledger.closed_incidents(sorted({e["incident"] for e in live})) if live else set()
-        live = sorted((e for e in live if e["incident"] not in closed), key=lambda e: e["opened_at"])
-        incident, opened = ((live[0]["incident"], live[0]["opened_at"]) if live
-                            else (new_incident_id(record), detected(record)))
+        live = sorted((e for e in live if e["incident"] not in closed), key=lambda e: e["opened_at"] or e["last_at"])
+        incident, opened = ((live[0]["incident"], live[0]["opened_at"] or exposure_detected(record)) if live
+                            else (new_incident_id(record), exposure_detected(record)))
         if runtime.ledger.mark_incident_signs(signs, seen, incident, opened, record.decided_at):
             return replace(record, incident=incident)
     raise RuntimeError(f"decision {record.key}: its incident signs kept changing under it ({ATTEMPTS} attempts)")

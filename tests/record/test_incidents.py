@@ -303,3 +303,19 @@ def test_nothing_joins_a_closed_incident_even_a_sign_written_after_it_closed(app
     app.runtime.ledger.mark_incident_signs(signs, {}, first.incident, at(0), at(0))  # the racing write
     later = assign(app.runtime, record("c2", at(1), incident=None, event_id="c2", actor={"object_id": "x-1"}))
     assert later.incident != first.incident
+
+
+def test_the_72_hours_of_a_join_count_from_the_first_exposure_not_a_weakness_before_it(app, moment):
+    """A weakness seen daily keeps its incident alive with no clock; the leak that joins it on
+    day 4 starts the 72 hours, and a second exposure two days later still joins it."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    posture = [assign(app.runtime, record(f"p{day}", at(24 * day), incident=None, outcome="reported",
+                                          findings=[WEAKNESS])) for day in range(4)]
+    assert len({r.incident for r in posture}) == 1
+    leak = assign(app.runtime, record("leak", at(80), incident=None, outcome="reported", findings=[FINDING]))
+    later = [assign(app.runtime, record(f"r{hour}", at(hour), incident=None, outcome="reported", findings=[FINDING]))
+             for hour in (100, 120, 140)]  # each within the 24-hour window of the one before
+    assert {leak.incident, *(r.incident for r in later)} == {posture[0].incident}  # 140 h after the first weakness
+    late = assign(app.runtime, record("late", at(155), incident=None, outcome="reported", findings=[FINDING]))
+    assert late.incident != leak.incident  # 75 h after the first exposure: its clock has run out

@@ -387,8 +387,10 @@ def _after_containment(incident, records, callers: list[dict]) -> dict | None:
             if caller["last_read"] and caller["last_read"] > contained and caller["caller"] not in late:
                 late[caller["caller"]] = {"caller": caller["caller"], "requests": None, "bytes": None,
                                           "last_read": _iso(caller["last_read"])}
+    # Reads only weaknesses named (a SAS outliving its policy) are not a leak to contain.
+    weak = all(is_weakness(f) for r in records for f in r.findings) and any(r.findings for r in records)
     return {"contained_at": _iso(contained), "continued": bool(late) if contained or late else None,
-            "callers": list(late.values()), "decisions": [r.key for r in not_holding]}
+            "callers": list(late.values()), "decisions": [r.key for r in not_holding], "weaknesses_only": weak}
 
 
 # ---------------------------------------------------------------------------- sentences
@@ -592,6 +594,9 @@ def _could(path: str) -> str:
 
 def _after_sentence(after: dict) -> str:
     if after["continued"] is None:
+        if after.get("weaknesses_only"):
+            return ("The app contained nothing: its findings are weaknesses only, which show no one who should not "
+                    "read the data reading it.")
         return "The reads were not contained: nothing holds them back."
     if not after["continued"]:
         return (f"No read by these callers was seen after containment at {at_time(after['contained_at'])}, in the "

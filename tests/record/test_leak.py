@@ -39,7 +39,8 @@ def test_key_rotation_still_waiting_is_said_beside_a_token_an_account_key_signed
 
 def test_no_read_after_containment_is_said_with_the_limit_of_what_was_scanned():
     after = told(h.egress_sas_leak())["after_containment"]
-    assert after == {"contained_at": "2026-11-24T14:15:00Z", "continued": False, "callers": [], "decisions": []}
+    assert after == {"contained_at": "2026-11-24T14:15:00Z", "continued": False, "callers": [], "decisions": [],
+                     "weaknesses_only": False}
     assert ("No read by these callers was seen after containment at 14:15 UTC on 24 Nov 2026, in the logs scanned so "
             "far.") in told(h.egress_sas_leak())["sentences"]
 
@@ -71,6 +72,19 @@ def test_uncontained_reads_say_nothing_holds_them_back():
     leak = told([dry])
     assert leak["after_containment"]["continued"] is None
     assert "The reads were not contained: nothing holds them back." in leak["sentences"]
+
+
+def test_reads_only_a_weakness_named_are_not_called_uncontained_reads():
+    """A SAS outliving its policy (egress_sas_expiry_policy_violated) names its reads, but shows no one
+    who should not read the data reading it: the report does not say a leak goes uncontained."""
+    [record] = h.egress_sas_leak()
+    weak = [{**finding, "rule": "egress_sas_expiry_policy_violated", "severity": "medium", "weakness": True}
+            for finding in record.findings]
+    leak = told([replace(record, outcome="reported", findings=weak, contained_at=None, awaiting_approval=[])])
+    assert leak["after_containment"]["weaknesses_only"] is True
+    assert "The reads were not contained: nothing holds them back." not in leak["sentences"]
+    assert any(sentence.startswith("The app contained nothing: its findings are weaknesses only")
+               for sentence in leak["sentences"])
 
 
 def test_a_crowd_of_anonymous_callers_is_one_sentence_and_the_most_active():

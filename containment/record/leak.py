@@ -95,14 +95,15 @@ def _callers(records) -> tuple[list[dict], bool]:
             "account_id": row["_account"], "account": _names(row["_account"])[0], "caller": name,
             "bytes": 0, "requests": 0, "blobs": 0, "blobs_at_least": 0, "windows": 0, "authentication": [],
             "addresses": [],
-            "untrusted_addresses": [], "sample_uris": [], "first_read": None, "last_read": None})
+            "untrusted_addresses": [], "sample_uris": [], "keys": [], "first_read": None, "last_read": None})
         caller["bytes"] += _number(row.get("Bytes"))
         caller["requests"] += _number(row.get("Requests"))
         caller["blobs"] += _number(row.get("Blobs"))
         caller["blobs_at_least"] = max(caller["blobs_at_least"], _number(row.get("Blobs")))
         caller["windows"] += 1
         for name, field in (("authentication", "AuthenticationTypes"), ("addresses", "Addresses"),
-                            ("untrusted_addresses", "untrusted_addresses"), ("sample_uris", "SampleUris")):
+                            ("untrusted_addresses", "untrusted_addresses"), ("sample_uris", "SampleUris"),
+                            ("keys", "Keys")):
             caller[name] += [str(v) for v in _list(row.get(field)) if str(v) not in caller[name]]
         first, last = moment(row.get("FirstRead")), moment(row.get("LastRead"))
         if first and (caller["first_read"] is None or first < caller["first_read"]):
@@ -112,7 +113,7 @@ def _callers(records) -> tuple[list[dict], bool]:
     callers = sorted(merged.values(), key=lambda c: (-c["bytes"], -c["requests"], c["caller"]))
     for caller in callers:
         caller["identity"] = _identity(caller)
-        caller["credential"] = credential(caller["authentication"], caller["sample_uris"])
+        caller["credential"] = credential(caller["authentication"], caller["sample_uris"], sorted(caller["keys"]))
         caller["containers"] = sorted({c for c, _ in map(_blob_path, caller["sample_uris"]) if c})
         # The logs count distinct blobs per window: over several windows the sum is an upper
         # bound, and the largest window's count (or the distinct names sampled) a lower one.
@@ -166,8 +167,9 @@ def _identity(caller: dict) -> dict:
             "text": f"{'an anonymous caller' if anonymous else 'a caller'} {where}{untrusted}"}
 
 
-def credential(authentication: list[str], uris: list[str]) -> dict:
-    """Which credential the reads used: the authentication types the logs name and, for a
+def credential(authentication: list[str], uris: list[str], keys: list[str] = ()) -> dict:
+    """Which credential the reads used: the authentication types the logs name, the account
+    keys that signed them (AuthenticationHash, as the egress query names them) and, for a
     SAS, what its query string says (kind, signer, scope, permissions, expiry)."""
     kinds = [str(a) for a in authentication]
     lowered = {k.lower() for k in kinds}
@@ -177,19 +179,22 @@ def credential(authentication: list[str], uris: list[str]) -> dict:
         parts.append("no credentials (anonymous access)")
     if "oauth" in lowered:
         parts.append("an Entra ID token (OAuth)")
+    signer = f"account key {' and '.join(keys)}" if keys else ""
     if "accountkey" in lowered:
-        parts.append("an account key (shared key)")
+        parts.append(f"{signer or 'an account key'} (shared key)")
     if lowered & {"sas", "delegationsas"}:
         if sas:
             parts += sorted({d["text"] for d in sas})
         else:
             parts.append("a user-delegation SAS" if "delegationsas" in lowered else
+                         f"a SAS token signed with {signer}" if signer else
                          "a SAS token (the sampled URIs carry no query string to say which)")
     parts += [f"authentication type {k}" for k in kinds
               if k.lower() not in ("anonymous", "oauth", "accountkey", "sas", "delegationsas")]
     signed_by_key = any(d["signed_with"] == "account key" for d in sas) or "accountkey" in lowered or (
         "sas" in lowered and not sas)
-    return {"authentication": kinds, "sas": sas, "text": " and ".join(parts) or "an unknown credential",
+    return {"authentication": kinds, "sas": sas, "keys": list(keys),
+            "text": " and ".join(parts) or "an unknown credential",
             "account_key_may_sign": signed_by_key}
 
 

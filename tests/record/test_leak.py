@@ -118,6 +118,10 @@ def test_a_user_delegation_sas_names_the_identity_whose_key_signed_it():
     assert credential(["SAS"], ["https://a.blob.core.windows.net/c/b"])["text"] == (
         "a SAS token (the sampled URIs carry no query string to say which)")
     assert credential(["AccountKey"], [])["text"] == "an account key (shared key)"
+    # AuthenticationHash names the key (egress_window.kql's Keys): the sentence names it too.
+    assert credential(["SAS"], ["https://a.blob.core.windows.net/c/b"], ["key1"])["text"] == (
+        "a SAS token signed with account key key1")
+    assert credential(["AccountKey"], [], ["key2"])["text"] == "account key key2 (shared key)"
 
 
 def test_an_oauth_caller_is_named_by_its_object_id():

@@ -374,8 +374,28 @@ class HttpCalls:
         service = self.services.get(url.port, f"port {url.port}")
         if service == "arm" and url.path.startswith("/api/events"):
             service = "topic"  # the emulator also stands in for the notifications' Event Grid topic
-        entity = _ledger_entity(url.path, getattr(request, "content", None)) if service == "table" else ""
+        content = getattr(request, "content", None)
+        entity = (_ledger_entity(url.path, content) if service == "table"
+                  else _query_name(content) if url.path.lower().startswith("/v1/workspaces/") else "")
         self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity))
+
+
+def _query_name(content) -> str:
+    """Which shipped query (containment/adapters/queries/*.kql) a Log Analytics request
+    carries: the one whose last line of KQL its query holds (the app sets only `let` values)."""
+    try:
+        query = json.loads(content)["query"]
+    except (TypeError, ValueError, KeyError):
+        return ""
+    return next((name for name, last in _QUERY_ENDINGS.items() if last in query), "")
+
+
+def _last_line(path: Path) -> str:
+    return [line for line in path.read_text().splitlines() if line.strip() and not line.strip().startswith("//")][-1]
+
+
+_QUERY_ENDINGS = {path.stem: _last_line(path).strip()
+                  for path in sorted((REPO / "containment" / "adapters" / "queries").glob("*.kql"))}
 
 
 _FUNCTION_APP = str(REPO / "function_app.py")

@@ -173,7 +173,10 @@ def _copies_by_source(runtime: Runtime, copies: list[dict], run: ScanRun) -> dic
     a destination not among them (another subscription, another tenant) is not protected."""
     if not copies:
         return {}
-    accounts = _accounts_by_name(runtime, run)
+    # Names are resolved only where a row names another account: a copy tool's read that
+    # names none (a training pipeline's AzCopy) costs no ARM list.
+    named = any(row["Side"] == "destination" or row.get("DestinationAccount") for row in copies)
+    accounts = _accounts_by_name(runtime, run) if named else {}
     if run.tenants is None and any(row.get("RequesterTenants") for row in copies):
         run.tenants = arm.list_tenants(runtime.clients)
     by_source: dict[str, list[dict]] = {}
@@ -195,7 +198,7 @@ def _accounts_by_name(runtime: Runtime, run: ScanRun) -> dict[str, dict]:
     """Every storage account in CONTAINMENT_SUBSCRIPTIONS (none set: every subscription the
     identity sees) by its name, lower case: names are unique across Azure
     (https://learn.microsoft.com/azure/storage/common/storage-account-overview#storage-account-name),
-    so a URI's host names one account. Listed once a run, and only when a copy is to be judged."""
+    so a URI's host names one account. Listed once a run, and only when a copy names another account."""
     if run.by_name is None:
         subscriptions = runtime.settings.subscriptions or arm.list_subscriptions(runtime.clients)
         run.by_name = {str(account.get("name")).lower(): account for subscription in sorted(subscriptions)

@@ -16,7 +16,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | notice clock | `notice-clock`           | `<incident id>`             | an incident whose Article 33 notices (assessment due, deadline passed) are still to come, and from when |
 | digest entry | `digest`                 | `<recorded at> <decision key>` | a finding recorded `reported`, or a notification a mute silenced, not yet in an hourly digest |
 | mute     | `mute`                       | `<rule> <scope id, '/' as '|'>` | whose notifications are muted, why, whose it is, until when |
-| incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`); `closed <incident>` | which incident a finding with this sign joins, since when, last seen (containment.record.correlation); which incidents are closed |
+| incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`, `credential <account id> ...`); `closed <incident>`; `exposed <incident>` | which incident a finding with this sign joins, since when, last seen (containment.record.correlation); which incidents are closed; when each incident's first exposure was detected |
 | incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
 | repetition | `repetition`            | `<failure> <10^6 - occurrence>` | how often a failure that repeats happened since its record, first and last, and when it recovered |
 
@@ -695,9 +695,18 @@ class Ledger:
                                     "etag": e.metadata["etag"]}
                 for e in self._rows(SIGNS, list(rows))}
 
-    def closed_incidents(self, incidents: list[str]) -> set[str]:
-        """Which of these incidents a person closed (their marker, written before the closure record)."""
-        return {e["closed"] for e in self._rows(SIGNS, [f"closed {incident}" for incident in incidents])}
+    def incident_markers(self, incidents: list[str]) -> dict[str, dict]:
+        """What is marked of these incidents, in one query of their markers: `closed` (a person
+        closed it: the marker is written before the closure record) and `exposed_at` (when its
+        first exposure was detected; absent while it holds weaknesses only)."""
+        rows = [row for incident in incidents for row in (f"closed {incident}", f"exposed {incident}")]
+        markers: dict[str, dict] = {}
+        for entity in self._rows(SIGNS, rows):
+            if "closed" in entity:
+                markers.setdefault(entity["closed"], {})["closed"] = True
+            else:
+                markers.setdefault(entity["exposed"], {})["exposed_at"] = entity["exposed_at"]
+        return markers
 
     def close_incident(self, incident: str) -> None:
         """Nothing joins the incident any more: its marker first (a finding correlating at this
@@ -714,10 +723,11 @@ class Ledger:
             yield from self.table.query_entities(query, parameters=parameters)
 
     def mark_incident_signs(self, signs: list[str], seen: dict[str, dict], incident: str, opened_at: str,
-                            at: str) -> bool:
+                            at: str, exposed_at: str | None = None) -> bool:
         """Point every sign at the incident, as last seen `at`, in one transaction that holds
         only if no sign changed since `seen` was read (and none seen absent appeared): False
-        if one did, for the caller to read again."""
+        if one did, for the caller to read again. With `exposed_at`, the incident's first
+        exposure is marked in the same transaction, which fails if another marked it first."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError
 
@@ -730,11 +740,23 @@ class Ledger:
                                                       "match_condition": MatchConditions.IfNotModified}))
             else:
                 operations.append(("create", entity))
+        if exposed_at:
+            # `exposed`, not `incident`: a marker, no sign (closing forgets the signs, not it).
+            operations.append(("create", {"PartitionKey": SIGNS, "RowKey": f"exposed {incident}",
+                                          "exposed": incident, "exposed_at": exposed_at}))
         try:
             self.table.submit_transaction(operations)
         except TableTransactionError:
             return False
         return True
+
+    def mark_incident_exposed(self, incident: str, exposed_at: str) -> None:
+        """The incident's first exposure is at the latest `exposed_at` (a merge brings the merged
+        incident's, a split the split-off findings'): an earlier marker stays."""
+        marked = self.incident_markers([incident]).get(incident, {}).get("exposed_at")
+        if not marked or exposed_at < marked:
+            self.table.upsert_entity({"PartitionKey": SIGNS, "RowKey": f"exposed {incident}", "exposed": incident,
+                                      "exposed_at": exposed_at})
 
     def forget_incident_signs(self, incident: str) -> int:
         """Delete the signs that lead to the incident (it closed: nothing joins it again)."""

@@ -392,8 +392,8 @@ SETTINGS: tuple[Setting, ...] = (
             "assignment can take seconds to be readable) before it is taken as gone"),
     Setting("CONTAINMENT_INCIDENT_WINDOW_HOURS", "incident_window_hours", "24", _positive(float, "hours > 0"),
             ("a finding joins the incident one of its signs (the identity that caused it, the resource, "
-             "the storage account) was last seen in within this long, if that incident was detected at most "
-             "72 hours before")),
+             "the storage account) was last seen in within this long, if that incident's first exposure was "
+             "detected at most 72 hours before (an incident of weaknesses only: the window alone)")),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
             _choice("deny-by-default", "disable-public-network-access"),
             "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "

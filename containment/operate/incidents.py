@@ -21,7 +21,7 @@ from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord, is_saf
 from containment.operate.principal import Principal
 from containment.plan.decisions import not_carried_out, recorded
 from containment.record.conclude import record_once
-from containment.record.correlation import signs_of
+from containment.record.correlation import detected, is_exposure, signs_of
 from containment.record.export import incidents_between, read_incident
 from containment.record.incidents import Incident
 
@@ -83,12 +83,16 @@ def decide(runtime: Runtime, incident_id: str, verb: str, body: Any, who: Princi
     written = record_once(runtime, recorded(record, not_carried_out(f"{why} by {who.name}")))
     if verb == "merge":
         runtime.ledger.repoint_incident_signs(incident.id, target)
+        exposed = runtime.ledger.incident_markers([incident.id]).get(incident.id, {}).get("exposed_at")
     elif verb == "split":
         # What only the split-off findings have (their actor, their resources) leads to the new incident.
         moved = set(update["decisions"])
         runtime.ledger.repoint_incident_signs(incident.id, target, only={
             sign for r in incident.findings if r.key in moved for sign in signs_of(r)} - {
             sign for r in incident.findings if r.key not in moved for sign in signs_of(r)})
+        exposed = min((detected(r) for r in incident.findings if r.key in moved and is_exposure(r)), default=None)
+    if verb in ("merge", "split") and exposed:
+        runtime.ledger.mark_incident_exposed(target, exposed)  # the 72 hours of a join count from it
     after = read_incident(runtime.ledger, target)
     return 200, {"decision": (written or record).key, "incident": target,
                  "status": after.status if after else None}

@@ -84,37 +84,43 @@ def new_incident_id(record: DecisionRecord) -> str:
     return f"inc-{(record.decided_at or '')[:10].replace('-', '')}-{digest}"
 
 
-def joins(sign: dict, at: datetime, window: timedelta) -> bool:
-    """Whether a finding at `at` joins the incident a sign entry names. `opened_at` is its
-    first exposure's detection, empty while it holds weaknesses only (no clock runs)."""
+def joins(sign: dict, exposed_at: str | None, at: datetime, window: timedelta) -> bool:
+    """Whether a finding at `at` joins the incident a sign entry names, whose first exposure
+    was detected at `exposed_at` (None while it holds weaknesses only: no clock runs)."""
     return (at - parse_time(sign["last_at"]) <= window
-            and (not sign["opened_at"] or at - parse_time(sign["opened_at"]) <= GDPR_NOTIFICATION))
+            and (not exposed_at or at - parse_time(exposed_at) <= GDPR_NOTIFICATION))
 
 
 def detected(record: DecisionRecord) -> str:
     return record.event_time or record.decided_at or ""
 
 
-def exposure_detected(record: DecisionRecord) -> str:
-    """When the record's first exposure was detected: its detection, or empty where every
-    finding is a weakness (the time the 72 hours of a join are counted from)."""
-    return detected(record) if any(not is_weakness(finding) for finding in record.findings) else ""
+def is_exposure(record: DecisionRecord) -> bool:
+    """Whether a finding of the record is an exposure (anything but a weakness)."""
+    return any(not is_weakness(finding) for finding in record.findings)
 
 
 def assign(runtime: Runtime, record: DecisionRecord) -> DecisionRecord:
     """The record with its incident: kept where it has one (it settles or follows one), none
-    where it found nothing, else the incident its signs lead to (containment.record.correlation)."""
+    where it found nothing, else the incident its signs lead to (containment.record.correlation).
+    An incident's first exposure is kept once, in a marker of its own (Ledger.incident_markers),
+    so the 72 hours a later finding may join within never count from a weakness, whichever
+    signs it shares."""
     if record.incident is not None or not record.findings or record.outcome in ("compliant", "ignored", "rejected"):
         return record
     signs, at = signs_of(record), parse_time(record.decided_at)
     window = timedelta(hours=runtime.settings.incident_window_hours)
     for _ in range(ATTEMPTS):
         seen = runtime.ledger.incident_signs(signs)
-        live = [entry for entry in seen.values() if joins(entry, at, window)]
-        closed = runtime.ledger.closed_incidents(sorted({e["incident"] for e in live})) if live else set()
-        live = sorted((e for e in live if e["incident"] not in closed), key=lambda e: e["opened_at"] or e["last_at"])
-        incident, opened = ((live[0]["incident"], live[0]["opened_at"] or exposure_detected(record)) if live
-                            else (new_incident_id(record), exposure_detected(record)))
-        if runtime.ledger.mark_incident_signs(signs, seen, incident, opened, record.decided_at):
+        recent = [entry for entry in seen.values() if at - parse_time(entry["last_at"]) <= window]
+        markers = runtime.ledger.incident_markers(sorted({e["incident"] for e in recent})) if recent else {}
+        live = sorted((e for e in recent if not markers.get(e["incident"], {}).get("closed")
+                       and joins(e, markers.get(e["incident"], {}).get("exposed_at"), at, window)),
+                      key=lambda e: e["opened_at"])
+        incident, opened = ((live[0]["incident"], live[0]["opened_at"]) if live
+                            else (new_incident_id(record), detected(record)))
+        # The incident's first exposure: this record's, where none was marked before.
+        exposed = detected(record) if is_exposure(record) and not markers.get(incident, {}).get("exposed_at") else None
+        if runtime.ledger.mark_incident_signs(signs, seen, incident, opened, record.decided_at, exposed):
             return replace(record, incident=incident)
     raise RuntimeError(f"decision {record.key}: its incident signs kept changing under it ({ATTEMPTS} attempts)")

@@ -177,6 +177,10 @@ def test_merge_and_split_are_recorded_and_the_views_follow(app, emulator, moment
     again = exposed(app, emulator, moment, "synthmergec", "0c0c0c0c-0000-4000-8000-00000000000c",
                     START + timedelta(hours=5))
     assert again == answer["incident"]
+    # Each incident's first exposure is marked for correlation: the split-off one's is its own finding's.
+    markers = app.runtime.ledger.incident_markers([first, answer["incident"]])
+    assert markers[first]["exposed_at"].startswith("2026-11-24T10:00")
+    assert markers[answer["incident"]]["exposed_at"].startswith("2026-11-24T14:00")
 
 
 def test_an_assessed_incident_is_neither_merged_nor_split_and_who_caused_the_target_may_not_merge(

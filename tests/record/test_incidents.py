@@ -144,9 +144,10 @@ def test_merge_and_split_are_people_s_decisions_the_grouping_follows():
 def test_a_finding_joins_only_within_the_window_and_the_72_hours():
     sign = {"incident": "inc-1", "opened_at": at(0), "last_at": at(60)}
     window = timedelta(hours=24)
-    assert joins(sign, datetime.fromisoformat(at(71)), window)
-    assert not joins(sign, datetime.fromisoformat(at(73)), window)  # its clock ran out: a new incident
-    assert not joins({**sign, "last_at": at(0)}, datetime.fromisoformat(at(25)), window)
+    assert joins(sign, at(0), datetime.fromisoformat(at(71)), window)
+    assert not joins(sign, at(0), datetime.fromisoformat(at(73)), window)  # its clock ran out: a new incident
+    assert not joins({**sign, "last_at": at(0)}, at(0), datetime.fromisoformat(at(25)), window)
+    assert joins(sign, None, datetime.fromisoformat(at(73)), window)  # weaknesses only: no clock, the window alone
 
 
 def test_the_operator_is_never_a_sign_only_the_cause_is():
@@ -319,3 +320,20 @@ def test_the_72_hours_of_a_join_count_from_the_first_exposure_not_a_weakness_bef
     assert {leak.incident, *(r.incident for r in later)} == {posture[0].incident}  # 140 h after the first weakness
     late = assign(app.runtime, record("late", at(155), incident=None, outcome="reported", findings=[FINDING]))
     assert late.incident != leak.incident  # 75 h after the first exposure: its clock has run out
+
+
+def test_a_weakness_sign_seen_daily_never_lets_an_exposure_join_past_the_first_exposures_72_hours(app, moment):
+    """The review's case: a daily posture weakness on the account, a public container in it at
+    10 h, the same weakness every day after; an exposure at 180 h opens an incident of its own,
+    whichever sign (the weakness's own included) it shares with the old one."""
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(datetime(2026, 11, 24, 10, tzinfo=timezone.utc))
+    first = assign(app.runtime, record("p0", at(0), incident=None, outcome="reported", findings=[WEAKNESS]))
+    opened = assign(app.runtime, record("c", at(10), incident=None, findings=[FINDING],
+                                        resource_id=b.storage_account()["id"] + "/blobServices/default/containers/t"))
+    daily = [assign(app.runtime, record(f"p{h}", at(h), incident=None, outcome="reported", findings=[WEAKNESS]))
+             for h in (24, 48, 72, 96, 120, 144, 168)]
+    assert {first.incident, opened.incident} | {r.incident for r in daily[:3]} == {first.incident}
+    # 96 h and after are more than 72 h past the exposure at 10 h: a weakness starts an incident of its own.
+    later = assign(app.runtime, record("x", at(180), incident=None, findings=[FINDING]))
+    assert later.incident != first.incident

@@ -80,7 +80,7 @@ def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> Non
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
         elif quiet or (record.outcome in DIGESTED and not record.own_deployment) or (
-                weaknesses_only(record) and not _for_a_person(record)):
+                weaknesses_only(record) and not _for_a_person(record) and not record.own_deployment):
             runtime.ledger.keep_for_digest(record, [])
         elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
             _finding(runtime, record)
@@ -102,7 +102,8 @@ def _finding(runtime: Runtime, record: DecisionRecord) -> None:
         return
     # An incident is `detected` by its first exposure: a weakness that waits for a person or
     # failed says that alone, and the exposure that joins later still opens the breach's thread.
-    reached = ([] if weaknesses_only(record) else ["detected"]) + (
+    # On the app's own deployment a weakness is `detected` too: the app never acts there, a person must.
+    reached = ([] if weaknesses_only(record) and not record.own_deployment else ["detected"]) + (
         ["contained"] if record.outcome == "contained" else []) + (
         ["held"] if record.outcome == "pending-approval" or record.awaiting_approval else []) + (
         ["failed"] if record.outcome == "failed" else [])

@@ -298,6 +298,19 @@ def test_a_weakness_held_for_a_person_is_notified_as_held_never_as_detected(app,
     assert hourly(emulator, moment, START + timedelta(hours=48, minutes=5)) == []  # and no clock
 
 
+def test_a_weakness_on_the_apps_own_deployment_is_notified_at_once_not_digested(app, emulator, moment):
+    """The app never acts on its own resources: a person must, so a person hears of it now,
+    weakness or not (the ledger's account allowing public blob access, say)."""
+    own = b.storage_account("synthledger01", allowBlobPublicAccess=True)
+    emulator.seed([own])
+    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_OWN_SCOPES=own["id"])
+    deliver(app, moment, own["id"], ACCOUNT_WRITE)
+    [record] = app.records()
+    assert record.outcome == "reported" and record.own_deployment
+    assert all(f.get("weakness") for f in record.findings)
+    assert [n["id"] for n in emulator.notifications] == [f"{record.incident}.detected"]
+
+
 def test_in_dry_run_what_would_have_been_contained_is_in_the_digest_not_notified_one_by_one(app, emulator, moment):
     account = b.storage_account("synthrehearse01")
     public = b.container(account["id"], "training", "Container")

@@ -2,6 +2,7 @@
 incident carries the timestamps it would have had."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -22,14 +23,18 @@ def set_source(source: Callable[[], datetime] | None) -> None:
     _source = source
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def instant(text: object) -> datetime | None:
     """An ARM timestamp as a datetime, or None when it is not one. ARM writes up to 7
-    fractional digits (`2026-11-24T10:00:00.1234567Z`); Python reads at most 6."""
+    fractional digits (`2026-11-24T10:00:00.1234567Z`); Python reads at most 6. A zone after
+    the fraction (`+02:00`) is kept; none is UTC."""
     if not isinstance(text, str) or not text:
         return None
-    head, _, fraction = text.rstrip("Z").partition(".")
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text.strip(), count=1)
     try:
-        moment = datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}" if fraction else head)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

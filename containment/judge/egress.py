@@ -21,6 +21,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from containment.core import clock
 from containment.core.findings import evidence_digest
 from containment.judge.rule import Context, Rule
 
@@ -100,20 +101,12 @@ def sas_grant(uri: Any) -> dict[str, Any] | None:
     grant = {name: query[name] for name in ("sp", "st", "se", "sr", "sv") if query.get(name)}
     if "se" not in grant and "sp" not in grant:
         return None
-    start, expiry = _iso(grant.get("st")), _iso(grant.get("se"))
+    start, expiry = clock.instant(grant.get("st")), clock.instant(grant.get("se"))
     grant["lifetime_hours"] = round((expiry - start).total_seconds() / 3600, 2) if start and expiry else None
     return grant
 
 
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
-
-
-def _iso(text: str | None) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _redacted(uri: Any) -> Any:

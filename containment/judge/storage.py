@@ -81,7 +81,11 @@ def sas_expiry_policy_missing(account: dict, context: Context):
         return (f"the account has no SAS expiration policy: a SAS signed for any length of time is accepted "
                 f"(at most {allowed} expected)", {"sasPolicy": None, "max_sas_expiry": allowed})
     period = sas_period(policy.get("sasExpirationPeriod"))
-    if period is None or period > limit:
+    if period is None:  # fail closed: a period that cannot be read bounds nothing the app can show
+        return (f"the account's SAS expiration period {policy.get('sasExpirationPeriod')!r} cannot be read as "
+                f"days.hours:minutes:seconds: it is not shown to be at most {allowed}",
+                {"sasPolicy": policy, "max_sas_expiry": allowed})
+    if period > limit:
         return (f"the account's SAS expiration policy allows a SAS valid for {policy.get('sasExpirationPeriod')!r}, "
                 f"beyond {allowed}", {"sasPolicy": policy, "max_sas_expiry": allowed})
     return None

@@ -400,3 +400,11 @@ def test_key_rotation_plans_only_the_keys_older_than_the_decision(created, rotat
 @pytest.mark.parametrize("value", ["Synthetic", " SYNTHETIC ", "synthe\u200btic", "ｓｙｎｔｈｅｔｉｃ"])
 def test_a_tag_value_differing_only_in_case_width_or_invisible_characters_still_protects(value):
     assert protection_of(parse_resource_id(ACCOUNT_ID), {"Data-Classification": value}, DEFAULTS).tagged
+
+
+def test_a_sas_expiration_period_that_cannot_be_read_is_a_finding_that_says_so():
+    policy = {"sasExpirationPeriod": "a fortnight", "expirationAction": "Log"}
+    [finding] = [f for f in judge(STORAGE_ACCOUNT, account(sasPolicy=policy), TAGGED)
+                 if f.rule == "storage_sas_expiry_policy_missing"]
+    assert "'a fortnight' cannot be read as days.hours:minutes:seconds" in finding.summary
+    assert finding.evidence["sasPolicy"] == policy

@@ -150,7 +150,8 @@ def refuse_account_patch(account: dict, body: dict, policies: list[dict],
                                 and _SAS_PERIOD.match(sas["sasExpirationPeriod"])
                                 and sas.get("expirationAction", "Log") in ("Log", "Block")):
         # [spec] SasPolicy: sasExpirationPeriod required, expirationAction Log (default) or Block;
-        # the period is days.hours:minutes:seconds [sas-policy]. Unverified code.
+        # the period is days.hours:minutes:seconds [sas-policy]. Unverified: the code, and whether ARM
+        # also takes a period without its days part (refused here).
         raise _invalid(f"sasPolicy {sas!r}: sasExpirationPeriod must be DD.HH:MM:SS and expirationAction Log or Block.")
     keys = properties.get("keyPolicy")
     if keys is not None and not (isinstance(keys, dict) and isinstance(keys.get("keyExpirationPeriodInDays"), int)

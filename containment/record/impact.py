@@ -200,7 +200,7 @@ def _caller(row: dict, runtime: Runtime, found: set[str]) -> dict[str, Any]:
 
 def credential(row: dict) -> str:
     """What the caller presented, in words (a SAS by its signature's hash, never the SAS)."""
-    kind, key, signature = row.get("AuthenticationType") or "", row.get("Key") or "", row.get("SasSignature") or ""
+    kind, key, signature = row.get("AuthenticationType") or "", row.get("SigningKey") or "", row.get("SasSignature") or ""
     sas = f" (SasSignature {signature[:12]}...)" if signature else ""
     if kind == "AccountKey":
         return f"account key {key}" if key else "account key"

@@ -674,6 +674,13 @@ def test_a_copy_the_source_logs_as_copyblob_is_judged_by_its_uris_not_its_operat
     assert (copy["LoggedBy"], copy["Source"], copy["Destination"]) == ("source", ACCOUNT["name"], "exfil99")
 
 
+def test_a_copy_its_destination_logs_with_its_own_blob_under_a_custom_domain_is_found_on_the_source(scan, emulator):
+    row = copied(SCRATCH, "CopyBlob", ACCOUNT["name"], DestinationUri="https://landing.contoso.example/landing/p")
+    emulator.seed([ACCOUNT, SCRATCH], {"StorageBlobLogs": [row]})
+    [record] = scan(seed=False)
+    assert (record.resource_id, record.findings[0]["evidence"]["destinations"]) == (ACCOUNT["id"], ["scratch01"])
+
+
 @pytest.mark.parametrize("host", ["exfil99-secondary.blob.core.windows.net", "exfil99.privatelink.blob.core.windows.net",
                                   "exfil99.dfs.core.windows.net", "exfil99.z17.blob.storage.azure.net",
                                   "10.1.2.3:10000/exfil99", "EXFIL99.BLOB.core.windows.net"])

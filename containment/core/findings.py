@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEVERITIES = ("low", "medium", "high", "critical")
+# The storage account key names a finding's evidence `keys` may hold: the keyName of Storage Accounts -
+# Regenerate Key (https://learn.microsoft.com/rest/api/storagerp/storage-accounts/regenerate-key), and
+# what AuthenticationHash names as `key1(...)`/`key2(...)` (the queries' credential block).
+ACCOUNT_KEYS = ("key1", "key2")
 
 
 @dataclass(frozen=True)

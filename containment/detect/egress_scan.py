@@ -11,7 +11,9 @@ window finds nothing new. A query that does not answer completely ends the scan 
 `failed` record and leaves the checkpoint where it was: the next scan retries the window.
 An account that cannot be judged or recorded is a `failed` record naming it, and the scan
 goes on with the other accounts: one account must never keep a leak on another from being
-found. A failure that repeats, the scan's or an account's, is one record, counted until the
+found. So is a list ARM does not give when the copies are resolved (the storage accounts of
+a subscription, the tenants): the window is judged all the same, each copy it leaves
+unresolved out of scope (fail closed). A failure that repeats, the scan's or an account's, is one record, counted until the
 scan gets through again (containment.record.repeats).
 """
 from __future__ import annotations
@@ -99,11 +101,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
                 runtime.clients, settings.log_workspace_id, "egress_canary", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end, canaries=settings.canary_blobs),
                 "egress_canary", CANARY_COLUMNS) if settings.canary_blobs else []
-            try:
-                copied = _copies_by_source(runtime, copies, run)
-            except Exception as error:  # noqa: BLE001 - ARM's answer is part of the window's: retried with it
-                raise log_analytics.QueryFailed(f"egress_copy: the accounts the copies name could not be listed in "
-                                                f"ARM ({describe_failure(error)})") from None
+            copied = _copies_by_source(runtime, copies, run, written)
             written += _judge_window(runtime, start, end, rows, canary_reads, copied, baseline, run)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
@@ -161,49 +159,92 @@ class ScanRun:
     by_name: dict[str, dict] | None = None
     # The tenants of the subscriptions the app sees, listed once a run when a copy read names one.
     tenants: set[str] | None = None
+    # What ARM did not list this run (what -> why): asked once a run, the failure recorded once.
+    unlisted: dict[str, str] = field(default_factory=dict)
     acted: dict[str, list[DecisionRecord]] = field(default_factory=dict)
 
 
-def _copies_by_source(runtime: Runtime, copies: list[dict], run: ScanRun) -> dict[str, list[dict]]:
+def _copies_by_source(runtime: Runtime, copies: list[dict], run: ScanRun,
+                      written: list[DecisionRecord]) -> dict[str, list[dict]]:
     """The copy rows by the ARM ID of the account copied from (lower case), each marked with
     whether its destination is a protected account (DestinationProtected) and which of its
     callers' tenants are not the app's (ForeignTenants). A source's own row names it by
     _ResourceId; a destination's row names the source only by its URI's host, which is
     resolved among the accounts in scope. A source not among them is not the app's to judge;
-    a destination not among them (another subscription, another tenant) is not protected."""
+    a destination not among them (another subscription, another tenant) is not protected.
+    Where ARM does not list the accounts or tenants a row needs, the window is judged all the
+    same: the row is out of scope (Unresolved, fail closed), the listing's failure is a `failed`
+    record (one however often it repeats, `written`), and a row its destination logged names a
+    source that cannot be told until the listing works."""
     if not copies:
         return {}
     # Names are resolved only where a row names another account: a copy tool's read that
     # names none (a training pipeline's AzCopy) costs no ARM list.
     named = any(row["Side"] == "destination" or row.get("DestinationAccount") for row in copies)
-    accounts = _accounts_by_name(runtime, run) if named else {}
-    if run.tenants is None and any(row.get("RequesterTenants") for row in copies):
-        run.tenants = arm.list_tenants(runtime.clients)
+    accounts = _accounts_by_name(runtime, run, written) if named else {}
+    if run.tenants is None and TENANTS not in run.unlisted and any(row.get("RequesterTenants") for row in copies):
+        run.tenants = _listed(runtime, run, written, TENANTS, lambda: arm.list_tenants(runtime.clients))
+    unlisted_accounts = "; ".join(why for what, why in run.unlisted.items() if what != TENANTS)
     by_source: dict[str, list[dict]] = {}
     for row in copies:
         foreign = sorted({str(t).lower() for t in row.get("RequesterTenants") or []
-                          if t and str(t).lower() not in (run.tenants or set())})
+                          if t and run.tenants is not None and str(t).lower() not in run.tenants})
         source = row["ResourceId"] if row["Side"] == "source" else (
             accounts.get(row.get("SourceAccount") or "") or {}).get("id")
         destination = accounts.get(row.get("DestinationAccount") or "")
         protected = destination is not None and protection_of(
             parse_resource_id(destination["id"]), destination.get("tags"), runtime.settings).protected
+        if row.get("DestinationAccount"):  # not among the accounts listed: out of scope, and maybe unlisted
+            unresolved = unlisted_accounts if destination is None else ""
+        else:  # a copy tool's read: its caller's tenant is what says where the data went
+            unresolved = run.unlisted.get(TENANTS, "") if row.get("RequesterTenants") else ""
         if isinstance(source, str) and source:
-            by_source.setdefault(source.lower(), []).append({**row, "DestinationProtected": protected,
-                                                             "ForeignTenants": foreign})
+            by_source.setdefault(source.lower(), []).append({
+                **row, "DestinationProtected": protected, "ForeignTenants": foreign,
+                **({"Unresolved": unresolved} if unresolved else {})})
     return by_source
 
 
-def _accounts_by_name(runtime: Runtime, run: ScanRun) -> dict[str, dict]:
+TENANTS = "the tenants of the subscriptions the app sees"
+
+
+def _accounts_by_name(runtime: Runtime, run: ScanRun, written: list[DecisionRecord]) -> dict[str, dict]:
     """Every storage account in CONTAINMENT_SUBSCRIPTIONS (none set: every subscription the
     identity sees) by its name, lower case: names are unique across Azure
     (https://learn.microsoft.com/azure/storage/common/storage-account-overview#storage-account-name),
-    so a URI's host names one account. Listed once a run, and only when a copy names another account."""
+    so a URI's host names one account. Listed once a run, and only when a copy names another
+    account; a subscription ARM does not list leaves its accounts out (_listed)."""
     if run.by_name is None:
-        subscriptions = runtime.settings.subscriptions or arm.list_subscriptions(runtime.clients)
-        run.by_name = {str(account.get("name")).lower(): account for subscription in sorted(subscriptions)
-                       for account in arm.list_accounts(runtime.clients, subscription, None)}
+        run.by_name = {}
+        subscriptions = runtime.settings.subscriptions or _listed(
+            runtime, run, written, "the subscriptions the app sees", lambda: arm.list_subscriptions(runtime.clients))
+        for subscription in sorted(subscriptions or ()):
+            listed = _listed(runtime, run, written, f"the storage accounts of subscription {subscription}",
+                             lambda subscription=subscription: arm.list_accounts(runtime.clients, subscription, None))
+            run.by_name.update({str(account.get("name")).lower(): account for account in listed or ()})
     return run.by_name
+
+
+def _listed(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], what: str, listing):
+    """ARM's list of `what`, or None where it fails: then a `failed` record saying so (through
+    Repeats: one record however often it repeats, closed by the next run that lists it)."""
+    try:
+        answer = listing()
+    except Exception as error:  # noqa: BLE001 - on the record; the window is judged without it
+        why = describe_failure(error)
+        run.unlisted[what] = f"{what} could not be listed in ARM ({why})"
+        log.error("EGRESS SCAN: %s could not be listed in ARM: %s", what, why)
+        record = DecisionRecord(key="", resource_id="", outcome="", mode=runtime.settings.mode, reason="",
+                                operation=OPERATION, decided_at=clock.iso())
+        failure = run.failures.failed(what, recorded(record, failed(
+            f"egress scan: {what} could not be listed in ARM ({why}); the windows are judged all the same: a copy "
+            "whose destination or caller's tenant this leaves unknown is out of scope (fail closed), and a copy "
+            "logged only by its destination names a source that cannot be told until the list works")), why)
+        if failure is not None:
+            written.append(failure)
+        return None
+    written += run.failures.worked(what)
+    return answer
 
 
 def _judge_window(runtime: Runtime, start: datetime, end: datetime, rows: list[dict], canary_reads: list[dict],

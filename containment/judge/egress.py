@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from containment.core import clock
-from containment.core.findings import evidence_digest
+from containment.core.findings import ACCOUNT_KEYS, evidence_digest
 from containment.judge.rule import Context, Rule
 
 TABLE = "StorageBlobLogs"
@@ -34,7 +34,6 @@ TOP_OBJECTS = 10
 SAMPLE_URIS = 3
 LIST_ITEMS = 10  # addresses per caller (the query keeps ten)
 URI_CHARACTERS = 200  # an account, a container and a long blob path; a SAS query string is cut
-ACCOUNT_KEYS = ("key1", "key2")
 SAS_SIGNATURES = 10  # SAS signature hashes a finding names (the queries keep ten per caller)
 
 
@@ -65,8 +64,8 @@ def credentials(rows: list[dict]) -> dict[str, list[str]]:
     """The credentials these rows' requests used, as a finding names them: `keys`, the account
     keys (key1, key2) that signed an account-key request or its SAS, and `sas_signatures`, the
     SHA-256 hashes of the SAS signatures (at most SAS_SIGNATURES). The rows are the queries'
-    (Keys, SasSignatures), parsed from AuthenticationHash by the credential block of
-    queries/egress_window.kql, the one place that format is read; empty strings (a request
+    (Keys, SasSignatures), parsed from AuthenticationHash by the credential block the queries
+    share (egress_window.kql, egress_copy.kql); empty strings (a request
     that used neither) and anything that is not a key name or a hexadecimal hash are dropped.
     Where any SAS or account-key request's hash named no key (UnknownKeyRequests), `keys` is
     empty: not known, so the rotation takes both (a key named beside an unknown one would
@@ -222,23 +221,27 @@ def copy_out_of_scope(activity: dict, context: Context):
     whether its destination is a protected account it can read in ARM. A copy between two
     protected accounts is not a finding. A copy tool's read that names no destination is one
     where its caller is of another tenant than the app's (ForeignTenants, from
-    RequesterTenantId), and otherwise not judged here. The keys and SAS hashes named are the
-    source's: those of the reads the source logged (a destination's row carries the
-    destination's credential, not the source's)."""
+    RequesterTenantId), and otherwise not judged here. Fail closed: a DestinationUri that names
+    no account the query can read (a custom domain, another service), and a row the scan could
+    not resolve (Unresolved: ARM did not list the accounts or tenants), are out of scope, the
+    evidence says why. The keys and SAS hashes named are the source's: those of the reads the
+    source logged (a destination's row carries the destination's credential, not the source's)."""
     rows = sorted((r for r in activity.get("copies") or [] if (
                       r.get("DestinationAccount") and not r.get("DestinationProtected")
-                      or not r.get("DestinationAccount") and r.get("ForeignTenants"))),
+                      or not r.get("DestinationAccount") and (_destination_uris(r) or r.get("ForeignTenants"))
+                      or r.get("Unresolved"))),
                   key=lambda r: (str(r.get("DestinationAccount")), str(r.get("Operation")), str(r.get("Caller"))))
     if not rows:
         return None
     copies = [{"Operation": r.get("Operation"), "LoggedBy": r.get("Side"), "Source": r.get("SourceAccount"),
-               "Destination": r.get("DestinationAccount") or f"another tenant ({', '.join(r['ForeignTenants'])})",
-               "Caller": r.get("Caller"), "Requests": r.get("Requests"), "ForeignTenants": r.get("ForeignTenants"),
+               "Destination": _destination(r), "Caller": r.get("Caller"), "Requests": r.get("Requests"),
+               "ForeignTenants": r.get("ForeignTenants"),
                "Objects": r.get("Objects"), "SourceUris": [_redacted(u) for u in r.get("SourceUris") or []],
                "DestinationUris": [_redacted(u) for u in r.get("DestinationUris") or []],
                "UserAgents": r.get("UserAgents"), "RequesterTenants": r.get("RequesterTenants"),
                "AuthenticationTypes": r.get("AuthenticationTypes"),
-               "FirstCopy": _text(r.get("FirstCopy")), "LastCopy": _text(r.get("LastCopy"))} for r in rows]
+               "FirstCopy": _text(r.get("FirstCopy")), "LastCopy": _text(r.get("LastCopy")),
+               **({"Unresolved": why} if (why := _unresolved(r)) else {})} for r in rows]
     destinations = sorted({str(c["Destination"]) for c in copies})
     full = {"copies": copies}
     evidence = {
@@ -251,6 +254,33 @@ def copy_out_of_scope(activity: dict, context: Context):
     }
     return (f"blobs copied to {', '.join(destinations[:3])}{' and more' if len(destinations) > 3 else ''}, "
             "outside the protected accounts", evidence, full)
+
+
+def _destination_uris(row: dict) -> list[str]:
+    return [uri for uri in row.get("DestinationUris") or [] if isinstance(uri, str) and uri]
+
+
+def _destination(row: dict) -> str:
+    """Where a copy went, in words: the account, or what the row says of it where it names none."""
+    if row.get("DestinationAccount"):
+        return row["DestinationAccount"]
+    uris = _destination_uris(row)
+    if uris:  # never the URI itself: its query string may hold a SAS
+        return f"an account no storage endpoint names ({uris[0].split('://', 1)[-1].split('/', 1)[0].split('?', 1)[0]})"
+    if row.get("ForeignTenants"):
+        return f"another tenant ({', '.join(row['ForeignTenants'])})"
+    return "a destination the scan could not resolve"
+
+
+def _unresolved(row: dict) -> str | None:
+    """Why a copy was judged out of scope without its destination being known, if it was."""
+    if row.get("Unresolved"):
+        return f"{row['Unresolved']}: judged out of scope (fail closed)"
+    if not row.get("DestinationAccount") and _destination_uris(row):
+        return ("its DestinationUri names no storage account the copy query can read (a blob or dfs endpoint, "
+                "standard, DNS-zone, secondary or private link, or an IP-style URI): judged out of scope "
+                "(fail closed)")
+    return None
 
 
 def volume_anomaly(activity: dict, context: Context):

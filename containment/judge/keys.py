@@ -23,6 +23,7 @@ from typing import Any
 
 from containment.core import clock
 from containment.core.events import ACTION_SUCCESS, ArmEvent
+from containment.core.findings import ACCOUNT_KEYS
 from containment.judge.allowlist import allowance
 from containment.judge.rule import Context, Rule
 
@@ -33,7 +34,6 @@ LIST_KEYS = "Microsoft.Storage/storageAccounts/listKeys/action"
 LIST_ACCOUNT_SAS = "Microsoft.Storage/storageAccounts/ListAccountSas/action"
 LIST_SERVICE_SAS = "Microsoft.Storage/storageAccounts/ListServiceSas/action"
 OPERATIONS = (LIST_KEYS, LIST_ACCOUNT_SAS, LIST_SERVICE_SAS)
-ACCOUNT_KEYS = ["key1", "key2"]
 
 
 def key_access(event: ArmEvent, account_id: str) -> dict[str, Any]:

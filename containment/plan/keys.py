@@ -10,6 +10,7 @@ other key keeps working, so whoever uses it legitimately is not broken by the co
 from __future__ import annotations
 
 from containment.core import clock
+from containment.core.findings import ACCOUNT_KEYS
 from containment.core.ids import STORAGE_ACCOUNT, ResourceId
 from containment.core.settings import Settings
 from containment.plan.action import Action, State, Write, recreated, still_there
@@ -17,9 +18,6 @@ from containment.plan.action import Action, State, Write, recreated, still_there
 
 def revoke_user_delegation_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:
     return [Write("POST", target.text, operation="revokeUserDelegationKeys")]
-
-
-ACCOUNT_KEYS = ("key1", "key2")
 
 
 def rotate_keys(state: State, target: ResourceId, settings: Settings) -> list[Write]:

@@ -22,7 +22,10 @@ approval, or held whole by the blast-radius limit), and kept on the record: one 
 account the held actions change. It is bounded (the ten busiest callers per action and
 verdict, with totals over all) and carries the SHA-256 of what it says. A preview that
 cannot be made (no workspace, a query that fails) never holds up or loses the decision:
-the record says the preview is unavailable, and why.
+the record says the preview is unavailable, and why. So does a preview of an account that
+logged no blob request in these days (a missing diagnostic setting, logs not yet ingested):
+no logs is not "no caller", and must not read as safe to act. The preview reads blob requests
+only; the keys also sign queue, table and file requests, which are not in StorageBlobLogs.
 """
 from __future__ import annotations
 
@@ -36,7 +39,6 @@ from containment.adapters import log_analytics
 from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import evidence_digest
-from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import DecisionRecord, describe_failure
 from containment.plan.keys import keys_named
 
@@ -57,11 +59,14 @@ _NUMBER = (int, float)
 COLUMNS = {"Action": str, "Verdict": str, "Row": str, "Requests": _NUMBER}
 RULES_KEPT = 10  # replication rules a preview lists; the count says how many there are
 USES = {
-    "rotate_account_keys": "requests signed with {keys}: the account key itself, or a SAS it signed",
-    "revoke_user_delegation_keys": "requests with a user-delegation SAS (every one is invalidated)",
-    "lock_account_network": "requests from addresses the lock refuses",
+    "rotate_account_keys": "blob requests signed with {keys}: the account key itself, or a SAS it signed",
+    "revoke_user_delegation_keys": "blob requests with a user-delegation SAS (every one is invalidated)",
+    "lock_account_network": "blob requests from addresses the lock refuses",
 }
 NOTES = {
+    "rotate_account_keys": (
+        "Only blob requests are read (StorageBlobLogs): the keys also sign queue, table and file requests, "
+        "which are not in these logs"),
     "lock_account_network": (
         "An address is judged against the account's IP rules as recorded; private and IPv6 addresses are "
         "undetermined (a virtual-network rule or a private endpoint may admit them: no address says which), "
@@ -118,7 +123,7 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
     if settings.log_workspace_id is None:
         return {**answers, **{action: "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to read" for action in asked}}, False
     try:
-        rows = log_analytics.checked(log_analytics.run(
+        rows: list[dict] | str = log_analytics.checked(log_analytics.run(
             runtime.clients, settings.log_workspace_id, QUERY, since, until, lookback_start=since, lookback_end=until,
             accounts=(account.lower(),),
             rotated_keys=keys_named(record.findings, account) if "rotate_account_keys" in asked else (),
@@ -127,7 +132,17 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
     except Exception as error:  # noqa: BLE001 - a preview must never hold up or lose the decision
         log.error("IMPACT PREVIEW UNAVAILABLE for %s (%s): %s", account, record.key, error)
         rows = describe_failure(error)
+    else:
+        if not _logged(rows).get("Requests"):
+            rows = (f"no StorageBlobLogs from this account in {settings.impact_preview_days} days: a missing diagnostic "
+                    "setting or logs not yet ingested look the same as no caller, so the logs cannot say whom the "
+                    "action breaks")
     return {**answers, **{action: rows for action in asked}}, True
+
+
+def _logged(rows: list[dict]) -> dict:
+    """The query's `logs` row: how many blob requests the account logged in these days, the last when."""
+    return next((row for row in rows if row["Row"] == "logs"), {})
 
 
 def address_ranges(record: DecisionRecord, account: str, runtime: Runtime) -> tuple:
@@ -161,7 +176,9 @@ def _from_logs(action: str, target: str, answer: list[dict] | str, record: Decis
     if isinstance(answer, str):
         return {**step, "status": "unavailable", "reason": answer}
     keys = keys_named(record.findings, target)
-    step.update(status="previewed", uses=USES[action].format(keys=" or ".join(keys)))
+    logged = _logged(answer)
+    step.update(status="previewed", uses=USES[action].format(keys=" or ".join(keys)),
+                blob_requests_logged=int(logged["Requests"]), last_logged=_time(logged.get("LastLogged")))
     if action == "rotate_account_keys":
         step["keys"] = list(keys)
     if action in NOTES:
@@ -200,7 +217,7 @@ def _caller(row: dict, runtime: Runtime, found: set[str]) -> dict[str, Any]:
 
 def credential(row: dict) -> str:
     """What the caller presented, in words (a SAS by its signature's hash, never the SAS)."""
-    kind, key, signature = row.get("AuthenticationType") or "", row.get("Key") or "", row.get("SasSignature") or ""
+    kind, key, signature = row.get("AuthenticationType") or "", row.get("SigningKey") or "", row.get("SasSignature") or ""
     sas = f" (SasSignature {signature[:12]}...)" if signature else ""
     if kind == "AccountKey":
         return f"account key {key}" if key else "account key"
@@ -230,14 +247,6 @@ def _replication(target: str, record: DecisionRecord) -> dict[str, Any]:
 def _recorded(record: DecisionRecord, resource_id: str) -> dict | None:
     body = next((body for rid, body in record.before.items() if rid.lower() == resource_id.lower()), None)
     return body if isinstance(body, dict) else None
-
-
-def _on(resource_id: str, account: str) -> bool:
-    try:
-        resource, scope = parse_resource_id(resource_id).key, parse_resource_id(account).key
-    except MalformedResourceId:
-        return False
-    return resource == scope or resource.startswith(scope + "/")
 
 
 def _allowed(address: str, runtime: Runtime) -> bool:
@@ -271,18 +280,21 @@ def in_words(step: dict[str, Any]) -> str:
     count = step.get("caller_count") or 0
     verb = "refuses" if action == "lock_account_network" else "breaks"
     if not count:
-        text = f"{action} {verb} no caller seen in the logs ({step.get('uses')})"
+        logged = step.get("blob_requests_logged")
+        among = (f"among the {logged:,} blob requests the account logged, the last at {step.get('last_logged')}"
+                 if logged else "seen in the blob logs")
+        text = f"{action} {verb} no caller {among} ({step.get('uses')})"
     else:
-        named = "; ".join(f"{c.get('caller')} ({c.get('credential')}, {c.get('requests'):,} requests, last "
+        named = "; ".join(f"{c.get('caller')} ({c.get('credential')}, {c.get('requests'):,} blob requests, last "
                           f"{c.get('last_use')}{_marked(c)})"
                           for c in (step.get("callers") or [])[:SHOWN])
         more = count - min(count, SHOWN)
-        text = (f"{action} {verb} {count} caller(s), {step.get('requests'):,} requests, last {step.get('last_use')}: "
+        text = (f"{action} {verb} {count} caller(s), {step.get('requests'):,} blob requests, last {step.get('last_use')}: "
                 f"{named}{f' and {more} more' if more > 0 else ''}")
     undetermined = step.get("undetermined") or {}
     if undetermined.get("caller_count"):
         text += (f"; undetermined: {undetermined['caller_count']} caller(s) from private or IPv6 addresses, "
-                 f"{undetermined['requests']:,} requests")
+                 f"{undetermined['requests']:,} blob requests")
     return text
 
 

@@ -356,7 +356,7 @@ def _impact(record) -> str:
             if not callers:
                 continue
             requests = group.get("requests", 0)
-            total = (f"{label}: {group.get('caller_count', 0):,} caller(s), {requests:,} request"
+            total = (f"{label}: {group.get('caller_count', 0):,} caller(s), {requests:,} blob request"
                      f"{'' if requests == 1 else 's'}, last {_stamp(group.get('last_use'))}")
             rows = [(_caller_cell(c.get("caller"), [c.get("address")], "") + _marked(c),
                      e(c.get("credential")), e(", ".join(c.get("user_agents") or [])), _n(c.get("requests")),
@@ -370,7 +370,7 @@ def _impact(record) -> str:
                  e(", ".join(r.get("prefix_match") or []) or "every blob")) for r in step["rules"]],
                 widths=(35, 35, 30)))
         if step.get("status") == "previewed" and not step.get("caller_count") and step.get("rules") is None:
-            parts.append("<p class='note'>No caller used it in the logs of these days.</p>")
+            parts.append("<p class='note'>No caller used it in the blob requests logged in these days.</p>")
         if step.get("status") == "previewed" and step.get("note"):
             parts.append(f"<p class='note'>{e(step['note'])}</p>")
     return "".join(parts)

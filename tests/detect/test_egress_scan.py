@@ -661,3 +661,81 @@ def test_an_azcopy_read_by_another_tenants_principal_is_a_copy_out_of_scope(scan
 
 def test_an_azcopy_read_by_a_principal_of_the_apps_own_tenant_is_no_finding(scan):
     assert scan([read(in_window(), ip="10.20.3.4", **AZCOPY)]) == []
+
+
+def test_a_copy_the_source_logs_as_copyblob_is_judged_by_its_uris_not_its_operation(scan):
+    """Which operation the source's row of a server-side copy carries is not documented: a
+    CopyBlob row whose DestinationUri names another account is the source's, whatever its name."""
+    [record] = scan([read(in_window(), operation="CopyBlob", status="202", ip="10.20.3.4",
+                          SourceUri=f"https://{ACCOUNT['name']}.blob.core.windows.net/train/part-0",
+                          DestinationUri="https://exfil99.blob.core.windows.net/x/part-0")])
+    assert (record.resource_id, record.rules) == (ACCOUNT["id"], ["egress_copy_out_of_scope"])
+    [copy] = record.findings[0]["evidence"]["copies"]
+    assert (copy["LoggedBy"], copy["Source"], copy["Destination"]) == ("source", ACCOUNT["name"], "exfil99")
+
+
+def test_a_copy_its_destination_logs_with_its_own_blob_under_a_custom_domain_is_found_on_the_source(scan, emulator):
+    row = copied(SCRATCH, "CopyBlob", ACCOUNT["name"], DestinationUri="https://landing.contoso.example/landing/p")
+    emulator.seed([ACCOUNT, SCRATCH], {"StorageBlobLogs": [row]})
+    [record] = scan(seed=False)
+    assert (record.resource_id, record.findings[0]["evidence"]["destinations"]) == (ACCOUNT["id"], ["scratch01"])
+
+
+@pytest.mark.parametrize("host", ["exfil99-secondary.blob.core.windows.net", "exfil99.privatelink.blob.core.windows.net",
+                                  "exfil99.dfs.core.windows.net", "exfil99.z17.blob.storage.azure.net",
+                                  "10.1.2.3:10000/exfil99", "EXFIL99.BLOB.core.windows.net"])
+def test_a_copy_to_any_storage_endpoint_format_names_its_destination(scan, host):
+    [record] = scan([read(in_window(), ip="10.20.3.4", DestinationUri=f"https://{host}/x/part-0")])
+    assert record.findings[0]["evidence"]["destinations"] == ["exfil99"]
+
+
+def test_a_copy_from_the_sources_secondary_endpoint_is_found_on_the_source(scan, emulator):
+    emulator.seed([ACCOUNT, SCRATCH], {"StorageBlobLogs": [copied(SCRATCH, "CopyBlobFromURL", f"{ACCOUNT['name']}-secondary")]})
+    [record] = scan(seed=False)
+    assert (record.resource_id, record.rules) == (ACCOUNT["id"], ["egress_copy_out_of_scope"])
+
+
+def test_a_copy_to_a_uri_that_names_no_storage_account_is_out_of_scope(scan):
+    """A custom domain or another service: the account cannot be told, so the copy fails closed."""
+    [record] = scan([read(in_window(), ip="10.20.3.4", DestinationUri="https://files.contoso.example/x/p?sig=abc")])
+    evidence = record.findings[0]["evidence"]
+    assert evidence["destinations"] == ["an account no storage endpoint names (files.contoso.example)"]
+    assert "names no storage account the copy query can read" in evidence["copies"][0]["Unresolved"]
+
+
+def test_a_copy_to_a_protected_account_the_scan_cannot_list_is_out_of_scope_and_the_window_is_judged(
+        scan, app, emulator):
+    """ARM does not list the storage accounts (403): the window's anonymous read is still found
+    and contained, the copy to a protected twin is out of scope (fail closed), the failure is one
+    record however often it repeats, and the checkpoint moves on; a scan that lists them closes it."""
+    to_twin = {"ip": "10.20.3.4", "DestinationUri": f"https://{TWIN['name']}.blob.core.windows.net/x/p"}
+    emulator.seed([ACCOUNT, TWIN], {"StorageBlobLogs": [
+        read(in_window(), auth="Anonymous", ip="198.51.100.20"), read(in_window(2), **to_twin),
+        read(in_window(6), **to_twin), read(in_window(11), **to_twin)]})
+    emulator.faults.add("status", path=r"/providers/Microsoft\.Storage/storageAccounts$", method="GET", status=403,
+                        times=None)
+    records = scan(seed=False)
+    [unlisted] = [r for r in records if r.outcome == "failed"]
+    assert f"the storage accounts of subscription {b.SUBSCRIPTION}" in unlisted.reason and "403" in unlisted.reason
+    [found] = [r for r in records if r.resource_id == ACCOUNT["id"]]
+    assert (found.outcome, found.rules) == ("contained", ["egress_anonymous_read", "egress_copy_out_of_scope"])
+    copy = next(f for f in found.findings if f["rule"] == "egress_copy_out_of_scope")["evidence"]["copies"][0]
+    assert copy["Destination"] == TWIN["name"] and "could not be listed in ARM" in copy["Unresolved"]
+    assert app.runtime.ledger.checkpoint("egress_scan")[0].startswith("2026-11-24T11:50")
+    later = scan(at=NOW + timedelta(minutes=5), seed=False)  # every record so far
+    assert [r.key for r in later if r.outcome == "failed"] == [unlisted.key]  # the same failure: counted, not recorded
+    assert app.runtime.ledger.repetition(unlisted.key).count == 2
+    emulator.faults.clear()
+    works_again = [r for r in scan(at=NOW + timedelta(minutes=10), seed=False) if r.key == f"{unlisted.key}.recovered"]
+    assert len(works_again) == 1 and "works again for the storage accounts of subscription" in works_again[0].reason
+
+
+def test_an_azcopy_read_whose_callers_tenant_cannot_be_told_is_out_of_scope(scan, emulator):
+    emulator.faults.add("status", path=r"^/subscriptions$", method="GET", status=403, times=None)
+    records = scan([read(in_window(), ip="10.20.3.4", **AZCOPY)])
+    [unlisted] = [r for r in records if r.outcome == "failed"]
+    assert "the tenants of the subscriptions the app sees could not be listed in ARM" in unlisted.reason
+    [found] = [r for r in records if r.resource_id == ACCOUNT["id"]]
+    [copy] = found.findings[0]["evidence"]["copies"]
+    assert found.rules == ["egress_copy_out_of_scope"] and "could not be listed in ARM" in copy["Unresolved"]
+    assert copy["Destination"] == "a destination the scan could not resolve"

@@ -109,3 +109,28 @@ def test_shipped_query_type_checks(shipped, name):
     queries, checked = shipped
 
     assert failures(checked[name], queries[name]) == []
+
+
+# The queries that parse AuthenticationHash: KQL has no include, so each carries the credential block.
+CREDENTIAL_QUERIES = ("adapters/queries/egress_window.kql", "adapters/queries/egress_copy.kql",
+                      "adapters/queries/impact_preview.kql")
+
+
+def credential_expressions(text: str) -> str:
+    """The expression lines of a query's credential block (between its two markers), comments left out."""
+    block = text.split("// --- the credential block", 1)[1].split("// --- end of the credential block", 1)[0]
+    return "\n".join(line.strip() for line in block.splitlines() if line.strip().startswith("|")
+                     or line.startswith(" ") and not line.strip().startswith("//"))
+
+
+def test_authentication_hash_is_parsed_by_the_same_expression_text_in_each_query():
+    import re
+
+    from containment.core.findings import ACCOUNT_KEYS
+
+    queries = shipped_queries()
+    [expression] = {credential_expressions(queries[name]) for name in CREDENTIAL_QUERIES}
+    assert "SigningKey = extract(" in expression and "SasSignature = toupper(extract(" in expression
+    assert re.search(r'@"\^\(([^)]*)\)', expression).group(1) == "|".join(ACCOUNT_KEYS)
+    others = [name for name, text in queries.items() if "AuthenticationHash" in text and name not in CREDENTIAL_QUERIES]
+    assert others == []  # a query that reads it elsewhere must carry the block too

@@ -174,6 +174,16 @@ def test_a_copy_tools_read_naming_no_destination_is_out_of_scope_only_by_a_forei
     assert found.evidence["destinations"] == ["another tenant (9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f)"]
 
 
+def test_a_copy_whose_destination_uri_names_no_account_or_the_scan_could_not_resolve_is_out_of_scope():
+    nameless = {**copy(destination="", side="source"), "DestinationUris": ["https://cdn.contoso.example/d?sig=s"]}
+    unlisted = {**copy(protected=False, side="source"), "Unresolved": "the storage accounts could not be listed"}
+    [found] = findings(copies=(nameless, unlisted))
+    unknown, named = found.evidence["copies"]  # by destination account: none first
+    assert unknown["Destination"] == "an account no storage endpoint names (cdn.contoso.example)"
+    assert "names no storage account" in unknown["Unresolved"] and "fail closed" in named["Unresolved"]
+    assert all("sig=s" not in uri for uri in unknown["DestinationUris"])
+
+
 def test_a_copy_out_of_scope_names_the_sources_keys_not_the_destinations():
     [found] = findings(copies=(copy(keys=("key2",)), copy("exfil99", side="source", keys=("key1",))))
     assert found.evidence["destinations"] == ["exfil99", "scratch01"]

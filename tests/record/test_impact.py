@@ -144,6 +144,25 @@ def test_a_replication_policy_is_previewed_from_its_recorded_body(preview):
     assert missing["status"] == "unavailable"
 
 
+def test_an_account_with_no_blob_logs_in_the_days_is_unavailable_not_breaks_nobody(preview):
+    """No StorageBlobLogs from the account (no diagnostic setting, ingestion lag) is not "no caller"."""
+    rotate, lock = preview(held("rotate_account_keys", "lock_account_network"), rows=WEEK[-2:])["steps"]
+    reason = "no StorageBlobLogs from this account in 7 days: a missing diagnostic setting or logs not yet ingested"
+    assert rotate["status"] == lock["status"] == "unavailable" and rotate["reason"].startswith(reason)
+    assert impact.in_words(rotate).startswith("rotate_account_keys: impact preview unavailable: no StorageBlobLogs")
+
+
+def test_an_account_that_logged_requests_but_none_the_action_touches_says_how_many_it_logged(preview):
+    quiet = [read(days_ago(d), "10.20.4.11", "OAuth", oid=TRAINING) for d in (5, 1)]
+    [step] = preview(held("rotate_account_keys", keys=["key2"]), rows=quiet)["steps"]
+    assert (step["status"], step["caller_count"], step["blob_requests_logged"]) == ("previewed", 0, 2)
+    assert step["last_logged"] == "2026-11-23T12:00:00.000000Z"
+    assert impact.in_words(step) == (
+        "rotate_account_keys breaks no caller among the 2 blob requests the account logged, the last at "
+        "2026-11-23T12:00:00.000000Z (blob requests signed with key2: the account key itself, or a SAS it signed)")
+    assert "queue, table and file requests" in step["note"]
+
+
 def test_without_a_workspace_or_the_account_rules_the_preview_says_it_is_unavailable(preview):
     [step] = preview(held("rotate_account_keys"), CONTAINMENT_LOG_WORKSPACE_ID="")["steps"]
     assert step == {"action": "rotate_account_keys", "target": ACCOUNT["id"], "status": "unavailable",
@@ -244,7 +263,7 @@ def test_a_decision_the_blast_radius_limit_holds_whole_carries_the_preview_of_ea
 PREVIEW = {"since": "2026-11-17T14:15:00.000000Z", "until": "2026-11-24T14:15:00.000000Z", "days": 7, "queries": 1,
            "digest": "sha256:0f0f", "steps": [{
                "action": "rotate_account_keys", "target": ACCOUNT["id"], "status": "previewed", "keys": ["key1"],
-               "uses": "requests signed with key1: the account key itself, or a SAS it signed",
+               "uses": "blob requests signed with key1: the account key itself, or a SAS it signed",
                "caller_count": 2, "requests": 46, "first_use": "2026-11-18T16:00:00.000000Z",
                "last_use": "2026-11-24T14:02:27.000000Z", "callers": [
                    {"caller": "198.51.100.20", "address": "198.51.100.20", "authentication": "AccountKey",
@@ -267,7 +286,7 @@ def test_the_incident_report_shows_whom_the_waiting_action_breaks():
     waiting = " ".join(page.sections["waiting"].split())
     assert "Who it would break: decision egress-20261124T1400-754c7ddb1ae5b78e3bbb" in waiting
     assert "2026-11-17 14:15:00 UTC to 2026-11-24 14:15:00 UTC (7 days)" in waiting and "sha256:0f0f" in waiting
-    assert "Breaks: 2 caller(s), 46 requests, last 2026-11-24 14:02:27 UTC" in waiting
+    assert "Breaks: 2 caller(s), 46 blob requests, last 2026-11-24 14:02:27 UTC" in waiting
     [_, breaks] = page.tables["waiting"]
     assert breaks[0] == ["Caller", "Credential", "Client", "Requests", "First use", "Last use"]
     assert breaks[1][:4] == ["198.51.100.20 inside CONTAINMENT_ALLOWED_CIDRS", "account key key1",
@@ -283,9 +302,10 @@ def test_the_evidence_report_lists_the_preview_under_its_decision():
 
     first, *_ = h.egress_sas_leak()
     markdown = render("leak", {}, [replace(first, impact_preview=PREVIEW)], {})
-    assert ("  - rotate_account_keys breaks 2 caller(s), 46 requests, last 2026-11-24T14:02:27.000000Z: 198.51.100.20 "
-            "(account key key1, 36 requests, last 2026-11-24T12:00:00.000000Z, inside CONTAINMENT_ALLOWED_CIDRS); "
-            "203.0.113.77 (SAS signed with key1 (SasSignature B7AA320F2023...), 10 requests, last "
+    assert ("  - rotate_account_keys breaks 2 caller(s), 46 blob requests, last 2026-11-24T14:02:27.000000Z: "
+            "198.51.100.20 (account key key1, 36 blob requests, last 2026-11-24T12:00:00.000000Z, inside "
+            "CONTAINMENT_ALLOWED_CIDRS); 203.0.113.77 (SAS signed with key1 (SasSignature B7AA320F2023...), 10 blob "
+            "requests, last "
             "2026-11-24T14:02:27.000000Z, the caller the finding names)") in markdown
     assert ("| rotate_account_keys | `198.51.100.20` | 198.51.100.20 | account key key1 | 36 | "
             "2026-11-18T16:00:00.000000Z | 2026-11-24T12:00:00.000000Z |") in markdown

@@ -3,9 +3,10 @@
     parse -> in our subscriptions? -> made by us? -> assess (re-read + judge) -> decide
           -> record (dry-run, reported, compliant, ...) or claim + enqueue (enforce)
 
-Each resource family supplies only its `assess` step (the drift sweep calls the same step
-on what it lists); everything else, the safety checks and the once-per-event guarantee, is
-here once. `assess` is given the resource, the runtime and the parsed event (None from the
+Each resource family declares its EventPath: its subscription, its `assess` step (the drift
+sweep calls the same step on what it lists), what a failed read leaves to, and whether the
+event itself is the exposure; everything else, the safety checks and the once-per-event
+guarantee, is here once. `assess` is given the resource, the runtime and the parsed event (None from the
 drift sweep, which has none): a finding about the event itself (who listed the keys, from
 where, when) reads it there; one about the resource's state re-reads the resource.
 """

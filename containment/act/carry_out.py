@@ -61,9 +61,9 @@ class Judged:
     findings: tuple[dict, ...] = ()  # as the decision record keeps them (Finding.as_dict)
 
     def context(self, step: PlannedAction) -> dict:
-        return {"exposed_at": self.exposed_at, "recorded": self.recorded or {}, "target": parse_resource_id(step.target),
-                "keys": step.keys, "release": self.release or {"before": {}, "after": {}},
-                "findings": list(self.findings)}
+        return {"exposed_at": self.exposed_at, "recorded": self.recorded or {},
+                "target": parse_resource_id(step.target), "keys": step.keys,
+                "release": self.release or {"before": {}, "after": {}}, "findings": list(self.findings)}
 
 
 def would_change(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged) -> bool:

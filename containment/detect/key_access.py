@@ -46,8 +46,8 @@ def assess_key_access(resource: ResourceId, runtime: Runtime, event: ArmEvent | 
     findings = judge(ACTION_SUCCESS, key_access(event, spelled), context)
     # The account as read: its tags say whose data this is (the incident's privacy context),
     # and its creationTime lets rotation tell it from an account created again since.
-    return Assessment(spelled, findings, {spelled: account},
-                      note=f"{allowance(event.actor.object_id, runtime.settings, event.time).note}: allowed to list keys and SAS")
+    allowed = allowance(event.actor.object_id, runtime.settings, event.time)
+    return Assessment(spelled, findings, {spelled: account}, note=f"{allowed.note}: allowed to list keys and SAS")
 
 
 PATH = EventPath(SUBSCRIPTION, assess_key_access, exposure_is_the_event=True, unread=(

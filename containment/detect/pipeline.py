@@ -6,8 +6,8 @@
 Each resource family declares its EventPath: its subscription, its `assess` step (the drift
 sweep calls the same step on what it lists), what a failed read leaves to, and whether the
 event itself is the exposure; everything else, the safety checks and the once-per-event
-guarantee, is here once. `assess` is given the resource, the runtime and the parsed event (None from the
-drift sweep, which has none): a finding about the event itself (who listed the keys, from
+guarantee, is here once. `assess` is given the resource, the runtime and the parsed event
+(None from the drift sweep, which has none): a finding about the event itself (who listed the keys, from
 where, when) reads it there; one about the resource's state re-reads the resource.
 """
 from __future__ import annotations

@@ -57,6 +57,8 @@ def test_one_incident_rotates_a_key_once_and_still_rotates_the_other_when_it_lea
 def test_a_rotation_keeps_on_its_step_only_the_keys_an_earlier_decision_did_not_take():
     """key1 taken by an earlier decision of the incident; a listing names key1 and key2: the
     step carries key2 alone, and the reason says what was already done."""
+    from dataclasses import replace
+
     from containment.core.findings import Finding
     from containment.core.records import DecisionRecord, PlannedAction
     from containment.plan.decisions import decide, within_incident
@@ -77,6 +79,12 @@ def test_a_rotation_keeps_on_its_step_only_the_keys_an_earlier_decision_did_not_
                             plan=[step], findings=[finding("key1")], contained_at="2026-11-24T09:00:00.000000Z")
     assert within_incident(decide([listed], settings), [before]).awaiting == (
         PlannedAction("rotate_account_keys", ACCOUNT),)
+    # Likewise reads in an egress window that began after it: the new key1 is in use.
+    reads = Finding("egress_key_or_sas_from_untrusted_network", "critical", ACCOUNT, "s",
+                    {"keys": ["key1"], "start": "2026-11-24T09:05:00.000000Z", "end": "2026-11-24T09:10:00.000000Z"})
+    assert "rotate_account_keys" in [s.action for s in within_incident(decide([reads], settings), [before]).awaiting]
+    assert "rotate_account_keys" not in [s.action for s in within_incident(decide([reads], settings), [
+        replace(before, contained_at="2026-11-24T09:06:00.000000Z")]).awaiting]
 
 
 def rotation_state(created, **facts) -> State:

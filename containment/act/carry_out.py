@@ -35,8 +35,8 @@ class ActionResult:
 
 
 def _in_context(state: State, context: dict) -> State:
-    """The state with what the decision adds to judging it: when it was made (rotation),
-    and for a release what it is to be restored to."""
+    """The state with what the decision adds to judging it: when the exposure began and which
+    keys (rotation), and for a release what it is to be restored to."""
     return State(state.body, {**state.facts, **context}, state.etag)
 
 
@@ -51,17 +51,18 @@ def still_exposed(action: Action, state: State, settings: Settings) -> bool:
 
 @dataclass(frozen=True)
 class Judged:
-    """What the worker knows of a decision when it carries it out: when it was made and its
-    findings (rotation: which keys, created before when), the state it judged, and for a
+    """What the worker knows of a decision when it carries it out: when the exposure began and
+    its findings (rotation: which keys, created before when), the state it judged, and for a
     release the states of the released decision (each by resource ID, lower case)."""
 
-    decided_at: str = ""
+    exposed_at: str = ""
     recorded: dict[str, dict] | None = None
     release: dict[str, dict[str, dict]] | None = None  # {"before": ..., "after": ...}
     findings: tuple[dict, ...] = ()  # as the decision record keeps them (Finding.as_dict)
 
-    def context(self, target) -> dict:
-        return {"decided_at": self.decided_at, "recorded": self.recorded or {}, "target": target,
+    def context(self, step: PlannedAction) -> dict:
+        return {"exposed_at": self.exposed_at, "recorded": self.recorded or {},
+                "target": parse_resource_id(step.target), "keys": step.keys,
                 "release": self.release or {"before": {}, "after": {}}, "findings": list(self.findings)}
 
 
@@ -70,7 +71,7 @@ def would_change(clients: AzureClients, step: PlannedAction, settings: Settings,
     judged and still exposed. What the blast-radius budget is spent on."""
     action = ACTIONS[step.action]
     target = parse_resource_id(step.target)
-    state = _in_context(arm.read_state(clients, target), judged.context(target))
+    state = _in_context(arm.read_state(clients, target), judged.context(step))
     if action.moot is not None and action.moot(state, settings) is not None:
         return False
     return still_exposed(action, state, settings)
@@ -82,7 +83,7 @@ def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, ju
     target = parse_resource_id(step.target)
     if not action.applies_to(target):
         raise ValueError(f"{step.action} does not apply to {target.type}")
-    context = judged.context(target)
+    context = judged.context(step)
     sent_from, unknown = None, None  # the state a write went out from whose outcome is unknown
     for _ in range(attempts):
         before = _in_context(arm.read_state(clients, target), context)

@@ -19,6 +19,7 @@ from containment.act.carry_out import ActionResult, Judged, carry_out, would_cha
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
+from containment.core.findings import exposed_since
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import (Claim, ContainmentRequest, DecisionRecord, MalformedRequest, PlannedAction,
                                       describe_failure, plan_digest)
@@ -64,7 +65,10 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     if claim is None:
         return None  # lost the race to a concurrent delivery
     decision = claim.decision
-    judged = Judged(decision.decided_at or "", _lower(decision.before), findings=tuple(decision.findings))
+    # The keys that leaked are those created before the exposure, not before whoever approved
+    # the rotation: an approval copies the findings of the decision it settles.
+    exposed = exposed_since(decision.findings) or decision.event_time or decision.decided_at or ""
+    judged = Judged(exposed, _lower(decision.before), findings=tuple(decision.findings))
     if decision.operation == "release":
         released = runtime.ledger.find(decision.resource_id, decision.releases or "")
         if released is None:

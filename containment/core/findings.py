@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from containment.core import clock
+
 SEVERITIES = ("low", "medium", "high", "critical")
 # The storage account key names a finding's evidence `keys` may hold: the keyName of Storage Accounts -
 # Regenerate Key (https://learn.microsoft.com/rest/api/storagerp/storage-accounts/regenerate-key), and
@@ -43,3 +45,12 @@ def evidence_digest(full: dict[str, Any]) -> str:
     anyone holding it can check it against the finding."""
     canonical = json.dumps(full, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def exposed_since(findings: list[dict[str, Any]]) -> str | None:
+    """When the findings first show the exposure, as their evidence says: the earliest
+    `eventTime` (a key listing) or `start` (an egress window), None where none says. What was
+    created after it (a key rotated since) is not what leaked."""
+    times = [moment for finding in findings for name in ("eventTime", "start")
+             if (moment := clock.instant((finding.get("evidence") or {}).get(name))) is not None]
+    return clock.iso(min(times)) if times else None

@@ -58,9 +58,20 @@ def describe_failure(error: BaseException) -> str:
 class PlannedAction:
     action: str
     target: str  # ARM ID of the resource the action changes
+    # rotate_account_keys: the account keys still to rotate, where an earlier decision of the
+    # incident took some of those the findings name; None: what the findings name (both, for
+    # a break-glass). Part of the plan: its digest, the claim, the approval carry it.
+    keys: tuple[str, ...] | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"action": self.action, "target": self.target}
+    def as_dict(self) -> dict:
+        step: dict = {"action": self.action, "target": self.target}
+        return step if self.keys is None else {**step, "keys": list(self.keys)}
+
+    @classmethod
+    def of(cls, step: dict) -> PlannedAction:
+        """A step as a record keeps it (as_dict)."""
+        keys = step.get("keys")
+        return cls(step["action"], step["target"], None if keys is None else tuple(keys))
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class DecisionRecord:
 
     @property
     def planned(self) -> tuple[PlannedAction, ...]:
-        return tuple(PlannedAction(step["action"], step["target"]) for step in self.plan)
+        return tuple(PlannedAction.of(step) for step in self.plan)
 
     def as_output(self) -> dict[str, Any]:
         """The record as the replay contract prints it (SCENARIOS.md)."""
@@ -132,8 +143,7 @@ class MalformedRequest(ValueError):
 
 def plan_digest(plan: list[dict] | tuple[PlannedAction, ...]) -> str:
     """SHA-256 of a plan as canonical JSON: what a request names of the plan it expects."""
-    steps = [step.as_dict() if isinstance(step, PlannedAction) else {"action": step["action"],
-                                                                      "target": step["target"]} for step in plan]
+    steps = [(step if isinstance(step, PlannedAction) else PlannedAction.of(step)).as_dict() for step in plan]
     return hashlib.sha256(json.dumps(steps, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -34,7 +34,7 @@ from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.decisions import decide, failed, not_holding, recorded, within_incident
 from containment.plan.registry import judge
-from containment.record.conclude import conclude, record_once
+from containment.record.conclude import acted_in_incident, conclude, record_once
 from containment.record.repeats import Repeats
 
 log = logging.getLogger("containment")
@@ -306,7 +306,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso(),
     )
     findings = [replace(f, evidence={**f.evidence, **activity["window"]}) for f in findings]
-    earlier = this_incident(runtime, spelled) + run.acted.get(spelled.lower(), [])
+    earlier = acted_in_incident(runtime, spelled) + run.acted.get(spelled.lower(), [])
     decision = within_incident(decide(findings, settings), earlier)
     written = conclude(runtime, record, decision, {spelled: account})
     if decision.plan or decision.awaiting:
@@ -322,19 +322,6 @@ def _readers(findings: list, callers: list[dict]) -> list[dict]:
     named = {caller.get("Caller") for finding in findings
              for caller in (finding.detail or finding.evidence).get("callers", [])}
     return [caller for caller in callers if caller.get("Caller") in named]
-
-
-def this_incident(runtime: Runtime, account_id: str) -> list[DecisionRecord]:
-    """The egress decisions that acted on the account (in dry-run: would have) or hold
-    actions for a person, within the incident window (CONTAINMENT_INCIDENT_WINDOW_HOURS),
-    earliest first. A decision a person released since is not among them: what follows a
-    release is a new incident."""
-    acted = ("contained" if runtime.settings.enforcing else "would-contain", "pending-approval")
-    since = clock.iso(clock.now() - timedelta(hours=runtime.settings.incident_window_hours))
-    records = list(runtime.ledger.for_resource(account_id))
-    released = {r.releases for r in records if r.releases}
-    return sorted((r for r in records if r.operation == OPERATION and r.outcome in acted
-                   and r.key not in released and (r.decided_at or "") >= since), key=lambda r: r.recorded_at)
 
 
 def _check_holding(runtime: Runtime, contained: DecisionRecord, account_id: str, callers: list[dict],

@@ -14,7 +14,7 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import ACTION_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import STORAGE_ACCOUNT, ResourceId
-from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
 from containment.judge.keys import OPERATIONS, key_access
 from containment.judge.rule import Context
@@ -26,7 +26,7 @@ SUBSCRIPTION = EventSubscription((ACTION_SUCCESS,), OPERATIONS)
 
 
 def on_key_access(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_key_access, runtime or current(), SUBSCRIPTION)
+    return handle_arm_event(event, PATH, runtime or current())
 
 
 def assess_key_access(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
@@ -34,8 +34,6 @@ def assess_key_access(resource: ResourceId, runtime: Runtime, event: ArmEvent | 
         return Assessment(resource.text, ignored="a key listing is known only from its event: nothing to re-judge")
     if not resource.is_type(STORAGE_ACCOUNT):
         return Assessment(resource.text, ignored=f"{resource.type} is not a storage account")
-    if event.operation.lower() not in (operation.lower() for operation in OPERATIONS):
-        return Assessment(resource.text, ignored=f"{event.operation} lists neither keys nor a SAS")
     try:
         account = arm.read(runtime.clients, resource)
     except arm.ResourceGone:
@@ -48,5 +46,10 @@ def assess_key_access(resource: ResourceId, runtime: Runtime, event: ArmEvent | 
     findings = judge(ACTION_SUCCESS, key_access(event, spelled), context)
     # The account as read: its tags say whose data this is (the incident's privacy context),
     # and its creationTime lets rotation tell it from an account created again since.
-    return Assessment(spelled, findings, {spelled: account},
-                      note=f"{allowance(event.actor.object_id, runtime.settings).note}: allowed to list keys and SAS")
+    allowed = allowance(event.actor.object_id, runtime.settings, event.time)
+    return Assessment(spelled, findings, {spelled: account}, note=f"{allowed.note}: allowed to list keys and SAS")
+
+
+PATH = EventPath(SUBSCRIPTION, assess_key_access, exposure_is_the_event=True, unread=(
+    "nothing else will judge it: a key listing is known only from its event, which the drift sweep cannot see, so a "
+    "person must look at the listing (its caller, time and event ID are on this record)"))

@@ -11,7 +11,7 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import DEFAULT_SECURITY_RULE, NSG, SECURITY_RULE, ResourceId
-from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.nsg_reach import all_rules
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
@@ -24,7 +24,7 @@ SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_nsg_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_nsg, runtime or current(), SUBSCRIPTION)
+    return handle_arm_event(event, PATH, runtime or current())
 
 
 def assess_nsg(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
@@ -43,3 +43,6 @@ def assess_nsg(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -
     context = Context(runtime.settings, protection, facts={"nsg": nsg})
     findings = [finding for rule in all_rules(nsg) for finding in judge(SECURITY_RULE, rule, context)]
     return Assessment(spelled, findings, {nsg["id"]: nsg})
+
+
+PATH = EventPath(SUBSCRIPTION, assess_nsg)

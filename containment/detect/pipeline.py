@@ -3,10 +3,11 @@
     parse -> in our subscriptions? -> made by us? -> assess (re-read + judge) -> decide
           -> record (dry-run, reported, compliant, ...) or claim + enqueue (enforce)
 
-Each resource family supplies only its `assess` step (the drift sweep calls the same step
-on what it lists); everything else, the safety checks and the once-per-event guarantee, is
-here once. `assess` is given the resource, the runtime and the parsed event (None from the
-drift sweep, which has none): a finding about the event itself (who listed the keys, from
+Each resource family declares its EventPath: its subscription, its `assess` step (the drift
+sweep calls the same step on what it lists), what a failed read leaves to, and whether the
+event itself is the exposure; everything else, the safety checks and the once-per-event
+guarantee, is here once. `assess` is given the resource, the runtime and the parsed event
+(None from the drift sweep, which has none): a finding about the event itself (who listed the keys, from
 where, when) reads it there; one about the resource's state re-reads the resource.
 """
 from __future__ import annotations
@@ -21,8 +22,8 @@ from containment.core.events import ArmEvent, EventSubscription, MalformedEvent,
 from containment.core.findings import Finding
 from containment.core.ids import ResourceId
 from containment.core.records import DecisionRecord, decision_key, describe_failure
-from containment.plan.decisions import decide, failed, ignored, recorded, rejected
-from containment.record.conclude import conclude, record_once
+from containment.plan.decisions import decide, failed, ignored, recorded, rejected, within_incident
+from containment.record.conclude import acted_in_incident, conclude, record_once
 
 log = logging.getLogger("containment")
 
@@ -41,10 +42,26 @@ class Assessment:
 Assess = Callable[[ResourceId, Runtime, ArmEvent | None], Assessment]
 
 
-def handle_arm_event(event: Any, assess: Assess, runtime: Runtime,
-                     subscription: EventSubscription) -> DecisionRecord | None:
-    """Judge one delivered event, of a type `subscription` admits; return the record
-    written, or None for a redelivery."""
+@dataclass(frozen=True)
+class EventPath:
+    """What an Event Grid function declares: the events its subscription admits, how it
+    assesses one, and what the record says when the resource cannot be read on any delivery."""
+
+    subscription: EventSubscription
+    assess: Assess
+    # Who judges the resource when no delivery could read it: the sweep re-reads what a write
+    # changed; what only an event shows (a key listing) a person must look at.
+    unread: str = "the drift sweep re-judges the resource (CONTAINMENT_SWEEP_SCHEDULE)"
+    # Whether the event itself is the exposure (a key listing): a second one in the incident is
+    # the same leak, so its decision plans only what earlier ones did not (within_incident). A
+    # write's exposure is the state, which containment re-reads: nothing to plan around.
+    exposure_is_the_event: bool = False
+
+
+def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionRecord | None:
+    """Judge one delivered event, of a type and operation the path's subscription admits;
+    return the record written, or None for a redelivery."""
+    subscription = path.subscription
     try:
         parsed = parse_event(event, subscription.event_types)
     except MalformedEvent as malformed:
@@ -59,6 +76,11 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime,
         event_time=clock.iso(parsed.time) if parsed.time else None, decided_at=clock.iso(),
     )
     settings = runtime.settings
+    if not subscription.admits(parsed.type, parsed.operation):
+        # Event Grid's filter delivers only these: another is misrouted, never judged as one.
+        return record_once(runtime, recorded(record, rejected(
+            f"operation {parsed.operation} is not one this function's subscription admits "
+            f"({', '.join(subscription.operations)}): not judged")))
     if settings.subscriptions and parsed.resource.subscription not in settings.subscriptions:
         return record_once(runtime, recorded(record, rejected(
             f"subscription {parsed.resource.subscription} is outside CONTAINMENT_SUBSCRIPTIONS: not acted on")))
@@ -73,19 +95,22 @@ def handle_arm_event(event: Any, assess: Assess, runtime: Runtime,
         # `new` was never queued, by a crash: judging again queues it.)
         return None
     try:
-        assessment = assess(parsed.resource, runtime, parsed)
+        assessment = path.assess(parsed.resource, runtime, parsed)
     except Exception as error:
         # Event Grid delivers the event again, and after its last attempt dead-letters it:
         # the failure goes on the record now, so the last one leaves evidence; a delivery
         # that then succeeds replaces it with the decision.
         record_once(runtime, recorded(record, failed(
             f"reading the resource failed: {describe_failure(error)}; Event Grid delivers the event again and "
-            "the drift sweep re-judges the resource (CONTAINMENT_SWEEP_SCHEDULE)")), provisional=True)
+            f"{path.unread}")), provisional=True)
         raise
     record = replace(record, resource_id=assessment.resource_id)
     if assessment.ignored:
         return record_once(runtime, recorded(record, ignored(assessment.ignored)))
-    return conclude(runtime, record, decide(assessment.findings, settings, assessment.note), assessment.state)
+    decision = decide(assessment.findings, settings, assessment.note)
+    if path.exposure_is_the_event:
+        decision = within_incident(decision, acted_in_incident(runtime, assessment.resource_id))
+    return conclude(runtime, record, decision, assessment.state)
 
 
 def _raw(event: Any) -> Any:

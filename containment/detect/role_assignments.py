@@ -13,7 +13,7 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
-from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
 from containment.judge.role_permissions import data_paths
 from containment.judge.rule import Context
@@ -27,7 +27,7 @@ SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_role_assignment_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_role_assignment, runtime or current(), SUBSCRIPTION)
+    return handle_arm_event(event, PATH, runtime or current())
 
 
 def assess_role_assignment(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
@@ -130,3 +130,6 @@ def covered_protected_resources(scope: str, runtime: Runtime) -> tuple[list[str]
         if has_scope_tag(account.get("tags"), settings):
             covered.append(account.get("id") or account_id.text)
     return list(dict.fromkeys(covered)), account or None
+
+
+PATH = EventPath(SUBSCRIPTION, assess_role_assignment)

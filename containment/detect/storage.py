@@ -19,7 +19,7 @@ from containment.core.ids import (
     ResourceId,
     parse_resource_id,
 )
-from containment.detect.pipeline import Assessment, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.registry import judge
@@ -34,7 +34,7 @@ SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
 
 def on_storage_write(event: Any, runtime: Runtime | None = None):
-    return handle_arm_event(event, assess_storage, runtime or current(), SUBSCRIPTION)
+    return handle_arm_event(event, PATH, runtime or current())
 
 
 def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -> Assessment:
@@ -128,3 +128,6 @@ def _destination(named: Any, runtime: Runtime, state: dict[str, dict]) -> dict[s
     if not protection.protected:
         return {"protected": False, "why": f"the destination account {protection.describe()}"}
     return {"protected": True, "why": f"the destination account {protection.describe()}"}
+
+
+PATH = EventPath(SUBSCRIPTION, assess_storage)

@@ -63,7 +63,8 @@ def sas_listed(access: dict, context: Context):
 
 def _verdict(access: dict, context: Context, what: str, consequence: str, keys_why: str):
     caller = access.get("caller") or {}
-    allowed = allowance(caller.get("object_id"), context.settings)
+    # Judged as the allowlist stood when the keys were listed (eventTime), not when the event arrived.
+    allowed = allowance(caller.get("object_id"), context.settings, clock.instant(access.get("eventTime")))
     if allowed.allowed:
         return None
     named = {

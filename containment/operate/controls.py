@@ -123,7 +123,7 @@ def _settle(runtime: Runtime, key: str, who: Principal, approved: bool) -> Answe
             f"denied by {operator}: {', '.join(s['action'] for s in steps)} not carried out"))
         record_once(runtime, denied)
         return 200, {"decision": denied.key, "outcome": denied.outcome}
-    plan = tuple(PlannedAction(**step) for step in steps)
+    plan = tuple(PlannedAction.of(step) for step in steps)
     try:
         conclude(runtime, settled, by_person(f"approved by {operator}: decision {key}", plan, runtime.settings),
                  original.before, check_exemptions=False)

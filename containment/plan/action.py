@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from containment.core.ids import ResourceId
+from containment.core.records import DecisionRecord, PlannedAction
 from containment.core.settings import Settings
 
 
@@ -71,10 +72,11 @@ class Action:
     # (action, levels up): an action on an ancestor that contains this one's exposure too, so
     # a plan with several of these under one ancestor uses that one write instead.
     covered_by: tuple[str, int] | None = None
-    # Whether earlier decisions of the incident that planned this action on the target (their
-    # findings, one list per decision) did what these findings call for: None, they did (one
-    # leak, one containment); a rotation of key1 does not rotate the key2 a later finding names.
-    done_by_earlier: Callable[[list[list[dict]], list[dict], str], bool] | None = None
+    # What is left of a step after earlier decisions of the incident that planned this action
+    # on its target (those records, these findings, the step): None, nothing (one leak, one
+    # containment; also where this is None); a rotation of key1 leaves the key2 a later
+    # finding names (the step, narrowed to it).
+    left_by_earlier: Callable[[list[DecisionRecord], list[dict], PlannedAction], PlannedAction | None] | None = None
 
     @property
     def fixed_rules(self) -> tuple[str, ...]:

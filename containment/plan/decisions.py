@@ -122,21 +122,23 @@ def _act(why: str, findings: tuple[Finding, ...], plan: tuple[PlannedAction, ...
 
 
 def within_incident(decision: Decision, earlier: list[DecisionRecord]) -> Decision:
-    """One leak, one containment: the actions earlier decisions of this incident already
-    took (or hold for a person) on the same targets are not planned again, so keys are
-    revoked once; with nothing left, the finding is recorded as already contained, linked
-    to those decisions, and changes nothing."""
+    """One leak, one containment: the actions earlier decisions of this incident already took
+    (or hold for a person) on the same targets are not planned again, so keys are revoked
+    once, and a rotation keeps only the keys not yet taken (Action.left_by_earlier); with
+    nothing left, the finding is recorded as already contained, linked to those decisions,
+    and changes nothing."""
     if not earlier or not (decision.plan or decision.awaiting):
         return decision
-    by_step: dict[PlannedAction, list[list[dict]]] = {}
-    for record in earlier:
-        for step in record.plan + record.awaiting_approval:
-            by_step.setdefault(PlannedAction(step["action"], step["target"]), []).append(record.findings)
     found = [finding.as_dict() for finding in decision.findings]
-    done = {step for step, findings in by_step.items() if ACTIONS[step.action].done_by_earlier is None
-            or ACTIONS[step.action].done_by_earlier(findings, found, step.target)}
-    plan = tuple(step for step in decision.plan if step not in done)
-    awaiting = tuple(step for step in decision.awaiting if step not in done)
+    left: dict[PlannedAction, PlannedAction | None] = {}
+    for step in decision.plan + decision.awaiting:
+        by = [record for record in earlier if any(
+            (held["action"], held["target"].lower()) == (step.action, step.target.lower())
+            for held in record.plan + record.awaiting_approval)]
+        hook = ACTIONS[step.action].left_by_earlier
+        left[step] = step if not by else None if hook is None else hook(by, found, step)
+    plan = tuple(rest for step in decision.plan if (rest := left[step]) is not None)
+    awaiting = tuple(rest for step in decision.awaiting if (rest := left[step]) is not None)
     if (plan, awaiting) == (decision.plan, decision.awaiting):
         return decision
     linked = ", ".join(record.key for record in earlier)
@@ -144,8 +146,9 @@ def within_incident(decision: Decision, earlier: list[DecisionRecord]) -> Decisi
         return replace(decision, outcome="reported", plan=(), awaiting=(), reason=(
             f"already contained in this incident by decision {linked}: nothing changed, nothing spent; "
             f"would have: {decision.reason}"))
-    reason = decision.reason + f"; already done in this incident by decision {linked}: " + ", ".join(
-        sorted({step.action for step in decision.plan + decision.awaiting if step in done}))
+    done = sorted({step.action if rest is None else f"{step.action} of all but {', '.join(rest.keys or ())}"
+                   for step, rest in left.items() if rest != step})
+    reason = decision.reason + f"; already done in this incident by decision {linked}: " + ", ".join(done)
     outcome = decision.outcome if plan else "pending-approval"
     return replace(decision, outcome=outcome, reason=reason, plan=plan if plan else awaiting, awaiting=awaiting)
 

@@ -7,6 +7,8 @@ so "one record per decision" and "one containment per claim" are kept in one pla
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import timedelta
 
 from containment.adapters.runtime import Runtime
 from containment.core import clock
@@ -58,6 +60,24 @@ def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
     runtime.ledger.move_claim(claim, "queued")
     log.info("containment requested for %s (%s): %s", decision.resource_id, decision.key, ", ".join(decision.actions))
     return None
+
+
+def acted_in_incident(runtime: Runtime, resource_id: str) -> list[DecisionRecord]:
+    """The decisions that acted on the resource (in dry-run: would have) or still hold actions
+    for a person, within the incident window (CONTAINMENT_INCIDENT_WINDOW_HOURS), earliest
+    first, whichever path decided them (a key listing, the egress scan, an approval): what
+    within_incident plans around. A decision a person released since is not among them (what
+    follows a release is a new incident); what a person denied or let expire is held no more."""
+    acted = ("contained" if runtime.settings.enforcing else "would-contain", "pending-approval")
+    since = clock.iso(clock.now() - timedelta(hours=runtime.settings.incident_window_hours))
+    on_resource = list(runtime.ledger.for_resource(resource_id))
+    released = {r.releases for r in on_resource if r.releases}
+    records = [r for r in on_resource if r.outcome in acted]
+    waiting = {item["key"] for item in runtime.ledger.pending()} if any(r.awaiting_approval for r in records) else set()
+    kept = (r if r.key in waiting else replace(r, awaiting_approval=[]) for r in records
+            if r.key not in released and (r.decided_at or "") >= since
+            and (r.outcome != "pending-approval" or r.key in waiting))
+    return sorted(kept, key=lambda r: r.recorded_at)
 
 
 def record_once(runtime: Runtime, record: DecisionRecord, provisional: bool = False) -> DecisionRecord | None:

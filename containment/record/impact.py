@@ -4,8 +4,9 @@ would it break? From the account's StorageBlobLogs of the last CONTAINMENT_IMPAC
 the credential, how often, first and last:
 
 - `rotate_account_keys`: requests signed with a key it rotates (the key itself, or a SAS it
-  signed), the keys the decision's findings on the account name (evidence `keys`), both
-  where any names none;
+  signed): the keys the held step carries (what an earlier decision of the incident left),
+  else those the decision's findings on the account name (evidence `keys`), both where any
+  names none: the keys the worker rotates (containment.plan.keys.keys_of);
 - `revoke_user_delegation_keys`: requests with a user-delegation SAS;
 - `lock_account_network`: requests from addresses the lock refuses. Under
   `deny-by-default` the account's IP rules stay, so a public IPv4 address outside them is
@@ -40,7 +41,7 @@ from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.findings import evidence_digest
 from containment.core.records import DecisionRecord, describe_failure
-from containment.plan.keys import keys_named
+from containment.plan.keys import keys_of
 
 log = logging.getLogger("containment")
 # The same reads as the egress scan: the workspace's StorageBlobLogs.
@@ -126,7 +127,7 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
         rows: list[dict] | str = log_analytics.checked(log_analytics.run(
             runtime.clients, settings.log_workspace_id, QUERY, since, until, lookback_start=since, lookback_end=until,
             accounts=(account.lower(),),
-            rotated_keys=keys_named(record.findings, account) if "rotate_account_keys" in asked else (),
+            rotated_keys=_rotated(record, account) if "rotate_account_keys" in asked else (),
             delegation_sas="revoke_user_delegation_keys" in asked, lock_network="lock_account_network" in asked,
             address_ranges=ranges), QUERY, COLUMNS)
     except Exception as error:  # noqa: BLE001 - a preview must never hold up or lose the decision
@@ -143,6 +144,12 @@ def _uses(runtime: Runtime, record: DecisionRecord, account: str, actions: set[s
 def _logged(rows: list[dict]) -> dict:
     """The query's `logs` row: how many blob requests the account logged in these days, the last when."""
     return next((row for row in rows if row["Row"] == "logs"), {})
+
+
+def _rotated(record: DecisionRecord, account: str) -> tuple[str, ...]:
+    """The keys the rotation held on the account rotates (keys_of), as the worker reads them."""
+    return keys_of(next(step for step in record.awaiting_approval
+                        if step["action"] == "rotate_account_keys" and step["target"] == account), record.findings)
 
 
 def address_ranges(record: DecisionRecord, account: str, runtime: Runtime) -> tuple:
@@ -175,12 +182,12 @@ def _from_logs(action: str, target: str, answer: list[dict] | str, record: Decis
     step: dict[str, Any] = {"action": action, "target": target}
     if isinstance(answer, str):
         return {**step, "status": "unavailable", "reason": answer}
-    keys = keys_named(record.findings, target)
     logged = _logged(answer)
-    step.update(status="previewed", uses=USES[action].format(keys=" or ".join(keys)),
+    step.update(status="previewed", uses=USES[action],
                 blob_requests_logged=int(logged["Requests"]), last_logged=_time(logged.get("LastLogged")))
     if action == "rotate_account_keys":
-        step["keys"] = list(keys)
+        keys = _rotated(record, target)
+        step.update(uses=USES[action].format(keys=" or ".join(keys)), keys=list(keys))
     if action in NOTES:
         step["note"] = NOTES[action]
     verdicts = ("refused", "undetermined") if action == "lock_account_network" else ("breaks",)

@@ -4,6 +4,7 @@ handling, every failure on the record."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from containment.core.records import MAX_REQUEST_BYTES, ContainmentRequest, DecisionRecord, PlannedAction, plan_digest
 from tests.helpers import arm_bodies as b
@@ -175,3 +176,26 @@ def test_a_key_rotated_since_the_decision_is_not_rotated_again_nor_is_the_other(
     record = carry(app, rotation("late", [naming("key1")]))
     assert record.outcome != "contained" or record.after == record.before
     assert [p for m, p, _ in emulator.applied_writes if p.lower().endswith("regeneratekey")] == []
+
+
+def test_an_approval_rotates_the_keys_created_before_the_leak_not_before_the_approval(app, emulator):
+    """A second decision on one leak, approved after the first rotated both keys: what leaked
+    is what existed when the keys were listed (the finding's eventTime), so the keys rotated
+    since, before this approval, are left alone."""
+    since = {"key1": "2026-11-24T11:00:00.0000000Z", "key2": "2026-11-24T11:00:00.0000000Z"}
+    emulator.seed([b.storage_account(keyCreationTime=since)])
+    app.configure(**SETTINGS)
+    listing = {**naming("key1", "key2"), "evidence": {"keys": ["key1", "key2"],
+                                                      "eventTime": "2026-11-24T10:05:00.000000Z"}}
+    approved = replace(rotation("second.approved", [listing], decided_at="2026-11-24T12:00:00.000000Z"),
+                       operation="approval", event_time="2026-11-24T10:05:00.000000Z")
+    carry(app, approved)
+    assert [p for m, p, _ in emulator.applied_writes if p.lower().endswith("regeneratekey")] == []
+
+
+def test_a_step_that_carries_its_keys_rotates_those_alone(app, emulator):
+    emulator.seed([b.storage_account(keyCreationTime=OLD_KEYS)])
+    app.configure(**SETTINGS)
+    decision = rotation("left", [naming("key1", "key2")])
+    carry(app, replace(decision, plan=[{**decision.plan[0], "keys": ["key2"]}]))
+    assert rotated(emulator) == {"key2"}

@@ -75,6 +75,20 @@ def test_the_allowlisted_pipeline_listing_keys_is_no_finding():
     assert findings(listing(LIST_ACCOUNT_SAS), CONTAINMENT_ALLOWED_PRINCIPALS=f"{CALLER.upper()}@2099-12-31") == []
 
 
+def test_an_entry_is_judged_as_it_stood_when_the_keys_were_listed_not_when_the_event_arrived():
+    """Listed at 10:00 while the entry held until the end of that day, delivered late, judged
+    the day after: allowed. A listing after the entry expired is not."""
+    from containment.core import clock
+
+    clock.set_source(lambda: datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
+    try:
+        assert findings(listing(), CONTAINMENT_ALLOWED_PRINCIPALS=f"{CALLER}@2026-11-24") == []
+        [found] = findings(listing(), CONTAINMENT_ALLOWED_PRINCIPALS=f"{CALLER}@2026-11-24T09:00:00Z")
+        assert found.evidence["allowlist_expired"] == "2026-11-24T09:00:00.000000Z"
+    finally:
+        clock.set_source(None)
+
+
 def test_an_expired_allowlist_entry_no_longer_allows_it_and_says_so():
     [found] = findings(listing(), CONTAINMENT_ALLOWED_PRINCIPALS=f"{CALLER}@2020-01-31")
     assert found.evidence["allowlist_expired"] == "2020-02-01T00:00:00.000000Z"

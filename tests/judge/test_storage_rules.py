@@ -386,11 +386,11 @@ def test_an_auto_contained_rule_with_no_action_is_not_said_to_be_missing_from_th
 @pytest.mark.parametrize("created, rotated", [
     ({}, ["key1", "key2"]),  # never rotated (ARM omits the times): both
     ({"key1": "2026-11-24T10:00:00.1234567Z", "key2": "2026-01-01T00:00:00Z"}, ["key2"]),  # key1 done, answer lost
-    ({"key1": "2026-11-24T10:00:01Z", "key2": "2026-11-24T10:00:02Z"}, []),  # both after the decision: contained
+    ({"key1": "2026-11-24T10:00:01Z", "key2": "2026-11-24T10:00:02Z"}, []),  # both after the exposure: contained
 ])
-def test_key_rotation_plans_only_the_keys_older_than_the_decision(created, rotated):
+def test_key_rotation_plans_only_the_keys_older_than_the_exposure(created, rotated):
     body = {**account(), "properties": {"keyCreationTime": created}}
-    state = State(body, {"decided_at": "2026-11-24T10:00:00Z"})
+    state = State(body, {"exposed_at": "2026-11-24T10:00:00Z"})
     action = ACTIONS["rotate_account_keys"]
     target = parse_resource_id(ACCOUNT_ID)
     assert [w.body["keyName"] for w in action.plan(state, target, DEFAULTS)] == rotated

@@ -445,6 +445,9 @@ def test_break_glass_that_rotates_keys_or_touches_unprotected_data_needs_two_peo
     status, answer = http("POST", f"decisions/{rotation.key}/approve", headers=second)
     app.drain()
     assert status == 202 and "keyCreationTime" in emulator.arm.get(ACCOUNT["id"])["properties"]
+    # A break-glass names no key and has no finding that does: both keys are rotated.
+    assert sorted(emulator.arm.get(ACCOUNT["id"])["properties"]["keyCreationTime"]) == ["key1", "key2"]
+    assert len([p for m, p, _ in emulator.applied_writes if p.lower().endswith("/regeneratekey")]) == 2
     # Its own budget: two actions an hour here, one spent.
     assert http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["lock_account_network"]})[0] == 202
     status, answer = http("POST", "contain", {"resourceId": ACCOUNT["id"], "actions": ["disable_shared_key_access"]})
@@ -977,6 +980,9 @@ def test_the_same_person_asking_twice_does_not_confirm_their_own_request(app, em
     status, answer = http("POST", "contain", body, headers=SECOND)  # the same request, another person: confirmed
     app.drain()
     assert status == 202 and "keyCreationTime" in emulator.arm.get(ACCOUNT["id"])["properties"]
+    # A break-glass names no key and has no finding that does: both keys are rotated.
+    assert sorted(emulator.arm.get(ACCOUNT["id"])["properties"]["keyCreationTime"]) == ["key1", "key2"]
+    assert len([p for m, p, _ in emulator.applied_writes if p.lower().endswith("/regeneratekey")]) == 2
 
 
 def test_a_request_waiting_for_a_second_operator_changed_in_the_table_is_never_carried_out(app, emulator):

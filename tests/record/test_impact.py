@@ -337,3 +337,15 @@ def test_the_incident_report_says_when_a_preview_is_unavailable_or_none_exists()
     assert ("rotate_account_keys on storageAccounts/synthtrain01: impact preview unavailable: impact_preview: "
             "partial result") in waiting
     assert waiting.count("no preview: nothing in the logs shows who disable_shared_key_access would affect") == 1
+
+
+def test_a_rotation_step_that_carries_its_keys_previews_those_alone(preview):
+    """An earlier decision of the incident took key1: the step left carries key2, and the
+    approver is shown who uses key2, as the worker rotates it, not what the findings name."""
+    record = held("rotate_account_keys", keys=["key1", "key2"])
+    record = replace(record, awaiting_approval=[{**record.awaiting_approval[0], "keys": ["key2"]}])
+    [step] = preview(record)["steps"]
+    assert (step["status"], step["keys"]) == ("previewed", ["key2"])
+    assert step["uses"].startswith("requests signed with key2:")
+    signed = f"SAS signed with key2 (SasSignature {sha('sas signed with key2')[:12]}...)"
+    assert callers(step) == [("198.51.100.40", signed, 1)]

@@ -180,14 +180,13 @@ def address_ranges(record: DecisionRecord, account: str, runtime: Runtime) -> tu
 def _from_logs(action: str, target: str, answer: list[dict] | str, record: DecisionRecord,
                runtime: Runtime) -> dict[str, Any]:
     step: dict[str, Any] = {"action": action, "target": target}
+    if action == "rotate_account_keys":  # which keys rotate is known, logs or not
+        step["keys"] = list(_rotated(record, target))
     if isinstance(answer, str):
         return {**step, "status": "unavailable", "reason": answer}
     logged = _logged(answer)
-    step.update(status="previewed", uses=USES[action],
+    step.update(status="previewed", uses=USES[action].format(keys=" or ".join(step.get("keys", ()))),
                 blob_requests_logged=int(logged["Requests"]), last_logged=_time(logged.get("LastLogged")))
-    if action == "rotate_account_keys":
-        keys = _rotated(record, target)
-        step.update(uses=USES[action].format(keys=" or ".join(keys)), keys=list(keys))
     if action in NOTES:
         step["note"] = NOTES[action]
     verdicts = ("refused", "undetermined") if action == "lock_account_network" else ("breaks",)

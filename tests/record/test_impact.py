@@ -166,7 +166,7 @@ def test_an_account_that_logged_requests_but_none_the_action_touches_says_how_ma
 def test_without_a_workspace_or_the_account_rules_the_preview_says_it_is_unavailable(preview):
     [step] = preview(held("rotate_account_keys"), CONTAINMENT_LOG_WORKSPACE_ID="")["steps"]
     assert step == {"action": "rotate_account_keys", "target": ACCOUNT["id"], "status": "unavailable",
-                    "reason": "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to read"}
+                    "keys": ["key1", "key2"], "reason": "CONTAINMENT_LOG_WORKSPACE_ID is not set: no logs to read"}
     rotate, lock = preview(held("rotate_account_keys", "lock_account_network", before={}))["steps"]
     assert rotate["status"] == "previewed" and lock["status"] == "unavailable"
     assert "network rules are not on the record" in lock["reason"]
@@ -346,6 +346,6 @@ def test_a_rotation_step_that_carries_its_keys_previews_those_alone(preview):
     record = replace(record, awaiting_approval=[{**record.awaiting_approval[0], "keys": ["key2"]}])
     [step] = preview(record)["steps"]
     assert (step["status"], step["keys"]) == ("previewed", ["key2"])
-    assert step["uses"].startswith("requests signed with key2:")
+    assert step["uses"].startswith("blob requests signed with key2:")
     signed = f"SAS signed with key2 (SasSignature {sha('sas signed with key2')[:12]}...)"
     assert callers(step) == [("198.51.100.40", signed, 1)]

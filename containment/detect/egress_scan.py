@@ -311,8 +311,11 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
     written = conclude(runtime, record, decision, {spelled: account})
     if decision.plan or decision.awaiting:
         run.acted.setdefault(spelled.lower(), []).append(recorded(record, decision))
-    if earlier:
-        _check_holding(runtime, earlier[0], spelled, _readers(findings, callers), start, end)
+    # Only a containment carried out can fail to hold: one still waiting for a person (a key
+    # listing's rotation, say) has changed nothing yet.
+    contained = next((r for r in earlier if r.contained_at), None)
+    if contained is not None:
+        _check_holding(runtime, contained, spelled, _readers(findings, callers), start, end)
     return written
 
 
@@ -328,7 +331,7 @@ def _check_holding(runtime: Runtime, contained: DecisionRecord, account_id: str,
                    start: datetime, end: datetime) -> None:
     """Say once, at the highest severity, when reads go on after the account was contained
     (rows generated after it, not late rows from before it)."""
-    since = _moment(contained.contained_at or contained.decided_at)
+    since = _moment(contained.contained_at)
     after = [c for c in callers if since is not None and (_moment(c.get("LastRead")) or since) > since]
     if not after or not runtime.settings.enforcing:
         return

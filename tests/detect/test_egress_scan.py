@@ -458,6 +458,20 @@ def test_one_leak_is_contained_once_and_reads_after_it_say_it_is_not_holding(sca
     assert len(revocations) == 1
 
 
+def test_reads_after_a_decision_that_only_holds_for_a_person_are_no_containment_not_holding(scan, app, emulator):
+    """Everything held for approval has changed nothing: later reads are the same leak going
+    on, not a containment failing, so no `.not-holding` alarm names the held decision."""
+    minute = timedelta(minutes=1)
+    rows = [arriving(in_window(1), ingested=in_window(2), auth="SAS", ip="192.0.2.7"),
+            arriving(NOW + minute, ingested=NOW + 2 * minute, auth="SAS", ip="192.0.2.7")]
+    held = "critical:rotate_account_keys"  # rotate_account_keys waits for a person by default
+    scans(scan, emulator, *[(NOW + n * 5 * minute,) * 2 for n in (0, 1, 3, 4)], rows=rows,
+          CONTAINMENT_EGRESS_CONTAINMENT=held)
+    records = app.records()
+    assert [r.outcome for r in records if r.operation == "egress_scan"][0] == "pending-approval"
+    assert not [r for r in records if r.key.endswith(".not-holding")]
+
+
 def test_two_egress_incidents_leave_the_budget_for_an_unrelated_public_account(scan, app, emulator):
     """The issue's case: two egress incidents (re-judged every window while their logs lag)
     must not spend the budget an unrelated public account then needs."""

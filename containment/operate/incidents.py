@@ -132,8 +132,10 @@ def _assess(runtime: Runtime, incident: Incident, body: dict, who: Principal):
               if not isinstance(body.get(name), bool)]
     errors += _text(body, "reason", required=True)
     if body.get("notifiable") is True:
+        # Not before its first exposure: nobody could know of the breach before it (a weakness
+        # found earlier is no breach).
         errors += _text(body, "reference", required=True) + _moment(body, "notified_at", required=True,
-                                                                    after=incident.detected_at)
+                                                                    after=incident.exposed_at or incident.detected_at)
     elif body.get("notifiable") is False:
         errors += [f"{name}: only when notifiable" for name in ("notified_at", "reference") if name in body]
         if body.get("high_risk") is True:
@@ -239,7 +241,7 @@ def _moment(body: dict, name: str, required: bool = False, after: datetime | Non
     if when > clock.now():
         return [f"{name}: {body[name]} is in the future"]
     if after is not None and when < after:
-        return [f"{name}: {body[name]} is before the incident was detected ({clock.iso(after)})"]
+        return [f"{name}: {body[name]} is before the breach was detected ({clock.iso(after)})"]
     return []
 
 

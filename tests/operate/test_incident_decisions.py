@@ -72,7 +72,7 @@ def test_an_assessment_stops_the_clock_and_is_on_the_record(app, emulator, momen
     ({**NOTIFIED, "notified_at": "2026-11-25T09:00:00"}, "has no time zone"),
     ({**NOTIFIED, "data_subjects_informed_at": "2026-11-25T09:00:00Z"}, "only when high_risk"),
     ({**NOTIFIED, "severity": "low"}, "unknown fields: severity"),
-    ({**NOTIFIED, "notified_at": "2026-11-24T09:00:00Z"}, "is before the incident was detected"),
+    ({**NOTIFIED, "notified_at": "2026-11-24T09:00:00Z"}, "is before the breach was detected"),
 ])
 def test_an_assessment_that_does_not_hold_together_is_refused_naming_what(app, emulator, moment, body, named):
     app.configure(CONTAINMENT_MODE="enforce")
@@ -132,6 +132,27 @@ def test_a_weakness_only_incident_closes_without_an_assessment_by_a_person_who_d
     [closure] = [r for r in app.records() if r.operation == "incident"]
     assert closure.incident_update == {"kind": "closure", "reason": "shared key off next sprint"}
     assert closure.actor["name"] == "dpo@contoso.example"
+
+
+def test_the_authority_cannot_be_notified_before_the_first_exposure_a_weakness_came_before(app, emulator, moment):
+    """A weakness found at 10:00, the public container at 20:00: a notification dated 15:00
+    would be before anyone knew of the breach."""
+    weak = b.storage_account("synthweak03", allowSharedKeyAccess=True)
+    public = b.container(weak["id"], "training", "Container")
+    emulator.seed([weak])
+    app.configure(CONTAINMENT_MODE="enforce")
+    moment(START)
+    app.deliver(write_event(weak["id"], ACCOUNT_WRITE, actor=ANALYST, time=clock.iso(START)))
+    emulator.seed([public])
+    later = START + timedelta(hours=10)
+    moment(later)
+    app.deliver(write_event(public["id"], CONTAINER_WRITE, actor=ANALYST, time=clock.iso(later)))
+    app.drain()
+    [incident] = {r.incident for r in app.records() if r.incident}
+    moment(START + timedelta(days=1))
+    status, answer = http("POST", f"incidents/{incident}/assess", {**NOTIFIED, "notified_at": "2026-11-24T15:00:00Z"})
+    assert status == 400 and "is before the breach was detected (2026-11-24T20:00:00" in answer["error"]
+    assert http("POST", f"incidents/{incident}/assess", {**NOTIFIED, "notified_at": "2026-11-24T21:00:00Z"})[0] == 200
 
 
 def test_high_risk_keeps_it_open_until_article_34_is_answered(app, emulator, moment):

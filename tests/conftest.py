@@ -133,6 +133,21 @@ class AppUnderTest:
 
         return drain_queue(function_app.app, "contain", self.runtime.queue, self.runtime.max_attempts)
 
+    def fire_at(self, timer: str, at):
+        """Invoke a timer-triggered function with the app's clock at `at`, then run the
+        containment queue, as the host would; the timer's invocation (its error, if any)."""
+        import function_app
+        from containment.core import clock
+        from localazure.functions_host import fire_timer
+
+        clock.set_source(lambda: at)
+        try:
+            invocation = fire_timer(function_app.app, timer)
+            self.drain()
+        finally:
+            clock.set_source(None)
+        return invocation
+
     def records(self):
         return self.runtime.ledger.decisions()
 

@@ -32,7 +32,6 @@ def read(at: datetime, ip: str = "203.0.113.9", size: int = MB, auth: str = "OAu
 @pytest.fixture
 def scan(app, emulator):
     """Seed, configure and run the egress_scan timer function at the app's clock."""
-    from localazure.functions_host import fire_timer
 
     def run(rows=(), at: datetime = NOW, seed=True, **settings):
         if seed:
@@ -41,15 +40,8 @@ def scan(app, emulator):
                          "CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16", "CONTAINMENT_EGRESS_VOLUME_FLOOR_MB": "5",
                          "CONTAINMENT_EGRESS_NEW_CALLER_MB": "5", "CONTAINMENT_EGRESS_ENUMERATION_BLOBS": "20",
                          **settings})
-        import function_app
-
-        clock.set_source(lambda: at)
-        try:
-            invocation = fire_timer(function_app.app, "egress_scan")
-            assert invocation.error is None, invocation.error
-            app.drain()
-        finally:
-            clock.set_source(None)
+        invocation = app.fire_at("egress_scan", at)
+        assert invocation.error is None, invocation.error
         return app.records()
     return run
 

@@ -175,21 +175,13 @@ def test_without_a_workspace_or_the_account_rules_the_preview_says_it_is_unavail
 # -- where the app computes it and where a person sees it ------------------------------------------
 @pytest.fixture
 def scan(app, emulator):
-    from localazure.functions_host import fire_timer
 
     def run(rows, **settings):
         emulator.seed([ACCOUNT], {"StorageBlobLogs": list(rows)})
         app.configure(**{"CONTAINMENT_MODE": "enforce", "CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE,
                          "CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16,198.51.100.0/24",
                          "CONTAINMENT_EGRESS_CONTAINMENT": "critical:rotate_account_keys", **settings})
-        import function_app
-
-        clock.set_source(lambda: NOW)
-        try:
-            assert fire_timer(function_app.app, "egress_scan").error is None
-            app.drain()
-        finally:
-            clock.set_source(None)
+        assert app.fire_at("egress_scan", NOW).error is None
         return app.records()
     return run
 

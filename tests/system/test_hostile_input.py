@@ -571,9 +571,6 @@ def answer(rows: list[dict], types: dict[str, str]) -> dict:
 def scan_answering(app, emulator, monkeypatch):
     """Run egress_scan with Log Analytics answering `window` (and `baseline`) as given:
     the real SDK reads the answer, the app judges it. The timer's error, or None."""
-    import function_app
-    from containment.core import clock
-    from localazure.functions_host import fire_timer
 
     emulator.seed([ACCOUNT, *TRAPS])
 
@@ -588,13 +585,7 @@ def scan_answering(app, emulator, monkeypatch):
 
         monkeypatch.setattr(emulator.logs, "query", query)
         app.configure(**{**SETTINGS, "CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, **settings_})
-        clock.set_source(lambda: NOW)
-        try:
-            invocation = fire_timer(function_app.app, "egress_scan")
-            app.drain()
-        finally:
-            clock.set_source(None)
-        return invocation.error
+        return app.fire_at("egress_scan", NOW).error
     return run
 
 
@@ -623,9 +614,6 @@ def test_a_row_naming_the_apps_own_account_is_reported_and_never_acted_on(scan_a
 
 
 def test_logs_of_an_account_in_another_subscription_are_never_acted_on(app, emulator):
-    import function_app
-    from containment.core import clock
-    from localazure.functions_host import fire_timer
 
     foreign = b.storage_account("synthforeign02", subscription=b.OTHER_SUBSCRIPTION)  # tagged, in another subscription
     read = {"TimeGenerated": "2026-11-24T11:46:00Z", "AccountName": foreign["name"], "_ResourceId": foreign["id"].lower(),
@@ -634,12 +622,7 @@ def test_logs_of_an_account_in_another_subscription_are_never_acted_on(app, emul
             "ObjectKey": f"/{foreign['name']}/x", "Uri": f"https://{foreign['name']}.blob.core.windows.net/x"}
     emulator.seed([foreign], {"StorageBlobLogs": [read]})
     app.configure(**SETTINGS, CONTAINMENT_LOG_WORKSPACE_ID=WORKSPACE)
-    clock.set_source(lambda: NOW)
-    try:
-        assert fire_timer(function_app.app, "egress_scan").error is None
-        app.drain()
-    finally:
-        clock.set_source(None)
+    assert app.fire_at("egress_scan", NOW).error is None
     assert_scope_safe(emulator)
 
 

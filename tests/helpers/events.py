@@ -17,34 +17,40 @@ LIST_SERVICE_SAS = "Microsoft.Storage/storageAccounts/ListServiceSas/action"
 STRANGER_APP = "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a"  # a service principal's object ID
 
 
-def write_event(resource_id: str, operation: str, *, event_id: str | None = None, actor: str = ANALYST,
-                subscription: str = SUBSCRIPTION, time: str = "2026-11-24T10:00:00.1234567Z") -> dict:
-    # Events spell 'resourcegroups'; ARM answers 'resourceGroups'.
-    uri = resource_id.replace("/resourceGroups/", "/resourcegroups/")
+def _event(event_type: str, resource_id: str, operation: str, event_id: str | None, subscription: str, time: str,
+           evidence: dict, **data) -> dict:
+    """The envelope and the data every ARM event carries (`evidence`: how the caller was
+    authorized); `data` adds what its kind carries."""
+    uri = resource_id.replace("/resourceGroups/", "/resourcegroups/")  # events spell 'resourcegroups'
     return {
         "id": event_id or str(uuid.uuid4()),
         "topic": f"/subscriptions/{subscription}",
         "subject": uri,
-        "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+        "eventType": event_type,
         "eventTime": time,
         "dataVersion": "2",
         "metadataVersion": "1",
         "data": {
-            "authorization": {"scope": uri, "action": operation, "evidence": {"role": "Contributor"}},
-            "claims": {
-                "http://schemas.microsoft.com/identity/claims/objectidentifier": actor,
-                "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
-                "name": "Dana Analyst",
-            },
+            "authorization": {"scope": uri, "action": operation, "evidence": evidence},
             "correlationId": str(uuid.uuid4()),
-            "resourceProvider": operation.split("/")[0],
             "resourceUri": uri,
             "operationName": operation,
             "status": "Succeeded",
             "subscriptionId": subscription,
             "tenantId": TENANT,
+            **data,
         },
     }
+
+
+def write_event(resource_id: str, operation: str, *, event_id: str | None = None, actor: str = ANALYST,
+                subscription: str = SUBSCRIPTION, time: str = "2026-11-24T10:00:00.1234567Z") -> dict:
+    return _event(
+        "Microsoft.Resources.ResourceWriteSuccess", resource_id, operation, event_id, subscription, time,
+        {"role": "Contributor"},
+        claims={"http://schemas.microsoft.com/identity/claims/objectidentifier": actor,
+                "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "name": "Dana Analyst"},
+        resourceProvider=operation.split("/")[0])
 
 
 def action_event(resource_id: str, operation: str = LIST_KEYS, *, event_id: str | None = None,
@@ -54,35 +60,14 @@ def action_event(resource_id: str, operation: str = LIST_KEYS, *, event_id: str 
     """A ResourceActionSuccess for a POST action on a resource, as in Microsoft's sample:
     the caller in `claims` and `authorization.evidence` (principalId, principalType, the role
     assignment that allowed it), the request in `httpRequest` (clientIpAddress, url)."""
-    uri = resource_id.replace("/resourceGroups/", "/resourcegroups/")
     action = operation.rsplit("/", 2)[-2]
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "topic": f"/subscriptions/{subscription}",
-        "subject": uri,
-        "eventType": "Microsoft.Resources.ResourceActionSuccess",
-        "eventTime": time,
-        "dataVersion": "2",
-        "metadataVersion": "1",
-        "data": {
-            "authorization": {"scope": uri, "action": operation, "evidence": {
-                "role": "Storage Account Contributor", "roleAssignmentScope": f"/subscriptions/{subscription}",
-                "roleAssignmentId": "5b1c2d3e4f5a4b6c8d7e9f0a1b2c3d4e",
-                "roleDefinitionId": "17d1049b9a8442c8b1b06bb2eab4d5a0", "principalId": actor,
-                "principalType": principal_type}},
-            "claims": {
-                "http://schemas.microsoft.com/identity/claims/objectidentifier": actor,
-                "appid": app_id,
-                "http://schemas.microsoft.com/identity/claims/tenantid": TENANT,
-            },
-            "correlationId": str(uuid.uuid4()),
-            "httpRequest": {"clientRequestId": str(uuid.uuid4()), "clientIpAddress": client_ip, "method": "POST",
-                            "url": f"https://management.azure.com{resource_id}/{action}?api-version=2026-09-01"},
-            "resourceProvider": "Microsoft.Storage",
-            "resourceUri": uri,
-            "operationName": operation,
-            "status": "Succeeded",
-            "subscriptionId": subscription,
-            "tenantId": TENANT,
-        },
-    }
+    return _event(
+        "Microsoft.Resources.ResourceActionSuccess", resource_id, operation, event_id, subscription, time,
+        {"role": "Storage Account Contributor", "roleAssignmentScope": f"/subscriptions/{subscription}",
+         "roleAssignmentId": "5b1c2d3e4f5a4b6c8d7e9f0a1b2c3d4e", "roleDefinitionId": "17d1049b9a8442c8b1b06bb2eab4d5a0",
+         "principalId": actor, "principalType": principal_type},
+        claims={"http://schemas.microsoft.com/identity/claims/objectidentifier": actor, "appid": app_id,
+                "http://schemas.microsoft.com/identity/claims/tenantid": TENANT},
+        httpRequest={"clientRequestId": str(uuid.uuid4()), "clientIpAddress": client_ip, "method": "POST",
+                     "url": f"https://management.azure.com{resource_id}/{action}?api-version=2026-09-01"},
+        resourceProvider="Microsoft.Storage")

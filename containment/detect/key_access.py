@@ -14,11 +14,10 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import ACTION_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import STORAGE_ACCOUNT, ResourceId
-from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
 from containment.judge.allowlist import allowance
 from containment.judge.keys import OPERATIONS, key_access
 from containment.judge.rule import Context
-from containment.judge.scope import protection_of
 from containment.plan.registry import judge
 
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read",)  # what assessing reads (never listKeys)
@@ -39,9 +38,9 @@ def assess_key_access(resource: ResourceId, runtime: Runtime, event: ArmEvent | 
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the account no longer exists, nor do its keys")
     spelled = account.get("id") or resource.text
-    protection = protection_of(resource, account.get("tags"), runtime.settings)
-    if not protection.protected:
-        return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
+    protection = in_scope(spelled, resource, account.get("tags"), runtime)
+    if isinstance(protection, Assessment):
+        return protection
     context = Context(runtime.settings, protection, facts={"account": account})
     findings = judge(ACTION_SUCCESS, key_access(event, spelled), context)
     # The account as read: its tags say whose data this is (the incident's privacy context),

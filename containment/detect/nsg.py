@@ -11,10 +11,9 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import DEFAULT_SECURITY_RULE, NSG, SECURITY_RULE, ResourceId
-from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
 from containment.judge.nsg_reach import all_rules
 from containment.judge.rule import Context
-from containment.judge.scope import protection_of
 from containment.plan.registry import judge
 
 PERMISSIONS = ("Microsoft.Network/networkSecurityGroups/read",)  # what assessing reads
@@ -37,9 +36,9 @@ def assess_nsg(resource: ResourceId, runtime: Runtime, event: ArmEvent | None) -
         return Assessment(resource.text, ignored="the network security group no longer exists")
     written = arm.find_rule(nsg, resource.name) if not resource.is_type(NSG) else nsg
     spelled = (written or {}).get("id") or resource.text
-    protection = protection_of(nsg_id, nsg.get("tags"), runtime.settings)
-    if not protection.protected:
-        return Assessment(spelled, ignored=f"not synthetic data: the network security group {protection.describe()}")
+    protection = in_scope(spelled, nsg_id, nsg.get("tags"), runtime, "the network security group")
+    if isinstance(protection, Assessment):
+        return protection
     context = Context(runtime.settings, protection, facts={"nsg": nsg})
     findings = [finding for rule in all_rules(nsg) for finding in judge(SECURITY_RULE, rule, context)]
     return Assessment(spelled, findings, {nsg["id"]: nsg})

@@ -22,6 +22,7 @@ from containment.core.events import ArmEvent, EventSubscription, MalformedEvent,
 from containment.core.findings import Finding
 from containment.core.ids import ResourceId
 from containment.core.records import DecisionRecord, decision_key, describe_failure
+from containment.judge.scope import Protection, protection_of
 from containment.plan.decisions import decide, failed, ignored, recorded, rejected, within_incident
 from containment.record.conclude import acted_in_incident, conclude, record_once
 
@@ -40,6 +41,16 @@ class Assessment:
 
 
 Assess = Callable[[ResourceId, Runtime, ArmEvent | None], Assessment]
+
+
+def in_scope(spelled: str, scope_id: ResourceId, tags: object, runtime: Runtime,
+             what: str = "the account") -> Protection | Assessment:
+    """What makes the resource synthetic data (its scope tag on `what`, or a protected scope
+    over `scope_id`), or, where nothing does, the assessment that leaves it alone and says why."""
+    protection = protection_of(scope_id, tags, runtime.settings)
+    if protection.protected:
+        return protection
+    return Assessment(spelled, ignored=f"not synthetic data: {what} {protection.describe()}")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from containment.core.ids import (
     ResourceId,
     parse_resource_id,
 )
-from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
+from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.registry import judge
@@ -50,9 +50,9 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the resource no longer exists")
     spelled = (container or account).get("id") or resource.text  # as ARM spells it
-    protection = protection_of(resource, account.get("tags"), runtime.settings)
-    if not protection.protected:
-        return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
+    protection = in_scope(spelled, resource, account.get("tags"), runtime)
+    if isinstance(protection, Assessment):
+        return protection
     context = Context(runtime.settings, protection, facts={"account": account})
     if container is not None:
         # The account as read beside it: its tags say whose data this is (the incident's
@@ -82,9 +82,9 @@ def assess_replication_policy(resource: ResourceId, runtime: Runtime) -> Assessm
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the policy or its account no longer exists")
     spelled = policy.get("id") or resource.text
-    protection = protection_of(account_id, account.get("tags"), runtime.settings)
-    if not protection.protected:
-        return Assessment(spelled, ignored=f"not synthetic data: the account {protection.describe()}")
+    protection = in_scope(spelled, account_id, account.get("tags"), runtime)
+    if isinstance(protection, Assessment):
+        return protection
     properties = policy.get("properties") or {}
     state = {spelled: policy, account.get("id") or account_id.text: account}
     this = (account_id.key, (account.get("id") or "").lower(), account_id.name.lower())  # by ID or by bare name

@@ -26,14 +26,19 @@ def pair(source: dict, destination: dict) -> tuple[dict, dict]:
                                                                                   on=destination)
 
 
+def written(app, emulator, resources: list[dict], policy: dict, **settings) -> list:
+    """Seed the resources, then deliver the policy's write and run the containment queue, in
+    enforce mode unless the settings say otherwise; the records."""
+    emulator.seed(resources)
+    app.configure(**{"CONTAINMENT_MODE": "enforce", **settings})
+    app.deliver(write_event(policy["id"], POLICY_WRITE))
+    app.drain()
+    return app.records()
+
+
 def test_a_policy_to_an_unprotected_account_is_removed_on_the_source_with_its_body_kept(app, emulator):
     on_source, on_destination = pair(SOURCE, UNPROTECTED)
-    emulator.seed([SOURCE, UNPROTECTED, on_source, on_destination])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(on_source["id"], POLICY_WRITE))
-    app.drain()
-
-    [record] = app.records()
+    [record] = written(app, emulator, [SOURCE, UNPROTECTED, on_source, on_destination], on_source)
     assert (record.outcome, record.actions, record.severity) == ("contained", ["remove_replication_policy"],
                                                                  "critical")
     assert record.rules == ["storage_replication_to_unprotected_destination"]
@@ -49,11 +54,7 @@ def test_a_policy_to_an_unprotected_account_is_removed_on_the_source_with_its_bo
 
 def test_a_policy_between_two_protected_accounts_is_compliant(app, emulator):
     on_source, on_destination = pair(SOURCE, PROTECTED)
-    emulator.seed([SOURCE, PROTECTED, on_source, on_destination])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(on_source["id"], POLICY_WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = written(app, emulator, [SOURCE, PROTECTED, on_source, on_destination], on_source)
     assert (record.outcome, record.actions) == ("compliant", [])
     assert emulator.arm.get(on_source["id"]) == on_source and app.writes() == []
 
@@ -61,11 +62,7 @@ def test_a_policy_between_two_protected_accounts_is_compliant(app, emulator):
 def test_the_protected_destination_of_a_policy_is_not_this_finding(app, emulator):
     """The judged account receives the replica: nothing leaves it."""
     incoming = b.replication_policy(UNPROTECTED, SOURCE["id"], on=SOURCE)
-    emulator.seed([SOURCE, UNPROTECTED, incoming])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(incoming["id"], POLICY_WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = written(app, emulator, [SOURCE, UNPROTECTED, incoming], incoming)
     assert record.outcome == "compliant" and "receives this replica" in record.reason
 
 
@@ -74,11 +71,7 @@ def test_a_destination_in_another_tenant_is_out_of_scope_and_names_cross_tenant_
                                                                                           destination):
     allowing = b.storage_account("synthtrain02", allowCrossTenantReplication=True)
     policy = b.replication_policy(allowing, destination)
-    emulator.seed([allowing, policy])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(policy["id"], POLICY_WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = written(app, emulator, [allowing, policy], policy)
     assert (record.outcome, record.actions) == ("contained", ["remove_replication_policy"])
     evidence = record.findings[0]["evidence"]
     assert evidence["allowCrossTenantReplication"] is True
@@ -129,11 +122,7 @@ def test_release_is_the_exact_request_a_person_sends_and_it_puts_the_policy_back
     from localazure.functions_host import call_http
 
     on_source, on_destination = pair(SOURCE, UNPROTECTED)
-    emulator.seed([SOURCE, UNPROTECTED, on_source, on_destination])
-    app.configure(CONTAINMENT_MODE="enforce")
-    app.deliver(write_event(on_source["id"], POLICY_WRITE))
-    app.drain()
-    [record] = app.records()
+    [record] = written(app, emulator, [SOURCE, UNPROTECTED, on_source, on_destination], on_source)
 
     response = call_http(function_app.app, "POST", "release", {"resourceId": record.resource_id,
                                                                "decision": record.key}, ONCALL)

@@ -13,15 +13,32 @@ from containment.adapters.clients import AzureClients
 from containment.core.ids import (
     BLOB_CONTAINER,
     DEFAULT_SECURITY_RULE,
+    DIAGNOSTIC_SETTING,
+    KEY_VAULT,
     NSG,
+    POLICY_ASSIGNMENT,
+    POLICY_EXEMPTION,
     REPLICATION_POLICY,
     ROLE_ASSIGNMENT,
     SECURITY_RULE,
     STORAGE_ACCOUNT,
+    VAULT_ACCESS_POLICY,
+    VAULT_KEY,
     ResourceId,
     parse_resource_id,
 )
 from containment.plan.action import State, Write
+
+# Resource types no installed management SDK covers: read and written through ARM's REST API
+# on the pipeline the SDK clients use (the same credential, ARM's error format, the write-safe
+# retry), rather than three more SDKs for a handful of calls: azure-mgmt-monitor 7.0.0 no
+# longer has diagnostic settings, azure-mgmt-resource-policy 1.0.0 has no exemptions. The API
+# versions are those of the specs the emulator serves (localazure/specs/README.md).
+API_VERSIONS = {
+    KEY_VAULT: "2024-11-01", VAULT_KEY: "2024-11-01", VAULT_ACCESS_POLICY: "2024-11-01",
+    POLICY_ASSIGNMENT: "2025-03-01", POLICY_EXEMPTION: "2024-12-01-preview",
+    DIAGNOSTIC_SETTING: "2021-05-01-preview",
+}
 
 
 class ResourceGone(LookupError):
@@ -64,8 +81,47 @@ def _arm(call: Callable[[], Any]) -> Any:
         raise ResourceGone(str(error.message or error)) from None
 
 
+def _api_version(resource: ResourceId) -> str | None:
+    return next((version for kind, version in API_VERSIONS.items() if resource.is_type(kind)), None)
+
+
+def rest(clients: AzureClients, method: str, path: str, api_version: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> Any:
+    """One ARM REST call on the SDK pipeline; the JSON answer (None when empty). ResourceGone
+    on 404; any other error status raises the SDK's HttpResponseError with ARM's error code."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    request = HttpRequest(method, f"{path}?api-version={api_version}", json=body, headers=headers or {})
+    response = clients.subscriptions.send_request(request)
+    if response.status_code == 404:
+        raise ResourceGone(f"{method} {path}: 404 {response.text()[:300]}")
+    if response.status_code >= 400:
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    return response.json() if response.text() else None
+
+
+def list_at(clients: AzureClients, path: str, api_version: str) -> list[dict[str, Any]]:
+    """Every item of an ARM list, following nextLink (an absolute URL carrying its api-version)."""
+    items, page = [], rest(clients, "GET", path, api_version) or {}
+    while True:
+        items += page.get("value") or []
+        following = page.get("nextLink")
+        if not following:
+            return items
+        from azure.core.rest import HttpRequest
+
+        response = clients.subscriptions.send_request(HttpRequest("GET", following))
+        response.raise_for_status()
+        page = response.json()
+
+
 def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     """GET the resource; ResourceGone on 404."""
+    version = _api_version(resource)
+    if version:
+        return rest(clients, "GET", resource.text, version)
     if resource.is_type(STORAGE_ACCOUNT):
         accounts = clients.storage(resource.subscription).storage_accounts
         return _arm(lambda: accounts.get_properties(resource.resource_group, resource.name, cls=_as_sent))
@@ -205,6 +261,8 @@ def write(clients: AzureClients, change: Write) -> str | None:
             clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
+        elif change.method in ("PUT", "PATCH", "DELETE") and _api_version(target):
+            rest(clients, change.method, target.text, _api_version(target), change.body, headers)
         else:
             raise ValueError(f"this app never sends {change.method} to a {target.type}")
     except ServiceResponseError as error:

@@ -4,7 +4,8 @@ An event is only a hint that something changed: it carries no resource propertie
 app re-reads the resource. What the event does tell us, and the ledger keeps, is which
 resource, which operation, when, who (the caller's claims and the role that let them) and,
 where ARM records the request, from which address. A write is ResourceWriteSuccess; a POST
-action (listKeys, ListAccountSas) is ResourceActionSuccess
+action (listKeys, ListAccountSas) is ResourceActionSuccess; a delete (a policy assignment, a
+diagnostic setting) is ResourceDeleteSuccess
 (https://learn.microsoft.com/azure/event-grid/event-schema-subscriptions). Each Event Grid
 function accepts only the event types its subscription admits (EventSubscription): any other
 is refused, so a misrouted event is a `rejected` record, never judged as something else.
@@ -19,6 +20,7 @@ from containment.core.ids import MalformedResourceId, ResourceId, parse_resource
 
 WRITE_SUCCESS = "Microsoft.Resources.ResourceWriteSuccess"
 ACTION_SUCCESS = "Microsoft.Resources.ResourceActionSuccess"
+DELETE_SUCCESS = "Microsoft.Resources.ResourceDeleteSuccess"
 _OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 _UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 MAX_ID_LENGTH = 256

@@ -118,6 +118,12 @@ SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/securityRules"
 DEFAULT_SECURITY_RULE = "Microsoft.Network/networkSecurityGroups/defaultSecurityRules"
 BLOB_CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
 REPLICATION_POLICY = "Microsoft.Storage/storageAccounts/objectReplicationPolicies"
+KEY_VAULT = "Microsoft.KeyVault/vaults"
+VAULT_KEY = "Microsoft.KeyVault/vaults/keys"
+VAULT_ACCESS_POLICY = "Microsoft.KeyVault/vaults/accessPolicies"  # .../accessPolicies/{add|replace|remove}
+POLICY_ASSIGNMENT = "Microsoft.Authorization/policyAssignments"
+POLICY_EXEMPTION = "Microsoft.Authorization/policyExemptions"
+DIAGNOSTIC_SETTING = "Microsoft.Insights/diagnosticSettings"  # an extension resource: {resource}/providers/...
 
 
 def short(resource_id: str) -> str:

@@ -10,7 +10,6 @@ locks the data (containment.judge.key_vault).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 CUSTOMER_KEY_SOURCE = "microsoft.keyvault"  # keySource is compared case-insensitively, as ARM does
 
@@ -23,7 +22,7 @@ class CustomerKey:
 
     @property
     def vault_host(self) -> str:
-        return urlsplit(self.vault_uri).hostname or ""
+        return _host(self.vault_uri)
 
     @property
     def vault_name(self) -> str:
@@ -45,4 +44,10 @@ def customer_key_of(account: dict) -> CustomerKey | None:
 
 def same_vault(vault_uri: object, key: CustomerKey) -> bool:
     """Whether a vault's `properties.vaultUri` is the one the key lives in."""
-    return isinstance(vault_uri, str) and urlsplit(vault_uri.strip().lower()).hostname == key.vault_host
+    return isinstance(vault_uri, str) and _host(vault_uri) == key.vault_host
+
+
+def _host(uri: str) -> str:
+    """The host of an https URI, lower case (no port or path: vault URIs carry neither)."""
+    rest = uri.strip().lower().split("://", 1)[-1]
+    return rest.split("/", 1)[0].split(":", 1)[0]

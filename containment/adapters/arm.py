@@ -209,6 +209,12 @@ def list_tenants(clients: AzureClients) -> set[str]:
                          if item.tenant_id})
 
 
+def list_vaults(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
+    """The key vaults of a subscription (Vaults - List By Subscription), in ARM's own JSON."""
+    return list_at(clients, f"/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults",
+                   API_VERSIONS[KEY_VAULT])
+
+
 def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
     groups = clients.network(subscription).network_security_groups
     return _arm(lambda: [item.as_dict() for item in groups.list_all()])

@@ -1,0 +1,45 @@
+"""Which vault holds a protected account's customer-managed key, and which protected
+accounts a vault's keys encrypt: the link between synthetic data and the vaults whose keys
+unlock it, read from ARM in the watched subscriptions.
+
+A vault is in scope because of what it encrypts, not only its own tag: whoever can unwrap
+the key of a protected account, or purge it, reaches or locks that account's data
+(https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview).
+"""
+from __future__ import annotations
+
+from containment.adapters import arm
+from containment.adapters.runtime import Runtime
+from containment.core.ids import parse_resource_id
+from containment.judge.customer_keys import CustomerKey, customer_key_of, same_vault
+from containment.judge.scope import protection_of
+
+
+def watched_subscriptions(runtime: Runtime) -> list[str]:
+    """CONTAINMENT_SUBSCRIPTIONS, or (empty) every subscription the app's identity can see."""
+    return sorted(runtime.settings.subscriptions) or sorted(arm.list_subscriptions(runtime.clients))
+
+
+def protected_accounts_keyed_in(vault: dict, runtime: Runtime) -> list[dict]:
+    """The protected storage accounts, in the watched subscriptions, whose customer-managed key
+    the vault holds (matched on the vault's `properties.vaultUri`)."""
+    vault_uri = (vault.get("properties") or {}).get("vaultUri")
+    keyed = []
+    for subscription in watched_subscriptions(runtime):
+        for account in arm.list_accounts(runtime.clients, subscription, None):
+            key = customer_key_of(account)
+            if key and same_vault(vault_uri, key) and protection_of(
+                    parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
+                keyed.append(account)
+    return keyed
+
+
+def vault_holding(key: CustomerKey, runtime: Runtime) -> tuple[dict | None, str]:
+    """The vault a customer-managed key lives in, among the watched subscriptions' vaults, or
+    None and why not: the app cannot see it (another subscription or tenant), or none has that URI."""
+    for subscription in watched_subscriptions(runtime):
+        for vault in arm.list_vaults(runtime.clients, subscription):
+            if same_vault((vault.get("properties") or {}).get("vaultUri"), key):
+                return vault, f"{vault.get('id')} holds it"
+    return None, (f"no vault in the watched subscriptions has the URI {key.vault_uri}: it is in another "
+                  "subscription or tenant, or was deleted")

@@ -53,6 +53,18 @@ def storage_key_access(event: func.EventGridEvent) -> None:
     on_key_access(event)
 
 
+@app.function_name("guardrail_change")
+@app.event_grid_trigger(arg_name="event")
+def guardrail_change(event: func.EventGridEvent) -> None:
+    """A guardrail around synthetic data was written or deleted (subscription system topic,
+    ResourceWriteSuccess and ResourceDeleteSuccess for policy assignments, policy exemptions and
+    diagnostic settings): judge it against its last good body; a protected account's blob
+    diagnostic setting is put back, a policy assignment's restoration waits for a person."""
+    from containment.detect.guardrails import on_guardrail_change
+
+    on_guardrail_change(event)
+
+
 @app.function_name("egress_scan")
 @app.timer_trigger(schedule="%CONTAINMENT_EGRESS_SCHEDULE%", arg_name="timer", use_monitor=True)
 def egress_scan(timer: func.TimerRequest) -> None:

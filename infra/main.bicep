@@ -74,7 +74,7 @@ param instanceMemoryMB int = 2048
 
 // ---------------------------------------------------------------------------------------
 // App settings: one parameter per setting the code reads (containment/settings.py), with
-// the code's default. CONTAINMENT_SELF_PRINCIPAL_ID, CONTAINMENT_LOG_WORKSPACE_ID,
+// the code's default. CONTAINMENT_SELF_PRINCIPAL_ID, CONTAINMENT_LOG_WORKSPACE_ID (and _RESOURCE_ID),
 // CONTAINMENT_NOTIFY_TOPIC_ENDPOINT and CONTAINMENT_OWN_SCOPES are not parameters: they are
 // this deployment's identity, workspace, notification topic and resource group. The local emulator's
 // settings are for development and are never set in Azure.
@@ -112,7 +112,7 @@ param containmentKeyMaxAgeDays string = '90'
 param containmentQueue string = 'containment-requests'
 
 @description('CONTAINMENT_AUTO_CONTAIN: rule IDs whose findings are contained automatically in enforce mode.')
-param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination'
+param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination,diagnostic_setting_removed,diagnostic_setting_not_sending_reads,policy_assignment_removed,policy_assignment_not_enforced'
 
 @description('CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: scope levels at which deleting a risky role assignment is left to a person.')
 param containmentRoleDeletionApprovalScopes string = 'managementGroup,subscription'
@@ -253,6 +253,7 @@ module app 'app/function.bicep' = {
     identityName: identity.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     logWorkspaceCustomerId: logsAccess.outputs.customerId
+    logWorkspaceResourceId: workspaceId
     storageSkuName: storageSkuName
     ledgerReaderPrincipalIds: ledgerReaders
     ledgerDigestRetentionDays: ledgerDigestRetentionDays

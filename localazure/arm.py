@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure import key_actions, replication, storage_validation
+from localazure import guardrails, key_actions, replication, storage_validation
 from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
@@ -35,6 +35,11 @@ API_VERSIONS = {
     "microsoft.storage": "2026-09-01",
     "microsoft.network": "2026-03-01",
     "microsoft.authorization": "2022-04-01",
+    # Types whose provider family answers other versions: the versions of the spec subsets
+    # in localazure/specs (containment.adapters.arm.API_VERSIONS sends the same).
+    guardrails.POLICY_ASSIGNMENT: "2025-03-01",
+    guardrails.POLICY_EXEMPTION: "2024-12-01-preview",
+    guardrails.DIAGNOSTIC_SETTING: "2021-05-01-preview",
 }
 
 STORAGE_ACCOUNT = "microsoft.storage/storageaccounts"
@@ -44,7 +49,8 @@ SECURITY_RULE = "microsoft.network/networksecuritygroups/securityrules"
 ROLE_ASSIGNMENT = "microsoft.authorization/roleassignments"
 ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
-SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY}
+SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY,
+                  *guardrails.TYPES}
 
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
 # An operation nobody polls is done after this long (a caller that does not wait for it).
@@ -55,13 +61,15 @@ class ArmError(Exception):
     """An ARM error answer: status, code and message, in ARM's error body."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
-                 details: list[dict] | None = None):
+                 details: list[dict] | None = None, flat: bool = False):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.headers, self.details = headers or {}, details
+        self.headers, self.details, self.flat = headers or {}, details, flat
 
     def body(self) -> dict:
         error = {"code": self.code, "message": self.message}
+        if self.flat:  # the Insights RP's ErrorResponse: code and message at the top level
+            return error
         return {"error": {**error, "details": self.details} if self.details else error}
 
 
@@ -261,7 +269,7 @@ class ArmState:
                 raise ArmError(400, "MissingApiVersionParameter",
                                "The api-version query parameter (?api-version=) is required for all requests.")
             provider = _provider_of(lower)
-            expected = API_VERSIONS.get(provider)
+            expected = API_VERSIONS.get(_type_family(lower)) or API_VERSIONS.get(provider)
             if expected is not None and query["api-version"] != expected:
                 raise ArmError(
                     400, "InvalidApiVersionParameter",
@@ -765,6 +773,63 @@ class ArmState:
         return Answer(200, {**copy.deepcopy(builtin),
                             "id": f"{scope}/providers/Microsoft.Authorization/roleDefinitions/{builtin['name']}"})
 
+    # -- guardrails: policy assignments, exemptions, diagnostic settings (localazure/guardrails.py) --
+    def _of_type(self, kind: str) -> dict[str, dict]:
+        return {key: body for key, body in self.resources.items() if resource_type(key) == kind}
+
+    @staticmethod
+    def _guardrail_refusal(kind: str, refused: Refused) -> ArmError:
+        return ArmError(refused.status, refused.code, refused.message, flat=kind == guardrails.DIAGNOSTIC_SETTING)
+
+    def get_guardrail(self, path, match, query, headers, body) -> Answer:
+        kind = resource_type(path)
+        found = self.resources.get(_key(path))
+        if found is None:
+            raise self._guardrail_refusal(kind, guardrails.not_found(kind, path))
+        return Answer(200, copy.deepcopy(found))
+
+    def put_guardrail(self, path, match, query, headers, body) -> Answer:
+        kind, key = resource_type(path), _key(path)
+        existing = self.resources.get(key)
+        try:
+            if kind == guardrails.POLICY_ASSIGNMENT:
+                status, written = guardrails.put_policy_assignment(path, body, existing)
+            elif kind == guardrails.POLICY_EXEMPTION:
+                status, written = guardrails.put_policy_exemption(path, body, existing, self.get)
+            else:
+                self._require_scope(guardrails.scope_of(path))
+                siblings = guardrails.listed(kind, self._of_type(kind), guardrails.scope_of(path), {}, self.clock())
+                status, written = 200, guardrails.put_diagnostic_setting(path, body, siblings)
+        except Refused as refused:
+            raise self._guardrail_refusal(kind, refused) from None
+        self.resources[key] = written
+        self.etags[key] = _new_etag()
+        return Answer(status, copy.deepcopy(written))
+
+    def _require_scope(self, scope: str) -> None:
+        """A diagnostic setting is on a resource that exists: here, the storage account whose
+        blob service it is on (the 404's code is unverified)."""
+        account = re.match(r"(/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.storage/storageaccounts/"
+                           r"[^/]+)", scope.lower())
+        if account and account.group(1) not in self.resources:
+            raise Refused(404, "ResourceNotFound", f"The Resource 'Microsoft.Storage/storageAccounts/"
+                                                   f"{account.group(1).rsplit('/', 1)[1]}' was not found.")
+
+    def delete_guardrail(self, path, match, query, headers, body) -> Answer:
+        """200 with what was deleted (a policy assignment's body, as its spec answers), or 204
+        where nothing was there (each spec's 204)."""
+        key = _key(path)
+        deleted = self.resources.pop(key, None)
+        if deleted is None:
+            return Answer(204)
+        self.etags.pop(key, None)
+        return Answer(200, deleted if resource_type(path) == guardrails.POLICY_ASSIGNMENT else None)
+
+    def list_guardrails(self, path, match, query, headers, body) -> Answer:
+        kind = resource_type(path + "/list")
+        return Answer(200, {"value": guardrails.listed(kind, self._of_type(kind), match.group("scope") or "/", query,
+                                                       self.clock())})
+
     # -- shared ------------------------------------------------------------------------
     def _list(self, collection: str, kind: str) -> list[dict]:
         """Resources of a type directly in a collection, or anywhere in its subscription
@@ -793,6 +858,13 @@ def _refusing_sas(sign: Callable, *args: Any) -> dict:
     except key_actions.BadSasRequest as bad:
         raise ArmError(400, "InvalidValuesForRequestParameters",
                        f"Values for request parameters are invalid: {bad}.") from None
+
+
+def _type_family(lower_path: str) -> str:
+    """`namespace/type` of the last /providers/ segment: the family whose API version applies."""
+    if "/providers/" not in lower_path:
+        return ""
+    return "/".join(lower_path.rsplit("/providers/", 1)[1].split("/")[:2])
 
 
 def _provider_of(lower_path: str) -> str:
@@ -838,6 +910,11 @@ _POLICIES = _STORAGE + "/objectReplicationPolicies"
 _NSGS = "Microsoft.Network/networkSecurityGroups"
 _RULES = _NSGS + "/securityRules"
 _ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
+# Extension resources at any scope (under /subscriptions: management groups are not served).
+_GUARDRAILS = [(r"(?P<scope>/subscriptions/.*?)/providers/", collection, spelled) for collection, spelled in (
+    (r"microsoft\.authorization/policyassignments", "Microsoft.Authorization/policyAssignments"),
+    (r"microsoft\.authorization/policyexemptions", "Microsoft.Authorization/policyExemptions"),
+    (r"microsoft\.insights/diagnosticsettings", "Microsoft.Insights/diagnosticSettings"))]
 # Each route: per method, the handler and the RBAC operation it performs (the Azure resource
 # provider operations reference); None where the emulator does not authorise (polling).
 _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
@@ -883,6 +960,12 @@ _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
           "PUT": (ArmState.put_assignment, _ASSIGNMENTS + "/write")}),
         (_AUTH + r"/roledefinitions/[^/]+",
          {"GET": (ArmState.get_role_definition, "Microsoft.Authorization/roleDefinitions/read")}),
+        *[(scoped + collection, {"GET": (ArmState.list_guardrails, f"{spelled}/read")})
+          for scoped, collection, spelled in _GUARDRAILS],
+        *[(scoped + collection + r"/[^/]+",
+           {"GET": (ArmState.get_guardrail, f"{spelled}/read"), "PUT": (ArmState.put_guardrail, f"{spelled}/write"),
+            "DELETE": (ArmState.delete_guardrail, f"{spelled}/delete")})
+          for scoped, collection, spelled in _GUARDRAILS],
     ]
 ]
 

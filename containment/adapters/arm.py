@@ -215,6 +215,25 @@ def list_vaults(clients: AzureClients, subscription: str) -> list[dict[str, Any]
                    API_VERSIONS[KEY_VAULT])
 
 
+def list_policy_assignments(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
+    """The policy assignments at the subscription, inherited from above it, and on everything
+    in it (PolicyAssignments - List, unfiltered)."""
+    return list_at(clients, f"/subscriptions/{subscription}/providers/Microsoft.Authorization/policyAssignments",
+                   API_VERSIONS[POLICY_ASSIGNMENT])
+
+
+def list_policy_exemptions(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
+    """The policy exemptions at, above and below the subscription (PolicyExemptions - List)."""
+    return list_at(clients, f"/subscriptions/{subscription}/providers/Microsoft.Authorization/policyExemptions",
+                   API_VERSIONS[POLICY_EXEMPTION])
+
+
+def list_diagnostic_settings(clients: AzureClients, resource_id: str) -> list[dict[str, Any]]:
+    """The diagnostic settings of one resource (DiagnosticSettings - List)."""
+    return list_at(clients, f"{resource_id}/providers/Microsoft.Insights/diagnosticSettings",
+                   API_VERSIONS[DIAGNOSTIC_SETTING])
+
+
 def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
     groups = clients.network(subscription).network_security_groups
     return _arm(lambda: [item.as_dict() for item in groups.list_all()])

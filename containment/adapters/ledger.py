@@ -19,6 +19,7 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`, `credential <account id> ...`); `closed <incident>`; `exposed <incident>` | which incident a finding with this sign joins, since when, last seen (containment.record.correlation); which incidents are closed; when each incident's first exposure was detected |
 | incident | `incident <incident id>`       | `<recorded at> <decision key>` | which records belong to the incident (the record is read from its resource's partition) |
 | repetition | `repetition`            | `<failure> <10^6 - occurrence>` | how often a failure that repeats happened since its record, first and last, and when it recovered |
+| last good guardrail | `guardrail`            | `<resource id, '/' as '|'>` | the last body of a diagnostic setting or policy assignment on protected data that was judged compliant, and when: what a removed or weakened one is restored from (containment.detect.guardrails) |
 
 The decision key is the Event Grid event ID (sanitised), so the conditional insert of a
 decision entity is what makes one delivered event lead to one record, however often Event
@@ -659,6 +660,29 @@ class Ledger:
         """Take what a digest carried off the list."""
         for row in rows:
             self.table.delete_entity("digest", row)
+
+    # -- last good guardrails ---------------------------------------------------------------------
+    def keep_guardrail(self, body: dict[str, Any]) -> bool:
+        """Keep a guardrail's body as its last good one (the drift sweep and compliant event
+        assessments keep them). False where one property cannot hold it (a policy assignment
+        with huge parameters): nothing is kept, and a later finding says there is nothing to
+        restore from."""
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        if _utf16_units(text) > MAX_STRING_UNITS:
+            return False
+        self.table.upsert_entity({"PartitionKey": "guardrail", "RowKey": resource_key(body["id"]), "body": text,
+                                  "kept_at": clock.iso()})
+        return True
+
+    def last_good_guardrail(self, resource_id: str) -> dict[str, Any] | None:
+        """{"body", "kept_at"} of the guardrail's last good body, or None where none was kept."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("guardrail", resource_key(resource_id))
+        except ResourceNotFoundError:
+            return None
+        return {"body": json.loads(entity["body"]), "kept_at": entity["kept_at"]}
 
     # -- mutes ----------------------------------------------------------------------------------
     def mute(self, rule: str, scope: str, reason: str, owner: str, expires_at: str, created_by: str,

@@ -67,6 +67,19 @@ def _optional_guid_named(what: str) -> Callable[[str], str | None]:
 _optional_guid = _optional_guid_named("the object ID of the app's managed identity")
 
 
+def _optional_workspace(raw: str) -> str | None:
+    if not raw:
+        return None
+    try:
+        workspace = parse_resource_id(raw.strip())
+    except MalformedResourceId:
+        workspace = None
+    if workspace is None or not workspace.is_type("Microsoft.OperationalInsights/workspaces"):
+        raise ValueError("accepted: the resource ID of a Log Analytics workspace "
+                         "(/subscriptions/.../providers/Microsoft.OperationalInsights/workspaces/NAME), or empty")
+    return raw.strip()
+
+
 def _allowlist(raw: str) -> dict[str, "datetime | None"]:
     """`<object id>[@<expiry>]`, comma-separated. The expiry is an ISO 8601 UTC date or time;
     a date alone allows the grant through the end of that day (UTC)."""
@@ -350,11 +363,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
             "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
             "nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,"
-            "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination",
+            "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination,"
+            "diagnostic_setting_removed,diagnostic_setting_not_sending_reads,policy_assignment_removed,"
+            "policy_assignment_not_enforced",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`. The key-listing rules' action, rotating the "
-            "keys, waits for a person by default (CONTAINMENT_APPROVAL_ACTIONS): `pending-approval`"),
+            "keys, waits for a person by default (CONTAINMENT_APPROVAL_ACTIONS): `pending-approval`; so does "
+            "restoring a policy assignment, always"),
     Setting("CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES", "role_deletion_approval_scopes",
             "managementGroup,subscription", _scope_levels,
             "scope levels (managementGroup, subscription, resourceGroup, resource) at which deleting a risky role "
@@ -402,6 +418,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the Log Analytics workspace that holds StorageBlobLogs"),
             "Log Analytics workspace ID that receives the protected accounts' StorageBlobLogs; empty: the egress "
             "scan records that it cannot run"),
+    Setting("CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID", "log_workspace_resource_id", "", _optional_workspace,
+            "resource ID of that same workspace: a protected account's blob diagnostic setting that sends to another "
+            "workspace is a finding (diagnostic_setting_not_sending_reads); empty: only the StorageRead category "
+            "is judged"),
     Setting("CONTAINMENT_EGRESS_SCHEDULE", "egress_schedule", "0 */5 * * * *", _ncrontab,
             "NCRONTAB schedule of the egress scan"),
     Setting("CONTAINMENT_SWEEP_SCHEDULE", "sweep_schedule", "0 0 * * * *", _ncrontab,
@@ -493,6 +513,7 @@ class Settings:
     notify_topic_endpoint: str | None
     network_lock: str
     log_workspace_id: str | None
+    log_workspace_resource_id: str | None
     egress_schedule: str
     sweep_schedule: str
     notify_schedule: str

@@ -1,6 +1,8 @@
 """The drift sweep (timer): re-judge every protected storage account and container, the
-object replication policies of protected accounts, NSG and role assignment through ARM
-list calls, so what no event reported (a dead-lettered
+object replication policies and blob diagnostic settings of protected accounts, NSG, role
+assignment, policy assignment and policy exemption through ARM list calls (keeping the last
+good body of each compliant guardrail: containment.detect.guardrails), so what no event
+reported (a dead-lettered
 event, a change made before the app was deployed) is still found. It also closes the
 approvals that expired unanswered (containment.record.approvals.expire_overdue).
 
@@ -31,6 +33,7 @@ from containment.core import clock
 from containment.core.ids import parse_resource_id
 from containment.judge.scope import protection_of
 from containment.core.records import DecisionRecord, describe_failure
+from containment.detect.guardrails import assess_guardrail
 from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
 from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
@@ -45,7 +48,9 @@ OPERATION = "drift_sweep"
 SWEEPER = {"name": "drift sweep"}
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/networkSecurityGroups/read",
                "Microsoft.Authorization/roleAssignments/read",
-               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read")  # the list calls
+               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read",
+               "Microsoft.Insights/diagnosticSettings/read", "Microsoft.Authorization/policyAssignments/read",
+               "Microsoft.Authorization/policyExemptions/read")  # the list calls
 # What a failure is about, where it is no one listed resource: the sweep itself, its digest.
 SWEEP, DIGEST = "", "the ledger digest"
 
@@ -79,6 +84,9 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
         yield account["id"], _by_id(assess_storage, account["id"])
         if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
             yield from _replication_policies(runtime, account["id"])
+            yield from _listed(runtime, f"{account['id']}/blobServices/default/providers/Microsoft.Insights/"
+                               "diagnosticSettings", lambda: arm.list_diagnostic_settings(
+                                   clients, f"{account['id']}/blobServices/default"))
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
@@ -87,6 +95,24 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
         else:
             yield str(assignment.get("id")), lambda runtime, body=assignment: assess_inherited_assignment(
                 body, subscription, runtime)
+    # Those of a management group have no ID under the subscription and are not judged (README).
+    for kind, listing in (("policyAssignments", arm.list_policy_assignments),
+                          ("policyExemptions", arm.list_policy_exemptions)):
+        yield from _listed(runtime, f"/subscriptions/{subscription}/providers/Microsoft.Authorization/{kind}",
+                           lambda listing=listing: [item for item in listing(clients, subscription)
+                                                    if str(item.get("id", "")).lower().startswith("/subscriptions/")])
+
+
+def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]]) -> Iterator[tuple[str, Listed]]:
+    """Guardrails, each judged by ID (containment.detect.guardrails); a list that fails is
+    that collection's failure (a `failed` record), not the sweep's."""
+    try:
+        items = listing()
+    except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this collection's failure
+        yield collection, _failing(error)
+        return
+    for item in items:
+        yield item["id"], _by_id(assess_guardrail, item["id"])
 
 
 def _replication_policies(runtime: Runtime, account_id: str) -> Iterator[tuple[str, Listed]]:

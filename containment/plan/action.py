@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from containment.core.findings import Finding
 from containment.core.ids import ResourceId
 from containment.core.records import DecisionRecord, PlannedAction
 from containment.core.settings import Settings
@@ -77,6 +78,9 @@ class Action:
     # containment; also where this is None); a rotation of key1 leaves the key2 a later
     # finding names (the step, narrowed to it).
     left_by_earlier: Callable[[list[DecisionRecord], list[dict], PlannedAction], PlannedAction | None] | None = None
+    # Why a finding leaves this action nothing to act from (a guardrail with no recorded last
+    # good body), or None: such a finding is recorded only, saying why.
+    unavailable: Callable[[Finding], str | None] | None = None
 
     @property
     def fixed_rules(self) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
 
     Most rules name the one action that contains them (CONTAINMENT_AUTO_CONTAIN chooses
     which run); egress findings are contained by severity (CONTAINMENT_EGRESS_CONTAINMENT)."""
-    plan, contained, not_chosen, no_action = [], set(), set(), set()
+    plan, contained, not_chosen, no_action, nothing_from = [], set(), set(), set(), set()
     for finding in findings:
         if RULES[finding.rule].contained_by_severity:
             names = settings.egress_containment.get(finding.severity, ())
@@ -44,7 +44,12 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
         else:
             action = action_for(finding.rule)
             names = (action.name,) if action and finding.rule in settings.auto_contain else ()
-            (contained if names else no_action if action is None else not_chosen).add(finding.rule)
+            unavailable = action.unavailable(finding) if names and action.unavailable else None
+            if unavailable:
+                names = ()
+                nothing_from.add(f"{finding.rule} ({unavailable})")
+            else:
+                (contained if names else no_action if action is None else not_chosen).add(finding.rule)
         for name in names:
             step = PlannedAction(name, finding.resource_id)
             if step not in plan:
@@ -53,7 +58,8 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
     reasons = [f"contain {', '.join(sorted(contained))}" if contained else "", fewer,
                f"recorded only (not chosen for automatic containment): {', '.join(sorted(not_chosen))}"
                if not_chosen else "",
-               f"recorded only (no containment action exists): {', '.join(sorted(no_action))}" if no_action else ""]
+               f"recorded only (no containment action exists): {', '.join(sorted(no_action))}" if no_action else "",
+               f"recorded only (nothing to act from): {'; '.join(sorted(nothing_from))}" if nothing_from else ""]
     return plan, "; ".join(r for r in reasons if r)
 
 

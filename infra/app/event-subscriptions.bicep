@@ -1,7 +1,7 @@
 // The event subscriptions that route ARM writes and actions to the app's Event Grid
-// functions: each function gets the event types (ResourceWriteSuccess, or for listKeys and
-// the SAS listings ResourceActionSuccess) and exactly the operations it handles (advanced
-// filter on data.operationName), as containment/deployment.py declares and
+// functions: each function gets the event types (ResourceWriteSuccess; for listKeys and the
+// SAS listings ResourceActionSuccess; for guardrails ResourceDeleteSuccess too) and exactly
+// the operations it handles (advanced filter on data.operationName), as containment/deployment.py declares and
 // tests/infra/test_infra.py checks. Deployed only once the function code exists: Event Grid
 // validates an AzureFunction destination when the subscription is created.
 param systemTopicName string
@@ -42,6 +42,18 @@ var routes = [
       'Microsoft.Storage/storageAccounts/listKeys/action'
       'Microsoft.Storage/storageAccounts/ListAccountSas/action'
       'Microsoft.Storage/storageAccounts/ListServiceSas/action'
+    ]
+  }
+  {
+    function: 'guardrail_change'
+    eventTypes: ['Microsoft.Resources.ResourceWriteSuccess', 'Microsoft.Resources.ResourceDeleteSuccess']
+    operations: [
+      'Microsoft.Authorization/policyAssignments/write'
+      'Microsoft.Authorization/policyAssignments/delete'
+      'Microsoft.Authorization/policyExemptions/write'
+      'Microsoft.Authorization/policyExemptions/delete'
+      'Microsoft.Insights/diagnosticSettings/write'
+      'Microsoft.Insights/diagnosticSettings/delete'
     ]
   }
 ]

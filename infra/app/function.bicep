@@ -10,6 +10,8 @@ param identityName string
 param applicationInsightsName string
 @description('Workspace ID (GUID) of the workspace that holds the protected accounts\' StorageBlobLogs.')
 param logWorkspaceCustomerId string
+@description('Resource ID of that same workspace: where a protected account\'s blob diagnostic setting must send StorageRead.')
+param logWorkspaceResourceId string
 param storageSkuName string
 @description('Object IDs that may read the decision ledger (Storage Table Data Reader on this account, Storage Blob Data Reader on its evidence and digest containers).')
 param ledgerReaderPrincipalIds array
@@ -267,6 +269,7 @@ var hostSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
   CONTAINMENT_SELF_PRINCIPAL_ID: identity.properties.principalId
   CONTAINMENT_LOG_WORKSPACE_ID: logWorkspaceCustomerId
+  CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID: logWorkspaceResourceId
   CONTAINMENT_NOTIFY_TOPIC_ENDPOINT: notificationTopic.properties.endpoint
   // The app's own deployment (its storage, its topic, ...) is never acted on: findings there are reported.
   CONTAINMENT_OWN_SCOPES: resourceGroup().id

@@ -26,9 +26,14 @@ param eventSubscriptionsEnabled bool
 // tests/infra/test_infra.py proves this list and the code agree exactly: nothing missing, nothing
 // extra. No wildcards, no listKeys.
 var containmentActions = [
+  'Microsoft.Authorization/policyAssignments/read'
+  'Microsoft.Authorization/policyAssignments/write'
+  'Microsoft.Authorization/policyExemptions/read'
   'Microsoft.Authorization/roleAssignments/delete'
   'Microsoft.Authorization/roleAssignments/read'
   'Microsoft.Authorization/roleDefinitions/read'
+  'Microsoft.Insights/diagnosticSettings/read'
+  'Microsoft.Insights/diagnosticSettings/write'
   'Microsoft.Network/networkSecurityGroups/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/delete'
   'Microsoft.Network/networkSecurityGroups/securityRules/read'

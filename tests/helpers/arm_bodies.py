@@ -130,3 +130,49 @@ def replication_policy(source: dict, destination: str, policy_id: str = "2a20bb7
                        "destinationContainer": containers[1], "filters": {"prefixMatch": ["train/"]}}],
         },
     }
+
+
+WORKSPACE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-monitoring/providers/Microsoft.OperationalInsights/workspaces/log-containment"
+OTHER_WORKSPACE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-scratch/providers/Microsoft.OperationalInsights/workspaces/log-elsewhere"
+# A built-in policy definition: "Storage accounts should prevent shared key access".
+POLICY_DEFINITION = "/providers/Microsoft.Authorization/policyDefinitions/8c6a50c6-9ffd-4ae7-986f-5fa6111f9a54"
+
+
+def diagnostic_setting(account_id: str, name: str = "synthetic-data-containment", *, workspace: str = WORKSPACE,
+                       categories: tuple[str, ...] = ("StorageRead", "StorageWrite", "StorageDelete")) -> dict:
+    """A blob service's diagnostic setting as DiagnosticSettings_Get returns it (the shape
+    infra/app/storage-logs.bicep deploys)."""
+    return {
+        "id": f"{account_id}/blobServices/default/providers/Microsoft.Insights/diagnosticSettings/{name}",
+        "name": name,
+        "type": "Microsoft.Insights/diagnosticSettings",
+        "properties": {"workspaceId": workspace,
+                       "logs": [{"category": category, "enabled": True} for category in categories]},
+    }
+
+
+def policy_assignment(scope: str, name: str = "deny-shared-key", *, enforcement: str = "Default",
+                      identity: bool = False) -> dict:
+    body = {
+        "id": f"{scope}/providers/Microsoft.Authorization/policyAssignments/{name}",
+        "name": name,
+        "type": "Microsoft.Authorization/policyAssignments",
+        "properties": {"displayName": "Storage accounts should prevent shared key access",
+                       "policyDefinitionId": POLICY_DEFINITION, "scope": scope, "enforcementMode": enforcement,
+                       "instanceId": "e4b0f5a1-7b6c-4d2e-9f3a-1c2b3d4e5f60", "parameters": {}},
+    }
+    if identity:
+        body["location"] = "westeurope"
+        body["identity"] = {"type": "SystemAssigned", "principalId": "4d3c2b1a-0f9e-4d8c-8b7a-6f5e4d3c2b1a",
+                            "tenantId": TENANT}
+    return body
+
+
+def policy_exemption(scope: str, assignment_id: str, name: str = "waive-shared-key", *,
+                     expires_on: str | None = None) -> dict:
+    properties = {"policyAssignmentId": assignment_id, "exemptionCategory": "Waiver",
+                  "displayName": "legacy loader needs shared keys"}
+    if expires_on:
+        properties["expiresOn"] = expires_on
+    return {"id": f"{scope}/providers/Microsoft.Authorization/policyExemptions/{name}", "name": name,
+            "type": "Microsoft.Authorization/policyExemptions", "properties": properties}

@@ -71,3 +71,18 @@ def action_event(resource_id: str, operation: str = LIST_KEYS, *, event_id: str 
         httpRequest={"clientRequestId": str(uuid.uuid4()), "clientIpAddress": client_ip, "method": "POST",
                      "url": f"https://management.azure.com{resource_id}/{action}?api-version=2026-09-01"},
         resourceProvider="Microsoft.Storage")
+
+
+def delete_event(resource_id: str, operation: str, *, event_id: str | None = None, actor: str = ANALYST,
+                 subscription: str = SUBSCRIPTION, time: str = "2026-11-24T10:00:00.1234567Z",
+                 client_ip: str = "203.0.113.50") -> dict:
+    """A ResourceDeleteSuccess as in Microsoft's sample (resource-delete-success.eventgrid.json):
+    the caller's claims, and the DELETE in `httpRequest`."""
+    return _event(
+        "Microsoft.Resources.ResourceDeleteSuccess", resource_id, operation, event_id, subscription, time,
+        {"role": "Contributor"},
+        claims={"http://schemas.microsoft.com/identity/claims/objectidentifier": actor,
+                "appid": "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "name": "Dana Analyst"},
+        httpRequest={"clientRequestId": str(uuid.uuid4()), "clientIpAddress": client_ip, "method": "DELETE",
+                     "url": f"https://management.azure.com{resource_id}"},
+        resourceProvider=operation.split("/")[0])

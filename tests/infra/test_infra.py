@@ -31,6 +31,7 @@ CUSTOM_CHECKS = REPO_ROOT / "tests" / "infra" / "checks"
 DERIVED_SETTINGS = {
     "CONTAINMENT_SELF_PRINCIPAL_ID": "identity.properties.principalId",
     "CONTAINMENT_LOG_WORKSPACE_ID": "logWorkspaceCustomerId",
+    "CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID": "logWorkspaceResourceId",
     "CONTAINMENT_NOTIFY_TOPIC_ENDPOINT": "notificationTopic.properties.endpoint",
     "CONTAINMENT_OWN_SCOPES": "resourceGroup().id",
 }
@@ -533,6 +534,7 @@ def test_the_derived_settings_are_this_deployments_identity_and_workspace():
     assert ref(host["AZURE_CLIENT_ID"]) == "identity.properties.clientId"
     main = bicep("main.bicep")["modules"]["app"]["config"]["params"]
     assert ref(main["logWorkspaceCustomerId"]) == "logsAccess.outputs.customerId"
+    assert ref(main["logWorkspaceResourceId"]) == "workspaceId"  # the workspace storage-logs.bicep sends to
     assert bicep("app/logs-access.bicep")["outputs"]["customerId"]["value"] == {"operator": {
         "type": "property_accessor", "operands": {"operand_1": "workspace", "operand_2": {"operator": {
             "type": "property_accessor", "operands": {"operand_1": "properties", "operand_2": "customerId"}}}}}}

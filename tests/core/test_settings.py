@@ -56,7 +56,10 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
                                      "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources",
                                      "storage_keys_listed_by_unallowed_principal",
                                      "storage_sas_listed_by_unallowed_principal",
-                                     "storage_replication_to_unprotected_destination"}
+                                     "storage_replication_to_unprotected_destination",
+                                     # a diagnostic setting put back; a policy assignment's restoration held
+                                     "diagnostic_setting_removed", "diagnostic_setting_not_sending_reads",
+                                     "policy_assignment_removed", "policy_assignment_not_enforced"}
     assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")

@@ -18,6 +18,9 @@ WEAKNESSES = {
     "storage_scope_tag_removed", "storage_sas_expiry_policy_missing", "storage_key_expiry_policy_missing",
     "storage_keys_older_than_limit", "nsg_outbound_open_to_internet",
     "egress_sas_expiry_policy_violated",  # a SAS outlives its policy; its caller is not shown in the wrong hands
+    # Guardrails (containment/judge/guardrails.py): a lost signal or a weakened control, no one's access changed.
+    "diagnostic_setting_removed", "diagnostic_setting_not_sending_reads", "policy_assignment_removed",
+    "policy_assignment_not_enforced", "policy_exemption_on_protected_data",
 }
 
 

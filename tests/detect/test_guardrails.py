@@ -1,0 +1,147 @@
+"""Guardrails end to end, through the function entry points as the host invokes them, against
+the ARM emulator and Azurite: a protected account's blob diagnostic setting deleted or
+redirected is put back from the last good body the app kept; a policy assignment covering
+protected data deleted or set to DoNotEnforce waits for a person; an exemption on protected
+data is reported; guardrails of unprotected data are left alone."""
+from __future__ import annotations
+
+from tests.helpers import arm_bodies as b
+from tests.helpers.events import delete_event, write_event
+
+ACCOUNT = b.storage_account("synthtrain01")
+UNPROTECTED = b.storage_account("scratch01", tags={"team": "analytics"})
+SETTING = b.diagnostic_setting(ACCOUNT["id"])
+ASSIGNMENT = b.policy_assignment(b.RG_ID)
+DIAGNOSTIC_WRITE, DIAGNOSTIC_DELETE = ("Microsoft.Insights/diagnosticSettings/write",
+                                       "Microsoft.Insights/diagnosticSettings/delete")
+ASSIGNMENT_WRITE, ASSIGNMENT_DELETE = ("Microsoft.Authorization/policyAssignments/write",
+                                       "Microsoft.Authorization/policyAssignments/delete")
+ENFORCE = {"CONTAINMENT_MODE": "enforce", "CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID": b.WORKSPACE}
+
+
+def seen_then(app, emulator, resources: list[dict], guardrail: dict, write: str, change, event: dict) -> list:
+    """Seed, deliver the guardrail's write while it is good (the app keeps its last good
+    body), change it in the emulator as someone would, deliver the event, run the queue."""
+    emulator.seed(resources)
+    app.configure(**ENFORCE)
+    app.deliver(write_event(guardrail["id"], write))
+    change()
+    app.deliver(event)
+    app.drain()
+    return app.records()
+
+
+def test_a_deleted_diagnostic_setting_is_put_back_from_its_last_good_body(app, emulator):
+    good, restored = seen_then(app, emulator, [ACCOUNT, SETTING], SETTING, DIAGNOSTIC_WRITE,
+                               lambda: emulator.arm.resources.pop(SETTING["id"].lower()),
+                               delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    assert good.outcome == "compliant" and "kept as its last good body" in good.reason
+    assert (restored.outcome, restored.actions, restored.rules) == ("contained", ["restore_diagnostic_setting"],
+                                                                    ["diagnostic_setting_removed"])
+    finding = restored.findings[0]
+    assert finding["weakness"] is True and finding["severity"] == "high"
+    assert finding["evidence"]["lastGood"]["body"] == SETTING
+    assert emulator.arm.get(SETTING["id"]) == SETTING
+    assert [(w.method, w.url.split("?")[0].endswith(SETTING["id"])) for w in app.writes()] == [("PUT", True)]
+
+
+def test_a_deleted_diagnostic_setting_never_seen_good_is_reported_with_nothing_to_restore_from(app, emulator):
+    emulator.seed([ACCOUNT])
+    app.configure(**ENFORCE)
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    [record] = app.records()
+    assert (record.outcome, record.actions) == ("reported", [])
+    assert "nothing to act from" in record.reason and "nothing to restore from" in record.reason
+    assert record.findings[0]["evidence"]["lastGood"] is None and app.writes() == []
+
+
+def test_a_diagnostic_setting_rewritten_with_the_same_categories_to_the_same_workspace_is_compliant(app, emulator):
+    rewritten = {**SETTING, "properties": {**SETTING["properties"], "logs": list(reversed(SETTING["properties"]["logs"]))}}
+    good, again = seen_then(app, emulator, [ACCOUNT, SETTING], SETTING, DIAGNOSTIC_WRITE,
+                            lambda: emulator.seed([rewritten]), write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    assert (good.outcome, again.outcome) == ("compliant", "compliant") and app.writes() == []
+
+
+def test_a_diagnostic_setting_sent_elsewhere_or_without_reads_is_put_back(app, emulator):
+    for name, changed in (("elsewhere", b.diagnostic_setting(ACCOUNT["id"], workspace=b.OTHER_WORKSPACE)),
+                          ("no-reads", b.diagnostic_setting(ACCOUNT["id"], categories=("StorageWrite",)))):
+        app.configure(**ENFORCE, CONTAINMENT_LEDGER_TABLE=f"tguard{name.replace('-', '')}")
+        emulator.seed([ACCOUNT, SETTING])
+        app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+        emulator.seed([changed])
+        app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+        app.drain()
+        records = [r for r in app.records() if r.rules]
+        assert [(r.outcome, r.rules) for r in records] == [("contained", ["diagnostic_setting_not_sending_reads"])], name
+        assert emulator.arm.get(SETTING["id"]) == SETTING, name
+
+
+def test_a_diagnostic_setting_of_an_unprotected_account_is_ignored(app, emulator):
+    setting = b.diagnostic_setting(UNPROTECTED["id"])
+    emulator.seed([UNPROTECTED])
+    app.configure(**ENFORCE)
+    app.deliver(delete_event(setting["id"], DIAGNOSTIC_DELETE))
+    [record] = app.records()
+    assert record.outcome == "ignored" and "neither tagged" in record.reason
+
+
+def test_a_deleted_policy_assignment_waits_for_a_person_and_says_its_identity_will_be_new(app, emulator):
+    assignment = b.policy_assignment(b.RG_ID, identity=True)
+    good, held = seen_then(app, emulator, [ACCOUNT, assignment], assignment, ASSIGNMENT_WRITE,
+                           lambda: emulator.arm.resources.pop(assignment["id"].lower()),
+                           delete_event(assignment["id"], ASSIGNMENT_DELETE))
+    assert good.outcome == "compliant"
+    assert (held.outcome, held.rules) == ("pending-approval", ["policy_assignment_removed"])
+    assert [step["action"] for step in held.awaiting_approval] == ["restore_policy_assignment"]
+    assert "governance" in held.reason and "managed identity it names is new" in held.reason
+    assert held.findings[0]["evidence"]["covers"] == [ACCOUNT["id"]]
+    assert emulator.arm.get(assignment["id"]) is None and app.writes() == []
+
+
+def test_a_policy_assignment_set_to_do_not_enforce_waits_for_a_person(app, emulator):
+    weakened = b.policy_assignment(b.RG_ID, enforcement="DoNotEnforce")
+    good, held = seen_then(app, emulator, [ACCOUNT, ASSIGNMENT], ASSIGNMENT, ASSIGNMENT_WRITE,
+                           lambda: emulator.seed([weakened]), write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    assert (held.outcome, held.rules) == ("pending-approval", ["policy_assignment_not_enforced"])
+    assert held.findings[0]["weakness"] is True
+
+
+def test_a_policy_assignment_on_an_unprotected_group_is_ignored(app, emulator):
+    group = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-analytics"
+    assignment = b.policy_assignment(group)
+    scratch = b.storage_account("scratch02", tags={"team": "analytics"}, group="rg-analytics")
+    emulator.seed([ACCOUNT, scratch])
+    app.configure(**ENFORCE)
+    app.deliver(delete_event(assignment["id"], ASSIGNMENT_DELETE))
+    [record] = app.records()
+    assert record.outcome == "ignored" and "covers no synthetic data" in record.reason
+
+
+def test_an_exemption_on_protected_data_is_reported_and_one_expired_is_compliant(app, emulator):
+    exemption = b.policy_exemption(ACCOUNT["id"], ASSIGNMENT["id"])
+    expired = b.policy_exemption(ACCOUNT["id"], ASSIGNMENT["id"], "expired", expires_on="2020-01-01T00:00:00Z")
+    emulator.seed([ACCOUNT, ASSIGNMENT, exemption, expired])
+    app.configure(**ENFORCE)
+    for body in (exemption, expired):
+        app.deliver(write_event(body["id"], "Microsoft.Authorization/policyExemptions/write"))
+    reported, compliant = app.records()
+    assert (reported.outcome, reported.rules, reported.severity) == ("reported", ["policy_exemption_on_protected_data"],
+                                                                     "medium")
+    assert compliant.outcome == "compliant" and app.writes() == []
+
+
+def test_the_drift_sweep_keeps_the_last_good_bodies_a_deletion_is_restored_from(app, emulator, moment):
+    from datetime import datetime, timezone
+
+    emulator.seed([ACCOUNT, SETTING, ASSIGNMENT])
+    app.configure(**ENFORCE, CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert app.fire_at("drift_sweep", datetime(2026, 11, 24, 9, tzinfo=timezone.utc)).error is None
+    ledger = app.runtime.ledger
+    assert ledger.last_good_guardrail(SETTING["id"])["body"] == SETTING
+    assert ledger.last_good_guardrail(ASSIGNMENT["id"])["body"] == ASSIGNMENT
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    assert [r.outcome for r in app.records() if r.rules] == ["contained"]
+    assert emulator.arm.get(SETTING["id"]) == SETTING

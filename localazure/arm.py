@@ -227,6 +227,14 @@ class ArmState:
                 "The condition specified using HTTP conditional header(s) is not met.",
             )
 
+    def reported_deleted(self, resource_id: str) -> None:
+        """A ResourceDeleteSuccess reports a deletion ARM has carried out: in a replay, the
+        resource is gone by the time its event is delivered."""
+        with self._lock:
+            key = _key(resource_id)
+            if self.resources.pop(key, None) is not None:
+                self.etags.pop(key, None)
+
     def concurrent_write(self, path: str) -> None:
         """Someone else writes the resource (or the NSG holding a rule): its ETag moves on."""
         with self._lock:

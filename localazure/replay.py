@@ -96,6 +96,7 @@ class Replayer:
             settings["CONTAINMENT_LOG_WORKSPACE_ID"] = WORKSPACE_ID
         self._say(f"== {scenario.name} ({scenario.file}), mode {scenario.settings.get('CONTAINMENT_MODE', 'dry-run')}")
         seen: set[str] = set()
+        delivered: set[str] = set()
         with _environment(settings):
             runtime.reset()
             app_runtime = runtime.current()
@@ -104,6 +105,7 @@ class Replayer:
                     clock.set_source(lambda at=step.at: at)
                     self.azure.clock = lambda at=step.at: at
                     if step.kind == "event":
+                        self._deleted(step.payload, delivered)
                         invocations = deliver_event(function_app.app, step.payload)
                         if not invocations:
                             self._say(f"{step.at:%H:%M:%S}  event {step.payload.get('id')}: no function subscribes "
@@ -132,6 +134,19 @@ class Replayer:
                                            {**scenario.settings, **names}, days[0] if days else None,
                                            days[-1] if days else None))
         return Run(records, self._final_state(scenario), incidents, scenario.steps[-1].at)
+
+    def _deleted(self, event: Any, delivered: set[str]) -> None:
+        """A ResourceDeleteSuccess reports a deletion already done in ARM: its resource is
+        removed from the emulator before the event is delivered, the first time only (a
+        redelivery reports the same deletion, not a new one)."""
+        if not isinstance(event, dict) or str(event.get("id")) in delivered:
+            return
+        delivered.add(str(event.get("id")))
+        if str(event.get("eventType", "")).lower() == "microsoft.resources.resourcedeletesuccess":
+            data = event.get("data") if isinstance(event.get("data"), dict) else {}
+            uri = data.get("resourceUri") or event.get("subject")
+            if isinstance(uri, str) and uri.startswith("/"):
+                self.azure.arm.reported_deleted(uri)
 
     def _http(self, file: str, step: Step) -> None:
         """An operator's request, presented as App Service Authentication presents the person."""

@@ -62,6 +62,13 @@ EXPECTED = {
     "replication-to-an-unprotected-account-removed.json": ["contained"],
     "replication-between-protected-accounts-compliant.json": ["compliant"],
     "posture-no-sas-policy-and-old-keys-reported.json": ["reported"],
+    "guardrail-diagnostic-setting-deleted-restored.json": ["contained"],
+    "guardrail-diagnostic-setting-rewritten-compliant.json": ["compliant"],
+    "guardrail-diagnostic-setting-sent-elsewhere.json": ["reported"],
+    "guardrail-policy-assignment-deleted-held.json": ["compliant", "pending-approval"],
+    "guardrail-policy-assignment-do-not-enforce.json": ["pending-approval"],
+    "guardrail-policy-exemption-on-protected-data.json": ["reported"],
+    "guardrail-policy-assignment-unprotected-group-ignored.json": ["ignored"],
 }
 
 
@@ -125,6 +132,17 @@ def test_final_state_shows_the_containment(bundled):
     assert policies["synthtrain01"] is None and policies["analyticsscratch01"] is not None
     _, final_state = outputs["replication-between-protected-accounts-compliant.json"]
     assert all(body is not None for body in final_state.values())
+
+
+def test_final_state_shows_the_deleted_diagnostic_setting_put_back_and_the_policy_assignment_not(bundled):
+    outputs, _ = bundled
+    _, final_state = outputs["guardrail-diagnostic-setting-deleted-restored.json"]
+    [setting] = [body for rid, body in final_state.items() if "/diagnosticSettings/" in rid]
+    assert [entry["category"] for entry in setting["properties"]["logs"]] == ["StorageRead", "StorageWrite",
+                                                                             "StorageDelete"]
+    records, final_state = outputs["guardrail-policy-assignment-deleted-held.json"]
+    assert [body for rid, body in final_state.items() if "/policyAssignments/" in rid] == [None]
+    assert records[-1]["awaiting_approval"][0]["action"] == "restore_policy_assignment"
 
 
 def test_final_state_shows_only_the_key_that_signed_the_leaked_sas_rotated(bundled):

@@ -10,7 +10,7 @@
    is handed and how its state is set up (in this process, with the app itself, before
    the child starts): the three Event Grid functions on writes a write event about a fresh
    exposed resource, storage_key_access a listKeys event from a stranger on a fresh
-   protected account; contain a containment request storage_exposure queued; egress_scan a due
+   protected account, guardrail_change the deletion of a blob diagnostic setting seen good; contain a containment request storage_exposure queued; egress_scan a due
    window of StorageBlobLogs holding an anonymous read; drift_sweep a small estate of its
    own subscription; the HTTP functions a request through localazure.functions_host.call_http
    (approve and deny a held decision, release a contained one). Every run has a ledger
@@ -45,9 +45,9 @@ from typing import Callable
 from _harness import (REPO, Stack, apply_settings, container_event, median, mib, ms, print_machine, print_table,
                       public_containers, ratio, synthetic_account)
 
-from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
-                                      role_assignment, security_rule, storage_account)
-from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, LIST_KEYS, action_event, write_event
+from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container,
+                                      diagnostic_setting, nsg, role_assignment, security_rule, storage_account)
+from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, LIST_KEYS, action_event, delete_event, write_event
 from tests.helpers.operators import operator
 
 CHILD = Path(__file__).with_name("_cold_child.py")
@@ -251,6 +251,20 @@ def key_listings(bench: Bench, run: int) -> Run:
             raise RuntimeError(f"expected the two accounts' key rotations held for approval, found {held}")
 
     return Run(first, second, check)
+
+
+def deleted_settings(bench: Bench, run: int) -> Run:
+    """Two fresh protected accounts whose blob diagnostic setting was deleted after the app
+    kept its last good body: the full decision path (read the setting, gone, and its account;
+    judge it against the last good body; queue the restoration)."""
+    accounts = [storage_account(f"colddiag{run:02d}{index}") for index in range(2)]
+    settings = [diagnostic_setting(account["id"]) for account in accounts]
+    bench.seed(accounts)
+    for setting in settings:
+        bench.runtime.ledger.keep_guardrail(setting)
+    first, second = ({"kind": "event", "event": delete_event(setting["id"], "Microsoft.Insights/diagnosticSettings/delete")}
+                     for setting in settings)
+    return Run(first, second, requests_queued(2))
 
 
 def grant(scope: str, role: str) -> dict:
@@ -479,6 +493,7 @@ CASES: dict[str, Case] = {
     "role_assignment_grant": Case("request queued", event_grid(ROLE_WRITE, reader_grants)),
     "nsg_exposure": Case("request queued", event_grid(NSG_WRITE, open_nsgs)),
     "storage_key_access": Case("rotation held", key_listings),
+    "guardrail_change": Case("request queued", deleted_settings),
     "egress_scan": Case("request queued", egress_windows,
                         {"CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, "CONTAINMENT_EGRESS_MAX_WINDOWS": "1"}),
     "drift_sweep": Case(f"{DRIFT_FINDINGS} requests queued", estate_sweep,

@@ -145,3 +145,31 @@ def test_the_drift_sweep_keeps_the_last_good_bodies_a_deletion_is_restored_from(
     app.drain()
     assert [r.outcome for r in app.records() if r.rules] == ["contained"]
     assert emulator.arm.get(SETTING["id"]) == SETTING
+
+
+def test_the_guardrail_calls_conform_to_microsofts_specs(app, emulator, shared, tmp_path):
+    """What the app sends and receives for guardrails, checked by oav against the spec subsets
+    (localazure/specs): reading and putting back a diagnostic setting, reading a policy
+    assignment and the sweep's lists. The account listing by resource group, which finds the
+    tagged accounts under an assignment's scope, is outside ../shared's storage subset: oav
+    calls it undefined. Everything else must validate."""
+    import json
+
+    from localazure.conformance import validate_traffic
+
+    emulator.seed([ACCOUNT, SETTING, ASSIGNMENT])
+    app.configure(**ENFORCE, CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    app.deliver(write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["compliant", "compliant", "contained"]
+    assert emulator.write_traffic(tmp_path) > 0
+    report = validate_traffic(tmp_path)
+    undefined = {json.loads((tmp_path / name).read_text())["liveRequest"]["url"].split("?")[0]
+                 for name in report.undefined}
+    assert undefined == {f"{emulator.endpoint}{b.RG_ID}/providers/Microsoft.Storage/storageAccounts"}
+    assert not report.findings, str(report)
+    assert {"PolicyAssignments_Get", "DiagnosticSettings_Get", "DiagnosticSettings_CreateOrUpdate"} <= \
+        report.operations_covered, report.operations_covered

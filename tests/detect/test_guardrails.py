@@ -173,3 +173,11 @@ def test_the_guardrail_calls_conform_to_microsofts_specs(app, emulator, shared, 
     assert not report.findings, str(report)
     assert {"PolicyAssignments_Get", "DiagnosticSettings_Get", "DiagnosticSettings_CreateOrUpdate"} <= \
         report.operations_covered, report.operations_covered
+
+
+def test_guardrail_writes_and_deletions_reach_guardrail_change_and_no_other_deletion_does():
+    from localazure.functions_host import subscribers
+
+    assert subscribers(delete_event(SETTING["id"], DIAGNOSTIC_DELETE)) == ["guardrail_change"]
+    assert subscribers(write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE)) == ["guardrail_change"]
+    assert subscribers(delete_event(ACCOUNT["id"], "Microsoft.Storage/storageAccounts/delete")) == []

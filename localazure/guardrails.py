@@ -135,7 +135,7 @@ def put_policy_exemption(path: str, body: Any, existing: dict | None,
         raise Refused(404, "PolicyAssignmentNotFound",  # unverified
                       f"The policy assignment '{properties['policyAssignmentId']}' is not found.")
     scope = scope_of(path).lower().rstrip("/")
-    assigned_at = str(assignment["properties"]["scope"]).lower().rstrip("/")
+    assigned_at = str((assignment.get("properties") or {}).get("scope") or scope_of(assignment["id"])).lower().rstrip("/")
     if properties.get("assignmentScopeValidation", "Default") == "Default" and not (
             scope == assigned_at or scope.startswith(assigned_at + "/")):
         raise Refused(400, "InvalidPolicyExemptionScope",  # unverified code

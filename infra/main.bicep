@@ -108,6 +108,14 @@ param containmentSasMaxExpiryHours string = '24'
 @description('CONTAINMENT_KEY_MAX_AGE_DAYS: oldest an account access key of a protected account may be (an older one, or no creation time, is a posture finding).')
 param containmentKeyMaxAgeDays string = '90'
 
+@description('CONTAINMENT_REQUIRE_CUSTOMER_KEYS: true makes a protected account encrypted with Microsoft-managed keys a posture finding.')
+@allowed(['true', 'false'])
+param containmentRequireCustomerKeys string = 'false'
+
+@description('CONTAINMENT_REQUIRE_INFRASTRUCTURE_ENCRYPTION: true makes a protected account without infrastructure encryption a posture finding.')
+@allowed(['true', 'false'])
+param containmentRequireInfrastructureEncryption string = 'false'
+
 @description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')
 param containmentQueue string = 'containment-requests'
 
@@ -269,6 +277,8 @@ module app 'app/function.bicep' = {
       CONTAINMENT_CANARY_BLOBS: containmentCanaryBlobs
       CONTAINMENT_SAS_MAX_EXPIRY_HOURS: containmentSasMaxExpiryHours
       CONTAINMENT_KEY_MAX_AGE_DAYS: containmentKeyMaxAgeDays
+      CONTAINMENT_REQUIRE_CUSTOMER_KEYS: containmentRequireCustomerKeys
+      CONTAINMENT_REQUIRE_INFRASTRUCTURE_ENCRYPTION: containmentRequireInfrastructureEncryption
       CONTAINMENT_QUEUE: containmentQueue
       CONTAINMENT_AUTO_CONTAIN: containmentAutoContain
       CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: containmentRoleDeletionApprovalScopes

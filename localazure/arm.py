@@ -46,6 +46,8 @@ ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
 SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY}
 
+# IDs and permissions as Microsoft publishes them (the Key Vault roles: https://learn.microsoft.com/azure/
+# role-based-access-control/built-in-roles/security); createdOn/updatedOn are placeholders.
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
 # An operation nobody polls is done after this long (a caller that does not wait for it).
 _OPERATION_SECONDS = 2.0

@@ -45,6 +45,10 @@ def _choice(*accepted: str) -> Callable[[str], str]:
 _mode = _choice("dry-run", "enforce")
 
 
+def _boolean(raw: str) -> bool:
+    return _choice("false", "true")(raw.lower()) == "true"
+
+
 def _guids(raw: str) -> frozenset[str]:
     if raw and not _items(raw):  # only separators: a typo must not widen the scope to "every"
         raise ValueError("no GUID given; accepted: comma-separated GUIDs, or empty")
@@ -344,6 +348,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_KEY_MAX_AGE_DAYS", "key_max_age_days", "90", _positive(float, "days > 0"),
             "oldest an account access key of a protected account may be (`keyCreationTime`); an older key, or one "
             "with no recorded creation time, is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_REQUIRE_CUSTOMER_KEYS", "require_customer_keys", "false", _boolean,
+            "`true`: a protected account encrypted with Microsoft-managed keys (`encryption.keySource` not "
+            "`Microsoft.Keyvault`) is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_REQUIRE_INFRASTRUCTURE_ENCRYPTION", "require_infrastructure_encryption", "false", _boolean,
+            "`true`: a protected account without infrastructure (double) encryption "
+            "(`encryption.requireInfrastructureEncryption`) is a posture finding (recorded, never contained)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
@@ -475,6 +485,8 @@ class Settings:
     canary_blobs: tuple[str, ...]
     sas_max_expiry_hours: float
     key_max_age_days: float
+    require_customer_keys: bool
+    require_infrastructure_encryption: bool
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]

@@ -16,7 +16,7 @@ from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceI
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
 from containment.detect.customer_keys import vaults_in_scope
-from containment.judge.role_permissions import data_paths, key_paths
+from containment.judge.role_permissions import data_paths, key_paths, reaches
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
 from containment.plan.registry import judge
@@ -104,8 +104,8 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, sc
     paths = data_paths(role, scope, covered)
     role_name = (role.get("properties") or {}).get("roleName")
     if not paths:
-        return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data or to the keys that "
-                                                   "encrypt it")
+        keys = " or to the vault keys that encrypt it" if "vault" in reaches(scope, covered) else ""
+        return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data{keys}")
     allowed = allowance(principal, settings)
     if allowed.allowed:
         return Assessment(spelled, [], state, note=allowed.note)

@@ -29,6 +29,8 @@ var containmentActions = [
   'Microsoft.Authorization/roleAssignments/delete'
   'Microsoft.Authorization/roleAssignments/read'
   'Microsoft.Authorization/roleDefinitions/read'
+  'Microsoft.KeyVault/vaults/keys/read'
+  'Microsoft.KeyVault/vaults/read'
   'Microsoft.Network/networkSecurityGroups/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/delete'
   'Microsoft.Network/networkSecurityGroups/securityRules/read'

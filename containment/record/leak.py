@@ -47,7 +47,7 @@ _DATA_PATHS = (("listkeys", "list the account keys, and with them read and chang
                ("generateuserdelegationkey", "make user-delegation SAS tokens"),
                # Key Vault key data actions (containment.judge.role_permissions.VAULT_KEY_PATHS)
                ("keys/decrypt/", "decrypt with the vault's keys"),
-               ("keys/unwrap/", "unwrap with the vault's keys the keys that encrypt the data"),
+               ("keys/unwrap/", "unwrap the data's encryption keys with the vault's keys"),
                ("keys/wrap/", "wrap keys with the vault's keys"),
                ("keys/release/", "release the vault's keys"),
                ("keys/read", "read the vault's keys"),

@@ -62,6 +62,12 @@ EXPECTED = {
     "replication-to-an-unprotected-account-removed.json": ["contained"],
     "replication-between-protected-accounts-compliant.json": ["compliant"],
     "posture-no-sas-policy-and-old-keys-reported.json": ["reported"],
+    "encryption-customer-key-disabled-reported.json": ["reported"],
+    "encryption-customer-key-enabled-compliant.json": ["compliant"],
+    "encryption-customer-keys-required-microsoft-managed-reported.json": ["reported"],
+    "encryption-customer-keys-required-and-used-compliant.json": ["compliant"],
+    "vault-crypto-user-to-unknown-principal-deleted.json": ["contained"],
+    "vault-crypto-user-for-allowlisted-pipeline-compliant.json": ["compliant"],
 }
 
 
@@ -157,6 +163,27 @@ def test_key_and_sas_posture_is_an_incident_of_weaknesses_with_no_article_33_clo
         "storage_sas_expiry_policy_missing": True, "storage_keys_older_than_limit": True}
     [incident] = group([DecisionRecord(**record) for record in records])
     assert incident.status == "weakness" and incident.gdpr_deadline is None and incident.exposed_at is None
+
+
+def test_an_unusable_customer_key_is_an_availability_breach_with_a_clock_and_microsoft_keys_a_weakness(bundled):
+    from containment.core.records import DecisionRecord
+    from containment.record.incidents import group
+
+    outputs, _ = bundled
+    records, final_state = outputs["encryption-customer-key-disabled-reported.json"]
+    [reported] = records
+    assert [(f["rule"], f["severity"], f.get("weakness")) for f in reported["findings"]] == [
+        ("storage_customer_key_unavailable", "critical", None)]
+    [incident] = group([DecisionRecord(**record) for record in records])
+    assert incident.status == "open" and incident.gdpr_deadline is not None
+    key = next(body for rid, body in final_state.items() if rid.endswith("/keys/cmk-synthtrain01"))
+    assert key["properties"]["attributes"]["enabled"] is False  # the app gives no access back
+    records, _ = outputs["encryption-customer-keys-required-microsoft-managed-reported.json"]
+    [incident] = group([DecisionRecord(**record) for record in records])
+    assert incident.status == "weakness" and incident.gdpr_deadline is None
+    records, final_state = outputs["vault-crypto-user-to-unknown-principal-deleted.json"]
+    assert records[0]["findings"][0]["evidence"]["roleName"] == "Key Vault Crypto User"
+    assert final_state[records[0]["resource_id"]] is None
 
 
 def test_a_key_listing_names_who_from_where_and_when_and_holds_the_rotation(bundled):

@@ -15,7 +15,8 @@ from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
-from containment.detect.customer_keys import vaults_in_scope
+from containment.detect.customer_keys import protected_customer_keys, vaults_in_scope
+from containment.judge.customer_keys import account_identities, same_vault
 from containment.judge.role_permissions import data_paths, key_paths, reaches
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
@@ -89,13 +90,14 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, sc
     if settings.self_principal_id and principal == settings.self_principal_id:
         return Assessment(spelled, ignored="the app's own identity's role assignments are never touched")
     covered, account = covered_protected_resources(scope, runtime)
-    role = None
+    role, vaults = None, []
     if may_hold_vaults(scope):
         # The vaults a scope covers cost ARM calls of their own: looked for only where the
         # role reaches vault keys at all.
         role = _role(properties, subscription, runtime)
         if key_paths(role):
-            covered = list(dict.fromkeys(covered + covered_vaults(scope, runtime)))
+            vaults = covered_vaults(scope, runtime)
+            covered = list(dict.fromkeys(covered + [vault["id"] for vault in vaults]))
     if not covered:
         return Assessment(spelled, ignored="not synthetic data: the assignment's scope covers no protected resource")
     role = role or _role(properties, subscription, runtime)
@@ -109,6 +111,10 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, sc
     allowed = allowance(principal, settings)
     if allowed.allowed:
         return Assessment(spelled, [], state, note=allowed.note)
+    if set(paths) <= set(key_paths(role)) and (own := keyed_by_its_identity(principal, vaults, runtime)):
+        return Assessment(spelled, [], state, note=f"{principal} is the managed identity of {own}, whose "
+                                                   "customer-managed key the vault holds: Storage reaches the key "
+                                                   "through it")
     context = Context(settings, Protection(tagged=True, protected_scope=None),
                       facts={"role_definition": role, "data_paths": paths, "covered": covered,
                              "allowlist_expired": allowed.expired, "inherited_from": inherited_from})
@@ -159,7 +165,7 @@ def may_hold_vaults(scope: str) -> bool:
     return parsed.provider is None or _is_vault(parsed)
 
 
-def covered_vaults(scope: str, runtime: Runtime) -> list[str]:
+def covered_vaults(scope: str, runtime: Runtime) -> list[dict]:
     """The vaults in scope (containment.detect.customer_keys) that a role assignment's scope
     reaches: a vault the scope is (or is within), or the vaults of a subscription or resource
     group. One ARM call for the vault or the list, and, only where a vault is neither tagged nor
@@ -175,7 +181,19 @@ def covered_vaults(scope: str, runtime: Runtime) -> list[str]:
     else:
         vaults = [vault for vault in arm.list_vaults(runtime.clients, parsed.subscription)
                   if parse_resource_id(vault["id"]).is_within(parsed.text)]
-    return [vault["id"] for vault in vaults_in_scope(vaults, runtime)]
+    return vaults_in_scope(vaults, runtime)
+
+
+def keyed_by_its_identity(principal: str, vaults: list[dict], runtime: Runtime) -> str | None:
+    """The protected account whose customer-managed key one of these vaults holds and whose
+    managed identity the principal is (the identity Storage uses to wrap and unwrap its key:
+    https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview), or None.
+    Asked only before a finding: one list of accounts per watched subscription."""
+    if not vaults:
+        return None
+    return next((account["id"] for key, account in protected_customer_keys(runtime)
+                 if principal in account_identities(account)
+                 and any(same_vault((vault.get("properties") or {}).get("vaultUri"), key) for vault in vaults)), None)
 
 
 def _is_vault(resource: ResourceId) -> bool:

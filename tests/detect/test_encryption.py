@@ -113,17 +113,33 @@ def test_the_same_role_given_to_the_allowlisted_pipeline_is_compliant(app, emula
     assert record.outcome == "compliant" and "CONTAINMENT_ALLOWED_PRINCIPALS" in record.reason
 
 
+def test_the_encryption_role_for_the_protected_accounts_own_identity_is_how_storage_reaches_its_key(app, emulator):
+    identity = ACCOUNT["identity"]["principalId"]
+    [record] = role_write(app, emulator, grant(VAULT["id"], identity, CRYPTO_SERVICE_ENCRYPTION_USER),
+                          ACCOUNT, VAULT, KEY)
+    assert record.outcome == "compliant" and f"managed identity of {ACCOUNT['id']}" in record.reason
+    # The same identity with a blob role over a protected account is judged as anyone's.
+    blob = b.role_assignment(b.RG_ID, identity, b.STORAGE_BLOB_DATA_READER, name="a1b2c3d4-0000-4000-8000-0000000000c9")
+    emulator.seed([blob])
+    app.deliver(write_event(blob["id"], ROLE_WRITE))
+    app.drain()
+    assert app.records()[-1].outcome == "contained"
+
+
 def test_a_crypto_role_on_a_vault_that_holds_no_protected_key_is_ignored(app, emulator):
     other = b.key_vault("kv-build-secrets")
     [record] = role_write(app, emulator, grant(other["id"]), ACCOUNT, VAULT, other)
     assert record.outcome == "ignored" and "covers no protected resource" in record.reason
 
 
-def test_a_tagged_vault_is_in_scope_without_listing_any_account(app, emulator):
+def test_a_tagged_vault_is_in_scope_whatever_it_holds_for_one_account_list_before_the_finding(app, emulator):
     tagged = b.key_vault("kv-tagged", tags={"data-classification": "synthetic"})
     [record] = role_write(app, emulator, grant(tagged["id"], role=CRYPTO_SERVICE_ENCRYPTION_USER), tagged)
     assert record.outcome == "contained"
-    assert not any("storageaccounts" in r.url.lower() for r in emulator.traffic)
+    # Tagged, the vault needs no account to be in scope; the accounts are listed once, to know
+    # whether the principal is a keyed account's own identity (it is not).
+    assert [r.url.split("?")[0].rsplit("/providers/", 1)[1] for r in emulator.traffic
+            if "storageaccounts" in r.url.lower() and r.method == "GET"] == ["Microsoft.Storage/storageAccounts"]
 
 
 def test_a_crypto_role_on_the_resource_group_covers_the_keyed_vault_and_a_blob_role_lists_no_vault(app, emulator):
@@ -140,3 +156,35 @@ def test_a_crypto_role_on_the_resource_group_covers_the_keyed_vault_and_a_blob_r
 def test_a_crypto_role_on_a_storage_account_reaches_no_blob(app, emulator):
     [record] = role_write(app, emulator, grant(ACCOUNT["id"]), ACCOUNT, VAULT, KEY)
     assert record.outcome == "compliant" and record.reason == "Key Vault Crypto User has no path to blob data"
+
+
+def test_the_built_in_key_vault_roles_reach_keys_and_no_blob(emulator):
+    from containment.judge.role_permissions import blob_paths, key_paths
+
+    roles = {role["properties"]["roleName"]: role for role in emulator.arm.builtin_roles.values()}
+    for name in ("Key Vault Administrator", "Key Vault Crypto Officer", "Key Vault Crypto User",
+                 "Key Vault Crypto Service Encryption User"):
+        assert blob_paths(roles[name]) == [] and any("unwrap" in path for path in key_paths(roles[name])), name
+    assert len(key_paths(roles["Key Vault Crypto Service Encryption User"])) == 3  # read, wrap, unwrap
+    assert key_paths(roles["Owner"]) == [] and key_paths(roles["Storage Blob Data Owner"]) == []
+
+
+def test_the_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
+    """The account's vault and key reads, and the vault role path, as oav checks them; listing
+    storage accounts by subscription (which protected accounts a vault's keys encrypt) is not in
+    ../shared's storage spec subset: the one call oav can only call undefined."""
+    import json
+
+    from localazure.conformance import validate_traffic
+
+    account_write(app, emulator, ACCOUNT, VAULT, b.vault_key(VAULT, enabled=False))
+    role_write(app, emulator, grant(VAULT["id"]))
+    assert [r.outcome for r in app.records()] == ["reported", "contained"]
+    emulator.write_traffic(tmp_path)
+    report = validate_traffic(tmp_path)
+    assert report.findings == [], str(report)
+    assert {"Vaults_Get", "Vaults_ListBySubscription", "Keys_Get"} <= report.operations_covered
+    undefined = {json.loads((tmp_path / name).read_text())["liveRequest"]["url"].split("?")[0]
+                 for name in report.undefined}
+    assert undefined == {f"{emulator.endpoint}/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Storage/"
+                         "storageAccounts"}

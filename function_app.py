@@ -53,6 +53,18 @@ def storage_key_access(event: func.EventGridEvent) -> None:
     on_key_access(event)
 
 
+@app.function_name("key_vault_write")
+@app.event_grid_trigger(arg_name="event")
+def key_vault_write(event: func.EventGridEvent) -> None:
+    """A Key Vault, its access policies or a private endpoint connection were written
+    (subscription system topic, ResourceWriteSuccess): if the vault holds a protected account's
+    customer-managed key (or is itself synthetic data's), re-read it, judge it, and contain an
+    open network, an access policy for a principal not allowed, or purge protection off."""
+    from containment.detect.key_vault import on_key_vault_write
+
+    on_key_vault_write(event)
+
+
 @app.function_name("egress_scan")
 @app.timer_trigger(schedule="%CONTAINMENT_EGRESS_SCHEDULE%", arg_name="timer", use_monitor=True)
 def egress_scan(timer: func.TimerRequest) -> None:

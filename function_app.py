@@ -79,8 +79,8 @@ def egress_scan(timer: func.TimerRequest) -> None:
 @app.function_name("drift_sweep")
 @app.timer_trigger(schedule="%CONTAINMENT_SWEEP_SCHEDULE%", arg_name="timer", use_monitor=True)
 def drift_sweep(timer: func.TimerRequest) -> None:
-    """Hourly: re-judge every protected account, container, NSG and role assignment through
-    ARM list calls, so what no event reported is still found."""
+    """Hourly: re-judge every protected account, container, Key Vault, NSG and role
+    assignment through ARM list calls, so what no event reported is still found."""
     from containment.detect.drift_sweep import run_drift_sweep
 
     run_drift_sweep()

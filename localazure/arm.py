@@ -47,6 +47,7 @@ ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
 KEY_VAULT = "microsoft.keyvault/vaults"
 VAULT_KEY = "microsoft.keyvault/vaults/keys"
+VAULT_ACCESS_POLICY = "microsoft.keyvault/vaults/accesspolicies"  # an operation on the vault, not a resource
 SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY,
                   KEY_VAULT, VAULT_KEY}
 

@@ -97,8 +97,10 @@ def customer_key_state(account: dict, runtime: Runtime, state: dict[str, dict]) 
         return {**found, "state": "unseen", "why": why}
     found["vault"] = vault.get("id")
     try:
-        key_id = parse_resource_id(f"{vault['id']}/keys/{key.key_name}")
+        key_id = parse_resource_id(f"{vault['id']}/keys/{key.key_name}") if key.key_name else None
     except MalformedResourceId:
+        key_id = None
+    if key_id is None:
         return {**found, "state": "unseen", "why": f"the account names no key ARM can address ({key.key_name!r})"}
     found["key"] = key_id.text
     body, unreadable = arm.read_if_permitted(runtime.clients, key_id)

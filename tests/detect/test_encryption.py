@@ -69,6 +69,14 @@ def test_a_key_in_a_vault_outside_the_watched_subscriptions_is_a_weakness(app, e
     assert "no vault in the watched subscriptions" in finding["summary"]
 
 
+def test_a_vault_named_without_a_key_is_not_read_as_a_deleted_key(app, emulator):
+    nameless = b.customer_keyed(b.storage_account(), VAULT, key="")
+    [record] = account_write(app, emulator, nameless, VAULT, KEY)
+    assert record.rules == ["storage_customer_key_outside_watch"]
+    assert "names no key" in record.findings[0]["evidence"]["why"]
+    assert not any("/keys/" in path for path in vault_traffic(emulator))
+
+
 def test_microsoft_managed_keys_cost_no_vault_call_and_are_a_finding_only_where_customer_keys_are_required(
         app, emulator):
     managed = b.storage_account(encryption={"keySource": "Microsoft.Storage", "requireInfrastructureEncryption": False})

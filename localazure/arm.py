@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure import guardrails, key_actions, replication, storage_validation
+from localazure import guardrails, key_actions, key_vault, replication, storage_validation
 from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
@@ -40,6 +40,7 @@ API_VERSIONS = {
     guardrails.POLICY_ASSIGNMENT: "2025-03-01",
     guardrails.POLICY_EXEMPTION: "2024-12-01-preview",
     guardrails.DIAGNOSTIC_SETTING: "2021-05-01-preview",
+    "microsoft.keyvault": "2024-11-01",  # containment.adapters.arm.API_VERSIONS; localazure/specs
 }
 
 STORAGE_ACCOUNT = "microsoft.storage/storageaccounts"
@@ -49,9 +50,14 @@ SECURITY_RULE = "microsoft.network/networksecuritygroups/securityrules"
 ROLE_ASSIGNMENT = "microsoft.authorization/roleassignments"
 ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
+KEY_VAULT = "microsoft.keyvault/vaults"
+VAULT_KEY = "microsoft.keyvault/vaults/keys"
+VAULT_ACCESS_POLICY = "microsoft.keyvault/vaults/accesspolicies"  # an operation on the vault, not a resource
 SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY,
-                  *guardrails.TYPES}
+                  KEY_VAULT, VAULT_KEY, *guardrails.TYPES}
 
+# IDs and permissions as Microsoft publishes them (the Key Vault roles: https://learn.microsoft.com/azure/
+# role-based-access-control/built-in-roles/security); createdOn/updatedOn are placeholders.
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
 # An operation nobody polls is done after this long (a caller that does not wait for it).
 _OPERATION_SECONDS = 2.0
@@ -415,6 +421,60 @@ class ArmState:
             return Answer(204)
         self.etags.pop(key, None)
         return Answer(200)
+
+    # -- key vaults (localazure/key_vault.py names each source) ----------------------
+    @staticmethod
+    def _vault_not_found(path: str) -> Callable[[], ArmError]:
+        parts = path.strip("/").split("/")
+        name, group = parts[7] if len(parts) > 7 else path, parts[3] if len(parts) > 3 else ""
+        # ARM's generic not-found answer for a resource (unverified: Key Vault's own wording).
+        return lambda: ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/vaults/{name}' under "
+                                                         f"resource group '{group}' was not found.")
+
+    def _vault(self, path: str) -> tuple[str, dict]:
+        key = "/".join(_key(path).split("/")[:9])  # /subscriptions/s/resourcegroups/g/providers/ns/vaults/v
+        return key, self._require(key, KEY_VAULT, self._vault_not_found(path))
+
+    def get_vault(self, path, match, query, headers, body) -> Answer:
+        _, vault = self._vault(path)
+        return Answer(200, copy.deepcopy(vault))
+
+    def list_vaults(self, path, match, query, headers, body) -> Answer:
+        return Answer(200, {"value": self._list(_key(path), KEY_VAULT)})
+
+    def put_vault(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        existing = self.resources.get(key)
+        vault = _refusing(key_vault.put_vault, path, body, existing)
+        self.resources[key] = vault
+        self.etags[key] = _new_etag()
+        return Answer(200 if existing else 201, copy.deepcopy(vault))
+
+    def patch_vault(self, path, match, query, headers, body) -> Answer:
+        key, vault = self._vault(path)
+        candidate = copy.deepcopy(vault)
+        _refusing(key_vault.patch_vault, candidate, body)
+        self.resources[key] = candidate
+        self._touch(key)
+        return Answer(200, copy.deepcopy(candidate))
+
+    def update_access_policies(self, path, match, query, headers, body) -> Answer:
+        key, vault = self._vault(path)
+        candidate = copy.deepcopy(vault)
+        answer = _refusing(key_vault.update_access_policies, candidate, path.rsplit("/", 1)[1].lower(), body)
+        self.resources[key] = candidate
+        self._touch(key)
+        return Answer(200, answer)
+
+    def list_vault_keys(self, path, match, query, headers, body) -> Answer:
+        key, _ = self._vault(path)
+        return Answer(200, {"value": self._list(key + "/keys", VAULT_KEY)})
+
+    def get_vault_key(self, path, match, query, headers, body) -> Answer:
+        self._vault(path)
+        name = path.rsplit("/", 1)[1]
+        return Answer(200, copy.deepcopy(self._require(_key(path), VAULT_KEY, lambda: ArmError(
+            404, "ResourceNotFound", f"The key '{name}' was not found in the vault."))))  # unverified wording
 
     # -- blob containers -----------------------------------------------------------
     @staticmethod
@@ -912,6 +972,8 @@ _RG = _SUB + r"/resourcegroups/[^/]+"
 _ACCOUNT = _RG + r"/providers/microsoft\.storage/storageaccounts/[^/]+"
 _NSG = _RG + r"/providers/microsoft\.network/networksecuritygroups/[^/]+"
 _AUTH = r"(?P<scope>.*?)/providers/microsoft\.authorization"
+_VAULT = _RG + r"/providers/microsoft\.keyvault/vaults/[^/]+"
+_VAULTS = "Microsoft.KeyVault/vaults"
 _STORAGE = "Microsoft.Storage/storageAccounts"
 _CONTAINERS = _STORAGE + "/blobServices/containers"
 _POLICIES = _STORAGE + "/objectReplicationPolicies"
@@ -961,6 +1023,14 @@ _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
          {"GET": (ArmState.get_operation, None)}),
         (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+",
          {"GET": (ArmState.get_operation_result, None)}),
+        (_SUB + r"/providers/microsoft\.keyvault/vaults", {"GET": (ArmState.list_vaults, _VAULTS + "/read")}),
+        (_RG + r"/providers/microsoft\.keyvault/vaults", {"GET": (ArmState.list_vaults, _VAULTS + "/read")}),
+        (_VAULT, {"GET": (ArmState.get_vault, _VAULTS + "/read"), "PUT": (ArmState.put_vault, _VAULTS + "/write"),
+                  "PATCH": (ArmState.patch_vault, _VAULTS + "/write")}),
+        (_VAULT + r"/accesspolicies/[^/]+",
+         {"PUT": (ArmState.update_access_policies, _VAULTS + "/accessPolicies/write")}),
+        (_VAULT + r"/keys", {"GET": (ArmState.list_vault_keys, _VAULTS + "/keys/read")}),
+        (_VAULT + r"/keys/[^/]+", {"GET": (ArmState.get_vault_key, _VAULTS + "/keys/read")}),
         (_AUTH + r"/roleassignments", {"GET": (ArmState.list_assignments, _ASSIGNMENTS + "/read")}),
         (_AUTH + r"/roleassignments/[^/]+",
          {"GET": (ArmState.get_assignment, _ASSIGNMENTS + "/read"),

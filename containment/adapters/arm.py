@@ -140,15 +140,19 @@ def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     raise ValueError(f"no reader for {resource.type}")
 
 
+# What read_if_permitted says of a resource ARM answers 404 for.
+NOT_FOUND = "it does not exist, or not where the app can see it (404)"
+
+
 def read_if_permitted(clients: AzureClients, resource: ResourceId) -> tuple[dict | None, str | None]:
-    """The resource, or None and why it cannot be read: gone (404), or not readable by the
-    app's identity (401, 403: another tenant, a subscription its role does not cover)."""
+    """The resource, or None and why it cannot be read: gone (404: NOT_FOUND), or not readable
+    by the app's identity (401, 403: another tenant, a subscription its role does not cover)."""
     from azure.core.exceptions import HttpResponseError
 
     try:
         return read(clients, resource), None
     except ResourceGone:
-        return None, "it does not exist, or not where the app can see it (404)"
+        return None, NOT_FOUND
     except HttpResponseError as error:
         if error.status_code in (401, 403):
             code = getattr(error.error, "code", None) if error.error else None

@@ -45,6 +45,10 @@ def _choice(*accepted: str) -> Callable[[str], str]:
 _mode = _choice("dry-run", "enforce")
 
 
+def _boolean(raw: str) -> bool:
+    return _choice("false", "true")(raw.lower()) == "true"
+
+
 def _guids(raw: str) -> frozenset[str]:
     if raw and not _items(raw):  # only separators: a typo must not widen the scope to "every"
         raise ValueError("no GUID given; accepted: comma-separated GUIDs, or empty")
@@ -129,6 +133,14 @@ def _positive(kind: type, accepted: str) -> Callable[[str], Any]:
         if not math.isfinite(value) or value <= 0 or value > 10**9:
             raise ValueError(f"accepted: {accepted}, finite and at most 1e9")
         return value
+    return parse
+
+
+def _whole_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"accepted: a whole number from {low} to {high}")
+        return int(raw)
     return parse
 
 
@@ -357,6 +369,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_KEY_MAX_AGE_DAYS", "key_max_age_days", "90", _positive(float, "days > 0"),
             "oldest an account access key of a protected account may be (`keyCreationTime`); an older key, or one "
             "with no recorded creation time, is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_REQUIRE_CUSTOMER_KEYS", "require_customer_keys", "false", _boolean,
+            "`true`: a protected account encrypted with Microsoft-managed keys (`encryption.keySource` not "
+            "`Microsoft.Keyvault`) is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_REQUIRE_INFRASTRUCTURE_ENCRYPTION", "require_infrastructure_encryption", "false", _boolean,
+            "`true`: a protected account without infrastructure (double) encryption "
+            "(`encryption.requireInfrastructureEncryption`) is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_VAULT_MIN_SOFT_DELETE_DAYS", "vault_min_soft_delete_days", "90", _whole_between(7, 90),
+            "shortest soft-delete retention (`softDeleteRetentionInDays`, 7 to 90) a Key Vault holding synthetic data's "
+            "keys may keep; a shorter one is a `key_vault_purge_protection_off` finding (the retention is fixed when the "
+            "vault is created)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
@@ -365,7 +387,7 @@ SETTINGS: tuple[Setting, ...] = (
             "nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,"
             "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination,"
             "diagnostic_setting_removed,diagnostic_setting_not_sending_reads,policy_assignment_removed,"
-            "policy_assignment_not_enforced",
+            "policy_assignment_not_enforced,key_vault_key_access_by_unallowed_principal",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`. The key-listing rules' action, rotating the "
@@ -495,6 +517,9 @@ class Settings:
     canary_blobs: tuple[str, ...]
     sas_max_expiry_hours: float
     key_max_age_days: float
+    require_customer_keys: bool
+    require_infrastructure_encryption: bool
+    vault_min_soft_delete_days: int
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]

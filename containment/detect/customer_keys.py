@@ -24,14 +24,34 @@ def protected_accounts_keyed_in(vault: dict, runtime: Runtime) -> list[dict]:
     """The protected storage accounts, in the watched subscriptions, whose customer-managed key
     the vault holds (matched on the vault's `properties.vaultUri`)."""
     vault_uri = (vault.get("properties") or {}).get("vaultUri")
+    return [account for key, account in protected_customer_keys(runtime) if same_vault(vault_uri, key)]
+
+
+def protected_customer_keys(runtime: Runtime) -> list[tuple[CustomerKey, dict]]:
+    """Every protected account in the watched subscriptions that names a customer-managed key,
+    with the key: one list of accounts per subscription."""
     keyed = []
     for subscription in watched_subscriptions(runtime):
         for account in arm.list_accounts(runtime.clients, subscription, None):
             key = customer_key_of(account)
-            if key and same_vault(vault_uri, key) and protection_of(
-                    parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
-                keyed.append(account)
+            if key and protection_of(parse_resource_id(account["id"]), account.get("tags"),
+                                     runtime.settings).protected:
+                keyed.append((key, account))
     return keyed
+
+
+def vaults_in_scope(vaults: list[dict], runtime: Runtime) -> list[dict]:
+    """The vaults among these that are in scope: tagged, under a protected scope, or holding a
+    protected account's customer-managed key. The accounts are listed only where a vault is
+    neither tagged nor under a protected scope, and then once for all of them."""
+    settings = runtime.settings
+    protected = [vault for vault in vaults
+                 if protection_of(parse_resource_id(vault["id"]), vault.get("tags"), settings).protected]
+    rest = [vault for vault in vaults if vault not in protected]
+    keys = [key for key, _ in protected_customer_keys(runtime)] if rest else []
+    keyed = [vault for vault in rest
+             if any(same_vault((vault.get("properties") or {}).get("vaultUri"), key) for key in keys)]
+    return [vault for vault in vaults if vault in protected or vault in keyed]
 
 
 def vault_holding(key: CustomerKey, runtime: Runtime) -> tuple[dict | None, str]:

@@ -1,8 +1,8 @@
 """The drift sweep (timer): re-judge every protected storage account and container, the
-object replication policies and blob diagnostic settings of protected accounts, NSG, role
-assignment, policy assignment and policy exemption through ARM list calls (keeping the last
-good body of each compliant guardrail: containment.detect.guardrails), so what no event
-reported (a dead-lettered
+object replication policies and blob diagnostic settings of protected accounts, Key Vault,
+NSG, role assignment, policy assignment and policy exemption through ARM list calls (keeping
+the last good body of each compliant guardrail: containment.detect.guardrails), so what no
+event reported (a dead-lettered
 event, a change made before the app was deployed) is still found. It also closes the
 approvals that expired unanswered (containment.record.approvals.expire_overdue).
 
@@ -34,6 +34,7 @@ from containment.core.ids import parse_resource_id
 from containment.judge.scope import protection_of
 from containment.core.records import DecisionRecord, describe_failure
 from containment.detect.guardrails import assess_guardrail
+from containment.detect.key_vault import assess_key_vault
 from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
 from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
@@ -50,7 +51,7 @@ PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/netw
                "Microsoft.Authorization/roleAssignments/read",
                "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read",
                "Microsoft.Insights/diagnosticSettings/read", "Microsoft.Authorization/policyAssignments/read",
-               "Microsoft.Authorization/policyExemptions/read")  # the list calls
+               "Microsoft.Authorization/policyExemptions/read", "Microsoft.KeyVault/vaults/read")  # the list calls
 # What a failure is about, where it is no one listed resource: the sweep itself, its digest.
 SWEEP, DIGEST = "", "the ledger digest"
 
@@ -87,6 +88,8 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
             yield from _listed(runtime, f"{account['id']}/blobServices/default/providers/Microsoft.Insights/"
                                "diagnosticSettings", lambda: arm.list_diagnostic_settings(
                                    clients, f"{account['id']}/blobServices/default"))
+    for vault in arm.list_vaults(clients, subscription):
+        yield vault["id"], _by_id(assess_key_vault, vault["id"])
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):

@@ -15,13 +15,16 @@ from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
-from containment.judge.role_permissions import data_paths
+from containment.detect.customer_keys import protected_customer_keys, vaults_in_scope
+from containment.judge.customer_keys import account_identities, same_vault
+from containment.judge.role_permissions import data_paths, key_paths, reaches
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
 from containment.plan.registry import judge
 
 PERMISSIONS = ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleDefinitions/read",
-               "Microsoft.Storage/storageAccounts/read")  # what assessing reads (accounts under a scope too)
+               "Microsoft.Storage/storageAccounts/read",  # what assessing reads (accounts under a scope too)
+               "Microsoft.KeyVault/vaults/read")  # and the vaults under it, for a role that reaches vault keys
 OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",)
 SUBSCRIPTION = EventSubscription((WRITE_SUCCESS,), OPERATIONS)
 
@@ -39,8 +42,8 @@ def assess_role_assignment(resource: ResourceId, runtime: Runtime, event: ArmEve
         return Assessment(resource.text, ignored="the role assignment no longer exists (read again for "
                                                  f"{runtime.settings.role_assignment_wait_seconds:g} s)")
     properties = assignment.get("properties") or {}
-    covered, account = covered_protected_resources(properties.get("scope") or resource.scope, runtime)
-    return judge_assignment(assignment, resource.text, resource.subscription, covered, runtime, account=account)
+    return judge_assignment(assignment, resource.text, resource.subscription, properties.get("scope") or resource.scope,
+                            runtime)
 
 
 def read_when_visible(resource: ResourceId, runtime: Runtime) -> dict:
@@ -71,42 +74,61 @@ def assess_inherited_assignment(assignment: dict, subscription: str, runtime: Ru
     group): it covers everything in the subscription, and only someone above can remove it."""
     properties = assignment.get("properties") or {}
     scope = properties.get("scope") or "/"
-    covered, _ = covered_protected_resources(f"/subscriptions/{subscription}", runtime)
-    return judge_assignment(assignment, str(assignment.get("id")), subscription, covered, runtime, inherited_from=scope)
+    return judge_assignment(assignment, str(assignment.get("id")), subscription, f"/subscriptions/{subscription}",
+                            runtime, inherited_from=scope)
 
 
-def judge_assignment(assignment: dict, resource_text: str, subscription: str, covered: list[str], runtime: Runtime,
-                     inherited_from: str | None = None, account: dict | None = None) -> Assessment:
-    """`account`: the storage account the assignment is scoped to (or to one of its
-    containers), as read to judge it: kept in the record, so the incident knows the dataset's
-    privacy tags (containment.record.dataset_context)."""
+def judge_assignment(assignment: dict, resource_text: str, subscription: str, scope: str, runtime: Runtime,
+                     inherited_from: str | None = None) -> Assessment:
+    """Judge an assignment over what `scope` covers. The storage account it is scoped to (or
+    to one of its containers), as read to judge it, is kept in the record, so the incident
+    knows the dataset's privacy tags (containment.record.dataset_context)."""
     settings = runtime.settings
     spelled = assignment.get("id") or resource_text
     properties = assignment.get("properties") or {}
     principal = str(properties.get("principalId") or "").lower()
     if settings.self_principal_id and principal == settings.self_principal_id:
         return Assessment(spelled, ignored="the app's own identity's role assignments are never touched")
+    covered, account = covered_protected_resources(scope, runtime)
+    role, vaults = None, []
+    if may_hold_vaults(scope):
+        # The vaults a scope covers cost ARM calls of their own: looked for only where the
+        # role reaches vault keys at all.
+        role = _role(properties, subscription, runtime)
+        if key_paths(role):
+            vaults = covered_vaults(scope, runtime)
+            covered = list(dict.fromkeys(covered + [vault["id"] for vault in vaults]))
     if not covered:
         return Assessment(spelled, ignored="not synthetic data: the assignment's scope covers no protected resource")
-    role = arm.read_role_definition(runtime.clients, subscription, str(properties.get("roleDefinitionId")))
+    role = role or _role(properties, subscription, runtime)
     state = {spelled: assignment, role.get("id") or str(properties.get("roleDefinitionId")): role,
              **({account["id"]: account} if account and account.get("id") else {})}
-    paths = data_paths(role)
+    paths = data_paths(role, scope, covered)
     role_name = (role.get("properties") or {}).get("roleName")
     if not paths:
-        return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data")
+        keys = " or to the vault keys that encrypt it" if "vault" in reaches(scope, covered) else ""
+        return Assessment(spelled, [], state, note=f"{role_name} has no path to blob data{keys}")
     allowed = allowance(principal, settings)
     if allowed.allowed:
         return Assessment(spelled, [], state, note=allowed.note)
+    if set(paths) <= set(key_paths(role)) and (own := keyed_by_its_identity(principal, vaults, runtime)):
+        return Assessment(spelled, [], state, note=f"{principal} is the managed identity of {own}, whose "
+                                                   "customer-managed key the vault holds: Storage reaches the key "
+                                                   "through it")
     context = Context(settings, Protection(tagged=True, protected_scope=None),
                       facts={"role_definition": role, "data_paths": paths, "covered": covered,
                              "allowlist_expired": allowed.expired, "inherited_from": inherited_from})
     return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
 
 
+def _role(properties: dict, subscription: str, runtime: Runtime) -> dict:
+    return arm.read_role_definition(runtime.clients, subscription, str(properties.get("roleDefinitionId")))
+
+
 def covered_protected_resources(scope: str, runtime: Runtime) -> tuple[list[str], dict | None]:
-    """The protected resources (or protected scopes) a role assignment's scope reaches, and
-    the storage account read where the scope is one account or within it."""
+    """The protected storage accounts (or protected scopes) a role assignment's scope reaches,
+    and the storage account read where the scope is one account or within it. The vaults it
+    covers: covered_vaults."""
     settings, clients = runtime.settings, runtime.clients
     try:
         parsed = parse_resource_id(scope)
@@ -129,7 +151,53 @@ def covered_protected_resources(scope: str, runtime: Runtime) -> tuple[list[str]
             account = {}
         if has_scope_tag(account.get("tags"), settings):
             covered.append(account.get("id") or account_id.text)
+    elif _is_vault(parsed):  # the vault, or one of its keys: under a protected scope
+        covered += [p for p in settings.protected_scopes if parsed.is_within(p)]
     return list(dict.fromkeys(covered)), account or None
+
+
+def may_hold_vaults(scope: str) -> bool:
+    """Whether a scope is a vault, within one, or above one (a subscription or resource group)."""
+    try:
+        parsed = parse_resource_id(scope)
+    except MalformedResourceId:
+        return False  # a management-group scope is covered whole already
+    return parsed.provider is None or _is_vault(parsed)
+
+
+def covered_vaults(scope: str, runtime: Runtime) -> list[dict]:
+    """The vaults in scope (containment.detect.customer_keys) that a role assignment's scope
+    reaches: a vault the scope is (or is within), or the vaults of a subscription or resource
+    group. One ARM call for the vault or the list, and, only where a vault is neither tagged nor
+    under a protected scope, one list of accounts per watched subscription (which protected
+    accounts' keys it holds)."""
+    parsed = parse_resource_id(scope)
+    if _is_vault(parsed):
+        vault_id = parsed.ancestor(len(parsed.types) - 1) if len(parsed.types) > 1 else parsed
+        try:
+            vaults = [arm.read(runtime.clients, vault_id)]
+        except arm.ResourceGone:
+            return []
+    else:
+        vaults = [vault for vault in arm.list_vaults(runtime.clients, parsed.subscription)
+                  if parse_resource_id(vault["id"]).is_within(parsed.text)]
+    return vaults_in_scope(vaults, runtime)
+
+
+def keyed_by_its_identity(principal: str, vaults: list[dict], runtime: Runtime) -> str | None:
+    """The protected account whose customer-managed key one of these vaults holds and whose
+    managed identity the principal is (the identity Storage uses to wrap and unwrap its key:
+    https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview), or None.
+    Asked only before a finding: one list of accounts per watched subscription."""
+    if not vaults:
+        return None
+    return next((account["id"] for key, account in protected_customer_keys(runtime)
+                 if principal in account_identities(account)
+                 and any(same_vault((vault.get("properties") or {}).get("vaultUri"), key) for vault in vaults)), None)
+
+
+def _is_vault(resource: ResourceId) -> bool:
+    return (resource.provider or "").lower() == "microsoft.keyvault" and resource.types[0].lower() == "vaults"
 
 
 PATH = EventPath(SUBSCRIPTION, assess_role_assignment)

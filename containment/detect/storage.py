@@ -19,14 +19,19 @@ from containment.core.ids import (
     ResourceId,
     parse_resource_id,
 )
+from containment.detect.customer_keys import vault_holding
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
+from containment.judge.customer_keys import customer_key_of
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.registry import judge
 
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read",
                "Microsoft.Storage/storageAccounts/blobServices/containers/read",
-               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read")  # what assessing reads
+               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read",  # what assessing reads
+               # and, for an account encrypted with a customer-managed key, the vault that holds it and
+               # the key's state through ARM (control-plane reads: no data-plane access to the key)
+               "Microsoft.KeyVault/vaults/read", "Microsoft.KeyVault/vaults/keys/read")
 OPERATIONS = ("Microsoft.Storage/storageAccounts/write",
               "Microsoft.Storage/storageAccounts/blobServices/containers/write",
               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/write")
@@ -53,7 +58,11 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
     protection = in_scope(spelled, resource, account.get("tags"), runtime)
     if isinstance(protection, Assessment):
         return protection
-    context = Context(runtime.settings, protection, facts={"account": account})
+    facts: dict[str, Any] = {"account": account}
+    key_state: dict[str, dict] = {}
+    if container is None:  # an account write: where its customer-managed key is, and whether it is usable
+        facts["customer_key"] = customer_key_state(account, runtime, key_state)
+    context = Context(runtime.settings, protection, facts=facts)
     if container is not None:
         # The account as read beside it: its tags say whose data this is (the incident's
         # privacy context, containment.record.dataset_context).
@@ -62,13 +71,49 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
     # An account write can make containers that were set public earlier readable: judge them too.
     containers = arm.list_containers(runtime.clients, account_id)
     findings = judge(STORAGE_ACCOUNT, account, context)
-    state = {spelled: account}
+    state = {spelled: account, **key_state}
     for body in containers:
         exposed = judge(BLOB_CONTAINER, body, context)
         if exposed:  # the evidence keeps the containers that matter, not every one
             findings += exposed
             state[body["id"]] = body
     return Assessment(spelled, findings, state)
+
+
+def customer_key_state(account: dict, runtime: Runtime, state: dict[str, dict]) -> dict[str, Any] | None:
+    """Where the account's customer-managed key is and what state it is in, as
+    containment.judge.encryption reads it; None where Microsoft manages the key (no ARM call).
+    A customer-managed key costs one list of vaults per watched subscription and one read of the
+    key through ARM (`vaults/{vault}/keys/{key}`, whose `properties.attributes.enabled` says
+    whether it can be used). The vault and the key read are kept in `state` (the evidence) where
+    the key is not usable."""
+    key = customer_key_of(account)
+    if key is None:
+        return None
+    found: dict[str, Any] = {"keyvaulturi": key.vault_uri, "keyname": key.key_name, "keyversion": key.key_version,
+                             "vault": None, "key": None}
+    vault, why = vault_holding(key, runtime)
+    if vault is None:
+        return {**found, "state": "unseen", "why": why}
+    found["vault"] = vault.get("id")
+    try:
+        key_id = parse_resource_id(f"{vault['id']}/keys/{key.key_name}") if key.key_name else None
+    except MalformedResourceId:
+        key_id = None
+    if key_id is None:
+        return {**found, "state": "unseen", "why": f"the account names no key ARM can address ({key.key_name!r})"}
+    found["key"] = key_id.text
+    body, unreadable = arm.read_if_permitted(runtime.clients, key_id)
+    if body is None and unreadable != arm.NOT_FOUND:
+        return {**found, "state": "unseen", "why": f"the key cannot be read: {unreadable}"}
+    attributes = ((body or {}).get("properties") or {}).get("attributes") or {}
+    if body is not None and attributes.get("enabled") is not False:
+        return {**found, "state": "enabled", "why": f"{key_id.text} is enabled"}
+    state[vault.get("id") or key_id.ancestor(1).text] = vault
+    if body is None:
+        return {**found, "state": "deleted", "why": f"ARM answers 404 for {key_id.text}: the key is deleted"}
+    state[body.get("id") or key_id.text] = body
+    return {**found, "state": "disabled", "why": f"{key_id.text} has attributes.enabled false"}
 
 
 def assess_replication_policy(resource: ResourceId, runtime: Runtime) -> Assessment:

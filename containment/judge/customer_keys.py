@@ -42,6 +42,16 @@ def customer_key_of(account: dict) -> CustomerKey | None:
     return CustomerKey(uri, properties.get("keyname") or None, properties.get("keyversion") or None)
 
 
+def account_identities(account: dict) -> list[str]:
+    """The object IDs of the account's managed identities, lower case (system-assigned, and each
+    user-assigned one, as ARM's `identity` block names them): whichever its encryption uses
+    reaches the key as Storage does."""
+    identity = (account or {}).get("identity") or {}
+    found = [identity.get("principalId")] + [
+        (assigned or {}).get("principalId") for assigned in (identity.get("userAssignedIdentities") or {}).values()]
+    return [str(principal).lower() for principal in found if principal]
+
+
 def same_vault(vault_uri: object, key: CustomerKey) -> bool:
     """Whether a vault's `properties.vaultUri` is the one the key lives in."""
     return isinstance(vault_uri, str) and _host(vault_uri) == key.vault_host

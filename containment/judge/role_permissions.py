@@ -1,4 +1,5 @@
-"""What a role definition lets its holder do to protected blob data. Pure.
+"""What a role definition lets its holder do to protected blob data, and to the vault keys that
+encrypt it. Pure.
 
 Azure RBAC matches operation strings case-insensitively, with `*` matching any run of
 characters (including '/'); a permission grants an operation when one of its `actions`
@@ -10,12 +11,33 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from containment.core.ids import KEY_VAULT, STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 # Control-plane operations that hand out the data without a data role: the account keys,
 # and SAS tokens signed with them.
 KEY_PATHS = (
     "Microsoft.Storage/storageAccounts/listKeys/action",
     "Microsoft.Storage/storageAccounts/ListAccountSas/action",
+)
+
+
+# Key Vault data actions on keys that reach, or lock, the data a vault's key encrypts: use the
+# key (decrypt, unwrap, wrap; release hands its material to an attested environment), read it,
+# or make it unusable (update can set `enabled: false`, delete, purge): with its customer-managed
+# key disabled or deleted, an account refuses every blob read and write
+# (https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview). The
+# operation strings are Microsoft's
+# (https://learn.microsoft.com/azure/role-based-access-control/permissions/security#microsoftkeyvault).
+VAULT_KEY_PATHS = (
+    "Microsoft.KeyVault/vaults/keys/decrypt/action",
+    "Microsoft.KeyVault/vaults/keys/unwrap/action",
+    "Microsoft.KeyVault/vaults/keys/wrap/action",
+    "Microsoft.KeyVault/vaults/keys/release/action",
+    "Microsoft.KeyVault/vaults/keys/read",
+    "Microsoft.KeyVault/vaults/keys/update/action",
+    "Microsoft.KeyVault/vaults/keys/delete",
+    "Microsoft.KeyVault/vaults/keys/purge/action",
 )
 
 
@@ -39,13 +61,44 @@ def grants(permissions: list[dict], operation: str, *, data: bool) -> bool:
     return False
 
 
-def data_paths(role_definition: dict) -> list[str]:
-    """Every way the role reaches blob data, in words for the evidence; [] if none."""
+def blob_paths(role_definition: dict) -> list[str]:
+    """Every way the role reaches blob data in a storage account, in words for the evidence."""
     permissions = (role_definition.get("properties") or {}).get("permissions") or []
-    paths = []
-    if grants(permissions, BLOB_READ, data=True):
-        paths.append(f"dataActions grant {BLOB_READ}")
-    for operation in KEY_PATHS:
-        if grants(permissions, operation, data=False):
-            paths.append(f"actions grant {operation}")
-    return paths
+    paths = [f"dataActions grant {BLOB_READ}"] if grants(permissions, BLOB_READ, data=True) else []
+    return paths + [f"actions grant {operation}" for operation in KEY_PATHS if grants(permissions, operation, data=False)]
+
+
+def key_paths(role_definition: dict) -> list[str]:
+    """Every way the role reaches the keys of a vault (VAULT_KEY_PATHS), in words for the evidence."""
+    permissions = (role_definition.get("properties") or {}).get("permissions") or []
+    return [f"dataActions grant {operation}" for operation in VAULT_KEY_PATHS
+            if grants(permissions, operation, data=True)]
+
+
+def data_paths(role_definition: dict, scope: str | None = None, covered: list[str] | None = None) -> list[str]:
+    """Every way the role, assigned at `scope`, reaches the protected resources it covers, in
+    words for the evidence; [] if none. Blob paths count over a storage account (or a scope that
+    may hold one), key paths over a vault (or a scope that may hold one); with no scope given, both."""
+    kinds = reaches(scope, covered or []) if scope is not None else {"storage", "vault"}
+    return ((blob_paths(role_definition) if "storage" in kinds else [])
+            + (key_paths(role_definition) if "vault" in kinds else []))
+
+
+def reaches(scope: str, covered: list[str]) -> set[str]:
+    """What an assignment at `scope` reaches among what it covers: the account, or the vault,
+    it is scoped to (or within); above them, what each covered resource is, a scope (a protected
+    resource group, a management group) counting as both."""
+    kinds: set[str] = set()
+    for item in [scope] if _kind(scope) else covered:
+        kinds |= {_kind(item)} if _kind(item) else {"storage", "vault"}
+    return kinds
+
+
+def _kind(resource_id: str) -> str | None:
+    """"storage" for an account or anything in it, "vault" for a vault or anything in it, else None."""
+    try:
+        resource = parse_resource_id(resource_id)
+    except MalformedResourceId:  # a management-group or root scope
+        return None
+    top = "/".join((resource.provider or "",) + resource.types[:1]).lower()
+    return {STORAGE_ACCOUNT.lower(): "storage", KEY_VAULT.lower(): "vault"}.get(top)

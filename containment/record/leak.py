@@ -44,7 +44,16 @@ _DATA_PATHS = (("listkeys", "list the account keys, and with them read and chang
                ("listservicesas", "make SAS tokens for the account's containers and blobs"),
                ("blobs/read", "read every blob"),
                ("blobs/write", "write blobs"),
-               ("generateuserdelegationkey", "make user-delegation SAS tokens"))
+               ("generateuserdelegationkey", "make user-delegation SAS tokens"),
+               # Key Vault key data actions (containment.judge.role_permissions.VAULT_KEY_PATHS)
+               ("keys/decrypt/", "decrypt with the vault's keys"),
+               ("keys/unwrap/", "unwrap the data's encryption keys with the vault's keys"),
+               ("keys/wrap/", "wrap keys with the vault's keys"),
+               ("keys/release/", "release the vault's keys"),
+               ("keys/read", "read the vault's keys"),
+               ("keys/update/", "disable the vault's keys, making the data they encrypt unreadable"),
+               ("keys/delete", "delete the vault's keys, making the data they encrypt unreadable"),
+               ("keys/purge/", "purge the vault's deleted keys, destroying the data they encrypt"))
 
 
 # ---------------------------------------------------------------------------- the whole
@@ -494,8 +503,12 @@ def _exposure_sentence(exposure: dict) -> str | None:
         inherited = (f" The assignment is inherited from {evidence['inherited_from']}: "
                      f"{evidence.get('must_act') or 'its owner'} must remove it."
                      if evidence.get("inherited_from") else "")
-        return (f"{opened}, which let it {could}{_end(exposure, 'the assignment was deleted')}. Reads by it show in "
-                f"StorageBlobLogs under its object ID.{inherited}")
+        paths = [str(path).lower() for path in _list(evidence.get("data_paths"))]
+        vault = any("microsoft.keyvault" in path for path in paths)
+        blobs = not vault or any("microsoft.keyvault" not in path for path in paths)
+        logs = ((" Reads by it show in StorageBlobLogs under its object ID." if blobs else "")
+                + (" Its key operations show in the vault's AZKVAuditLogs under its object ID." if vault else ""))
+        return f"{opened}, which let it {could}{_end(exposure, 'the assignment was deleted')}.{logs}{inherited}"
     if kind == "key listing":
         who = " ".join(str(part) for part in (evidence.get("principalType") or "a caller",
                                                evidence.get("principalName") or evidence.get("principalId")
@@ -544,6 +557,14 @@ _SETTINGS = {
     "storage_key_expiry_policy_missing": "had no key expiration policy (nothing reminded anyone to rotate its keys)",
     "storage_keys_older_than_limit": "kept access keys older than the limit (every SAS signed with them stays valid "
                                      "until it expires)",
+    # containment.judge.encryption
+    "storage_customer_key_unavailable": "could not be read or written by anyone: its customer-managed key was "
+                                        "disabled or deleted (an availability breach)",
+    "storage_customer_key_outside_watch": "was encrypted with a customer-managed key held where the app cannot "
+                                          "check it",
+    "storage_encryption_not_customer_managed": "was encrypted with Microsoft-managed keys where customer-managed "
+                                               "keys are required",
+    "storage_infrastructure_encryption_off": "had no infrastructure encryption where it is required",
 }
 
 

@@ -59,7 +59,8 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
                                      "storage_replication_to_unprotected_destination",
                                      # a diagnostic setting put back; a policy assignment's restoration held
                                      "diagnostic_setting_removed", "diagnostic_setting_not_sending_reads",
-                                     "policy_assignment_removed", "policy_assignment_not_enforced"}
+                                     "policy_assignment_removed", "policy_assignment_not_enforced",
+                                     "key_vault_key_access_by_unallowed_principal"}
     assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")

@@ -69,6 +69,16 @@ EXPECTED = {
     "guardrail-policy-assignment-do-not-enforce.json": ["pending-approval"],
     "guardrail-policy-exemption-on-protected-data.json": ["reported"],
     "guardrail-policy-assignment-unprotected-group-ignored.json": ["ignored"],
+    "encryption-customer-key-disabled-reported.json": ["reported"],
+    "encryption-customer-key-enabled-compliant.json": ["compliant"],
+    "encryption-customer-keys-required-microsoft-managed-reported.json": ["reported"],
+    "encryption-customer-keys-required-and-used-compliant.json": ["compliant"],
+    "vault-crypto-user-to-unknown-principal-deleted.json": ["contained"],
+    "vault-crypto-user-for-allowlisted-pipeline-compliant.json": ["compliant"],
+    "key-vault-open-network-holding-a-protected-key.json": ["contained"],
+    "key-vault-private-purge-protected-compliant.json": ["compliant"],
+    "key-vault-access-policy-unwraps-for-an-unknown-principal.json": ["contained"],
+    "key-vault-purge-protection-off-held-for-approval.json": ["pending-approval"],
 }
 
 
@@ -143,6 +153,18 @@ def test_final_state_shows_the_deleted_diagnostic_setting_put_back_and_the_polic
     records, final_state = outputs["guardrail-policy-assignment-deleted-held.json"]
     assert [body for rid, body in final_state.items() if "/policyAssignments/" in rid] == [None]
     assert records[-1]["awaiting_approval"][0]["action"] == "restore_policy_assignment"
+def test_final_state_shows_the_key_vault_locked_and_the_stranger_gone(bundled):
+    outputs, _ = bundled
+    [record], final_state = outputs["key-vault-open-network-holding-a-protected-key.json"]
+    acls = final_state[record["resource_id"]]["properties"]["networkAcls"]
+    assert (acls["defaultAction"], acls["bypass"]) == ("Deny", "AzureServices")  # Storage still reaches its key
+    assert acls["ipRules"] == [{"value": "198.51.100.0/24"}, {"value": "10.20.0.0/16"}]
+    [record], final_state = outputs["key-vault-access-policy-unwraps-for-an-unknown-principal.json"]
+    held = [p["objectId"] for p in final_state[record["resource_id"]]["properties"]["accessPolicies"]]
+    assert held == ["6a1b2c3d-0000-4000-8000-0000000000c1"]  # the account's own identity stays
+    assert len(record["before"][record["resource_id"]]["properties"]["accessPolicies"]) == 2
+    [record], final_state = outputs["key-vault-purge-protection-off-held-for-approval.json"]
+    assert final_state[record["resource_id"]]["properties"]["enablePurgeProtection"] is False
 
 
 def test_final_state_shows_only_the_key_that_signed_the_leaked_sas_rotated(bundled):
@@ -175,6 +197,27 @@ def test_key_and_sas_posture_is_an_incident_of_weaknesses_with_no_article_33_clo
         "storage_sas_expiry_policy_missing": True, "storage_keys_older_than_limit": True}
     [incident] = group([DecisionRecord(**record) for record in records])
     assert incident.status == "weakness" and incident.gdpr_deadline is None and incident.exposed_at is None
+
+
+def test_an_unusable_customer_key_is_an_availability_breach_with_a_clock_and_microsoft_keys_a_weakness(bundled):
+    from containment.core.records import DecisionRecord
+    from containment.record.incidents import group
+
+    outputs, _ = bundled
+    records, final_state = outputs["encryption-customer-key-disabled-reported.json"]
+    [reported] = records
+    assert [(f["rule"], f["severity"], f.get("weakness")) for f in reported["findings"]] == [
+        ("storage_customer_key_unavailable", "critical", None)]
+    [incident] = group([DecisionRecord(**record) for record in records])
+    assert incident.status == "open" and incident.gdpr_deadline is not None
+    key = next(body for rid, body in final_state.items() if rid.endswith("/keys/cmk-synthtrain01"))
+    assert key["properties"]["attributes"]["enabled"] is False  # the app gives no access back
+    records, _ = outputs["encryption-customer-keys-required-microsoft-managed-reported.json"]
+    [incident] = group([DecisionRecord(**record) for record in records])
+    assert incident.status == "weakness" and incident.gdpr_deadline is None
+    records, final_state = outputs["vault-crypto-user-to-unknown-principal-deleted.json"]
+    assert records[0]["findings"][0]["evidence"]["roleName"] == "Key Vault Crypto User"
+    assert final_state[records[0]["resource_id"]] is None
 
 
 def test_a_key_listing_names_who_from_where_and_when_and_holds_the_rotation(bundled):

@@ -21,6 +21,13 @@ WEAKNESSES = {
     # Guardrails (containment/judge/guardrails.py): a lost signal or a weakened control, no one's access changed.
     "diagnostic_setting_removed", "diagnostic_setting_not_sending_reads", "policy_assignment_removed",
     "policy_assignment_not_enforced", "policy_exemption_on_protected_data",
+    # the data stays encrypted at rest whoever manages the key; a key out of sight admits no one
+    # (containment.judge.encryption)
+    "storage_customer_key_outside_watch", "storage_encryption_not_customer_managed",
+    "storage_infrastructure_encryption_off",
+    # containment/judge/key_vault.py: every caller still needs a token and a key permission; nothing is
+    # destroyed until someone with the purge permission acts.
+    "key_vault_network_open", "key_vault_purge_protection_off",
 }
 
 
@@ -30,7 +37,9 @@ def test_the_weaknesses_are_exactly_the_rules_decided_so_and_everything_else_is_
     for exposure in ("storage_container_public_access", "role_assignment_grants_data_access",
                      "storage_keys_listed_by_unallowed_principal", "storage_replication_to_unprotected_destination",
                      "nsg_inbound_admits_untrusted_sources", "nsg_rule_unreadable", "egress_anonymous_read",
-                     "egress_copy_out_of_scope", "egress_key_or_sas_from_untrusted_network"):
+                     "egress_copy_out_of_scope", "egress_key_or_sas_from_untrusted_network",
+                     "key_vault_key_access_by_unallowed_principal",
+                     "storage_customer_key_unavailable"):  # an availability breach (containment.judge.encryption)
         assert not RULES[exposure].weakness, exposure
 
 

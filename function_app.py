@@ -53,6 +53,18 @@ def storage_key_access(event: func.EventGridEvent) -> None:
     on_key_access(event)
 
 
+@app.function_name("key_vault_write")
+@app.event_grid_trigger(arg_name="event")
+def key_vault_write(event: func.EventGridEvent) -> None:
+    """A Key Vault, its access policies or a private endpoint connection were written
+    (subscription system topic, ResourceWriteSuccess): if the vault holds a protected account's
+    customer-managed key (or is itself synthetic data's), re-read it, judge it, and contain an
+    open network, an access policy for a principal not allowed, or purge protection off."""
+    from containment.detect.key_vault import on_key_vault_write
+
+    on_key_vault_write(event)
+
+
 @app.function_name("egress_scan")
 @app.timer_trigger(schedule="%CONTAINMENT_EGRESS_SCHEDULE%", arg_name="timer", use_monitor=True)
 def egress_scan(timer: func.TimerRequest) -> None:
@@ -67,8 +79,8 @@ def egress_scan(timer: func.TimerRequest) -> None:
 @app.function_name("drift_sweep")
 @app.timer_trigger(schedule="%CONTAINMENT_SWEEP_SCHEDULE%", arg_name="timer", use_monitor=True)
 def drift_sweep(timer: func.TimerRequest) -> None:
-    """Hourly: re-judge every protected account, container, NSG and role assignment through
-    ARM list calls, so what no event reported is still found."""
+    """Hourly: re-judge every protected account, container, Key Vault, NSG and role
+    assignment through ARM list calls, so what no event reported is still found."""
     from containment.detect.drift_sweep import run_drift_sweep
 
     run_drift_sweep()

@@ -45,8 +45,8 @@ from typing import Callable
 from _harness import (REPO, Stack, apply_settings, container_event, median, mib, ms, print_machine, print_table,
                       public_containers, ratio, synthetic_account)
 
-from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, container, nsg,
-                                      role_assignment, security_rule, storage_account)
+from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUBSCRIPTION, access_policy, container,
+                                      key_vault, nsg, role_assignment, security_rule, storage_account)
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, LIST_KEYS, action_event, write_event
 from tests.helpers.operators import operator
 
@@ -112,6 +112,7 @@ DRIFT_SUBSCRIPTION = "3d2c1b0a-9f8e-4d7c-8b6a-5f4e3d2c1b0a"
 DRIFT_FINDINGS = 3  # the estate's exposed container, NSG and grant (drift_estate)
 ROLE_WRITE = "Microsoft.Authorization/roleAssignments/write"
 NSG_WRITE = "Microsoft.Network/networkSecurityGroups/write"
+VAULT_WRITE = "Microsoft.KeyVault/vaults/accessPolicies/write"
 
 
 def child_env(settings: dict[str, str]) -> dict[str, str]:
@@ -236,6 +237,12 @@ def reader_grants(bench: Bench, run: int) -> list[dict]:
 def open_nsgs(bench: Bench, run: int) -> list[dict]:
     return [nsg(f"nsg-cold-{run:02d}-{index}", [security_rule("allow-https", 300, source="Internet")])
             for index in range(2)]
+
+
+def stranger_vaults(bench: Bench, run: int) -> list[dict]:
+    """Two tagged vaults whose access policy lets a stranger unwrap their keys."""
+    return [key_vault(f"kv-cold-{run:02d}-{index}", tags={"data-classification": "synthetic"},
+                      policies=[access_policy(STRANGER, ["get", "unwrapKey"])]) for index in range(2)]
 
 
 def key_listings(bench: Bench, run: int) -> Run:
@@ -479,6 +486,7 @@ CASES: dict[str, Case] = {
     "role_assignment_grant": Case("request queued", event_grid(ROLE_WRITE, reader_grants)),
     "nsg_exposure": Case("request queued", event_grid(NSG_WRITE, open_nsgs)),
     "storage_key_access": Case("rotation held", key_listings),
+    "key_vault_write": Case("request queued", event_grid(VAULT_WRITE, stranger_vaults)),
     "egress_scan": Case("request queued", egress_windows,
                         {"CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, "CONTAINMENT_EGRESS_MAX_WINDOWS": "1"}),
     "drift_sweep": Case(f"{DRIFT_FINDINGS} requests queued", estate_sweep,

@@ -6,7 +6,7 @@ exactly these)."""
 from __future__ import annotations
 
 from containment.core.events import EventSubscription
-from containment.detect import drift_sweep, egress_scan, key_access, nsg, role_assignments, storage
+from containment.detect import drift_sweep, egress_scan, key_access, key_vault, nsg, role_assignments, storage
 from containment.plan.registry import ACTIONS
 from containment.record import impact
 
@@ -17,12 +17,14 @@ EVENT_SUBSCRIPTIONS: dict[str, EventSubscription] = {
     "role_assignment_grant": role_assignments.SUBSCRIPTION,
     "nsg_exposure": nsg.SUBSCRIPTION,
     "storage_key_access": key_access.SUBSCRIPTION,
+    "key_vault_write": key_vault.SUBSCRIPTION,
 }
 
 
 def required_permissions() -> set[str]:
     """Every ARM (and Log Analytics) operation the app's code can perform: what each
     detection path declares it reads, and what each containment action declares."""
-    reads = {p for module in (storage, role_assignments, nsg, key_access, egress_scan, drift_sweep, impact)
+    reads = {p for module in (storage, role_assignments, nsg, key_access, key_vault, egress_scan, drift_sweep,
+                                          impact)
              for p in module.PERMISSIONS}
     return reads | {p for action in ACTIONS.values() for p in action.permissions}

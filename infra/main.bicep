@@ -108,11 +108,14 @@ param containmentSasMaxExpiryHours string = '24'
 @description('CONTAINMENT_KEY_MAX_AGE_DAYS: oldest an account access key of a protected account may be (an older one, or no creation time, is a posture finding).')
 param containmentKeyMaxAgeDays string = '90'
 
+@description('CONTAINMENT_VAULT_MIN_SOFT_DELETE_DAYS: shortest soft-delete retention (7 to 90 days) a Key Vault holding synthetic data keys may keep.')
+param containmentVaultMinSoftDeleteDays string = '90'
+
 @description('CONTAINMENT_QUEUE: the containment request queue (created here with its -poison queue).')
 param containmentQueue string = 'containment-requests'
 
 @description('CONTAINMENT_AUTO_CONTAIN: rule IDs whose findings are contained automatically in enforce mode.')
-param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination'
+param containmentAutoContain string = 'storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination,key_vault_key_access_by_unallowed_principal'
 
 @description('CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: scope levels at which deleting a risky role assignment is left to a person.')
 param containmentRoleDeletionApprovalScopes string = 'managementGroup,subscription'
@@ -272,6 +275,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_CANARY_BLOBS: containmentCanaryBlobs
       CONTAINMENT_SAS_MAX_EXPIRY_HOURS: containmentSasMaxExpiryHours
       CONTAINMENT_KEY_MAX_AGE_DAYS: containmentKeyMaxAgeDays
+      CONTAINMENT_VAULT_MIN_SOFT_DELETE_DAYS: containmentVaultMinSoftDeleteDays
       CONTAINMENT_QUEUE: containmentQueue
       CONTAINMENT_AUTO_CONTAIN: containmentAutoContain
       CONTAINMENT_ROLE_DELETION_APPROVAL_SCOPES: containmentRoleDeletionApprovalScopes

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from localazure import key_actions, replication, storage_validation
+from localazure import key_actions, key_vault, replication, storage_validation
 from localazure.authorization import PRINCIPAL_TOKEN, assigned, authorize, default_principals
 from localazure.nsg_validation import check_rules
 from localazure.refusals import Refused
@@ -35,6 +35,7 @@ API_VERSIONS = {
     "microsoft.storage": "2026-09-01",
     "microsoft.network": "2026-03-01",
     "microsoft.authorization": "2022-04-01",
+    "microsoft.keyvault": "2024-11-01",  # containment.adapters.arm.API_VERSIONS; localazure/specs
 }
 
 STORAGE_ACCOUNT = "microsoft.storage/storageaccounts"
@@ -44,7 +45,11 @@ SECURITY_RULE = "microsoft.network/networksecuritygroups/securityrules"
 ROLE_ASSIGNMENT = "microsoft.authorization/roleassignments"
 ROLE_DEFINITION = "microsoft.authorization/roledefinitions"
 REPLICATION_POLICY = "microsoft.storage/storageaccounts/objectreplicationpolicies"
-SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY}
+KEY_VAULT = "microsoft.keyvault/vaults"
+VAULT_KEY = "microsoft.keyvault/vaults/keys"
+VAULT_ACCESS_POLICY = "microsoft.keyvault/vaults/accesspolicies"  # an operation on the vault, not a resource
+SEEDABLE_TYPES = {STORAGE_ACCOUNT, CONTAINER, NSG, ROLE_ASSIGNMENT, ROLE_DEFINITION, REPLICATION_POLICY,
+                  KEY_VAULT, VAULT_KEY}
 
 BUILTIN_ROLES_FILE = Path(__file__).with_name("builtin_roles.json")
 # An operation nobody polls is done after this long (a caller that does not wait for it).
@@ -399,6 +404,60 @@ class ArmState:
             return Answer(204)
         self.etags.pop(key, None)
         return Answer(200)
+
+    # -- key vaults (localazure/key_vault.py names each source) ----------------------
+    @staticmethod
+    def _vault_not_found(path: str) -> Callable[[], ArmError]:
+        parts = path.strip("/").split("/")
+        name, group = parts[7] if len(parts) > 7 else path, parts[3] if len(parts) > 3 else ""
+        # ARM's generic not-found answer for a resource (unverified: Key Vault's own wording).
+        return lambda: ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.KeyVault/vaults/{name}' under "
+                                                         f"resource group '{group}' was not found.")
+
+    def _vault(self, path: str) -> tuple[str, dict]:
+        key = "/".join(_key(path).split("/")[:9])  # /subscriptions/s/resourcegroups/g/providers/ns/vaults/v
+        return key, self._require(key, KEY_VAULT, self._vault_not_found(path))
+
+    def get_vault(self, path, match, query, headers, body) -> Answer:
+        _, vault = self._vault(path)
+        return Answer(200, copy.deepcopy(vault))
+
+    def list_vaults(self, path, match, query, headers, body) -> Answer:
+        return Answer(200, {"value": self._list(_key(path), KEY_VAULT)})
+
+    def put_vault(self, path, match, query, headers, body) -> Answer:
+        key = _key(path)
+        existing = self.resources.get(key)
+        vault = _refusing(key_vault.put_vault, path, body, existing)
+        self.resources[key] = vault
+        self.etags[key] = _new_etag()
+        return Answer(200 if existing else 201, copy.deepcopy(vault))
+
+    def patch_vault(self, path, match, query, headers, body) -> Answer:
+        key, vault = self._vault(path)
+        candidate = copy.deepcopy(vault)
+        _refusing(key_vault.patch_vault, candidate, body)
+        self.resources[key] = candidate
+        self._touch(key)
+        return Answer(200, copy.deepcopy(candidate))
+
+    def update_access_policies(self, path, match, query, headers, body) -> Answer:
+        key, vault = self._vault(path)
+        candidate = copy.deepcopy(vault)
+        answer = _refusing(key_vault.update_access_policies, candidate, path.rsplit("/", 1)[1].lower(), body)
+        self.resources[key] = candidate
+        self._touch(key)
+        return Answer(200, answer)
+
+    def list_vault_keys(self, path, match, query, headers, body) -> Answer:
+        key, _ = self._vault(path)
+        return Answer(200, {"value": self._list(key + "/keys", VAULT_KEY)})
+
+    def get_vault_key(self, path, match, query, headers, body) -> Answer:
+        self._vault(path)
+        name = path.rsplit("/", 1)[1]
+        return Answer(200, copy.deepcopy(self._require(_key(path), VAULT_KEY, lambda: ArmError(
+            404, "ResourceNotFound", f"The key '{name}' was not found in the vault."))))  # unverified wording
 
     # -- blob containers -----------------------------------------------------------
     @staticmethod
@@ -832,6 +891,8 @@ _RG = _SUB + r"/resourcegroups/[^/]+"
 _ACCOUNT = _RG + r"/providers/microsoft\.storage/storageaccounts/[^/]+"
 _NSG = _RG + r"/providers/microsoft\.network/networksecuritygroups/[^/]+"
 _AUTH = r"(?P<scope>.*?)/providers/microsoft\.authorization"
+_VAULT = _RG + r"/providers/microsoft\.keyvault/vaults/[^/]+"
+_VAULTS = "Microsoft.KeyVault/vaults"
 _STORAGE = "Microsoft.Storage/storageAccounts"
 _CONTAINERS = _STORAGE + "/blobServices/containers"
 _POLICIES = _STORAGE + "/objectReplicationPolicies"
@@ -876,6 +937,14 @@ _ROUTES: list[tuple[re.Pattern, dict[str, tuple[Callable, str | None]]]] = [
          {"GET": (ArmState.get_operation, None)}),
         (_SUB + r"/providers/microsoft\.network/locations/[^/]+/operationresults/[^/]+",
          {"GET": (ArmState.get_operation_result, None)}),
+        (_SUB + r"/providers/microsoft\.keyvault/vaults", {"GET": (ArmState.list_vaults, _VAULTS + "/read")}),
+        (_RG + r"/providers/microsoft\.keyvault/vaults", {"GET": (ArmState.list_vaults, _VAULTS + "/read")}),
+        (_VAULT, {"GET": (ArmState.get_vault, _VAULTS + "/read"), "PUT": (ArmState.put_vault, _VAULTS + "/write"),
+                  "PATCH": (ArmState.patch_vault, _VAULTS + "/write")}),
+        (_VAULT + r"/accesspolicies/[^/]+",
+         {"PUT": (ArmState.update_access_policies, _VAULTS + "/accessPolicies/write")}),
+        (_VAULT + r"/keys", {"GET": (ArmState.list_vault_keys, _VAULTS + "/keys/read")}),
+        (_VAULT + r"/keys/[^/]+", {"GET": (ArmState.get_vault_key, _VAULTS + "/keys/read")}),
         (_AUTH + r"/roleassignments", {"GET": (ArmState.list_assignments, _ASSIGNMENTS + "/read")}),
         (_AUTH + r"/roleassignments/[^/]+",
          {"GET": (ArmState.get_assignment, _ASSIGNMENTS + "/read"),

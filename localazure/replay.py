@@ -24,6 +24,7 @@ from containment.core.records import DecisionRecord
 from containment.core.settings import SETTINGS
 from containment.record.export import incidents_between
 from containment.record.incidents import Incident
+from localazure.arm import VAULT_ACCESS_POLICY, resource_type
 from localazure.demo_ledger import DEMO_DIR, DemoLedger, ScenarioLedger
 from localazure.scenario import Scenario, ScenarioError, Step, load_scenario
 from localazure.server import WORKSPACE_ID
@@ -161,7 +162,9 @@ class Replayer:
         state.update({rid: body for rid, body in self.azure.arm.snapshot().items() if rid.lower() not in known})
         # What the app created and later removed (the Deny a release deleted) is null (SCENARIOS.md).
         for method, path, _ in self.azure.applied_writes:
-            if method == "PUT" and path.lower() not in {rid.lower() for rid in state}:
+            # A PUT of accessPolicies/{add|replace|remove} changes its vault and creates nothing.
+            if method == "PUT" and path.lower() not in {rid.lower() for rid in state} \
+                    and resource_type(path) != VAULT_ACCESS_POLICY:
                 state[path] = self.azure.arm.get(path)
         return state
 

@@ -71,18 +71,21 @@ class OwnerCredential:
 
 @pytest.fixture
 def owner(emulator):
-    """Management clients of an Owner: `owner.storage(subscription)`, `.network(...)`, `.authorization(...)`."""
+    """Management clients of an Owner: `owner.storage(subscription)`, `.network(...)`, `.authorization(...)`;
+    `owner.subscriptions` carries containment.adapters.arm.rest for the types no SDK here covers."""
     from types import SimpleNamespace
 
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resource.subscriptions import SubscriptionClient
     from azure.mgmt.storage import StorageManagementClient
 
     options = {"base_url": emulator.endpoint, "connection_verify": str(emulator.ca_bundle), "polling_interval": 0}
     return SimpleNamespace(
         storage=lambda subscription: StorageManagementClient(OwnerCredential(), subscription, **options),
         network=lambda subscription: NetworkManagementClient(OwnerCredential(), subscription, **options),
-        authorization=lambda subscription: AuthorizationManagementClient(OwnerCredential(), subscription, **options))
+        authorization=lambda subscription: AuthorizationManagementClient(OwnerCredential(), subscription, **options),
+        subscriptions=SubscriptionClient(OwnerCredential(), **options))
 
 
 class AppUnderTest:

@@ -119,6 +119,14 @@ def _positive(kind: type, accepted: str) -> Callable[[str], Any]:
     return parse
 
 
+def _whole_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"accepted: a whole number from {low} to {high}")
+        return int(raw)
+    return parse
+
+
 def _count(raw: str) -> int:
     if not raw.isdigit() or int(raw) > 10**9:
         raise ValueError("accepted: a whole number, 0 or more")
@@ -344,13 +352,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONTAINMENT_KEY_MAX_AGE_DAYS", "key_max_age_days", "90", _positive(float, "days > 0"),
             "oldest an account access key of a protected account may be (`keyCreationTime`); an older key, or one "
             "with no recorded creation time, is a posture finding (recorded, never contained)"),
+    Setting("CONTAINMENT_VAULT_MIN_SOFT_DELETE_DAYS", "vault_min_soft_delete_days", "90", _whole_between(7, 90),
+            "shortest soft-delete retention (`softDeleteRetentionInDays`, 7 to 90) a Key Vault holding synthetic data's "
+            "keys may keep; a shorter one is a `key_vault_purge_protection_off` finding (the retention is fixed when the "
+            "vault is created)"),
     Setting("CONTAINMENT_QUEUE", "containment_queue", "containment-requests",
             _name(_QUEUE_OR_CONTAINER, "a storage queue name (3-63 lower-case letters, digits, dashes)"),
             "Storage queue that carries containment requests from detection to the isolated containment function"),
     Setting("CONTAINMENT_AUTO_CONTAIN", "auto_contain",
             "storage_blob_public_access_allowed,storage_container_public_access,role_assignment_grants_data_access,"
             "nsg_inbound_admits_untrusted_sources,storage_keys_listed_by_unallowed_principal,"
-            "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination",
+            "storage_sas_listed_by_unallowed_principal,storage_replication_to_unprotected_destination,"
+            "key_vault_key_access_by_unallowed_principal",
             _containable_rule_ids,
             "comma-separated rule IDs whose findings are contained automatically (in `enforce`); "
             "findings of every other rule are recorded `reported`. The key-listing rules' action, rotating the "
@@ -478,6 +491,7 @@ class Settings:
     canary_blobs: tuple[str, ...]
     sas_max_expiry_hours: float
     key_max_age_days: float
+    vault_min_soft_delete_days: int
     containment_queue: str
     auto_contain: frozenset[str]
     role_deletion_approval_scopes: frozenset[str]

@@ -1,5 +1,5 @@
 """The drift sweep (timer): re-judge every protected storage account and container, the
-object replication policies of protected accounts, NSG and role assignment through ARM
+object replication policies of protected accounts, Key Vault, NSG and role assignment through ARM
 list calls, so what no event reported (a dead-lettered
 event, a change made before the app was deployed) is still found. It also closes the
 approvals that expired unanswered (containment.record.approvals.expire_overdue).
@@ -31,6 +31,7 @@ from containment.core import clock
 from containment.core.ids import parse_resource_id
 from containment.judge.scope import protection_of
 from containment.core.records import DecisionRecord, describe_failure
+from containment.detect.key_vault import assess_key_vault
 from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
 from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
@@ -45,7 +46,8 @@ OPERATION = "drift_sweep"
 SWEEPER = {"name": "drift sweep"}
 PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.Network/networkSecurityGroups/read",
                "Microsoft.Authorization/roleAssignments/read",
-               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read")  # the list calls
+               "Microsoft.Storage/storageAccounts/objectReplicationPolicies/read",
+               "Microsoft.KeyVault/vaults/read")  # the list calls
 # What a failure is about, where it is no one listed resource: the sweep itself, its digest.
 SWEEP, DIGEST = "", "the ledger digest"
 
@@ -79,6 +81,8 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
         yield account["id"], _by_id(assess_storage, account["id"])
         if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
             yield from _replication_policies(runtime, account["id"])
+    for vault in arm.list_vaults(clients, subscription):
+        yield vault["id"], _by_id(assess_key_vault, vault["id"])
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):

@@ -3,10 +3,10 @@ this module is how a rule is found: nothing registers itself as a side effect.""
 from __future__ import annotations
 
 from containment.core.findings import Finding
-from containment.judge import egress, keys, nsg, replication, roles, storage
+from containment.judge import egress, key_vault, keys, nsg, replication, roles, storage
 from containment.judge.rule import Context, Rule
 
-FAMILIES = (storage, replication, nsg, roles, keys, egress)
+FAMILIES = (storage, replication, nsg, roles, keys, egress, key_vault)
 RULES: dict[str, Rule] = {}
 for _family in FAMILIES:
     for _rule in _family.RULES:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from containment.core.settings import Vocabulary
 from containment.judge.registry import RULES, judge
-from containment.plan import keys, nsg, replication, restore, roles, storage
+from containment.plan import key_vault, keys, nsg, replication, restore, roles, storage
 from containment.plan.action import Action
 
 __all__ = ["ACTIONS", "RULES", "VOCABULARY", "action_for", "judge"]
 
-FAMILIES = (storage, replication, keys, roles, nsg, restore)
+FAMILIES = (storage, replication, keys, roles, nsg, key_vault, restore)
 ACTIONS: dict[str, Action] = {}
 for _family in FAMILIES:
     for _action in _family.ACTIONS:

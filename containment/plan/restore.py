@@ -22,6 +22,7 @@ from typing import Any
 
 from containment.core.ids import (
     BLOB_CONTAINER,
+    KEY_VAULT,
     NSG,
     REPLICATION_POLICY,
     ROLE_ASSIGNMENT,
@@ -38,11 +39,13 @@ RESTORABLE = {
     "allowBlobPublicAccess": False, "allowSharedKeyAccess": True, "allowCrossTenantReplication": False,
     "minimumTlsVersion": "TLS1_0", "publicNetworkAccess": "Enabled", "networkAcls": None, "publicAccess": "None",
 }
-IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys")
+IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys", "enable_key_vault_purge_protection")
 # What a release writes back. A deleted role assignment or replication policy is not among
 # them: recreating either gives access (or a copy of the data) back, and the app's identity
-# only takes access away, so a person applies its restore plan (restore_by_person).
-RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, NSG)
+# only takes access away, so a person applies its restore plan (restore_by_person). A vault's
+# networkAcls is written back like a storage account's; its removed access policy entries are
+# a person's to add back (access_policies_by_person).
+RESOURCE_TYPES = (STORAGE_ACCOUNT, BLOB_CONTAINER, NSG, KEY_VAULT)
 _ASSIGNMENT_FIELDS = ("roleDefinitionId", "principalId", "principalType", "description", "condition",
                       "conditionVersion", "delegatedManagedIdentityResourceId")
 # ObjectReplicationPolicyProperties a PUT takes (storage spec 2026-09-01); policyId and
@@ -152,6 +155,29 @@ def _replication_by_person(policy: dict) -> dict:
     return {"method": "PUT", "url": url, "body": body, "az": _shell(command)}
 
 
+def _policy_identity(entry: dict) -> tuple[str, str, str]:
+    return tuple(str(entry.get(name) or "").lower() for name in ("tenantId", "objectId", "applicationId"))
+
+
+def access_policies_by_person(before: dict | None, after: dict | None) -> list[dict]:
+    """The access policy entries a vault held before containment and not after it, each as a
+    person adds it back: `PUT {vault}/accessPolicies/add` with the entry whole
+    (Vaults_UpdateAccessPolicy, keyvault spec 2024-11-01), and the `az rest` command that sends
+    it. The app's identity only removes entries: giving key access back is a person's act."""
+    if not before or after is None:
+        return []
+    kept = {_policy_identity(entry): entry for entry in _properties(after).get("accessPolicies") or []}
+    plans = []
+    for entry in _properties(before).get("accessPolicies") or []:
+        if kept.get(_policy_identity(entry)) == entry:
+            continue
+        url = f"https://management.azure.com{before['id']}/accessPolicies/add?api-version=2024-11-01"
+        body = {"properties": {"accessPolicies": [entry]}}
+        command = ["az", "rest", "--method", "put", "--url", url, "--body", json.dumps(body, separators=(",", ":"))]
+        plans.append({"method": "PUT", "url": url, "body": body, "az": _shell(command)})
+    return plans
+
+
 # What containment deletes and only a person recreates, by type: how the request is written.
 BY_PERSON = {ROLE_ASSIGNMENT: _assignment_by_person, REPLICATION_POLICY: _replication_by_person}
 
@@ -202,6 +228,8 @@ def plan_release(decision: DecisionRecord, now: dict[str, dict | None], later: l
     by_person = tuple(restore_by_person(before[rid.lower()]) for rid in decision.after
                       if any(parse_resource_id(rid).is_type(kind) for kind in BY_PERSON) and before.get(rid.lower())
                       and after[rid.lower()] is None)
+    by_person += tuple(plan for rid in decision.after if parse_resource_id(rid).is_type(KEY_VAULT)
+                       for plan in access_policies_by_person(before.get(rid.lower()), after[rid.lower()]))
     missing = [rid for rid in written if before.get(rid.lower()) is None]
     if missing or (not written and not irreversible and not by_person):
         return ReleasePlan(f"the ledger holds no state from before decision {decision.key} for "
@@ -235,6 +263,6 @@ ACTIONS = (
     Action("restore_recorded_state", RESOURCE_TYPES, None,
            ("Microsoft.Storage/storageAccounts/write", "Microsoft.Storage/storageAccounts/blobServices/containers/write",
             "Microsoft.Network/networkSecurityGroups/securityRules/write",
-            "Microsoft.Network/networkSecurityGroups/securityRules/delete"),
+            "Microsoft.Network/networkSecurityGroups/securityRules/delete", "Microsoft.KeyVault/vaults/write"),
            restore_writes, exposed=needs_restoring, on_request=False, moot=recreated),
 )

@@ -44,6 +44,15 @@ var routes = [
       'Microsoft.Storage/storageAccounts/ListServiceSas/action'
     ]
   }
+  {
+    function: 'key_vault_write'
+    eventTypes: ['Microsoft.Resources.ResourceWriteSuccess']
+    operations: [
+      'Microsoft.KeyVault/vaults/write'
+      'Microsoft.KeyVault/vaults/accessPolicies/write'
+      'Microsoft.KeyVault/vaults/privateEndpointConnections/write'
+    ]
+  }
 ]
 
 resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' existing = {

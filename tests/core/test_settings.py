@@ -56,7 +56,8 @@ def test_with_nothing_set_the_app_runs_dry_on_synthetic_tagged_resources():
                                      "role_assignment_grants_data_access", "nsg_inbound_admits_untrusted_sources",
                                      "storage_keys_listed_by_unallowed_principal",
                                      "storage_sas_listed_by_unallowed_principal",
-                                     "storage_replication_to_unprotected_destination"}
+                                     "storage_replication_to_unprotected_destination",
+                                     "key_vault_key_access_by_unallowed_principal"}
     assert settings.nsg_strategy == "deny-above"
     assert settings.role_deletion_approval_scopes == {"managementGroup", "subscription"}
     assert (settings.containment_queue, settings.ledger_table) == ("containment-requests", "decisions")

@@ -62,6 +62,10 @@ EXPECTED = {
     "replication-to-an-unprotected-account-removed.json": ["contained"],
     "replication-between-protected-accounts-compliant.json": ["compliant"],
     "posture-no-sas-policy-and-old-keys-reported.json": ["reported"],
+    "key-vault-open-network-holding-a-protected-key.json": ["contained"],
+    "key-vault-private-purge-protected-compliant.json": ["compliant"],
+    "key-vault-access-policy-unwraps-for-an-unknown-principal.json": ["contained"],
+    "key-vault-purge-protection-off-held-for-approval.json": ["pending-approval"],
 }
 
 
@@ -125,6 +129,20 @@ def test_final_state_shows_the_containment(bundled):
     assert policies["synthtrain01"] is None and policies["analyticsscratch01"] is not None
     _, final_state = outputs["replication-between-protected-accounts-compliant.json"]
     assert all(body is not None for body in final_state.values())
+
+
+def test_final_state_shows_the_key_vault_locked_and_the_stranger_gone(bundled):
+    outputs, _ = bundled
+    [record], final_state = outputs["key-vault-open-network-holding-a-protected-key.json"]
+    acls = final_state[record["resource_id"]]["properties"]["networkAcls"]
+    assert (acls["defaultAction"], acls["bypass"]) == ("Deny", "AzureServices")  # Storage still reaches its key
+    assert acls["ipRules"] == [{"value": "198.51.100.0/24"}, {"value": "10.20.0.0/16"}]
+    [record], final_state = outputs["key-vault-access-policy-unwraps-for-an-unknown-principal.json"]
+    held = [p["objectId"] for p in final_state[record["resource_id"]]["properties"]["accessPolicies"]]
+    assert held == ["6a1b2c3d-0000-4000-8000-0000000000c1"]  # the account's own identity stays
+    assert len(record["before"][record["resource_id"]]["properties"]["accessPolicies"]) == 2
+    [record], final_state = outputs["key-vault-purge-protection-off-held-for-approval.json"]
+    assert final_state[record["resource_id"]]["properties"]["enablePurgeProtection"] is False
 
 
 def test_final_state_shows_only_the_key_that_signed_the_leaked_sas_rotated(bundled):

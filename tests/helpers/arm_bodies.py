@@ -130,3 +130,68 @@ def replication_policy(source: dict, destination: str, policy_id: str = "2a20bb7
                        "destinationContainer": containers[1], "filters": {"prefixMatch": ["train/"]}}],
         },
     }
+
+
+KEY_PERMISSIONS_FOR_STORAGE = ["get", "wrapKey", "unwrapKey"]  # what Storage needs of its CMK (customer-managed keys docs)
+
+
+def access_policy(object_id: str, keys: list[str], *, tenant: str = TENANT) -> dict:
+    return {"tenantId": tenant, "objectId": object_id, "permissions": {"keys": list(keys), "secrets": [],
+                                                                      "certificates": []}}
+
+
+def key_vault(name: str = "kv-synthetic-keys", *, tags: dict | None = None, group: str = RG,
+              subscription: str = SUBSCRIPTION, policies: list[dict] = (), **properties) -> dict:
+    """A vault as Vaults_Get returns it (the keyvault spec's getVault.json example), private and
+    purge-protected unless the test says otherwise."""
+    return {
+        "id": f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.KeyVault/vaults/{name}",
+        "name": name,
+        "type": "Microsoft.KeyVault/vaults",
+        "location": "westeurope",
+        "tags": {} if tags is None else tags,
+        "properties": {
+            "sku": {"family": "A", "name": "standard"},
+            "tenantId": TENANT,
+            "accessPolicies": list(policies),
+            "vaultUri": f"https://{name}.vault.azure.net",
+            "enableSoftDelete": True,
+            "softDeleteRetentionInDays": 90,
+            "enablePurgeProtection": True,
+            "enableRbacAuthorization": False,
+            "publicNetworkAccess": "Enabled",
+            "networkAcls": {"bypass": "AzureServices", "defaultAction": "Deny", "ipRules": [],
+                            "virtualNetworkRules": []},
+            "provisioningState": "Succeeded",
+            **properties,
+        },
+    }
+
+
+def vault_key(vault: dict, name: str = "cmk-synthtrain01", *, enabled: bool = True) -> dict:
+    """A key as Keys_Get returns it through ARM (the keyvault spec's getKey.json example)."""
+    return {
+        "id": f"{vault['id']}/keys/{name}",
+        "name": name,
+        "type": "Microsoft.KeyVault/vaults/keys",
+        "location": vault["location"],
+        "properties": {
+            "attributes": {"enabled": enabled, "created": 1763629200, "updated": 1763629200,
+                           "recoveryLevel": "Recoverable"},
+            "kty": "RSA", "keyOps": ["encrypt", "decrypt", "wrapKey", "unwrapKey"], "keySize": 2048,
+            "keyUri": f"{vault['properties']['vaultUri']}/keys/{name}",
+            "keyUriWithVersion": f"{vault['properties']['vaultUri']}/keys/{name}/0123456789abcdef0123456789abcdef",
+        },
+    }
+
+
+def customer_keyed(account: dict, vault: dict, key: str = "cmk-synthtrain01", *,
+                   principal_id: str = "6a1b2c3d-0000-4000-8000-0000000000c1") -> dict:
+    """The account encrypted with a key of the vault, through its system-assigned identity
+    (storage spec 2026-09-01 `Encryption.keyvaultproperties`; the identity as ARM returns it)."""
+    account = {**account, "identity": {"type": "SystemAssigned", "principalId": principal_id, "tenantId": TENANT}}
+    account["properties"] = {**account["properties"], "encryption": {
+        "keySource": "Microsoft.Keyvault", "requireInfrastructureEncryption": False,
+        "keyvaultproperties": {"keyvaulturi": vault["properties"]["vaultUri"] + "/", "keyname": key, "keyversion": ""},
+        "services": {"blob": {"enabled": True, "keyType": "Account"}, "file": {"enabled": True, "keyType": "Account"}}}}
+    return account

@@ -198,7 +198,7 @@ def _watch(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], now: d
         key = customer_key_of(account)
         if key is not None:
             vaults.setdefault(key.vault_host, []).append(
-                {"account": account["id"], "key": key.key_name, "identities": encryption_principals(account)})
+                {"account": account["id"], "key": key.key_name, "identities": _encryption_principals(account)})
     lookback = timedelta(days=settings.egress_baseline_days)
     rows = log_analytics.checked(log_analytics.run(
         runtime.clients, settings.log_workspace_id, "egress_arrival", now - lookback, now,
@@ -222,7 +222,7 @@ def _watch(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], now: d
     return watch
 
 
-def encryption_principals(account: dict) -> tuple[str, ...]:
+def _encryption_principals(account: dict) -> tuple[str, ...]:
     """The principal ID (lower case) of the managed identity the account reaches its
     customer-managed key with: the user-assigned identity `encryption.identity.userAssignedIdentity`
     names (an ID among `identity.userAssignedIdentities`), else its system-assigned identity
@@ -283,9 +283,7 @@ def _judge_vault(runtime: Runtime, start: datetime, end: datetime, vault_id: str
                  watch: Watch) -> DecisionRecord | None:
     settings = runtime.settings
     host = str(uses[0]["VaultHost"])
-    keyed = watch.vaults.get(host, [])
-    if not keyed:
-        return None
+    keyed = watch.vaults[host]  # the query asked for the watch's vault hosts alone
     # In scope because of the accounts it encrypts: judged as the first of them is protected.
     first = watch.accounts[parse_resource_id(keyed[0]["account"]).key]
     protection = protection_of(parse_resource_id(first["id"]), first.get("tags"), settings)

@@ -110,3 +110,22 @@ def test_the_accounts_own_identity_unwrapping_its_key_is_not_recorded(scan):
         "StorageBlobLogs": [read(in_window(), ip="10.20.1.4")],
         "AZKVAuditLogs": [key_use(in_window(1), ACCOUNT_MI, "52.236.186.210"),
                           key_use(in_window(2), ACCOUNT_MI, "52.236.186.210", "KeyWrap")]}) == []
+
+
+def test_an_account_keyed_through_a_user_assigned_identity_is_judged_by_that_identity(scan):
+    """`encryption.identity.userAssignedIdentity` names the identity the account reaches its key with
+    (storage spec 2026-09-01 EncryptionIdentity): its principal is the account's own; the account's
+    system-assigned identity, which does not reach the key, is not."""
+    uami = (f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/{b.RG}/providers/Microsoft.ManagedIdentity/"
+            "userAssignedIdentities/id-synthtrain01-cmk")
+    uami_principal = "7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e"
+    keyed = {**KEYED, "identity": {"type": "SystemAssigned,UserAssigned", "principalId": ACCOUNT_MI,
+                                   "userAssignedIdentities": {uami: {"principalId": uami_principal,
+                                                                     "clientId": STRANGER}}}}
+    keyed["properties"] = {**KEYED["properties"], "encryption": {**KEYED["properties"]["encryption"],
+                                                                  "identity": {"userAssignedIdentity": uami}}}
+    [record] = scan(resources=(VAULT, KEY, keyed), logs={
+        "StorageBlobLogs": [read(in_window(), ip="10.20.1.4")],
+        "AZKVAuditLogs": [key_use(in_window(1), uami_principal, "52.236.186.210"),
+                          key_use(in_window(2), ACCOUNT_MI, "52.236.186.210")]})
+    assert [c["ObjectId"] for c in record.findings[0]["evidence"]["callers"]] == [ACCOUNT_MI]

@@ -331,8 +331,8 @@ def test_a_stranger_unwrapping_the_key_is_a_critical_exposure_naming_caller_addr
     [found] = key_uses(use(STRANGER, address="203.0.113.50", operations=("KeyUnwrap", "KeyDecrypt")))
     assert (found.rule, found.severity, found.weakness, found.resource_id) == (
         "key_vault_key_use_by_unexpected_caller", "critical", False, VAULT_ID.lower())
-    assert found.summary.startswith("KeyDecrypt, KeyUnwrap on key(s) synthtrain01-cmk of kv-synthkeys01.vault.azure.net "
-                                    "by 1 unexpected caller(s)")
+    assert found.summary.startswith("KeyDecrypt, KeyUnwrap on key(s) synthtrain01-cmk of "
+                                    "kv-synthkeys01.vault.azure.net by 1 unexpected caller(s)")
     [caller] = found.evidence["callers"]
     assert (caller["ObjectId"], caller["Address"], caller["Key"], caller["Accounts"], caller["Requests"]) == (
         STRANGER, "203.0.113.50", "synthtrain01-cmk", [ACCOUNT_ID], 3)

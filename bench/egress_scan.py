@@ -559,7 +559,8 @@ def part_two(args) -> dict:
 
         def checked_scan(k: int):
             if k % 4 == 2:  # every other quiet window: as the first scan of an hour, query the baseline
-                runtime.egress_baseline = None
+                runtime.egress_baseline = None  # and the watch (the accounts listed, the arrival of their logs)
+                runtime.egress_watch = None
             elapsed, calls = scan_at(FIRST_WINDOW + k * WINDOW)
             kind = "incident" if FIRST_WINDOW + k * WINDOW in incident_windows else "quiet"
             queued = sum(1 for c in calls if c.service == "queue" and c.method == "POST")
@@ -619,8 +620,8 @@ def print_part_two(args, report: dict) -> None:
     entries = [("first scan (ledger table + queue made; incident)", [first_elapsed], [first_calls])]
     for (kind, baseline), runs in sorted(report["scans"].items(), key=lambda item: (item[0][0] != "quiet", item[0])):
         what = "quiet window" if kind == "quiet" else "window with an incident: claim + enqueue"
-        how = ("baseline queried (the first scan of an hour)" if baseline == "queried"
-               else "baseline reused (the hour's other scans)")
+        how = ("baseline and watch queried (the first scan of an hour)" if baseline == "queried"
+               else "baseline and watch reused (the hour's other scans)")
         entries.append((f"{what}, {how}", [e for e, _ in runs], [c for _, c in runs]))
     for label, elapsed, calls in entries:
         la = median([sum(c.seconds for c in made if classify(c) == "Log Analytics") for made in calls])

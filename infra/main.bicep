@@ -189,6 +189,9 @@ param containmentEgressMaxWindows string = '12'
 @description('CONTAINMENT_EGRESS_BASELINE_DAYS: lookback of a caller\'s baseline.')
 param containmentEgressBaselineDays string = '7'
 
+@description('CONTAINMENT_LOG_SILENCE_HOURS: hours without a StorageBlobLogs row after which a protected account that had rows is a finding (its logs stopped).')
+param containmentLogSilenceHours string = '24'
+
 @description('CONTAINMENT_EGRESS_VOLUME_FLOOR_MB: bytes read in one window never anomalous below this (MB).')
 param containmentEgressVolumeFloorMb string = '2048'
 
@@ -306,6 +309,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_EGRESS_LAG_MINUTES: containmentEgressLagMinutes
       CONTAINMENT_EGRESS_MAX_WINDOWS: containmentEgressMaxWindows
       CONTAINMENT_EGRESS_BASELINE_DAYS: containmentEgressBaselineDays
+      CONTAINMENT_LOG_SILENCE_HOURS: containmentLogSilenceHours
       CONTAINMENT_EGRESS_VOLUME_FLOOR_MB: containmentEgressVolumeFloorMb
       CONTAINMENT_EGRESS_VOLUME_SIGMAS: containmentEgressVolumeSigmas
       CONTAINMENT_EGRESS_NEW_CALLER_MB: containmentEgressNewCallerMb

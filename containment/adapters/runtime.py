@@ -21,6 +21,8 @@ class Runtime:
         self.clients = AzureClients(settings)
         # The egress scan's baseline answer and the hour it is for (containment.detect.egress_scan).
         self.egress_baseline: tuple | None = None
+        # The protected accounts and when their logs last arrived, and the hour that is for (the same).
+        self.egress_watch: tuple | None = None
 
     @cached_property
     def ledger(self) -> Ledger:

@@ -461,6 +461,9 @@ SETTINGS: tuple[Setting, ...] = (
             "most windows one scan covers: after downtime the scan catches up this many at a time"),
     Setting("CONTAINMENT_EGRESS_BASELINE_DAYS", "egress_baseline_days", "7", _positive(int, "whole days > 0"),
             "lookback of a caller's baseline (its history of bytes read per window)"),
+    Setting("CONTAINMENT_LOG_SILENCE_HOURS", "log_silence_hours", "24", _positive(int, "whole hours > 0"),
+            "a protected account that had StorageBlobLogs rows in the baseline lookback and none arrived for this "
+            "many hours is a finding (egress_logs_stopped): the egress scan is blind to it"),
     Setting("CONTAINMENT_EGRESS_VOLUME_FLOOR_MB", "egress_volume_floor_mb", "2048", _positive(float, "MB > 0"),
             "bytes read by one caller in one window never count as anomalous below this (MB)"),
     Setting("CONTAINMENT_EGRESS_VOLUME_SIGMAS", "egress_volume_sigmas", "4", _positive(float, "a number > 0"),
@@ -546,6 +549,7 @@ class Settings:
     egress_lag_minutes: int
     egress_max_windows: int
     egress_baseline_days: int
+    log_silence_hours: int
     egress_volume_floor_mb: float
     egress_volume_sigmas: float
     egress_new_caller_mb: float

@@ -1,9 +1,12 @@
 """The egress scan: what happens every few minutes (timer) to find synthetic data leaving.
 
     checkpoint -> windows that are due (ending an ingestion lag ago, at most N per run)
-    -> each caller's baseline (one lookback query, reused for the hour) -> per window: the window query,
-       the copy query (and, with CONTAINMENT_CANARY_BLOBS set, the canary query)
-    -> per protected account with findings: decide -> record or claim + enqueue
+    -> each caller's baseline (one lookback query, reused for the hour)
+    -> the watch, once an hour: the protected accounts (ARM list) and when each one's logs last
+       arrived (one arrival query for every account); an account whose logs stopped is recorded
+    -> per window: the window query, the copy query (and, with CONTAINMENT_CANARY_BLOBS set, the
+       canary query; with a protected account keyed by a customer-managed key, the vault key query)
+    -> per protected account (and per such vault) with findings: decide -> record or claim + enqueue
     -> advance the checkpoint (ETag-guarded)
 
 A window's decision is keyed by account and window, so a scan re-run over the same
@@ -26,10 +29,11 @@ from datetime import datetime, timedelta, timezone
 from containment.adapters import arm, log_analytics
 from containment.adapters.runtime import Runtime, current
 from containment.core import clock
-from containment.core.ids import STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+from containment.core.ids import KEY_VAULT, STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
 from containment.core.findings import Finding
 from containment.core.records import DecisionRecord, describe_failure
-from containment.judge.egress import TABLE
+from containment.judge.customer_keys import customer_key_of
+from containment.judge.egress import ARRIVAL, TABLE, VAULT_KEYS
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.decisions import decide, failed, not_holding, recorded, within_incident
@@ -38,10 +42,13 @@ from containment.record.conclude import acted_in_incident, conclude, record_once
 from containment.record.repeats import Repeats
 
 log = logging.getLogger("containment")
-# What a scan reads: the accounts named in the logs, and the logs (workspace query, per table).
-PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.OperationalInsights/workspaces/read",
+# What a scan reads: the accounts named in the logs (and listed, for the watch), the vault a key
+# use names (read to spell its ID as ARM does), and the logs (workspace query, per table).
+PERMISSIONS = ("Microsoft.Storage/storageAccounts/read", "Microsoft.KeyVault/vaults/read",
+               "Microsoft.OperationalInsights/workspaces/read",
                "Microsoft.OperationalInsights/workspaces/query/read",
-               "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read")
+               "Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read",
+               "Microsoft.OperationalInsights/workspaces/query/AZKVAuditLogs/read")
 CHECKPOINT = "egress_scan"
 _NUMBER = (int, float)
 # The columns the rules read, with their types: anything else in an answer fails the scan.
@@ -57,6 +64,10 @@ COPY_COLUMNS = {"ResourceId": object, "Operation": str, "Side": str, "SourceAcco
 CANARY_COLUMNS = {"ResourceId": object, "Canary": str, "Caller": (str, type(None)), "Address": (str, type(None)),
                   "AuthenticationType": (str, type(None)), "Requests": _NUMBER, "Operations": list}
 BASELINE_COLUMNS = {"ResourceId": str, "Caller": (str, type(None)), "Mean": _NUMBER, "StdDev": _NUMBER, "ActiveWindows": _NUMBER}
+ARRIVAL_COLUMNS = {"ResourceId": object, "Rows": _NUMBER, "LastRow": datetime, "LastArrival": datetime}
+VAULT_KEY_COLUMNS = {"ResourceId": object, "VaultHost": str, "Key": str, "Caller": (str, type(None)),
+                     "ObjectId": (str, type(None)), "Address": (str, type(None)), "Requests": _NUMBER,
+                     "Operations": list, "FirstUse": datetime, "LastUse": datetime}
 OPERATION = "egress_scan"
 # How long after it was generated a row may arrive and still be scanned: the window query's
 # timespan (which bounds TimeGenerated) reaches this far back before its window of ingestion time.
@@ -89,6 +100,7 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
     run = ScanRun(failures)
     try:
         baseline = _baseline(runtime, windows[0][0])
+        watch = _watch(runtime, run, written, now)
         for window in windows:
             start, end = window
             rows = log_analytics.checked(log_analytics.run(
@@ -101,8 +113,13 @@ def run_egress_scan(runtime: Runtime | None = None) -> list[DecisionRecord]:
                 runtime.clients, settings.log_workspace_id, "egress_canary", start - MAX_ARRIVAL_DELAY, end,
                 window_start=start, window_end=end, canaries=settings.canary_blobs),
                 "egress_canary", CANARY_COLUMNS) if settings.canary_blobs else []
+            key_uses = log_analytics.checked(log_analytics.run(
+                runtime.clients, settings.log_workspace_id, "egress_vault_keys", start - MAX_ARRIVAL_DELAY, end,
+                window_start=start, window_end=end, vault_hosts=tuple(sorted(watch.vaults))),
+                "egress_vault_keys", VAULT_KEY_COLUMNS) if watch.vaults else []
             copied = _copies_by_source(runtime, copies, run, written)
             written += _judge_window(runtime, start, end, rows, canary_reads, copied, baseline, run)
+            written += _judge_vaults(runtime, start, end, key_uses, watch, run)
             etag = runtime.ledger.advance(CHECKPOINT, clock.iso(end), etag)
             if etag is None:
                 log.warning("egress scan: another instance moved the checkpoint; stopping at %s", clock.iso(end))
@@ -145,6 +162,157 @@ def _baseline(runtime: Runtime, first_start: datetime) -> dict[tuple[str, str], 
     baseline = {(row["ResourceId"], row["Caller"]): row for row in rows}
     runtime.egress_baseline = (end, baseline)
     return baseline
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the scan keeps watch over, read once an hour: the protected accounts of the watched
+    subscriptions (lower-case ID -> body), and the vaults holding their customer-managed keys
+    (vault host -> the accounts keyed there: account ID, key name, the principal of the identity
+    it reaches its key with)."""
+
+    accounts: dict[str, dict]
+    vaults: dict[str, list[dict]]
+
+
+def _watch(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], now: datetime) -> Watch:
+    """The hour's watch (kept by the instance, as the baseline is), and the first time in the hour
+    the arrival of every protected account's logs judged: one egress_arrival query for all of them
+    over the baseline's lookback up to `now`, the accounts listed in ARM. A listing ARM does not
+    give is a `failed` record (_listed): the accounts it leaves out are not judged, and the next
+    run asks again rather than keep an incomplete watch for the hour."""
+    settings = runtime.settings
+    hour = _floor(now, BASELINE_REFRESH)
+    if runtime.egress_watch is not None and runtime.egress_watch[0] == hour:
+        return runtime.egress_watch[1]
+    listed = _accounts_by_name(runtime, run, written)
+    accounts, vaults = {}, {}
+    for account in listed.values():
+        try:
+            account_id = parse_resource_id(str(account.get("id")))
+        except MalformedResourceId:
+            continue
+        if not protection_of(account_id, account.get("tags"), settings).protected:
+            continue
+        accounts[account_id.key] = account
+        key = customer_key_of(account)
+        if key is not None:
+            vaults.setdefault(key.vault_host, []).append(
+                {"account": account["id"], "key": key.key_name, "identities": _encryption_principals(account)})
+    lookback = timedelta(days=settings.egress_baseline_days)
+    rows = log_analytics.checked(log_analytics.run(
+        runtime.clients, settings.log_workspace_id, "egress_arrival", now - lookback, now,
+        lookback_start=now - lookback, lookback_end=now), "egress_arrival", ARRIVAL_COLUMNS)
+    arrivals = {str(row["ResourceId"]).lower(): row for row in rows}
+    watch = Watch(accounts, vaults)
+    log.info("egress scan: watching %d protected account(s), %d with logs in the lookback; %d vault(s) holding "
+             "their customer-managed keys", len(accounts), len(accounts.keys() & arrivals.keys()), len(vaults))
+    for key, account in sorted(accounts.items()):
+        scope = f"the arrival of the logs of {key}"  # not the account's windows: each fails and recovers alone
+        try:
+            record = _judge_arrival(runtime, now, account, arrivals.get(key))
+        except Exception as error:  # noqa: BLE001 - on the record as failed; the other accounts go on
+            record = _account_failed(runtime, run.failures, now - lookback, now, key, error, scope)
+        else:
+            written += run.failures.worked(scope)
+        if record is not None:
+            written.append(record)
+    if not any(what != TENANTS for what in run.unlisted):
+        runtime.egress_watch = (hour, watch)
+    return watch
+
+
+def _encryption_principals(account: dict) -> tuple[str, ...]:
+    """The principal ID (lower case) of the managed identity the account reaches its
+    customer-managed key with: the user-assigned identity `encryption.identity.userAssignedIdentity`
+    names (an ID among `identity.userAssignedIdentities`), else its system-assigned identity
+    (storage spec 2026-09-01, `Encryption.identity`: EncryptionIdentity, and `Identity`)."""
+    identity = account.get("identity") or {}
+    chosen = ((((account.get("properties") or {}).get("encryption") or {}).get("identity") or {})
+              .get("userAssignedIdentity"))
+    if chosen:
+        assigned = {str(name).lower(): value for name, value in (identity.get("userAssignedIdentities") or {}).items()}
+        principal = (assigned.get(str(chosen).lower()) or {}).get("principalId")
+    else:
+        principal = identity.get("principalId")
+    return (str(principal).lower(),) if principal else ()
+
+
+def _judge_arrival(runtime: Runtime, now: datetime, account: dict, row: dict | None) -> DecisionRecord | None:
+    """Whether one protected account's logs arrive (egress_logs_stopped); a finding is recorded once
+    per silence (keyed by the account and its last arrival) or, with no row in the lookback, once a day."""
+    settings = runtime.settings
+    spelled = account["id"]
+    last = clock.iso(row["LastArrival"]) if row else None
+    arrival = {"id": spelled, "checked_at": clock.iso(now), "rows": row["Rows"] if row else 0,
+               "last_row": clock.iso(row["LastRow"]) if row else None, "last_arrival": last,
+               "created": (account.get("properties") or {}).get("creationTime")}
+    protection = protection_of(parse_resource_id(spelled), account.get("tags"), settings)
+    findings = judge(ARRIVAL, arrival, Context(settings, protection))
+    if not findings:
+        return None
+    digest = hashlib.sha256(f"{spelled.lower()}|{last}".encode()).hexdigest()[:20]
+    key = f"egress-silent-{digest}" if last else f"egress-nologs-{now:%Y%m%d}-{digest}"
+    record = DecisionRecord(key=key, resource_id=spelled, outcome="", mode=settings.mode, reason="",
+                            operation=OPERATION, event_time=clock.iso(now), decided_at=clock.iso())
+    return conclude(runtime, record, decide(findings, settings), {spelled: account})
+
+
+def _judge_vaults(runtime: Runtime, start: datetime, end: datetime, uses: list[dict], watch: Watch,
+                  run: ScanRun) -> list[DecisionRecord]:
+    """The window's key uses on the vaults of the watch, judged per vault (one record per vault
+    per window with findings); a vault that cannot be judged or recorded is a `failed` record
+    naming it, and the scan goes on."""
+    by_vault: dict[str, list[dict]] = {}
+    for use in uses:
+        by_vault.setdefault(str(use["ResourceId"] or use["VaultHost"]).lower(), []).append(use)
+    written = []
+    for vault_id, rows in sorted(by_vault.items()):
+        try:
+            record = _judge_vault(runtime, start, end, vault_id, rows, watch)
+        except Exception as error:  # noqa: BLE001 - on the record as failed; the other vaults go on
+            record = _account_failed(runtime, run.failures, start, end, vault_id, error)
+        else:
+            written += run.failures.worked(vault_id)
+        if record is not None:
+            written.append(record)
+    return written
+
+
+def _judge_vault(runtime: Runtime, start: datetime, end: datetime, vault_id: str, uses: list[dict],
+                 watch: Watch) -> DecisionRecord | None:
+    settings = runtime.settings
+    host = str(uses[0]["VaultHost"])
+    keyed = watch.vaults[host]  # the query asked for the watch's vault hosts alone
+    # In scope because of the accounts it encrypts: judged as the first of them is protected.
+    first = watch.accounts[parse_resource_id(keyed[0]["account"]).key]
+    protection = protection_of(parse_resource_id(first["id"]), first.get("tags"), settings)
+    window = {"start": clock.iso(start), "end": clock.iso(end)}
+    findings = judge(VAULT_KEYS, {"id": vault_id, "vault_host": host, "uses": uses, "keyed": keyed},
+                     Context(settings, protection))
+    if not findings:
+        return None
+    spelled, vault = _vault(runtime, vault_id)
+    findings = [replace(f, resource_id=spelled, evidence={**f.evidence, **window}) for f in findings]
+    record = DecisionRecord(key=window_key(spelled, start), resource_id=spelled, outcome="", mode=settings.mode,
+                            reason="", operation=OPERATION, event_time=clock.iso(end), decided_at=clock.iso())
+    return conclude(runtime, record, decide(findings, settings), {spelled: vault} if vault else {})
+
+
+def _vault(runtime: Runtime, logged: str) -> tuple[str, dict | None]:
+    """The vault a log row names, as ARM spells its ID, and its body; the logged ID where ARM has
+    none (deleted since) or the row names no vault ID."""
+    try:
+        vault_id = parse_resource_id(logged)
+    except MalformedResourceId:
+        return logged, None
+    if not vault_id.is_type(KEY_VAULT):
+        return logged, None
+    try:
+        vault = arm.read(runtime.clients, vault_id)
+    except arm.ResourceGone:
+        return logged, None
+    return vault.get("id") or logged, vault
 
 
 @dataclass
@@ -212,8 +380,8 @@ def _accounts_by_name(runtime: Runtime, run: ScanRun, written: list[DecisionReco
     """Every storage account in CONTAINMENT_SUBSCRIPTIONS (none set: every subscription the
     identity sees) by its name, lower case: names are unique across Azure
     (https://learn.microsoft.com/azure/storage/common/storage-account-overview#storage-account-name),
-    so a URI's host names one account. Listed once a run, and only when a copy names another
-    account; a subscription ARM does not list leaves its accounts out (_listed)."""
+    so a URI's host names one account. Listed at most once a run: for the hour's watch, or when a
+    copy names another account; a subscription ARM does not list leaves its accounts out (_listed)."""
     if run.by_name is None:
         run.by_name = {}
         subscriptions = runtime.settings.subscriptions or _listed(
@@ -238,8 +406,10 @@ def _listed(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], what:
                                 operation=OPERATION, decided_at=clock.iso())
         failure = run.failures.failed(what, recorded(record, failed(
             f"egress scan: {what} could not be listed in ARM ({why}); the windows are judged all the same: a copy "
-            "whose destination or caller's tenant this leaves unknown is out of scope (fail closed), and a copy "
-            "logged only by its destination names a source that cannot be told until the list works")), why)
+            "whose destination or caller's tenant this leaves unknown is out of scope (fail closed), a copy "
+            "logged only by its destination names a source that cannot be told, and the accounts it leaves out "
+            "are not watched (whether their logs arrive, who uses their customer-managed keys) until the list "
+            "works")), why)
         if failure is not None:
             written.append(failure)
         return None
@@ -362,7 +532,7 @@ def window_key(resource_id: str, start: datetime) -> str:
 
 
 def _account_failed(runtime: Runtime, failures: Repeats, start: datetime, end: datetime, resource_id: str,
-                    error: Exception) -> DecisionRecord | None:
+                    error: Exception, scope: str | None = None) -> DecisionRecord | None:
     """One account's window that could not be judged or recorded: a `failed` record about
     the account (a containment queued before the failure still writes its own record)."""
     why = describe_failure(error)
@@ -371,7 +541,7 @@ def _account_failed(runtime: Runtime, failures: Repeats, start: datetime, end: d
         key="", resource_id=resource_id, outcome="", mode=runtime.settings.mode, reason="", operation=OPERATION,
         event_time=clock.iso(end), decided_at=clock.iso(),
     )
-    return failures.failed(resource_id, recorded(record, failed(
+    return failures.failed(scope or resource_id, recorded(record, failed(
         f"egress scan of {resource_id} from {clock.iso(start)} to {clock.iso(end)}: its findings could not be "
         f"judged or recorded ({why}); the scan went on with the other accounts")), why)
 

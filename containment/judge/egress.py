@@ -18,14 +18,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from containment.core import clock
 from containment.core.findings import ACCOUNT_KEYS, evidence_digest
+from containment.judge.allowlist import allowance
 from containment.judge.rule import Context, Rule
 
 TABLE = "StorageBlobLogs"
+# What the two rules below judge, besides one account's window: whether one protected account's
+# logs arrive (rows of the egress_arrival query), and one vault's key operations in one window
+# (rows of the egress_vault_keys query over AZKVAuditLogs).
+ARRIVAL = "StorageBlobLogs arrival"
+VAULT_KEYS = "AZKVAuditLogs"
 MB = 1024 * 1024
 # What a finding keeps inline: a record of four egress findings stays within one Table
 # property (32K characters), and the full evidence is a digest away.
@@ -359,6 +365,105 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def logs_stopped(arrival: dict, context: Context):
+    """A protected account whose blob logs no longer arrive in the workspace the scan reads: the
+    scan is blind to it, and a leak would be silence. `arrival` is the account's row of the
+    egress_arrival query (LastArrival, LastRow, Rows; none where it logged nothing in the lookback)
+    as of `checked_at`, the end of that lookback. Two cases, said apart:
+    - stopped: rows arrived in the lookback, none for CONTAINMENT_LOG_SILENCE_HOURS;
+    - none in the lookback: no row at all in CONTAINMENT_EGRESS_BASELINE_DAYS (never sent here, or
+      stopped earlier than that), for an account ARM says is older than the silence allowed
+      (`properties.creationTime`, set by the service: read-only in storage spec 2026-09-01,
+      StorageAccountProperties). A body without it gives no age, and a new account's logs cannot be
+      missed yet: it is not said (the diagnostic setting rules judge its setting either way).
+    The logs cannot tell a removed diagnostic setting from an account nobody touched (an unread
+    account logs nothing): the evidence says both; the diagnostic setting rules say which.
+    A weakness: it shows no one reaching the data, only that the app would not see it (containment.judge.rule)."""
+    settings = context.settings
+    checked = clock.instant(arrival.get("checked_at"))
+    if checked is None:
+        return None
+    silence = timedelta(hours=settings.log_silence_hours)
+    last = clock.instant(arrival.get("last_arrival"))
+    evidence = {"last_arrival": arrival.get("last_arrival"), "last_row": arrival.get("last_row"),
+                "rows_in_lookback": arrival.get("rows") or 0, "checked_at": arrival["checked_at"],
+                "lookback_days": settings.egress_baseline_days, "silence_hours": settings.log_silence_hours}
+    if last is not None:
+        if checked - last < silence:
+            return None
+        hours = (checked - last) / timedelta(hours=1)
+        return (f"no StorageBlobLogs row has arrived for {hours:.0f} hours (CONTAINMENT_LOG_SILENCE_HOURS is "
+                f"{settings.log_silence_hours}): the egress scan is blind to this account",
+                {**evidence, "arrival": "stopped",
+                 "why": "its diagnostic setting stopped sending blob logs to this workspace, or nothing has read "
+                        "or written the account since"})
+    created = clock.instant(arrival.get("created"))
+    if created is None or checked - created < silence:
+        return None  # too new for its logs to be missed, or of no known age
+    return (f"no StorageBlobLogs row in the {settings.egress_baseline_days}-day lookback: this account's logs have "
+            "never arrived in this workspace, or stopped before that; the egress scan is blind to it",
+            {**evidence, "arrival": "none in the lookback", "created": arrival.get("created"),
+             "why": "no diagnostic setting sends its blob logs to this workspace, or nothing has read or written "
+                    "the account in the lookback"})
+
+
+def key_use_by_unexpected_caller(vault: dict, context: Context):
+    """Key operations (KeyGet, KeyDecrypt, KeyUnwrap, KeyWrap, KeyPurge answered 2xx) on a key of a
+    vault that holds a protected account's customer-managed key, by an identity that is neither in
+    CONTAINMENT_ALLOWED_PRINCIPALS nor the managed identity of the protected account whose key it
+    is, or by an allowed principal from an address outside CONTAINMENT_ALLOWED_CIDRS. `vault` holds
+    the window's rows of the egress_vault_keys query for the vault (`uses`) and the protected
+    accounts keyed in it (`keyed`: account, key name, the principal IDs of its encryption identity).
+    The account's own identity is judged by identity alone: the Storage service unwraps its key
+    itself, as a trusted service, from Azure's addresses, which no allowed network names
+    (https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview,
+    https://learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints#trusted-services).
+    A row with no object ID (no token identity in the log) is no allowed principal (fail closed).
+    An allowlist entry is judged at the use's last time (containment.judge.allowlist)."""
+    settings = context.settings
+    keyed = vault.get("keyed") or []
+    callers = []
+    for use in sorted(vault.get("uses") or [], key=lambda u: (str(u.get("Key")), str(u.get("Caller")),
+                                                               str(u.get("Address")))):
+        key = str(use.get("Key") or "").lower()
+        owners = [k for k in keyed if str(k.get("key") or "").lower() == key]
+        principal = str(use.get("ObjectId") or "").lower()
+        own = bool(principal) and any(principal in k.get("identities", ()) for k in owners)
+        why = []
+        permitted = allowance(principal, settings, clock.instant(_text(use.get("LastUse"))))
+        if not own and not permitted.allowed:
+            why.append("no identity in the log" if not principal else
+                       f"identity not allowed (its CONTAINMENT_ALLOWED_PRINCIPALS entry expired {permitted.expired})"
+                       if permitted.expired else "identity not allowed")
+        if not own and not _trusted(str(use.get("Address") or ""), settings.allowed_cidrs):
+            why.append("address outside CONTAINMENT_ALLOWED_CIDRS")
+        if why:
+            callers.append({"Caller": use.get("Caller"), "ObjectId": use.get("ObjectId") or None,
+                            "AppId": use.get("AppId") or None, "Upn": use.get("Upn") or None,
+                            "Address": use.get("Address"), "Key": use.get("Key"), "Operations": use.get("Operations"),
+                            "Requests": use.get("Requests"), "FirstUse": _text(use.get("FirstUse")),
+                            "LastUse": _text(use.get("LastUse")), "UserAgents": use.get("UserAgents"),
+                            "Accounts": [k["account"] for k in owners], "why": why})
+    if not callers:
+        return None
+    operations = sorted({str(o) for c in callers for o in c["Operations"] or []})
+    keys = sorted({str(c["Key"]) for c in callers})
+    full = {"uses": callers}
+    evidence = {
+        "vault": vault.get("vault_host"),
+        "keys": [_cut(k) for k in keys[:TOP_OBJECTS]],
+        "accounts": sorted({a for c in callers for a in c["Accounts"]}),
+        "operations": operations,
+        "caller_count": len({str(c["Caller"]) for c in callers}),
+        "requests": sum(c["Requests"] or 0 for c in callers),
+        "callers": [_sampled(c) for c in callers[:TOP_CALLERS]],
+        "digest": evidence_digest(full),
+    }
+    return (f"{', '.join(operations)} on key(s) {', '.join(keys[:3])}{' and more' if len(keys) > 3 else ''} of "
+            f"{vault.get('vault_host')} by {evidence['caller_count']} unexpected caller(s): whoever unwraps a "
+            "protected account's customer-managed key holds the key to its data", evidence, full)
+
+
 RULES = (
     Rule("egress_anonymous_read", "critical", TABLE, anonymous_read, contained_by_severity=True),
     Rule("egress_key_or_sas_from_untrusted_network", "critical", TABLE, key_or_sas_from_untrusted_network,
@@ -370,4 +475,9 @@ RULES = (
     # A weakness (containment.judge.rule): a SAS that outlives its policy, in hands not shown wrong.
     Rule("egress_sas_expiry_policy_violated", "medium", TABLE, sas_expiry_policy_violated,
          contained_by_severity=True, weakness=True),
+    # A weakness: the app's own signal is lost; no one is shown reaching the data. Recorded only.
+    Rule("egress_logs_stopped", "high", ARRIVAL, logs_stopped, weakness=True),
+    # An exposure: someone outside the expected holds the key to a protected account's data. Recorded
+    # only: no action of the app's takes a key use back (the vault's access is the vault rules' to contain).
+    Rule("key_vault_key_use_by_unexpected_caller", "critical", VAULT_KEYS, key_use_by_unexpected_caller),
 )

@@ -1,6 +1,7 @@
 // Log Analytics query access for the app, on the workspace that holds the protected
-// accounts' StorageBlobLogs and nothing else: a custom role with exactly the three Log
-// Analytics actions the egress scan performs (containment/detect/egress_scan.py PERMISSIONS),
+// accounts' StorageBlobLogs (and the AZKVAuditLogs of the vaults holding their customer-managed
+// keys) and nothing else: a custom role with exactly the Log Analytics actions the egress scan
+// performs (containment/detect/egress_scan.py PERMISSIONS),
 // assigned at the workspace. Deployed into the workspace's resource group, wherever it is.
 param environmentName string
 param workspaceName string
@@ -14,7 +15,7 @@ resource logReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(resourceGroup().id, environmentName, 'containment-log-reader')
   properties: {
     roleName: 'Synthetic-data containment log reader (${environmentName}, ${uniqueString(resourceGroup().id)})'
-    description: 'Reads StorageBlobLogs in the workspace for egress detection, and no other table.'
+    description: 'Reads StorageBlobLogs and AZKVAuditLogs in the workspace for egress detection, and no other table.'
     type: 'CustomRole'
     assignableScopes: [resourceGroup().id]
     permissions: [
@@ -23,6 +24,7 @@ resource logReader 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.OperationalInsights/workspaces/read'
           'Microsoft.OperationalInsights/workspaces/query/read'
           'Microsoft.OperationalInsights/workspaces/query/StorageBlobLogs/read'
+          'Microsoft.OperationalInsights/workspaces/query/AZKVAuditLogs/read'
         ]
         notActions: []
         dataActions: []
@@ -39,7 +41,7 @@ resource logReaderAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', logReader.name)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'Synthetic-data containment: egress detection queries StorageBlobLogs.'
+    description: 'Synthetic-data containment: egress detection queries StorageBlobLogs and AZKVAuditLogs.'
   }
 }
 

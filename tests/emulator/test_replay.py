@@ -51,6 +51,11 @@ EXPECTED = {
     "egress-copy-to-an-unprotected-account.json": ["contained"],
     "egress-copy-between-two-protected-accounts.json": [],
     "egress-sas-expiry-policy-violated.json": ["reported"],
+    # Two scans an hour apart find the same silence: one record.
+    "egress-logs-stopped-for-a-protected-account.json": ["reported"],
+    "egress-quiet-account-whose-logs-still-arrive.json": [],
+    "egress-vault-key-unwrapped-by-a-stranger.json": ["reported"],
+    "egress-vault-key-unwrapped-by-the-accounts-own-identity.json": [],
     "operator-approves-a-held-deletion.json": ["pending-approval", "contained"],
     "operator-break-glass.json": ["pending-approval", "reported", "contained"],
     "drift-sweep-finds-what-no-event-reported.json": ["contained"],

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from containment.judge import egress as family
-from containment.judge.egress import MB, TABLE
+from containment.judge.egress import ARRIVAL, MB, TABLE, VAULT_KEYS
 from containment.judge.rule import Context
 from containment.judge.scope import Protection
 from containment.plan.registry import judge
@@ -96,7 +96,10 @@ CASES = {
 
 
 def test_every_egress_rule_has_a_case_here():
-    assert {rule.id for rule in family.RULES} == set(CASES)
+    # The window rules here; the arrival and vault key rules below, on rows of their own queries.
+    assert {rule.id for rule in family.RULES if rule.resource_type == TABLE} == set(CASES)
+    assert {rule.id for rule in family.RULES if rule.resource_type != TABLE} == {
+        "egress_logs_stopped", "key_vault_key_use_by_unexpected_caller"}
 
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
@@ -255,3 +258,101 @@ def test_a_sas_signature_in_a_sample_uri_never_reaches_the_evidence():
     [finding] = findings(from_outside)
     kept = json.dumps({"evidence": finding.evidence, "detail": finding.detail})
     assert "c2VjcmV0JTNE" not in kept and "sig=REDACTED" in kept and "sp=r" in kept
+
+
+# -- whether a protected account's logs arrive (rows of egress_arrival.kql) --------------------------
+CHECKED = "2026-11-24T12:00:00.000000Z"
+
+
+def arrival(last_arrival: str | None, rows: int = 0, created: str | None = "2026-01-05T08:00:00.0000000Z",
+            **settings: str):
+    body = {"id": ACCOUNT_ID, "checked_at": CHECKED, "rows": rows, "last_row": last_arrival,
+            "last_arrival": last_arrival, "created": created}
+    context = Context(load_settings(settings), Protection(tagged=True, protected_scope=None))
+    return judge(ARRIVAL, body, context)
+
+
+def test_logs_that_arrived_within_the_silence_allowed_are_no_finding():
+    assert arrival("2026-11-23T12:00:00.000001Z", rows=40) == []  # 23 h 59 min ago: within the 24 hours
+
+
+def test_logs_silent_for_the_silence_allowed_are_a_high_weakness_naming_the_last_arrival():
+    [found] = arrival("2026-11-23T12:00:00Z", rows=40)
+    assert (found.rule, found.severity, found.weakness, found.resource_id) == (
+        "egress_logs_stopped", "high", True, ACCOUNT_ID)
+    assert found.summary == ("no StorageBlobLogs row has arrived for 24 hours (CONTAINMENT_LOG_SILENCE_HOURS is 24): "
+                             "the egress scan is blind to this account")
+    assert (found.evidence["arrival"], found.evidence["last_arrival"], found.evidence["rows_in_lookback"]) == (
+        "stopped", "2026-11-23T12:00:00Z", 40)
+    assert arrival("2026-11-23T12:00:00Z", rows=40, CONTAINMENT_LOG_SILENCE_HOURS="25") == []
+
+
+def test_an_account_with_no_row_in_the_lookback_is_said_apart_and_only_once_old_enough():
+    [found] = arrival(None)
+    assert found.rule == "egress_logs_stopped" and found.evidence["arrival"] == "none in the lookback"
+    assert found.summary.startswith("no StorageBlobLogs row in the 7-day lookback: this account's logs have never "
+                                    "arrived in this workspace")
+    assert arrival(None, created="2026-11-23T13:00:00Z") == []  # 23 hours old: not missed yet
+    assert arrival(None, created=None) == []  # of no known age (ARM sets creationTime: a hand-written body)
+
+
+# -- key operations on a vault holding a protected account's customer-managed key -----------------
+VAULT_ID = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/{b.RG}/providers/Microsoft.KeyVault/vaults/kv-synthkeys01"
+ACCOUNT_MI = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+PIPELINE = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+STRANGER = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+
+
+def use(object_id: str | None, address: str = "10.20.1.4", key: str = "synthtrain01-cmk",
+        operations: tuple[str, ...] = ("KeyUnwrap",)) -> dict:
+    """A row of the egress_vault_keys query."""
+    return {"ResourceId": VAULT_ID.lower(), "VaultHost": "kv-synthkeys01.vault.azure.net", "Key": key,
+            "Caller": object_id or address, "ObjectId": object_id or "", "AppId": "", "Upn": "", "Address": address,
+            "Requests": 3, "Operations": list(operations), "FirstUse": "2026-11-24T11:46:00Z",
+            "LastUse": "2026-11-24T11:48:00Z", "UserAgents": ["azsdk-python-keyvault-keys/4.10.0"]}
+
+
+def key_uses(*uses: dict, **settings: str):
+    body = {"id": VAULT_ID.lower(), "vault_host": "kv-synthkeys01.vault.azure.net", "uses": list(uses),
+            "keyed": [{"account": ACCOUNT_ID, "key": "synthtrain01-cmk", "identities": (ACCOUNT_MI,)}]}
+    context = Context(load_settings({"CONTAINMENT_ALLOWED_CIDRS": "10.20.0.0/16",
+                                     "CONTAINMENT_ALLOWED_PRINCIPALS": PIPELINE, **settings}),
+                      Protection(tagged=True, protected_scope=None))
+    return judge(VAULT_KEYS, body, context)
+
+
+def test_the_accounts_own_identity_and_an_allowed_principal_inside_the_allowed_networks_are_no_finding():
+    # The Storage service unwraps the key itself from Azure's addresses: its identity is judged alone.
+    assert key_uses(use(ACCOUNT_MI, address="52.236.186.210", operations=("KeyGet", "KeyUnwrap", "KeyWrap")),
+                    use(PIPELINE, address="10.20.7.9")) == []
+
+
+def test_a_stranger_unwrapping_the_key_is_a_critical_exposure_naming_caller_address_key_and_account():
+    [found] = key_uses(use(STRANGER, address="203.0.113.50", operations=("KeyUnwrap", "KeyDecrypt")))
+    assert (found.rule, found.severity, found.weakness, found.resource_id) == (
+        "key_vault_key_use_by_unexpected_caller", "critical", False, VAULT_ID.lower())
+    assert found.summary.startswith("KeyDecrypt, KeyUnwrap on key(s) synthtrain01-cmk of "
+                                    "kv-synthkeys01.vault.azure.net by 1 unexpected caller(s)")
+    [caller] = found.evidence["callers"]
+    assert (caller["ObjectId"], caller["Address"], caller["Key"], caller["Accounts"], caller["Requests"]) == (
+        STRANGER, "203.0.113.50", "synthtrain01-cmk", [ACCOUNT_ID], 3)
+    assert (caller["FirstUse"], caller["LastUse"]) == ("2026-11-24T11:46:00Z", "2026-11-24T11:48:00Z")
+    assert caller["why"] == ["identity not allowed", "address outside CONTAINMENT_ALLOWED_CIDRS"]
+    assert found.evidence["accounts"] == [ACCOUNT_ID] and found.evidence["digest"] == digest_of(found.detail)
+
+
+def test_an_allowed_principal_from_outside_the_allowed_networks_and_an_anonymous_row_are_findings():
+    [found] = key_uses(use(PIPELINE, address="198.51.100.7"), use(None, address="10.20.1.4"))
+    assert [c["why"] for c in found.evidence["callers"]] == [["no identity in the log"],  # by caller: its address
+                                                             ["address outside CONTAINMENT_ALLOWED_CIDRS"]]
+
+
+def test_the_accounts_identity_on_another_key_of_the_vault_and_an_expired_allowance_are_findings():
+    [found] = key_uses(use(ACCOUNT_MI, address="52.236.186.210", key="another-key"),
+                       CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2026-11-23")
+    [caller] = found.evidence["callers"]
+    assert caller["Accounts"] == [] and caller["why"] == ["identity not allowed",
+                                                          "address outside CONTAINMENT_ALLOWED_CIDRS"]
+    [expired] = key_uses(use(PIPELINE), CONTAINMENT_ALLOWED_PRINCIPALS=f"{PIPELINE}@2026-11-23")
+    assert expired.evidence["callers"][0]["why"] == [
+        "identity not allowed (its CONTAINMENT_ALLOWED_PRINCIPALS entry expired 2026-11-24T00:00:00.000000Z)"]

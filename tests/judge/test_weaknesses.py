@@ -25,6 +25,7 @@ WEAKNESSES = {
     # (containment.judge.encryption)
     "storage_customer_key_outside_watch", "storage_encryption_not_customer_managed",
     "storage_infrastructure_encryption_off",
+    "egress_logs_stopped",  # the app's own signal is lost: no one is shown reaching the data
     # containment/judge/key_vault.py: every caller still needs a token and a key permission; nothing is
     # destroyed until someone with the purge permission acts.
     "key_vault_network_open", "key_vault_purge_protection_off",
@@ -38,7 +39,7 @@ def test_the_weaknesses_are_exactly_the_rules_decided_so_and_everything_else_is_
                      "storage_keys_listed_by_unallowed_principal", "storage_replication_to_unprotected_destination",
                      "nsg_inbound_admits_untrusted_sources", "nsg_rule_unreadable", "egress_anonymous_read",
                      "egress_copy_out_of_scope", "egress_key_or_sas_from_untrusted_network",
-                     "key_vault_key_access_by_unallowed_principal",
+                     "key_vault_key_access_by_unallowed_principal", "key_vault_key_use_by_unexpected_caller",
                      "storage_customer_key_unavailable"):  # an availability breach (containment.judge.encryption)
         assert not RULES[exposure].weakness, exposure
 

@@ -28,7 +28,7 @@ def test_the_app_declares_its_triggers():
                 for name, (_, meta) in metadata.items()}
     assert triggers == {"storage_exposure": "eventGridTrigger", "role_assignment_grant": "eventGridTrigger",
                         "nsg_exposure": "eventGridTrigger", "storage_key_access": "eventGridTrigger",
-                        "guardrail_change": "eventGridTrigger",
+                        "guardrail_change": "eventGridTrigger", "key_vault_write": "eventGridTrigger",
                         "egress_scan": "timerTrigger", "drift_sweep": "timerTrigger",
                         "notifications": "timerTrigger", "contain": "queueTrigger",
                         "pending_approvals": "httpTrigger", "approve": "httpTrigger", "deny": "httpTrigger",

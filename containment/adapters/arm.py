@@ -112,9 +112,50 @@ def list_at(clients: AzureClients, path: str, api_version: str) -> list[dict[str
             return items
         from azure.core.rest import HttpRequest
 
+        if not following.lower().startswith(_management_endpoint(clients).lower() + "/"):
+            # The next page is fetched with the app's ARM token: never from another host.
+            raise ValueError(f"{path}: nextLink {following[:120]!r} is not on the ARM endpoint")
         response = clients.subscriptions.send_request(HttpRequest("GET", following))
         response.raise_for_status()
         page = response.json()
+
+
+def _management_endpoint(clients: AzureClients) -> str:
+    return (clients.settings.local_azure_endpoint or "https://management.azure.com").rstrip("/")
+
+
+# The only writes the app sends to the types above, by type: what its containment actions and
+# releases plan, and nothing else. The app's role must hold vaults/write, accessPolicies/write,
+# diagnosticSettings/write and policyAssignments/write for them, and each of those could also
+# give access (an access policy added, a vault opened, logs sent elsewhere, an Append policy
+# assigned); so any other shape is refused here, before it reaches ARM, whatever planned it.
+_VAULT_PROPERTIES = frozenset({"networkAcls", "publicNetworkAccess", "enablePurgeProtection"})
+_DIAGNOSTIC_PROPERTIES = frozenset({"workspaceId", "logs", "metrics", "logAnalyticsDestinationType"})
+
+
+def refused_shape(clients: AzureClients, change: Write, target: ResourceId) -> str | None:
+    """Why the app never sends this write to a Key Vault, access-policy, policy or
+    diagnostic-setting target, or None for a shape its actions plan."""
+    properties = (change.body or {}).get("properties") or {}
+    if target.is_type(KEY_VAULT):
+        if change.method != "PATCH" or set(change.body or {}) - {"properties"} or set(properties) - _VAULT_PROPERTIES:
+            return f"only a PATCH of {sorted(_VAULT_PROPERTIES)} is sent to a vault"
+        if properties.get("enablePurgeProtection", True) is not True:
+            return "purge protection is only ever switched on"
+        return None
+    if target.is_type(VAULT_ACCESS_POLICY):
+        return None if change.method == "PUT" and target.name.lower() == "remove" else \
+            "only accessPolicies/remove is sent: the app never adds or replaces an access policy"
+    if target.is_type(DIAGNOSTIC_SETTING):
+        workspace = clients.settings.log_workspace_resource_id
+        if change.method != "PUT" or set(properties) - _DIAGNOSTIC_PROPERTIES:
+            return f"a diagnostic setting is only put back with {sorted(_DIAGNOSTIC_PROPERTIES)}"
+        if not workspace or str(properties.get("workspaceId") or "").lower() != workspace.lower():
+            return "a diagnostic setting is only put back sending to CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID"
+        return None
+    if target.is_type(POLICY_ASSIGNMENT):
+        return None if change.method == "PUT" else "a policy assignment is only put back, never changed or deleted"
+    return f"the app never writes a {target.type}"
 
 
 def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
@@ -290,7 +331,10 @@ def write(clients: AzureClients, change: Write) -> str | None:
             clients.authorization(target.subscription).role_assignments.create_by_id(target.text, change.body)
         elif change.method == "DELETE" and target.is_type(ROLE_ASSIGNMENT):
             clients.authorization(target.subscription).role_assignments.delete_by_id(target.text)
-        elif change.method in ("PUT", "PATCH", "DELETE") and _api_version(target):
+        elif _api_version(target):
+            refusal = refused_shape(clients, change, target)
+            if refusal:
+                raise ValueError(f"{change.method} {change.resource_id} refused before sending: {refusal}")
             rest(clients, change.method, target.text, _api_version(target), change.body, headers)
         else:
             raise ValueError(f"this app never sends {change.method} to a {target.type}")

@@ -71,7 +71,7 @@ resource containmentRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = 
   name: guid(subscription().id, environmentName, 'synthetic-data-containment')
   properties: {
     roleName: 'Synthetic-data containment (${environmentName}, ${subscription().subscriptionId})'
-    description: 'Exactly the ARM operations the synthetic-data containment app performs: read, contain and release storage accounts, containers and NSG rules; read and delete role assignments (never create). No listKeys, no wildcards.'
+    description: 'Exactly the ARM operations the synthetic-data containment app performs: read, contain and release storage accounts, containers, NSG rules and key vaults; remove vault access policies; read and delete role assignments (never create); put back blob diagnostic settings and approved policy assignments. No listKeys, no wildcards.'
     type: 'CustomRole'
     assignableScopes: [subscription().id]
     permissions: [

@@ -158,6 +158,8 @@ def test_final_state_shows_the_deleted_diagnostic_setting_put_back_and_the_polic
     records, final_state = outputs["guardrail-policy-assignment-deleted-held.json"]
     assert [body for rid, body in final_state.items() if "/policyAssignments/" in rid] == [None]
     assert records[-1]["awaiting_approval"][0]["action"] == "restore_policy_assignment"
+
+
 def test_final_state_shows_the_key_vault_locked_and_the_stranger_gone(bundled):
     outputs, _ = bundled
     [record], final_state = outputs["key-vault-open-network-holding-a-protected-key.json"]

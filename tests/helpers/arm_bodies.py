@@ -176,6 +176,8 @@ def policy_exemption(scope: str, assignment_id: str, name: str = "waive-shared-k
         properties["expiresOn"] = expires_on
     return {"id": f"{scope}/providers/Microsoft.Authorization/policyExemptions/{name}", "name": name,
             "type": "Microsoft.Authorization/policyExemptions", "properties": properties}
+
+
 KEY_PERMISSIONS_FOR_STORAGE = ["get", "wrapKey", "unwrapKey"]  # what Storage needs of its CMK (customer-managed keys docs)
 
 

@@ -73,11 +73,16 @@ def restore_diagnostic_setting(state: State, target: ResourceId, settings: Setti
 
 
 def diagnostic_setting_missing(state: State, settings: Settings) -> bool:
-    """Whether the blob service still sends no reads to the workspace: neither the target nor
-    another setting of the blob service (read with it: containment.adapters.arm.read_state)."""
+    return state.body is None or not sends_reads(state.body, settings.log_workspace_resource_id)[0]
+
+
+def reads_delivered_by_another(state: State, settings: Settings) -> str | None:
+    """Why restoring is moot: another setting of the blob service (read with the target:
+    containment.adapters.arm.read_state) sends StorageRead to the workspace by now."""
     workspace = settings.log_workspace_resource_id
-    return not any(sends_reads(setting, workspace)[0]
-                   for setting in [state.body, *state.facts.get("siblings", ())] if setting is not None)
+    delivering = [setting["id"] for setting in state.facts.get("siblings", ()) if sends_reads(setting, workspace)[0]]
+    return (f"another setting of its blob service, {delivering[0]}, sends StorageRead to the workspace the app scans"
+            if delivering else None)
 
 
 def _writable_assignment(body: dict) -> dict:
@@ -133,7 +138,8 @@ ACTIONS = (
     Action("restore_diagnostic_setting", (DIAGNOSTIC_SETTING,),
            ("diagnostic_setting_removed", "diagnostic_setting_not_sending_reads"),
            ("Microsoft.Insights/diagnosticSettings/read", "Microsoft.Insights/diagnosticSettings/write"),
-           restore_diagnostic_setting, exposed=diagnostic_setting_missing, unavailable=diagnostic_unrestorable),
+           restore_diagnostic_setting, exposed=diagnostic_setting_missing, moot=reads_delivered_by_another,
+           unavailable=diagnostic_unrestorable),
     Action("restore_policy_assignment", (POLICY_ASSIGNMENT,),
            ("policy_assignment_removed", "policy_assignment_not_enforced"),
            ("Microsoft.Authorization/policyAssignments/read", "Microsoft.Authorization/policyAssignments/write"),

@@ -147,6 +147,21 @@ def test_the_drift_sweep_keeps_the_last_good_bodies_a_deletion_is_restored_from(
     assert emulator.arm.get(SETTING["id"]) == SETTING
 
 
+def test_the_sweep_judges_its_policy_assignments_from_the_accounts_it_listed_once(app, emulator, moment):
+    from datetime import datetime, timezone
+
+    on_account = b.policy_assignment(ACCOUNT["id"], "on-account")
+    emulator.seed([ACCOUNT, ASSIGNMENT, on_account])
+    app.configure(**ENFORCE, CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert app.fire_at("drift_sweep", datetime(2026, 11, 24, 9, tzinfo=timezone.utc)).error is None
+    listings = [x.url.split("?")[0] for x in emulator.traffic
+                if x.method == "GET" and x.url.split("?")[0].endswith("/providers/Microsoft.Storage/storageAccounts")]
+    assert listings == [f"{emulator.endpoint}/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Storage/storageAccounts"]
+    ledger = app.runtime.ledger
+    assert ledger.last_good_guardrail(ASSIGNMENT["id"]) and ledger.last_good_guardrail(on_account["id"])
+    assert app.runtime.swept_accounts is None  # nothing carried into the next run
+
+
 def test_the_guardrail_calls_conform_to_microsofts_specs(app, emulator, shared, tmp_path):
     """What the app sends and receives for guardrails, checked by oav against the spec subsets
     (localazure/specs): reading and putting back a diagnostic setting, reading a policy

@@ -1,17 +1,20 @@
 """Putting a guardrail back (guardrail rules: containment.judge.guardrails).
 
-- A diagnostic setting is restored from the last good body the app recorded, automatically
-  in enforce: it is the app's own signal, and it gives no one access to anything (it sends
-  logs to the workspace that was there before).
+- A diagnostic setting is restored automatically in enforce: it is the app's own signal, and
+  it gives no one access to anything. What is written is built from scratch: the workspace
+  of CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID and the last good body's log and metric
+  categories, never another destination (an Event Hub someone added is not the app's to put
+  back). Without that setting, or with a last good body that no longer sends reads there,
+  nothing is restored; once another setting of the blob service sends the reads, it is moot.
 - A policy assignment is restored only with a person's approval, always: governance is not
-  the app's to impose, and a policy can deny or change what teams deploy. A deleted one is
-  put back from its last good body; one set to DoNotEnforce gets `enforcementMode: Default`
-  and keeps everything else. An assignment put back after a deletion is a new instance
-  (the spec's `instanceId` "only and always changes when the assignment is deleted and
-  recreated"): a system-assigned identity it names is a new principal, with none of the old
-  one's role assignments, which a person grants again (the app never writes role assignments).
-- A guardrail with no recorded last good body cannot be put back from anything: its finding
-  is recorded, saying so (Action.unavailable).
+  the app's to impose, and a policy can deny or change what teams deploy. A deleted or
+  weakened one is put back from its last good body, never from its current (tampered) one;
+  without a last good body, only one whose one weakening is DoNotEnforce is put back, as it
+  is with `enforcementMode: Default`. An assignment put back after a deletion is a new
+  instance (the spec's `instanceId` "only and always changes when the assignment is deleted
+  and recreated"): a system-assigned identity it names is a new principal, with none of the
+  old one's role assignments, which a person grants again (the app never writes role assignments).
+- A finding that leaves nothing to restore from is recorded, saying why (Action.unavailable).
 """
 from __future__ import annotations
 

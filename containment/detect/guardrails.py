@@ -7,7 +7,9 @@ Azure Policy cannot see its own assignment being deleted, and a deleted diagnost
 leaves the egress scan blind without a sound: the deletion event is the only signal of
 either. This re-reads the guardrail: gone after a deletion event, it is judged removed, with
 the last good body the app recorded (containment.adapters.ledger, kept here whenever a
-guardrail is judged compliant, by events and by the sweep); present, it is judged as it is.
+guardrail is judged compliant, by events and by the sweep; a diagnostic setting only where
+the configured workspace is its only destination); present, it is judged as it is. A
+diagnostic setting is judged with the other settings of its blob service, listed here.
 Rules: containment.judge.guardrails; restoring: containment.plan.guardrails.
 """
 from __future__ import annotations

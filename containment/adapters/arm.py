@@ -203,11 +203,19 @@ def read_if_permitted(clients: AzureClients, resource: ResourceId) -> tuple[dict
 
 def read_state(clients: AzureClients, target: ResourceId) -> State:
     """The target as it is now, with what judging it needs; State(None) when it is gone.
-    An NSG rule is read through its NSG: one GET gives the rule, its neighbours and the ETag."""
+    An NSG rule is read through its NSG: one GET gives the rule, its neighbours and the ETag;
+    a diagnostic setting with the other settings of its resource (`siblings`)."""
     try:
         if target.is_type(SECURITY_RULE) or target.is_type(DEFAULT_SECURITY_RULE):
             nsg = read(clients, target.ancestor(1))
             return State(find_rule(nsg, target.name), {"nsg": nsg}, nsg.get("etag"))
+        if target.is_type(DIAGNOSTIC_SETTING):
+            # Whether logs still flow is judged over the resource's settings together.
+            siblings = [s for s in list_diagnostic_settings(clients, target.scope) if str(s.get("id")).lower() != target.key]
+            try:
+                return State(read(clients, target), {"siblings": siblings})
+            except ResourceGone:
+                return State(None, {"siblings": siblings})
         return State(read(clients, target))
     except ResourceGone:
         return State(None)

@@ -67,9 +67,13 @@ def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
                                  "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no subscription: "
                                  "nothing to sweep (is its role assigned?)")
     written += failures.worked(SWEEP)
-    for subscription in subscriptions:
-        for resource_id, assess in _inventory(runtime, subscription):
-            written += _sweep_one(runtime, failures, resource_id, assess)
+    runtime.swept_accounts = {}
+    try:
+        for subscription in subscriptions:
+            for resource_id, assess in _inventory(runtime, subscription):
+                written += _sweep_one(runtime, failures, resource_id, assess)
+    finally:
+        runtime.swept_accounts = None
     return written
 
 
@@ -81,7 +85,10 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
     subscription holds from above it (the root, a management group) is judged from its body:
     it has no ID under the subscription to read it by."""
     clients = runtime.clients
-    for account in arm.list_accounts(clients, subscription, None):
+    accounts = arm.list_accounts(clients, subscription, None)
+    if runtime.swept_accounts is not None:
+        runtime.swept_accounts[subscription.lower()] = accounts
+    for account in accounts:
         yield account["id"], _by_id(assess_storage, account["id"])
         if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
             yield from _replication_policies(runtime, account["id"])

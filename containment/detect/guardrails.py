@@ -7,7 +7,9 @@ Azure Policy cannot see its own assignment being deleted, and a deleted diagnost
 leaves the egress scan blind without a sound: the deletion event is the only signal of
 either. This re-reads the guardrail: gone after a deletion event, it is judged removed, with
 the last good body the app recorded (containment.adapters.ledger, kept here whenever a
-guardrail is judged compliant, by events and by the sweep); present, it is judged as it is.
+guardrail is judged compliant, by events and by the sweep; a diagnostic setting only where
+the configured workspace is its only destination); present, it is judged as it is. A
+diagnostic setting is judged with the other settings of its blob service, listed here.
 Rules: containment.judge.guardrails; restoring: containment.plan.guardrails.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from containment.core.ids import (
     parse_resource_id,
 )
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
+from containment.judge.guardrails import covers_one_another, sends_reads, unkeepable_setting
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
 from containment.plan.registry import judge
@@ -78,10 +81,19 @@ def _diagnostic_setting(resource: ResourceId, body: dict | None, runtime: Runtim
     protection = in_scope(spelled, account_id, account.get("tags"), runtime, what="its storage account")
     if isinstance(protection, Assessment):
         return protection
-    facts = {"removed": body is None, "last_good": last_good, "workspace": runtime.settings.log_workspace_resource_id}
+    workspace = runtime.settings.log_workspace_resource_id
+    # The blob service's settings are judged together: another that sends StorageRead to the
+    # workspace keeps the app's signal, whatever this one sends.
+    delivering = [setting for setting in arm.list_diagnostic_settings(runtime.clients, service.text)
+                  if str(setting.get("id")).lower() != resource.key and sends_reads(setting, workspace)[0]]
+    facts = {"removed": body is None, "last_good": last_good, "workspace": workspace,
+             "delivered_by": delivering[0]["id"] if delivering else None}
+    evidence = {account.get("id") or account_id.text: account, **{s["id"]: s for s in delivering[:1]}}
+    compliant = ("it sends the account's StorageRead logs to the workspace the app scans"
+                 if body is not None and sends_reads(body, workspace)[0] or not delivering
+                 else f"StorageRead reaches the workspace the app scans through {delivering[0]['id']}")
     return _judged(spelled, DIAGNOSTIC_SETTING, body, Context(runtime.settings, protection, facts), runtime,
-                   {account.get("id") or account_id.text: account},
-                   "it sends the account's StorageRead logs to the workspace the app scans")
+                   evidence, compliant, not_kept=unkeepable_setting(body, workspace) if body is not None else None)
 
 
 def _policy(kind: str, resource: ResourceId, body: dict | None, runtime: Runtime) -> Assessment:
@@ -104,13 +116,17 @@ def _policy(kind: str, resource: ResourceId, body: dict | None, runtime: Runtime
 
 
 def _judged(spelled: str, kind: str, body: dict | None, context: Context, runtime: Runtime,
-            evidence: dict[str, dict], compliant: str) -> Assessment:
+            evidence: dict[str, dict], compliant: str, not_kept: str | None = None) -> Assessment:
+    """`not_kept`: why a compliant body is still not kept as the last good one."""
     findings = judge(kind, body or {"id": spelled}, context)
     state = {**({spelled: body} if body is not None else {}), **evidence}
     if body is not None and not findings and kind != POLICY_EXEMPTION:
         # What a removed or weakened one is restored from (an exemption is never restored).
-        kept = runtime.ledger.keep_guardrail(body)
-        compliant += "; kept as its last good body" if kept else "; too large to keep as its last good body"
+        if not_kept:
+            compliant += f"; not kept as its last good body: {not_kept}"
+        else:
+            kept = runtime.ledger.keep_guardrail(body)
+            compliant += "; kept as its last good body" if kept else "; too large to keep as its last good body"
     return Assessment(spelled, findings, state, note=compliant)
 
 
@@ -118,17 +134,14 @@ def _covered(scope: str, runtime: Runtime) -> tuple[Protection, list[str], list[
     """The protection a policy scope covers: the protected scopes at, above or below it, and
     the tagged storage accounts in it or holding it; and the accounts read (the evidence)."""
     settings = runtime.settings
-    key = scope.lower().rstrip("/")
-
-    def related(other: str) -> bool:
-        other = other.lower().rstrip("/")
-        return key == other or key.startswith(other + "/") or other.startswith(key + "/")
-
-    scopes = [s for s in settings.protected_scopes if related(s)]
+    scopes = [s for s in settings.protected_scopes if covers_one_another(scope, s)]
     parts = scope.strip("/").split("/")
     subscription, group = parts[1], (parts[3] if len(parts) > 3 and parts[2].lower() == "resourcegroups" else None)
-    accounts = [account for account in arm.list_accounts(runtime.clients, subscription, group)
-                if related(account["id"]) and has_scope_tag(account.get("tags"), settings)]
+    # The sweep lists every account of the subscription once per run: its assignments reuse it.
+    listed = (runtime.swept_accounts or {}).get(subscription.lower())
+    listed = arm.list_accounts(runtime.clients, subscription, group) if listed is None else listed
+    accounts = [account for account in listed
+                if covers_one_another(scope, account["id"]) and has_scope_tag(account.get("tags"), settings)]
     covers = scopes + [account["id"] for account in accounts]
     return Protection(tagged=bool(accounts), protected_scope=scopes[0] if scopes else None), covers, accounts
 

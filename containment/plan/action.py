@@ -79,8 +79,9 @@ class Action:
     # finding names (the step, narrowed to it).
     left_by_earlier: Callable[[list[DecisionRecord], list[dict], PlannedAction], PlannedAction | None] | None = None
     # Why a finding leaves this action nothing to act from (a guardrail with no recorded last
-    # good body), or None: such a finding is recorded only, saying why.
-    unavailable: Callable[[Finding], str | None] | None = None
+    # good body, or no workspace configured to send logs to), or None: such a finding is
+    # recorded only, saying why.
+    unavailable: Callable[[Finding, Settings], str | None] | None = None
 
     @property
     def fixed_rules(self) -> tuple[str, ...]:

@@ -44,7 +44,7 @@ def plan_for(findings: list[Finding], settings: Settings) -> tuple[list[PlannedA
         else:
             action = action_for(finding.rule)
             names = (action.name,) if action and finding.rule in settings.auto_contain else ()
-            unavailable = action.unavailable(finding) if names and action.unavailable else None
+            unavailable = action.unavailable(finding, settings) if names and action.unavailable else None
             if unavailable:
                 names = ()
                 nothing_from.add(f"{finding.rule} ({unavailable})")

@@ -147,6 +147,21 @@ def test_the_drift_sweep_keeps_the_last_good_bodies_a_deletion_is_restored_from(
     assert emulator.arm.get(SETTING["id"]) == SETTING
 
 
+def test_the_sweep_judges_its_policy_assignments_from_the_accounts_it_listed_once(app, emulator, moment):
+    from datetime import datetime, timezone
+
+    on_account = b.policy_assignment(ACCOUNT["id"], "on-account")
+    emulator.seed([ACCOUNT, ASSIGNMENT, on_account])
+    app.configure(**ENFORCE, CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert app.fire_at("drift_sweep", datetime(2026, 11, 24, 9, tzinfo=timezone.utc)).error is None
+    listings = [x.url.split("?")[0] for x in emulator.traffic
+                if x.method == "GET" and x.url.split("?")[0].endswith("/providers/Microsoft.Storage/storageAccounts")]
+    assert listings == [f"{emulator.endpoint}/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Storage/storageAccounts"]
+    ledger = app.runtime.ledger
+    assert ledger.last_good_guardrail(ASSIGNMENT["id"]) and ledger.last_good_guardrail(on_account["id"])
+    assert app.runtime.swept_accounts is None  # nothing carried into the next run
+
+
 def test_the_guardrail_calls_conform_to_microsofts_specs(app, emulator, shared, tmp_path):
     """What the app sends and receives for guardrails, checked by oav against the spec subsets
     (localazure/specs): reading and putting back a diagnostic setting, reading a policy
@@ -181,3 +196,166 @@ def test_guardrail_writes_and_deletions_reach_guardrail_change_and_no_other_dele
     assert subscribers(delete_event(SETTING["id"], DIAGNOSTIC_DELETE)) == ["guardrail_change"]
     assert subscribers(write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE)) == ["guardrail_change"]
     assert subscribers(delete_event(ACCOUNT["id"], "Microsoft.Storage/storageAccounts/delete")) == []
+
+
+EVENT_HUB = (f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-elsewhere/providers/Microsoft.EventHub/namespaces/"
+             "siem-outside/authorizationRules/RootManageSharedAccessKey")
+SIEM = b.diagnostic_setting(ACCOUNT["id"], "siem-deletes", workspace=b.OTHER_WORKSPACE, categories=("StorageDelete",))
+
+
+def with_properties(setting: dict, **properties) -> dict:
+    return {**setting, "properties": {**setting["properties"], **properties}}
+
+
+def approve(app, record) -> list:
+    """A person approves the held decision; the writes its approval made."""
+    import json
+
+    import function_app
+    from localazure.functions_host import call_http
+    from tests.helpers.operators import ONCALL
+
+    before = len(app.writes())
+    response = call_http(function_app.app, "POST", f"decisions/{record.key}/approve", None, ONCALL)
+    assert response.status_code == 202, json.loads(response.get_body())
+    app.drain()
+    return app.writes()[before:]
+
+
+def test_a_setting_that_also_sends_to_an_event_hub_is_never_kept_and_what_is_restored_sends_only_to_the_workspace(
+        app, emulator):
+    hub = with_properties(SETTING, eventHubAuthorizationRuleId=EVENT_HUB, eventHubName="exfil")
+    good, removed = seen_then(app, emulator, [ACCOUNT, hub], hub, DIAGNOSTIC_WRITE,
+                              lambda: emulator.arm.resources.pop(SETTING["id"].lower()),
+                              delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    assert good.outcome == "compliant" and "not kept as its last good body: it also sends to " \
+        "eventHubAuthorizationRuleId, eventHubName" in good.reason
+    assert removed.outcome == "reported" and "nothing to restore from" in removed.reason
+    assert app.runtime.ledger.last_good_guardrail(SETTING["id"]) is None
+    # A body an earlier version kept with the hub: what is put back is built from the workspace
+    # and its categories alone, and the attacker's hub is not among them.
+    app.runtime.ledger.keep_guardrail(hub)
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE, event_id="second-deletion"))
+    app.drain()
+    assert app.records()[-1].outcome == "contained"
+    assert emulator.arm.get(SETTING["id"])["properties"] == SETTING["properties"]
+
+
+def test_without_the_workspace_setting_nothing_is_kept_and_nothing_restored_and_the_finding_says_why(app, emulator):
+    emulator.seed([ACCOUNT, SETTING])
+    app.configure(CONTAINMENT_MODE="enforce")
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    app.runtime.ledger.keep_guardrail(SETTING)  # as an earlier version kept it
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    good, removed = app.records()
+    assert good.outcome == "compliant" and "not kept" in good.reason and "CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID" in \
+        good.reason
+    assert removed.outcome == "reported" and "needs CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID" in removed.reason
+    assert "needs CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID" in removed.findings[0]["evidence"]["restore"]
+    assert emulator.arm.get(SETTING["id"]) is None and app.writes() == []
+
+
+def test_a_last_good_body_to_another_workspace_than_todays_is_not_restored(app, emulator):
+    emulator.seed([ACCOUNT, SETTING])
+    app.configure(**ENFORCE)
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    app.configure(**{**ENFORCE, "CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID": b.OTHER_WORKSPACE})
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    removed = app.records()[-1]
+    assert removed.outcome == "reported" and "its last good body no longer sends reads where the app looks" in \
+        removed.reason and app.writes() == []
+
+
+def test_an_unrelated_sibling_setting_is_no_finding_and_the_one_that_delivers_reads_is_still_restored(app, emulator):
+    good, siem = seen_then(app, emulator, [ACCOUNT, SETTING], SETTING, DIAGNOSTIC_WRITE,
+                           lambda: emulator.seed([SIEM]), write_event(SIEM["id"], DIAGNOSTIC_WRITE))
+    assert (good.outcome, siem.outcome) == ("compliant", "compliant")
+    assert "not kept as its last good body: no StorageRead" in siem.reason
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    assert (app.records()[-1].outcome, app.records()[-1].rules) == ("contained", ["diagnostic_setting_removed"])
+    assert emulator.arm.get(SETTING["id"]) == SETTING and emulator.arm.get(SIEM["id"]) == SIEM
+
+
+def test_a_setting_changed_or_deleted_while_another_delivers_the_reads_is_compliant_and_nothing_is_written(
+        app, emulator):
+    other = b.diagnostic_setting(ACCOUNT["id"], "platform-logs")
+    changed = b.diagnostic_setting(ACCOUNT["id"], categories=("StorageWrite",))
+    emulator.seed([ACCOUNT, SETTING])
+    app.configure(**ENFORCE)
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    emulator.seed([changed, other])
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    app.drain()
+    _, rewritten, deleted = app.records()
+    for record in (rewritten, deleted):
+        assert record.outcome == "compliant" and f"through {other['id']}" in record.reason
+    assert app.writes() == []
+
+
+def test_a_restoration_is_not_carried_out_once_another_setting_delivers_the_reads(app, emulator):
+    other = b.diagnostic_setting(ACCOUNT["id"], "platform-logs")
+    emulator.seed([ACCOUNT, SETTING])
+    app.configure(**ENFORCE)
+    app.deliver(write_event(SETTING["id"], DIAGNOSTIC_WRITE))
+    emulator.arm.resources.pop(SETTING["id"].lower())
+    app.deliver(delete_event(SETTING["id"], DIAGNOSTIC_DELETE))
+    emulator.seed([other])  # someone put reads back under another name before the queue ran
+    app.drain()
+    assert emulator.arm.get(SETTING["id"]) is None and app.writes() == []
+    moot = app.records()[-1]
+    assert moot.outcome == "reported" and f"moot, nothing done: another setting of its blob service, {other['id']}" \
+        in moot.reason
+
+
+def test_a_policy_assignment_weakened_in_its_parameters_waits_and_is_restored_from_its_last_good_body(app, emulator):
+    tampered = {**ASSIGNMENT, "properties": {**ASSIGNMENT["properties"], "enforcementMode": "DoNotEnforce",
+                                             "parameters": {"effect": {"value": "Disabled"}}}}
+    good, held = seen_then(app, emulator, [ACCOUNT, ASSIGNMENT], ASSIGNMENT, ASSIGNMENT_WRITE,
+                           lambda: emulator.seed([tampered]), write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    assert (held.outcome, held.rules) == ("pending-approval", ["policy_assignment_not_enforced"])
+    assert "no longer enforced as it was: enforcementMode, parameters" in held.findings[0]["summary"]
+    assert held.findings[0]["evidence"]["weakened"] == ["enforcementMode", "parameters"]
+    assert app.runtime.ledger.last_good_guardrail(ASSIGNMENT["id"])["body"] == ASSIGNMENT  # never replaced
+    [write] = approve(app, held)
+    restored = emulator.arm.get(ASSIGNMENT["id"])["properties"]
+    assert write.method == "PUT" and (restored["enforcementMode"], restored["parameters"]) == ("Default", {})
+
+
+def test_a_policy_assignment_with_only_its_not_scopes_changed_is_weakened(app, emulator):
+    elsewhere = f"/subscriptions/{b.SUBSCRIPTION}/resourceGroups/rg-synthetic/providers/Microsoft.Storage/" \
+                "storageAccounts/unrelated01"
+    excluded = {**ASSIGNMENT, "properties": {**ASSIGNMENT["properties"], "notScopes": [elsewhere]}}
+    _, held = seen_then(app, emulator, [ACCOUNT, ASSIGNMENT], ASSIGNMENT, ASSIGNMENT_WRITE,
+                        lambda: emulator.seed([excluded]), write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    assert (held.outcome, held.findings[0]["evidence"]["weakened"]) == ("pending-approval", ["notScopes"])
+
+
+def test_a_policy_assignment_never_seen_good_excluding_protected_data_is_reported_with_nothing_to_restore_from(
+        app, emulator):
+    excluded = {**ASSIGNMENT, "properties": {**ASSIGNMENT["properties"], "notScopes": [ACCOUNT["id"]]}}
+    emulator.seed([ACCOUNT, excluded])
+    app.configure(**ENFORCE)
+    app.deliver(write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    [record] = app.records()
+    assert (record.outcome, record.rules) == ("reported", ["policy_assignment_not_enforced"])
+    assert record.findings[0]["evidence"]["notScopes"] == [ACCOUNT["id"]] and "nothing to restore from" in record.reason
+    assert app.runtime.ledger.last_good_guardrail(ASSIGNMENT["id"]) is None
+
+
+def test_a_policy_assignment_set_to_do_not_enforce_never_seen_good_is_set_back_from_itself(app, emulator):
+    weakened = b.policy_assignment(b.RG_ID, enforcement="DoNotEnforce")
+    emulator.seed([ACCOUNT, weakened])
+    app.configure(**ENFORCE)
+    app.deliver(write_event(ASSIGNMENT["id"], ASSIGNMENT_WRITE))
+    [held] = app.records()
+    assert held.outcome == "pending-approval"
+    approve(app, held)
+    assert emulator.arm.get(ASSIGNMENT["id"])["properties"]["enforcementMode"] == "Default"

@@ -73,6 +73,8 @@ EXPECTED = {
     "guardrail-policy-assignment-deleted-held.json": ["compliant", "pending-approval"],
     "guardrail-policy-assignment-do-not-enforce.json": ["pending-approval"],
     "guardrail-policy-exemption-on-protected-data.json": ["reported"],
+    "guardrail-policy-exemption-expired-compliant.json": ["compliant"],
+    "guardrail-policy-assignment-rewritten-enforced-compliant.json": ["compliant"],
     "guardrail-policy-assignment-unprotected-group-ignored.json": ["ignored"],
     "encryption-customer-key-disabled-reported.json": ["reported"],
     "encryption-customer-key-enabled-compliant.json": ["compliant"],

@@ -442,8 +442,9 @@ SETTINGS: tuple[Setting, ...] = (
             "scan records that it cannot run"),
     Setting("CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID", "log_workspace_resource_id", "", _optional_workspace,
             "resource ID of that same workspace: a protected account's blob diagnostic setting that sends to another "
-            "workspace is a finding (diagnostic_setting_not_sending_reads); empty: only the StorageRead category "
-            "is judged"),
+            "workspace is a finding (diagnostic_setting_not_sending_reads), and only a setting sending there alone is "
+            "kept as last good and put back; empty: only the StorageRead category is judged, and no diagnostic "
+            "setting is ever put back"),
     Setting("CONTAINMENT_EGRESS_SCHEDULE", "egress_schedule", "0 */5 * * * *", _ncrontab,
             "NCRONTAB schedule of the egress scan"),
     Setting("CONTAINMENT_SWEEP_SCHEDULE", "sweep_schedule", "0 0 * * * *", _ncrontab,

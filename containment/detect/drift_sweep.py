@@ -33,6 +33,7 @@ from containment.core import clock
 from containment.core.ids import parse_resource_id
 from containment.judge.scope import protection_of
 from containment.core.records import DecisionRecord, describe_failure
+from containment.detect.customer_keys import one_listing_per_run
 from containment.detect.guardrails import assess_guardrail
 from containment.detect.key_vault import assess_key_vault
 from containment.detect.nsg import assess_nsg
@@ -67,9 +68,10 @@ def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
                                  "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no subscription: "
                                  "nothing to sweep (is its role assigned?)")
     written += failures.worked(SWEEP)
-    for subscription in subscriptions:
-        for resource_id, assess in _inventory(runtime, subscription):
-            written += _sweep_one(runtime, failures, resource_id, assess)
+    with one_listing_per_run():  # the accounts whose keys the vaults hold: listed once, not per vault
+        for subscription in subscriptions:
+            for resource_id, assess in _inventory(runtime, subscription):
+                written += _sweep_one(runtime, failures, resource_id, assess)
     return written
 
 
@@ -88,8 +90,8 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
             yield from _listed(runtime, f"{account['id']}/blobServices/default/providers/Microsoft.Insights/"
                                "diagnosticSettings", lambda: arm.list_diagnostic_settings(
                                    clients, f"{account['id']}/blobServices/default"))
-    for vault in arm.list_vaults(clients, subscription):
-        yield vault["id"], _by_id(assess_key_vault, vault["id"])
+    yield from _listed(runtime, f"/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults",
+                       lambda: arm.list_vaults(clients, subscription), assess_key_vault)
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
@@ -106,16 +108,17 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
                                                     if str(item.get("id", "")).lower().startswith("/subscriptions/")])
 
 
-def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]]) -> Iterator[tuple[str, Listed]]:
-    """Guardrails, each judged by ID (containment.detect.guardrails); a list that fails is
-    that collection's failure (a `failed` record), not the sweep's."""
+def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]],
+            assess: Assess = assess_guardrail) -> Iterator[tuple[str, Listed]]:
+    """Guardrails (or vaults), each judged by ID (containment.detect.guardrails); a list that
+    fails is that collection's failure (a `failed` record), not the sweep's."""
     try:
         items = listing()
     except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this collection's failure
         yield collection, _failing(error)
         return
     for item in items:
-        yield item["id"], _by_id(assess_guardrail, item["id"])
+        yield item["id"], _by_id(assess, item["id"])
 
 
 def _replication_policies(runtime: Runtime, account_id: str) -> Iterator[tuple[str, Listed]]:

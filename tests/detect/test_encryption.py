@@ -125,7 +125,7 @@ def test_the_encryption_role_for_the_protected_accounts_own_identity_is_how_stor
     identity = ACCOUNT["identity"]["principalId"]
     [record] = role_write(app, emulator, grant(VAULT["id"], identity, CRYPTO_SERVICE_ENCRYPTION_USER),
                           ACCOUNT, VAULT, KEY)
-    assert record.outcome == "compliant" and f"managed identity of {ACCOUNT['id']}" in record.reason
+    assert record.outcome == "compliant" and f"encryption identity of {ACCOUNT['id']}" in record.reason
     # The same identity with a blob role over a protected account is judged as anyone's.
     blob = b.role_assignment(b.RG_ID, identity, b.STORAGE_BLOB_DATA_READER, name="a1b2c3d4-0000-4000-8000-0000000000c9")
     emulator.seed([blob])
@@ -173,7 +173,16 @@ def test_the_built_in_key_vault_roles_reach_keys_and_no_blob(emulator):
     for name in ("Key Vault Administrator", "Key Vault Crypto Officer", "Key Vault Crypto User",
                  "Key Vault Crypto Service Encryption User"):
         assert blob_paths(roles[name]) == [] and any("unwrap" in path for path in key_paths(roles[name])), name
-    assert len(key_paths(roles["Key Vault Crypto Service Encryption User"])) == 3  # read, wrap, unwrap
+    # read and wrap alone reach nothing (containment.judge.customer_keys.KEY_ACCESS); Key Vault
+    # Reader's */read is no finding at all.
+    assert key_paths(roles["Key Vault Crypto Service Encryption User"]) == [
+        "dataActions grant Microsoft.KeyVault/vaults/keys/unwrap/action"]
+    # Key Vault Reader's dataActions, as Microsoft lists them
+    # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security#key-vault-reader):
+    # its */read reaches key metadata only, no finding at all.
+    reader = {"properties": {"roleName": "Key Vault Reader", "permissions": [{"actions": [], "dataActions": [
+        "Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"]}]}}
+    assert key_paths(reader) == []
     assert key_paths(roles["Owner"]) == [] and key_paths(roles["Storage Blob Data Owner"]) == []
 
 

@@ -42,7 +42,8 @@ def test_customer_keys_link_a_vault_and_the_protected_accounts_it_encrypts_both_
     app.configure(CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
     runtime = app.runtime
     assert customer_keys.watched_subscriptions(runtime) == [b.SUBSCRIPTION]
-    assert [a["id"] for a in customer_keys.protected_accounts_keyed_in(vault, runtime)] == [account["id"]]
+    assert sorted((a["id"], protected) for a, protected in customer_keys.accounts_keyed_in(vault, runtime)) == [
+        (unprotected["id"], False), (account["id"], True)]
     held, why = customer_keys.vault_holding(customer_key_of(account), runtime)
     assert held["id"] == vault["id"] and vault["id"] in why
     foreign = customer_key_of(b.customer_keyed(b.storage_account("synthtrain02"), elsewhere))

@@ -170,3 +170,48 @@ def test_the_permissions_are_exactly_what_the_writes_need():
                                                                   "Microsoft.KeyVault/vaults/write"}
     assert set(ACTIONS["remove_key_vault_access_policy"].permissions) == {
         "Microsoft.KeyVault/vaults/read", "Microsoft.KeyVault/vaults/accessPolicies/write"}
+
+
+def test_the_network_lock_keeps_a_bypass_of_none_unless_storage_needs_it_and_an_absent_one_is_azure_services():
+    vault = b.key_vault(networkAcls={"bypass": "None", "defaultAction": "Allow"})
+    target, settings = parse_resource_id(vault["id"]), load_settings({})
+    lock = ACTIONS["lock_key_vault_network"]
+    finding = {"rule": "key_vault_network_open", "evidence": {"encrypts": []}}
+    [write] = lock.plan(_state(vault, findings=[finding]), target, settings)
+    assert write.body["properties"]["networkAcls"]["bypass"] == "None"
+    keyed = {"rule": "key_vault_network_open", "evidence": {"encrypts": [ACCOUNT]}}
+    for state in (_state(vault, findings=[keyed]), _state(vault)):  # a person's request: the findings do not say
+        [write] = lock.plan(state, target, settings)
+        assert write.body["properties"]["networkAcls"]["bypass"] == "AzureServices"
+    [write] = lock.plan(_state(b.key_vault(networkAcls=None), findings=[finding]), target, settings)
+    assert write.body["properties"]["networkAcls"]["bypass"] == "AzureServices"
+
+
+def test_vault_actions_are_moot_on_a_vault_created_again_under_the_same_id():
+    judged = {**b.key_vault(), "systemData": {"createdAt": "2026-01-01T00:00:00Z"}}
+    again = {**judged, "systemData": {"createdAt": "2026-06-01T00:00:00Z"}}
+    target = parse_resource_id(judged["id"])
+    for name in ("lock_key_vault_network", "remove_key_vault_access_policy", "enable_key_vault_purge_protection"):
+        moot = ACTIONS[name].moot
+        assert "created again" in moot(_state(again, target=target, recorded={target.key: judged}), load_settings({}))
+        assert moot(_state(judged, target=target, recorded={target.key: judged}), load_settings({})) is None
+        assert moot(_state(b.key_vault(), target=target, recorded={target.key: b.key_vault()}), load_settings({})) is None
+
+
+def test_a_retention_only_finding_leaves_purge_protection_nothing_to_change():
+    action = ACTIONS["enable_key_vault_purge_protection"]
+    retention = rules_of(b.key_vault(softDeleteRetentionInDays=7))["key_vault_purge_protection_off"]
+    assert action.unavailable(retention) == ("the retention is fixed when a vault is created; purge protection is "
+                                             "already on")
+    assert action.unavailable(rules_of(b.key_vault(enablePurgeProtection=False))["key_vault_purge_protection_off"]) is None
+
+
+def test_a_vault_release_compares_and_restores_only_its_network():
+    from containment.plan.restore import differences, undo
+
+    target = parse_resource_id(b.key_vault()["id"])
+    before = b.key_vault(enablePurgeProtection=False)
+    del before["properties"]["networkAcls"]
+    locked = b.key_vault(enablePurgeProtection=False)
+    assert differences(before, locked, target) == ["networkAcls"]
+    assert undo(before, locked, {**locked, "tags": {"x": "y"}}, target).restore == ["networkAcls"]

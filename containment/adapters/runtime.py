@@ -23,9 +23,6 @@ class Runtime:
         self.egress_baseline: tuple | None = None
         # The protected accounts and when their logs last arrived, and the hour that is for (the same).
         self.egress_watch: tuple | None = None
-        # The storage accounts of each subscription as one drift sweep run listed them (by
-        # subscription, lower case), so its policy assignments need no list each; None outside a run.
-        self.swept_accounts: dict[str, list[dict]] | None = None
 
     @cached_property
     def ledger(self) -> Ledger:

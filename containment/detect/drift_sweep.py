@@ -37,6 +37,7 @@ from containment.detect.guardrails import assess_guardrail
 from containment.detect.key_vault import assess_key_vault
 from containment.detect.nsg import assess_nsg
 from containment.detect.pipeline import Assess, Assessment
+from containment.detect.run_listing import one_listing_per_run, storage_accounts
 from containment.detect.role_assignments import assess_inherited_assignment, assess_role_assignment
 from containment.detect.storage import assess_storage
 from containment.plan.decisions import CONTAIN, decide, failed, recorded
@@ -67,13 +68,10 @@ def run_drift_sweep(runtime: Runtime | None = None) -> list[DecisionRecord]:
                                  "CONTAINMENT_SUBSCRIPTIONS is empty and the app's identity sees no subscription: "
                                  "nothing to sweep (is its role assigned?)")
     written += failures.worked(SWEEP)
-    runtime.swept_accounts = {}
-    try:
+    with one_listing_per_run():  # each subscription's accounts listed once for everything the run judges
         for subscription in subscriptions:
             for resource_id, assess in _inventory(runtime, subscription):
                 written += _sweep_one(runtime, failures, resource_id, assess)
-    finally:
-        runtime.swept_accounts = None
     return written
 
 
@@ -85,18 +83,15 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
     subscription holds from above it (the root, a management group) is judged from its body:
     it has no ID under the subscription to read it by."""
     clients = runtime.clients
-    accounts = arm.list_accounts(clients, subscription, None)
-    if runtime.swept_accounts is not None:
-        runtime.swept_accounts[subscription.lower()] = accounts
-    for account in accounts:
+    for account in storage_accounts(runtime, subscription):
         yield account["id"], _by_id(assess_storage, account["id"])
         if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
             yield from _replication_policies(runtime, account["id"])
             yield from _listed(runtime, f"{account['id']}/blobServices/default/providers/Microsoft.Insights/"
                                "diagnosticSettings", lambda: arm.list_diagnostic_settings(
                                    clients, f"{account['id']}/blobServices/default"))
-    for vault in arm.list_vaults(clients, subscription):
-        yield vault["id"], _by_id(assess_key_vault, vault["id"])
+    yield from _listed(runtime, f"/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults",
+                       lambda: arm.list_vaults(clients, subscription), assess_key_vault)
     for nsg in arm.list_nsgs(clients, subscription):
         yield nsg["id"], _by_id(assess_nsg, nsg["id"])
     for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
@@ -113,16 +108,17 @@ def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Liste
                                                     if str(item.get("id", "")).lower().startswith("/subscriptions/")])
 
 
-def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]]) -> Iterator[tuple[str, Listed]]:
-    """Guardrails, each judged by ID (containment.detect.guardrails); a list that fails is
-    that collection's failure (a `failed` record), not the sweep's."""
+def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]],
+            assess: Assess = assess_guardrail) -> Iterator[tuple[str, Listed]]:
+    """Guardrails (or vaults), each judged by ID (containment.detect.guardrails); a list that
+    fails is that collection's failure (a `failed` record), not the sweep's."""
     try:
         items = listing()
     except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this collection's failure
         yield collection, _failing(error)
         return
     for item in items:
-        yield item["id"], _by_id(assess_guardrail, item["id"])
+        yield item["id"], _by_id(assess, item["id"])
 
 
 def _replication_policies(runtime: Runtime, account_id: str) -> Iterator[tuple[str, Listed]]:

@@ -32,7 +32,7 @@ from containment.core import clock
 from containment.core.ids import KEY_VAULT, STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
 from containment.core.findings import Finding
 from containment.core.records import DecisionRecord, describe_failure
-from containment.judge.customer_keys import customer_key_of
+from containment.judge.customer_keys import customer_key_of, encryption_identity
 from containment.judge.egress import ARRIVAL, TABLE, VAULT_KEYS
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
@@ -197,8 +197,9 @@ def _watch(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], now: d
         accounts[account_id.key] = account
         key = customer_key_of(account)
         if key is not None:
+            identity = encryption_identity(account)
             vaults.setdefault(key.vault_host, []).append(
-                {"account": account["id"], "key": key.key_name, "identities": _encryption_principals(account)})
+                {"account": account["id"], "key": key.key_name, "identities": (identity,) if identity else ()})
     lookback = timedelta(days=settings.egress_baseline_days)
     rows = log_analytics.checked(log_analytics.run(
         runtime.clients, settings.log_workspace_id, "egress_arrival", now - lookback, now,
@@ -220,22 +221,6 @@ def _watch(runtime: Runtime, run: ScanRun, written: list[DecisionRecord], now: d
     if not any(what != TENANTS for what in run.unlisted):
         runtime.egress_watch = (hour, watch)
     return watch
-
-
-def _encryption_principals(account: dict) -> tuple[str, ...]:
-    """The principal ID (lower case) of the managed identity the account reaches its
-    customer-managed key with: the user-assigned identity `encryption.identity.userAssignedIdentity`
-    names (an ID among `identity.userAssignedIdentities`), else its system-assigned identity
-    (storage spec 2026-09-01, `Encryption.identity`: EncryptionIdentity, and `Identity`)."""
-    identity = account.get("identity") or {}
-    chosen = ((((account.get("properties") or {}).get("encryption") or {}).get("identity") or {})
-              .get("userAssignedIdentity"))
-    if chosen:
-        assigned = {str(name).lower(): value for name, value in (identity.get("userAssignedIdentities") or {}).items()}
-        principal = (assigned.get(str(chosen).lower()) or {}).get("principalId")
-    else:
-        principal = identity.get("principalId")
-    return (str(principal).lower(),) if principal else ()
 
 
 def _judge_arrival(runtime: Runtime, now: datetime, account: dict, row: dict | None) -> DecisionRecord | None:

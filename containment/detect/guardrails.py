@@ -28,6 +28,7 @@ from containment.core.ids import (
     parse_resource_id,
 )
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event, in_scope
+from containment.detect.run_listing import storage_accounts
 from containment.judge.guardrails import covers_one_another, sends_reads, unkeepable_setting
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
@@ -137,10 +138,7 @@ def _covered(scope: str, runtime: Runtime) -> tuple[Protection, list[str], list[
     scopes = [s for s in settings.protected_scopes if covers_one_another(scope, s)]
     parts = scope.strip("/").split("/")
     subscription, group = parts[1], (parts[3] if len(parts) > 3 and parts[2].lower() == "resourcegroups" else None)
-    # The sweep lists every account of the subscription once per run: its assignments reuse it.
-    listed = (runtime.swept_accounts or {}).get(subscription.lower())
-    listed = arm.list_accounts(runtime.clients, subscription, group) if listed is None else listed
-    accounts = [account for account in listed
+    accounts = [account for account in storage_accounts(runtime, subscription, group)
                 if covers_one_another(scope, account["id"]) and has_scope_tag(account.get("tags"), settings)]
     covers = scopes + [account["id"] for account in accounts]
     return Protection(tagged=bool(accounts), protected_scope=scopes[0] if scopes else None), covers, accounts

@@ -14,9 +14,9 @@ from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import KEY_VAULT, ResourceId
-from containment.detect.customer_keys import protected_accounts_keyed_in
+from containment.detect.customer_keys import accounts_keyed_in
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
-from containment.judge.customer_keys import account_identities
+from containment.judge.customer_keys import encryption_identity
 from containment.judge.rule import Context
 from containment.judge.scope import protection_of
 from containment.plan.registry import judge
@@ -51,13 +51,18 @@ def assess_key_vault(resource: ResourceId, runtime: Runtime, event: ArmEvent | N
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the vault no longer exists")
     spelled = vault.get("id") or vault_id.text
-    keyed = protected_accounts_keyed_in(vault, runtime)
+    every = accounts_keyed_in(vault, runtime)
+    keyed = [account for account, protected in every if protected]
     protection = protection_of(vault_id, vault.get("tags"), runtime.settings)
     if not protection.protected and not keyed:
         return Assessment(spelled, ignored=f"not synthetic data: the vault {protection.describe()}, and it holds no "
                                            "protected account's customer-managed key")
     names = [account["id"] for account in keyed]
-    facts = {"keyed_accounts": names, "account_identities": [i for a in keyed for i in account_identities(a)]}
+    # Every account whose key the vault holds, protected or not: its encryption identity keeps
+    # what Storage needs (containment.judge.key_vault), or that account's data is locked.
+    facts = {"keyed_accounts": names, "encrypts": [account["id"] for account, _ in every],
+             "encryption_identities": {identity: account["id"] for account, _ in every
+                                       if (identity := encryption_identity(account))}}
     state = {spelled: vault, **{account["id"]: account for account in keyed}}
     why = (f"it holds the customer-managed key of {', '.join(names)}" if names else
            f"the vault {protection.describe()}")

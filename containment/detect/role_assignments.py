@@ -15,9 +15,9 @@ from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import ROLE_ASSIGNMENT, MalformedResourceId, ResourceId, parse_resource_id
 from containment.detect.pipeline import Assessment, EventPath, handle_arm_event
 from containment.judge.allowlist import allowance
-from containment.detect.customer_keys import protected_customer_keys, vaults_in_scope
-from containment.judge.customer_keys import account_identities, same_vault
-from containment.judge.role_permissions import data_paths, key_paths, reaches
+from containment.detect.customer_keys import customer_keys, vaults_in_scope
+from containment.judge.customer_keys import encryption_identity, same_vault
+from containment.judge.role_permissions import STORAGE_KEY_PATHS, data_paths, key_paths, reaches
 from containment.judge.rule import Context
 from containment.judge.scope import Protection, has_scope_tag
 from containment.plan.registry import judge
@@ -111,13 +111,17 @@ def judge_assignment(assignment: dict, resource_text: str, subscription: str, sc
     allowed = allowance(principal, settings)
     if allowed.allowed:
         return Assessment(spelled, [], state, note=allowed.note)
-    if set(paths) <= set(key_paths(role)) and (own := keyed_by_its_identity(principal, vaults, runtime)):
-        return Assessment(spelled, [], state, note=f"{principal} is the managed identity of {own}, whose "
+    own = keyed_by_its_identity(principal, vaults, runtime) if set(paths) & set(key_paths(role)) else None
+    if own and set(paths) <= set(key_paths(role, STORAGE_KEY_PATHS)):
+        return Assessment(spelled, [], state, note=f"{principal} is the encryption identity of {own}, whose "
                                                    "customer-managed key the vault holds: Storage reaches the key "
                                                    "through it")
+    # The encryption identity granted more than Storage needs: reported (`encryption_identity_of`),
+    # never removed, since removing the assignment locks that account's data (containment.plan.roles).
     context = Context(settings, Protection(tagged=True, protected_scope=None),
                       facts={"role_definition": role, "data_paths": paths, "covered": covered,
-                             "allowlist_expired": allowed.expired, "inherited_from": inherited_from})
+                             "allowlist_expired": allowed.expired, "inherited_from": inherited_from,
+                             "encryption_identity_of": own})
     return Assessment(spelled, judge(ROLE_ASSIGNMENT, assignment, context), state)
 
 
@@ -185,15 +189,16 @@ def covered_vaults(scope: str, runtime: Runtime) -> list[dict]:
 
 
 def keyed_by_its_identity(principal: str, vaults: list[dict], runtime: Runtime) -> str | None:
-    """The protected account whose customer-managed key one of these vaults holds and whose
-    managed identity the principal is (the identity Storage uses to wrap and unwrap its key:
-    https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview), or None.
-    Asked only before a finding: one list of accounts per watched subscription."""
+    """The account, protected or not, whose encryption identity the principal is (the one
+    identity Storage wraps and unwraps its key with: containment.judge.customer_keys) and whose
+    customer-managed key every one of these vaults holds, or None: a grant over a vault that
+    holds no key of its account is no part of Storage's access. Asked only before a finding:
+    one list of accounts per watched subscription."""
     if not vaults:
         return None
-    return next((account["id"] for key, account in protected_customer_keys(runtime)
-                 if principal in account_identities(account)
-                 and any(same_vault((vault.get("properties") or {}).get("vaultUri"), key) for vault in vaults)), None)
+    return next((account["id"] for key, account, _ in customer_keys(runtime)
+                 if encryption_identity(account) == principal
+                 and all(same_vault((vault.get("properties") or {}).get("vaultUri"), key) for vault in vaults)), None)
 
 
 def _is_vault(resource: ResourceId) -> bool:

@@ -24,11 +24,6 @@ class CustomerKey:
     def vault_host(self) -> str:
         return _host(self.vault_uri)
 
-    @property
-    def vault_name(self) -> str:
-        """The vault's name: the first label of its host (https://{name}.vault.azure.net)."""
-        return self.vault_host.split(".", 1)[0]
-
 
 def customer_key_of(account: dict) -> CustomerKey | None:
     """The customer-managed key the account's body names, or None where Microsoft manages its key."""
@@ -42,14 +37,58 @@ def customer_key_of(account: dict) -> CustomerKey | None:
     return CustomerKey(uri, properties.get("keyname") or None, properties.get("keyversion") or None)
 
 
-def account_identities(account: dict) -> list[str]:
-    """The object IDs of the account's managed identities, lower case (system-assigned, and each
-    user-assigned one, as ARM's `identity` block names them): whichever its encryption uses
-    reaches the key as Storage does."""
+def encryption_identity(account: dict) -> str | None:
+    """The principal ID (lower case) of the one managed identity the account reaches its
+    customer-managed key with: the user-assigned identity `encryption.identity.userAssignedIdentity`
+    names (an ID among `identity.userAssignedIdentities`), else its system-assigned identity
+    (storage spec 2026-09-01, `Encryption.identity`: EncryptionIdentity, and `Identity`). Its
+    other identities are not Storage's way to the key, and get no allowance from it."""
     identity = (account or {}).get("identity") or {}
-    found = [identity.get("principalId")] + [
-        (assigned or {}).get("principalId") for assigned in (identity.get("userAssignedIdentities") or {}).values()]
-    return [str(principal).lower() for principal in found if principal]
+    chosen = ((((account or {}).get("properties") or {}).get("encryption") or {}).get("identity") or {}).get(
+        "userAssignedIdentity")
+    if chosen:
+        assigned = {str(name).lower(): value for name, value in (identity.get("userAssignedIdentities") or {}).items()}
+        principal = (assigned.get(str(chosen).lower()) or {}).get("principalId")
+    else:
+        principal = identity.get("principalId")
+    return str(principal).lower() if principal else None
+
+
+# What a grant on a vault's keys does to the data a customer-managed key encrypts: one row per
+# operation, its access-policy permission (keyvault spec 2024-11-01 `KeyPermissions`; `all` is
+# every one), its RBAC dataAction (https://learn.microsoft.com/azure/role-based-access-control/permissions/security#microsoftkeyvault)
+# and what it is. Storage wraps and unwraps the account's encryption key with get, wrapKey and
+# unwrapKey (https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview).
+# - EXPOSURE, reaches the data: unwrapKey and decrypt unwrap the account's encryption key;
+#   release hands the key's private material to an attested environment
+#   (https://learn.microsoft.com/azure/key-vault/keys/about-keys#key-operations); a backup is
+#   a copy of the key that restores into any vault of the same subscription and geography
+#   (https://learn.microsoft.com/azure/key-vault/general/backup), where others may unwrap with it.
+# - AVAILABILITY, locks the data: delete and purge remove the key, update can set
+#   `enabled: false` or an expiry; with its key disabled, expired or deleted the account
+#   refuses every read and write (customer-managed-keys-overview, "Revoke access").
+# Not a finding: get/read (key metadata and the public key), wrapKey and encrypt (what a
+# public key does anyway), sign/verify, list, and create/import/rotate/restore/recover (they
+# add versions or bring a key back: none reaches or removes the one in use).
+EXPOSURE, AVAILABILITY = "exposure", "availability"
+KEY_ACCESS = (
+    ("unwrapKey", "Microsoft.KeyVault/vaults/keys/unwrap/action", EXPOSURE),
+    ("decrypt", "Microsoft.KeyVault/vaults/keys/decrypt/action", EXPOSURE),
+    ("release", "Microsoft.KeyVault/vaults/keys/release/action", EXPOSURE),
+    ("backup", "Microsoft.KeyVault/vaults/keys/backup/action", EXPOSURE),
+    ("delete", "Microsoft.KeyVault/vaults/keys/delete", AVAILABILITY),
+    ("purge", "Microsoft.KeyVault/vaults/keys/purge/action", AVAILABILITY),
+    ("update", "Microsoft.KeyVault/vaults/keys/update/action", AVAILABILITY),
+)
+# Of those, what Storage itself needs of its key (the encryption identity keeps it).
+STORAGE_NEEDS = ("unwrapKey",)
+
+
+def key_access_granted(permissions: list) -> list[str]:
+    """The KEY_ACCESS permissions an access policy entry's `permissions.keys` grants, as the
+    table spells them (`all` grants every one)."""
+    held = {str(p).lower() for p in permissions or []}
+    return [name for name, _, _ in KEY_ACCESS if "all" in held or name.lower() in held]
 
 
 def same_vault(vault_uri: object, key: CustomerKey) -> bool:

@@ -58,8 +58,8 @@ def customer_key_outside_watch(account: dict, context: Context):
     key = context.facts.get("customer_key")
     if not key or key.get("state") != "unseen":
         return None
-    return (f"the account's customer-managed key {key.get('keyname')} at {key.get('keyvaulturi')} is outside what the "
-            f"app watches ({key.get('why')}): whether it is usable, and who can unwrap or purge it, cannot be checked",
+    return (f"the account's customer-managed key {key.get('keyname')} at {key.get('keyvaulturi')} is not found among "
+            f"what the app watches ({key.get('why')}): whether it is usable, and who can unwrap or purge it, cannot be checked",
             _key_evidence(key))
 
 

@@ -2,7 +2,8 @@
 
 A vault is judged when it is tagged, under a protected scope, or holds the customer-managed
 key of a protected account (containment.detect.key_vault reads which; the facts name the
-accounts and their managed identities). Property defaults are the keyvault 2024-11-01 spec's:
+protected accounts, and the encryption identity of every account, protected or not, whose key
+the vault holds). Property defaults are the keyvault 2024-11-01 spec's:
 `publicNetworkAccess` enabled, `networkAcls` absent is every network (the firewall is off by
 default: https://learn.microsoft.com/azure/key-vault/general/network-security), soft delete on
 with 90 days, purge protection off, access policies in force unless `enableRbacAuthorization`
@@ -12,14 +13,8 @@ from __future__ import annotations
 
 from containment.core.ids import KEY_VAULT
 from containment.judge.allowlist import allowance
+from containment.judge.customer_keys import STORAGE_NEEDS, key_access_granted
 from containment.judge.rule import Context, Rule
-
-# Key permissions that read, unlock or destroy a key (keyvault spec `KeyPermissions`): with
-# get, unwrapKey or decrypt a principal unwraps the account's encryption key (Storage itself
-# needs get, wrapKey and unwrapKey: https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview);
-# purge destroys the key for good, and with it the data; `all` is every one of them.
-KEY_OPERATIONS = ("all", "get", "unwrapkey", "wrapkey", "decrypt", "purge")
-
 
 def _properties(vault: dict) -> dict:
     properties = vault.get("properties")
@@ -33,8 +28,11 @@ def network_open(vault: dict, context: Context):
     # publicNetworkAccess disabled overrides the firewall rules (spec: "all traffic except private
     # endpoint traffic and that that originates from trusted services will be blocked").
     if public.lower() != "disabled" and default.lower() == "allow":
+        # `encrypts`: the accounts whose key it holds, whose Storage needs the trusted-services
+        # bypass once the firewall is locked (containment.plan.key_vault).
         return ("the vault accepts data-plane connections from any network (its firewall admits every address)",
-                {"publicNetworkAccess": public, "networkAcls.defaultAction": default})
+                {"publicNetworkAccess": public, "networkAcls.defaultAction": default,
+                 "encrypts": list(context.facts.get("encrypts") or [])})
     return None
 
 
@@ -61,29 +59,42 @@ def purge_protection_off(vault: dict, context: Context):
 
 
 def unallowed_key_access(vault: dict, context: Context):
-    """Access policy entries granting key operations to a principal that is neither allowed
-    (CONTAINMENT_ALLOWED_PRINCIPALS) nor the managed identity of a protected account whose
-    key the vault holds (`facts["account_identities"]`). Each entry is kept whole: it is what
-    containment removes and what a person would put back."""
+    """Access policy entries granting key access (containment.judge.customer_keys.KEY_ACCESS)
+    to a principal that is not allowed (CONTAINMENT_ALLOWED_PRINCIPALS). The encryption identity
+    of an account whose key the vault holds (`facts["encryption_identities"]`, protected or not)
+    keeps what Storage needs: what it holds beyond that is reported (`identity_grants`), never
+    removed, since removing its entry locks that account's data. Every other entry is kept
+    whole in `entries`: what containment removes and what a person would put back."""
     properties = _properties(vault)
     if properties.get("enableRbacAuthorization") is True:
         return None  # access policies are ignored; RBAC data roles are judged as role assignments
-    accounts = {str(i).lower() for i in context.facts.get("account_identities") or ()}
-    entries, operations = [], {}
+    identities = {str(i).lower(): a for i, a in (context.facts.get("encryption_identities") or {}).items()}
+    needs = {n.lower() for n in STORAGE_NEEDS}
+    entries, operations, identity_grants = [], {}, {}
     for entry in properties.get("accessPolicies") or []:
         object_id = str(entry.get("objectId") or "").lower()
-        granted = [p for p in (entry.get("permissions") or {}).get("keys") or [] if str(p).lower() in KEY_OPERATIONS]
-        if not granted or object_id in accounts or allowance(object_id, context.settings).allowed:
+        granted = key_access_granted((entry.get("permissions") or {}).get("keys"))
+        if object_id in identities:
+            granted = [g for g in granted if g.lower() not in needs]
+        if not granted or allowance(object_id, context.settings).allowed:
             continue
-        entries.append(entry)
-        operations[object_id] = granted
-    if not entries:
+        if object_id in identities:
+            identity_grants[object_id] = granted
+        else:
+            entries.append(entry)
+            operations[object_id] = granted
+    if not entries and not identity_grants:
         return None
-    who = ", ".join(f"{principal} ({'/'.join(granted)})" for principal, granted in operations.items())
     keyed = context.facts.get("keyed_accounts") or []
     whose = f" the customer-managed key of {', '.join(keyed)}" if keyed else " its keys"
-    return (f"access policies let principals not allowed use or destroy{whose}: {who}",
-            {"entries": entries, "principals": sorted(operations), "keyed_accounts": keyed})
+    found = [f"access policies let principals not allowed use or destroy{whose}: "
+             + ", ".join(f"{principal} ({'/'.join(granted)})" for principal, granted in operations.items())
+             ] if entries else []
+    found += [f"the encryption identity {principal} of {identities[principal]} holds more than Storage needs "
+              f"({'/'.join(granted)}): reported, not removed (removing its entry locks that account's data)"
+              for principal, granted in identity_grants.items()]
+    return "; ".join(found), {"entries": entries, "principals": sorted(operations), "keyed_accounts": keyed,
+                              "identity_grants": identity_grants}
 
 
 # Weaknesses: an open firewall still asks every caller for a token and a permission, and purge

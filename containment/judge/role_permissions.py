@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 
 from containment.core.ids import KEY_VAULT, STORAGE_ACCOUNT, MalformedResourceId, parse_resource_id
+from containment.judge.customer_keys import KEY_ACCESS, STORAGE_NEEDS
 
 BLOB_READ = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"
 # Control-plane operations that hand out the data without a data role: the account keys,
@@ -22,23 +23,10 @@ KEY_PATHS = (
 )
 
 
-# Key Vault data actions on keys that reach, or lock, the data a vault's key encrypts: use the
-# key (decrypt, unwrap, wrap; release hands its material to an attested environment), read it,
-# or make it unusable (update can set `enabled: false`, delete, purge): with its customer-managed
-# key disabled or deleted, an account refuses every blob read and write
-# (https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview). The
-# operation strings are Microsoft's
-# (https://learn.microsoft.com/azure/role-based-access-control/permissions/security#microsoftkeyvault).
-VAULT_KEY_PATHS = (
-    "Microsoft.KeyVault/vaults/keys/decrypt/action",
-    "Microsoft.KeyVault/vaults/keys/unwrap/action",
-    "Microsoft.KeyVault/vaults/keys/wrap/action",
-    "Microsoft.KeyVault/vaults/keys/release/action",
-    "Microsoft.KeyVault/vaults/keys/read",
-    "Microsoft.KeyVault/vaults/keys/update/action",
-    "Microsoft.KeyVault/vaults/keys/delete",
-    "Microsoft.KeyVault/vaults/keys/purge/action",
-)
+# Key Vault data actions on keys that reach, or lock, the data a vault's key encrypts: the one
+# table access policies are judged by too (containment.judge.customer_keys.KEY_ACCESS).
+VAULT_KEY_PATHS = tuple(action for _, action, _ in KEY_ACCESS)
+STORAGE_KEY_PATHS = tuple(action for name, action, _ in KEY_ACCESS if name in STORAGE_NEEDS)
 
 
 @lru_cache(maxsize=1024)
@@ -68,11 +56,11 @@ def blob_paths(role_definition: dict) -> list[str]:
     return paths + [f"actions grant {operation}" for operation in KEY_PATHS if grants(permissions, operation, data=False)]
 
 
-def key_paths(role_definition: dict) -> list[str]:
-    """Every way the role reaches the keys of a vault (VAULT_KEY_PATHS), in words for the evidence."""
+def key_paths(role_definition: dict, operations: tuple[str, ...] = VAULT_KEY_PATHS) -> list[str]:
+    """Every way the role reaches the keys of a vault (VAULT_KEY_PATHS, or those `operations`),
+    in words for the evidence."""
     permissions = (role_definition.get("properties") or {}).get("permissions") or []
-    return [f"dataActions grant {operation}" for operation in VAULT_KEY_PATHS
-            if grants(permissions, operation, data=True)]
+    return [f"dataActions grant {operation}" for operation in operations if grants(permissions, operation, data=True)]
 
 
 def data_paths(role_definition: dict, scope: str | None = None, covered: list[str] | None = None) -> list[str]:

@@ -46,6 +46,8 @@ def _verdict(assignment: dict, context: Context):
     }
     if facts.get("allowlist_expired"):
         evidence["allowlist_expired"] = facts["allowlist_expired"]
+    if facts.get("encryption_identity_of"):  # containment.detect.role_assignments: reported, never removed
+        evidence["encryption_identity_of"] = facts["encryption_identity_of"]
     who = f"{properties.get('principalType') or 'principal'} {properties.get('principalId')}"
     return (f"{who} holds {role.get('roleName') or 'a role'} over protected synthetic data "
             f"({'; '.join(facts['data_paths'])})", evidence)

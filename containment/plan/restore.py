@@ -35,10 +35,21 @@ from containment.core.settings import Settings
 from containment.plan.action import AFTER_PREVIOUS, Action, State, Write, recreated
 
 # Storage properties containment changes, with the value an absent property means.
-RESTORABLE = {
+_STORAGE = {
     "allowBlobPublicAccess": False, "allowSharedKeyAccess": True, "allowCrossTenantReplication": False,
     "minimumTlsVersion": "TLS1_0", "publicNetworkAccess": "Enabled", "networkAcls": None, "publicAccess": "None",
 }
+# A vault's: no networkAcls is the firewall off (every network; bypass "If not specified the
+# default is 'AzureServices'", keyvault spec 2024-11-01 NetworkRuleSet; the firewall is off by
+# default: https://learn.microsoft.com/azure/key-vault/general/network-security), and
+# publicNetworkAccess "enabled" is the spec's default. Written back whole, so a vault that had
+# none is opened as it was.
+_VAULT = {
+    "networkAcls": {"defaultAction": "Allow", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []},
+    "publicNetworkAccess": "Enabled",
+}
+# What containment can change, by the type of what it writes (an NSG's: its rules, _parts).
+RESTORABLE = {STORAGE_ACCOUNT: _STORAGE, BLOB_CONTAINER: _STORAGE, KEY_VAULT: _VAULT}
 IRREVERSIBLE = ("revoke_user_delegation_keys", "rotate_account_keys", "enable_key_vault_purge_protection")
 # What a release writes back. A deleted role assignment or replication policy is not among
 # them: recreating either gives access (or a copy of the data) back, and the app's identity
@@ -77,7 +88,8 @@ def _parts(body: dict | None, target: ResourceId) -> dict[str, Any]:
     if target.is_type(NSG):
         return {name: _rule_properties(rule) for name, rule in _rules(body).items()}
     properties = _properties(body)
-    return {name: properties.get(name, default) for name, default in RESTORABLE.items()}
+    restorable = next(names for kind, names in RESTORABLE.items() if target.is_type(kind))
+    return {name: default if properties.get(name) is None else properties[name] for name, default in restorable.items()}
 
 
 def differences(first: dict | None, second: dict | None, target: ResourceId) -> list[str]:

@@ -2,6 +2,7 @@
 full body so release can recreate it exactly (role rules: containment.judge.roles)."""
 from __future__ import annotations
 
+from containment.core.findings import Finding
 from containment.core.ids import ROLE_ASSIGNMENT, ResourceId
 from containment.core.settings import Settings
 from containment.judge.allowlist import allowance
@@ -37,6 +38,17 @@ def _identity(assignment: dict) -> tuple[str, str, str]:
             str(properties.get("scope") or "").lower())
 
 
+def storage_needs_it(finding: Finding, settings: Settings) -> str | None:
+    """Why a finding leaves nothing to delete: the principal is the encryption identity of an
+    account whose key the vault holds; deleting the assignment would take Storage's own access
+    to the key too, and lock that account's data (containment.detect.role_assignments)."""
+    account = finding.evidence.get("encryption_identity_of")
+    if not account:
+        return None
+    return (f"the principal is the encryption identity of {account}: deleting its assignment locks that account's "
+            "data; a person narrows the role to what Storage needs")
+
+
 def replaced(state: State, settings: Settings) -> str | None:
     """An assignment ID that now holds another grant (another principal, role or scope)
     than the one the decision judged: deleting it would delete what nobody judged. Or the
@@ -60,5 +72,5 @@ ACTIONS = (
     Action("delete_role_assignment", (ROLE_ASSIGNMENT,), "role_assignment_grants_data_access",
            ("Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/delete",
             "Microsoft.Authorization/roleDefinitions/read"),
-           delete, exposed=still_there, approval=deletion_approval, moot=replaced),
+           delete, exposed=still_there, approval=deletion_approval, moot=replaced, unavailable=storage_needs_it),
 )

@@ -20,7 +20,7 @@ ENCRYPTION_RULES = {"storage_customer_key_unavailable", "storage_customer_key_ou
 
 def account_write(app, emulator, *resources, **settings) -> list:
     emulator.seed(list(resources))
-    app.configure(CONTAINMENT_MODE="enforce", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION, **settings)
+    app.configure(**{"CONTAINMENT_MODE": "enforce", "CONTAINMENT_SUBSCRIPTIONS": b.SUBSCRIPTION, **settings})
     app.deliver(write_event(resources[0]["id"], ACCOUNT_WRITE))
     app.drain()
     return app.records()
@@ -125,7 +125,7 @@ def test_the_encryption_role_for_the_protected_accounts_own_identity_is_how_stor
     identity = ACCOUNT["identity"]["principalId"]
     [record] = role_write(app, emulator, grant(VAULT["id"], identity, CRYPTO_SERVICE_ENCRYPTION_USER),
                           ACCOUNT, VAULT, KEY)
-    assert record.outcome == "compliant" and f"managed identity of {ACCOUNT['id']}" in record.reason
+    assert record.outcome == "compliant" and f"encryption identity of {ACCOUNT['id']}" in record.reason
     # The same identity with a blob role over a protected account is judged as anyone's.
     blob = b.role_assignment(b.RG_ID, identity, b.STORAGE_BLOB_DATA_READER, name="a1b2c3d4-0000-4000-8000-0000000000c9")
     emulator.seed([blob])
@@ -173,7 +173,16 @@ def test_the_built_in_key_vault_roles_reach_keys_and_no_blob(emulator):
     for name in ("Key Vault Administrator", "Key Vault Crypto Officer", "Key Vault Crypto User",
                  "Key Vault Crypto Service Encryption User"):
         assert blob_paths(roles[name]) == [] and any("unwrap" in path for path in key_paths(roles[name])), name
-    assert len(key_paths(roles["Key Vault Crypto Service Encryption User"])) == 3  # read, wrap, unwrap
+    # read and wrap alone reach nothing (containment.judge.customer_keys.KEY_ACCESS); Key Vault
+    # Reader's */read is no finding at all.
+    assert key_paths(roles["Key Vault Crypto Service Encryption User"]) == [
+        "dataActions grant Microsoft.KeyVault/vaults/keys/unwrap/action"]
+    # Key Vault Reader's dataActions, as Microsoft lists them
+    # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security#key-vault-reader):
+    # its */read reaches key metadata only, no finding at all.
+    reader = {"properties": {"roleName": "Key Vault Reader", "permissions": [{"actions": [], "dataActions": [
+        "Microsoft.KeyVault/vaults/*/read", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"]}]}}
+    assert key_paths(reader) == []
     assert key_paths(roles["Owner"]) == [] and key_paths(roles["Storage Blob Data Owner"]) == []
 
 
@@ -196,3 +205,39 @@ def test_the_calls_conform_to_the_specs(app, emulator, shared, tmp_path):
                  for name in report.undefined}
     assert undefined == {f"{emulator.endpoint}/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Storage/"
                          "storageAccounts"}
+
+
+def test_a_vault_list_that_fails_in_one_subscription_leaves_the_key_unchecked_and_the_other_rules_judged(
+        app, emulator):
+    emulator.faults.add("status", path=f"/subscriptions/{b.OTHER_SUBSCRIPTION}/providers/Microsoft.KeyVault/vaults$",
+                        status=500, times=None)
+    [record] = account_write(app, emulator, ACCOUNT, VAULT, KEY,
+                             CONTAINMENT_SUBSCRIPTIONS=f"{b.SUBSCRIPTION},{b.OTHER_SUBSCRIPTION}")
+    assert record.outcome == "compliant", record.reason  # its vault is listed in the other subscription
+    elsewhere = b.key_vault("kv-elsewhere")  # a URI no listed vault has
+    moved = b.customer_keyed(b.storage_account("synthtrain02", allowSharedKeyAccess=True), elsewhere)
+    emulator.seed([moved])
+    app.deliver(write_event(moved["id"], ACCOUNT_WRITE, event_id="moved"))
+    app.drain()
+    record = app.records()[-1]
+    assert "storage_customer_key_outside_watch" in record.rules and len(record.rules) > 1, record.rules
+    why = next(f for f in record.findings if f["rule"] == "storage_customer_key_outside_watch")["evidence"]["why"]
+    assert b.OTHER_SUBSCRIPTION in why and "could not be listed" in why and "Error" in why
+
+
+def test_an_encryption_identity_needs_the_key_in_every_vault_its_role_covers(app, emulator):
+    identity = ACCOUNT["identity"]["principalId"]
+    other = b.key_vault("kv-build-keys", tags={"data-classification": "synthetic"})  # holds no key of the account
+    [record] = role_write(app, emulator, grant(b.RG_ID, identity, CRYPTO_SERVICE_ENCRYPTION_USER),
+                          ACCOUNT, VAULT, KEY, other)
+    assert record.outcome == "contained" and set(record.findings[0]["evidence"]["covers"]) >= {VAULT["id"], other["id"]}
+
+
+def test_an_encryption_identity_granted_more_than_storage_needs_is_reported_never_removed(app, emulator):
+    identity = ACCOUNT["identity"]["principalId"]
+    assignment = grant(VAULT["id"], identity, CRYPTO_USER)  # decrypt and backup besides unwrap
+    [record] = role_write(app, emulator, assignment, ACCOUNT, VAULT, KEY)
+    assert (record.outcome, record.actions) == ("reported", []), record.reason
+    assert record.findings[0]["evidence"]["encryption_identity_of"] == ACCOUNT["id"]
+    assert "locks that account's data" in record.reason
+    assert emulator.arm.get(assignment["id"]) is not None

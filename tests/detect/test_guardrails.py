@@ -159,7 +159,12 @@ def test_the_sweep_judges_its_policy_assignments_from_the_accounts_it_listed_onc
     assert listings == [f"{emulator.endpoint}/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Storage/storageAccounts"]
     ledger = app.runtime.ledger
     assert ledger.last_good_guardrail(ASSIGNMENT["id"]) and ledger.last_good_guardrail(on_account["id"])
-    assert app.runtime.swept_accounts is None  # nothing carried into the next run
+    # Nothing is carried past the run: an event after it lists the accounts as they are now.
+    from containment.detect.run_listing import storage_accounts
+
+    before = len(emulator.traffic)
+    storage_accounts(app.runtime, b.SUBSCRIPTION)
+    assert len(emulator.traffic) == before + 1
 
 
 def test_the_guardrail_calls_conform_to_microsofts_specs(app, emulator, shared, tmp_path):

@@ -42,7 +42,8 @@ def test_customer_keys_link_a_vault_and_the_protected_accounts_it_encrypts_both_
     app.configure(CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
     runtime = app.runtime
     assert customer_keys.watched_subscriptions(runtime) == [b.SUBSCRIPTION]
-    assert [a["id"] for a in customer_keys.protected_accounts_keyed_in(vault, runtime)] == [account["id"]]
+    assert sorted((a["id"], protected) for a, protected in customer_keys.accounts_keyed_in(vault, runtime)) == [
+        (unprotected["id"], False), (account["id"], True)]
     held, why = customer_keys.vault_holding(customer_key_of(account), runtime)
     assert held["id"] == vault["id"] and vault["id"] in why
     foreign = customer_key_of(b.customer_keyed(b.storage_account("synthtrain02"), elsewhere))
@@ -151,3 +152,85 @@ def test_the_drift_sweep_judges_the_vaults_it_lists(app, emulator):
     contained = [r for r in app.records() if r.outcome == "contained"]
     assert [(r.resource_id, r.actions) for r in contained] == [(vault["id"], ["remove_key_vault_access_policy"])]
     assert emulator.arm.get(vault["id"])["properties"]["accessPolicies"] == []
+
+
+def test_in_a_tagged_vault_an_unprotected_accounts_encryption_identity_keeps_its_access(app, emulator):
+    """Its data is outside scope: removing the entry Storage reaches its key through would lock
+    it. A stranger's entry beside it is removed."""
+    vault = b.key_vault(tags={"data-classification": "synthetic"})
+    scratch = b.customer_keyed(b.storage_account("scratch01", tags={}), vault,
+                               principal_id="6a1b2c3d-0000-4000-8000-0000000000d1")
+    own = b.access_policy("6a1b2c3d-0000-4000-8000-0000000000d1", b.KEY_PERMISSIONS_FOR_STORAGE)
+    stranger = b.access_policy(STRANGER, ["unwrapKey"])
+    vault["properties"]["accessPolicies"] = [own, stranger]
+    [record] = written(app, emulator, [vault, scratch], vault, POLICY_WRITE,
+                       CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert (record.outcome, record.actions) == ("contained", ["remove_key_vault_access_policy"])
+    assert record.findings[0]["evidence"]["entries"] == [stranger]
+    assert emulator.arm.get(vault["id"])["properties"]["accessPolicies"] == [own]
+
+
+def test_an_encryption_identity_holding_purge_too_is_reported_and_its_entry_stays(app, emulator):
+    vault = b.key_vault()
+    account = keyed(vault)
+    own = b.access_policy(account["identity"]["principalId"], [*b.KEY_PERMISSIONS_FOR_STORAGE, "purge"])
+    vault["properties"]["accessPolicies"] = [own]
+    [record] = written(app, emulator, [vault, account], vault, POLICY_WRITE)
+    assert (record.outcome, record.actions) == ("reported", []), record.reason
+    assert "nothing to act from" in record.reason and app.writes() == []
+
+
+def test_release_of_a_vault_that_had_no_network_rules_opens_it_as_it_was(app, emulator):
+    import function_app
+    from localazure.functions_host import call_http
+
+    vault = b.key_vault()
+    del vault["properties"]["networkAcls"]  # the firewall off: every network
+    [record] = written(app, emulator, [vault, keyed(vault)], vault, CONTAINMENT_AUTO_CONTAIN="key_vault_network_open")
+    assert record.outcome == "contained"
+    response = call_http(function_app.app, "POST", "release", {"resourceId": record.resource_id,
+                                                               "decision": record.key}, ONCALL)
+    assert response.status_code == 202, response.get_body()
+    app.drain()
+    release = app.records()[-1]
+    assert (release.operation, release.outcome) == ("release", "reported"), release.reason  # not failed NotVerified
+    assert emulator.arm.get(vault["id"])["properties"]["networkAcls"] == {
+        "defaultAction": "Allow", "bypass": "AzureServices", "ipRules": [], "virtualNetworkRules": []}
+
+
+def test_a_retention_only_finding_is_recorded_not_held_for_a_write_that_changes_nothing(app, emulator):
+    vault = b.key_vault(softDeleteRetentionInDays=7, tags={"data-classification": "synthetic"})
+    [record] = written(app, emulator, [vault], vault, CONTAINMENT_AUTO_CONTAIN="key_vault_purge_protection_off")
+    assert (record.outcome, record.actions) == ("reported", []), record.reason
+    assert "the retention is fixed when a vault is created; purge protection is already on" in record.reason
+
+
+def test_a_vault_list_that_fails_is_that_collections_failure_and_the_sweep_goes_on(app, emulator):
+    import function_app
+    from localazure.functions_host import fire_timer
+
+    vault = b.key_vault(policies=[b.access_policy(STRANGER, ["unwrapKey"])])
+    open_account = b.storage_account("synthopen01", allowBlobPublicAccess=True)
+    emulator.seed([vault, keyed(vault), open_account])
+    emulator.faults.add("status", path=r"/providers/Microsoft.KeyVault/vaults$", method="GET", status=500,
+                        times=None)
+    app.configure(CONTAINMENT_MODE="dry-run", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    assert fire_timer(function_app.app, "drift_sweep").error is None
+    failed = [r for r in app.records() if r.outcome == "failed"]
+    assert [r.resource_id for r in failed] == [f"/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.KeyVault/vaults"]
+    assert any(r.operation == "drift_sweep" and r.resource_id != failed[0].resource_id and r.outcome != "failed"
+               for r in app.records())  # the sweep went on: what it listed after the vaults is judged
+
+
+def test_the_sweep_lists_the_accounts_once_for_every_vault_it_judges(app, emulator):
+    import function_app
+    from localazure.functions_host import fire_timer
+
+    vaults = [b.key_vault(f"kv-synthetic-{n}") for n in range(3)]
+    emulator.seed([*vaults, keyed(vaults[0])])
+    app.configure(CONTAINMENT_MODE="dry-run", CONTAINMENT_SUBSCRIPTIONS=b.SUBSCRIPTION)
+    emulator.clear_traffic()
+    assert fire_timer(function_app.app, "drift_sweep").error is None
+    listed = [r for r in emulator.traffic if r.method == "GET" and
+              r.url.split("?")[0].lower().endswith("/providers/microsoft.storage/storageaccounts")]
+    assert len(listed) == 1  # one listing per run: the inventory, the vaults and the policies all read it

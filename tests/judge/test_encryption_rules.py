@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from containment.core.ids import STORAGE_ACCOUNT
+from containment.judge.customer_keys import KEY_ACCESS
 from containment.judge.encryption import KEY_STATES
 from containment.judge.role_permissions import data_paths, key_paths, reaches
 from containment.judge.rule import Context
@@ -129,7 +130,9 @@ def test_key_paths_name_the_key_operations_a_role_grants():
     assert key_paths(role("Microsoft.KeyVault/vaults/keys/unwrap/action")) == [
         "dataActions grant Microsoft.KeyVault/vaults/keys/unwrap/action"]
     # A wildcard grants them all; notDataActions take them away again.
-    assert len(key_paths(role("Microsoft.KeyVault/vaults/*"))) == 8
+    assert len(key_paths(role("Microsoft.KeyVault/vaults/*"))) == len(KEY_ACCESS)
+    # Reading a key, or wrapping with it, alone is no path (containment.judge.customer_keys.KEY_ACCESS).
+    assert key_paths(role("Microsoft.KeyVault/vaults/keys/read", "Microsoft.KeyVault/vaults/keys/wrap/action")) == []
     assert key_paths(role("Microsoft.KeyVault/vaults/keys/*", not_data_actions=("Microsoft.KeyVault/vaults/keys/*",))) \
         == []
     # Secrets and certificates are not keys.

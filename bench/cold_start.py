@@ -49,6 +49,7 @@ from tests.helpers.arm_bodies import (CONTRIBUTOR, STORAGE_BLOB_DATA_READER, SUB
                                       diagnostic_setting, key_vault, nsg, role_assignment, security_rule,
                                       storage_account)
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, LIST_KEYS, action_event, delete_event, write_event
+from tests.helpers.arm_bodies import WORKSPACE as DIAGNOSTIC_WORKSPACE
 from tests.helpers.operators import operator
 
 CHILD = Path(__file__).with_name("_cold_child.py")
@@ -501,7 +502,8 @@ CASES: dict[str, Case] = {
     "role_assignment_grant": Case("request queued", event_grid(ROLE_WRITE, reader_grants)),
     "nsg_exposure": Case("request queued", event_grid(NSG_WRITE, open_nsgs)),
     "storage_key_access": Case("rotation held", key_listings),
-    "guardrail_change": Case("request queued", deleted_settings),
+    "guardrail_change": Case("request queued", deleted_settings,
+                             {"CONTAINMENT_LOG_WORKSPACE_RESOURCE_ID": DIAGNOSTIC_WORKSPACE}),
     "key_vault_write": Case("request queued", event_grid(VAULT_WRITE, stranger_vaults)),
     "egress_scan": Case("request queued", egress_windows,
                         {"CONTAINMENT_LOG_WORKSPACE_ID": WORKSPACE, "CONTAINMENT_EGRESS_MAX_WINDOWS": "1"}),

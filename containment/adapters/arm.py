@@ -185,6 +185,14 @@ def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
 NOT_FOUND = "it does not exist, or not where the app can see it (404)"
 
 
+def read_or_none(clients: AzureClients, resource: ResourceId) -> dict[str, Any] | None:
+    """The resource, or None where ARM answers 404 (gone, or never there)."""
+    try:
+        return read(clients, resource)
+    except ResourceGone:
+        return None
+
+
 def read_if_permitted(clients: AzureClients, resource: ResourceId) -> tuple[dict | None, str | None]:
     """The resource, or None and why it cannot be read: gone (404: NOT_FOUND), or not readable
     by the app's identity (401, 403: another tenant, a subscription its role does not cover)."""

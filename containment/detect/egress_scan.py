@@ -293,11 +293,8 @@ def _vault(runtime: Runtime, logged: str) -> tuple[str, dict | None]:
         return logged, None
     if not vault_id.is_type(KEY_VAULT):
         return logged, None
-    try:
-        vault = arm.read(runtime.clients, vault_id)
-    except arm.ResourceGone:
-        return logged, None
-    return vault.get("id") or logged, vault
+    vault = arm.read_or_none(runtime.clients, vault_id)
+    return ((vault or {}).get("id") or logged), vault
 
 
 @dataclass
@@ -440,10 +437,7 @@ def _judge_account(runtime: Runtime, start: datetime, end: datetime, resource_id
         return None  # logs can come from anywhere a diagnostic setting points: stay in scope
     accounts = run.accounts
     if account_id.key not in accounts:
-        try:
-            accounts[account_id.key] = arm.read(runtime.clients, account_id)
-        except arm.ResourceGone:
-            accounts[account_id.key] = None
+        accounts[account_id.key] = arm.read_or_none(runtime.clients, account_id)
     account = accounts[account_id.key]
     if account is None:
         return None

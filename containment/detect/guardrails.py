@@ -52,10 +52,7 @@ def assess_guardrail(resource: ResourceId, runtime: Runtime, event: ArmEvent | N
     if kind is None:
         return Assessment(resource.text, ignored=f"{resource.type} is not a diagnostic setting, policy assignment or "
                                                  "policy exemption")
-    try:
-        body = arm.read(runtime.clients, resource)
-    except arm.ResourceGone:
-        body = None
+    body = arm.read_or_none(runtime.clients, resource)
     if body is None and not (event is not None and event.type == DELETE_SUCCESS):
         return Assessment(resource.text, ignored="it no longer exists: its deletion is judged from its own event")
     if kind == DIAGNOSTIC_SETTING:

@@ -149,10 +149,7 @@ def covered_protected_resources(scope: str, runtime: Runtime) -> tuple[list[str]
         # The account itself, one of its containers, or its blob service: judged by the account.
         account_id = parsed.ancestor(len(parsed.types) - 1) if len(parsed.types) > 1 else parsed
         covered += [p for p in settings.protected_scopes if parsed.is_within(p)]
-        try:
-            account = arm.read(clients, account_id)
-        except arm.ResourceGone:
-            account = {}
+        account = arm.read_or_none(clients, account_id) or {}
         if has_scope_tag(account.get("tags"), settings):
             covered.append(account.get("id") or account_id.text)
     elif _is_vault(parsed):  # the vault, or one of its keys: under a protected scope
@@ -178,10 +175,10 @@ def covered_vaults(scope: str, runtime: Runtime) -> list[dict]:
     parsed = parse_resource_id(scope)
     if _is_vault(parsed):
         vault_id = parsed.ancestor(len(parsed.types) - 1) if len(parsed.types) > 1 else parsed
-        try:
-            vaults = [arm.read(runtime.clients, vault_id)]
-        except arm.ResourceGone:
+        vault = arm.read_or_none(runtime.clients, vault_id)
+        if vault is None:
             return []
+        vaults = [vault]
     else:
         vaults = [vault for vault in arm.list_vaults(runtime.clients, parsed.subscription)
                   if parse_resource_id(vault["id"]).is_within(parsed.text)]

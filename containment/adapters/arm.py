@@ -10,6 +10,7 @@ import json
 from typing import Any, Callable
 
 from containment.adapters.clients import AzureClients
+from containment.adapters.reads import fresh_since, now
 from containment.core.ids import (
     BLOB_CONTAINER,
     DEFAULT_SECURITY_RULE,
@@ -159,7 +160,20 @@ def refused_shape(clients: AzureClients, change: Write, target: ResourceId) -> s
 
 
 def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
-    """GET the resource; ResourceGone on 404."""
+    """The resource as ARM returns it; ResourceGone on 404. Answered from this instance's recent
+    reads where the work asks for reads no older than a moment (containment.adapters.reads),
+    else a GET, which is kept for the reads after it."""
+    kept = clients.reads.fresh(resource.key, fresh_since())
+    if kept is not None:
+        return json.loads(kept.body)
+    sent_at = now()
+    body = _get(clients, resource)  # a 404 is never kept: a new role assignment can read as 404 for a while
+    # Kept as text: callers may change the dict they are given, never what later reads get.
+    clients.reads.keep(resource.key, json.dumps(body), sent_at)
+    return body
+
+
+def _get(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     version = _api_version(resource)
     if version:
         return rest(clients, "GET", resource.text, version)
@@ -316,6 +330,10 @@ def write(clients: AzureClients, change: Write) -> str | None:
 
     target = parse_resource_id(change.resource_id)
     headers = {"If-Match": change.if_match} if change.if_match else {}
+    # Whatever happens to it, what was read of it before no longer stands.
+    clients.reads.forget(target.key)
+    if target.is_type(SECURITY_RULE):
+        clients.reads.forget(target.ancestor(1).key)
     try:
         if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
             clients.storage(target.subscription).storage_accounts.update(

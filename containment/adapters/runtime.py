@@ -2,10 +2,13 @@
 Azure clients, the ledger and the containment queue."""
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Callable
 
 from containment.adapters.clients import AzureClients
 from containment.adapters.ledger import Ledger
@@ -56,6 +59,27 @@ class Runtime:
 
 
 _current: Runtime | None = None
+_pool: ThreadPoolExecutor | None = None
+# Calls issued together are few (the reads one decision needs); more threads than this would
+# only queue on the connection pools (urllib3 keeps 10 connections per host by default).
+TOGETHER = 8
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls at once (they wait on the network, not on Python) and return their results
+    in order; the first call's exception, if any failed, once all have ended. Each runs in the
+    caller's context (contextvars: what reads may be reused, the run's listing)."""
+    global _pool
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=TOGETHER, thread_name_prefix="together")
+    futures = [_pool.submit(contextvars.copy_context().run, call) for call in calls]
+    errors = [future.exception() for future in futures]
+    failed = next((error for error in errors if error is not None), None)
+    if failed is not None:
+        raise failed
+    return [future.result() for future in futures]
 
 
 def current() -> Runtime:

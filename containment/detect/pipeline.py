@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from containment.adapters.reads import after_event, reads_fresh_since
 from containment.adapters.runtime import Runtime
 from containment.core import clock
 from containment.core.events import ArmEvent, EventSubscription, MalformedEvent, envelope, parse_event
@@ -106,7 +107,9 @@ def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionR
         # `new` was never queued, by a crash: judging again queues it.)
         return None
     try:
-        assessment = path.assess(parsed.resource, runtime, parsed)
+        # What this instance read after the event happened already shows it: not read again.
+        with reads_fresh_since(after_event(parsed.time.timestamp() if parsed.time else None)):
+            assessment = path.assess(parsed.resource, runtime, parsed)
     except Exception as error:
         # Event Grid delivers the event again, and after its last attempt dead-letters it:
         # the failure goes on the record now, so the last one leaves evidence; a delivery

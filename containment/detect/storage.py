@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from containment.adapters import arm
-from containment.adapters.runtime import Runtime, current
+from containment.adapters.runtime import Runtime, current, together
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import (
     BLOB_CONTAINER,
@@ -49,9 +49,10 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
         return Assessment(resource.text, ignored=f"{resource.type} is not a storage account, blob container or "
                                                  "object replication policy")
     account_id = resource if resource.is_type(STORAGE_ACCOUNT) else resource.ancestor(2)
-    try:
-        account = arm.read(runtime.clients, account_id)
-        container = None if resource.is_type(STORAGE_ACCOUNT) else arm.read(runtime.clients, resource)
+    try:  # the account's tags decide the scope: read beside the container, not after it
+        account, container = together(lambda: arm.read(runtime.clients, account_id),
+                                      lambda: None if resource.is_type(STORAGE_ACCOUNT)
+                                      else arm.read(runtime.clients, resource))
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the resource no longer exists")
     spelled = (container or account).get("id") or resource.text  # as ARM spells it
@@ -122,8 +123,8 @@ def assess_replication_policy(resource: ResourceId, runtime: Runtime) -> Assessm
     read in the watched subscriptions (containment.judge.replication)."""
     account_id = resource.ancestor(1)
     try:
-        policy = arm.read(runtime.clients, resource)
-        account = arm.read(runtime.clients, account_id)
+        policy, account = together(lambda: arm.read(runtime.clients, resource),
+                                   lambda: arm.read(runtime.clients, account_id))
     except arm.ResourceGone:
         return Assessment(resource.text, ignored="the policy or its account no longer exists")
     spelled = policy.get("id") or resource.text

@@ -6,7 +6,18 @@ data is reported; guardrails of unprotected data are left alone."""
 from __future__ import annotations
 
 from tests.helpers import arm_bodies as b
-from tests.helpers.events import delete_event, write_event
+from tests.helpers import events
+from tests.helpers.events import happened_now
+
+
+# Each event here tells of a change the test has just made, after what the app read before it.
+def write_event(*args, **kwargs) -> dict:
+    return happened_now(events.write_event(*args, **kwargs))
+
+
+def delete_event(*args, **kwargs) -> dict:
+    return happened_now(events.delete_event(*args, **kwargs))
+
 
 ACCOUNT = b.storage_account("synthtrain01")
 UNPROTECTED = b.storage_account("scratch01", tags={"team": "analytics"})

@@ -86,3 +86,11 @@ def delete_event(resource_id: str, operation: str, *, event_id: str | None = Non
         httpRequest={"clientRequestId": str(uuid.uuid4()), "clientIpAddress": client_ip, "method": "DELETE",
                      "url": f"https://management.azure.com{resource_id}"},
         resourceProvider=operation.split("/")[0])
+
+
+def happened_now(event: dict) -> dict:
+    """The event, timed now: it tells of a change made after what the app read before it (the
+    app reuses a read sent after an event's time: containment.adapters.reads)."""
+    from containment.core import clock
+
+    return {**event, "eventTime": clock.iso()}

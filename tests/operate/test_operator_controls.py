@@ -10,7 +10,7 @@ import pytest
 
 from containment.core import clock
 from tests.helpers import arm_bodies as b
-from tests.helpers.events import CONTAINER_WRITE, write_event
+from tests.helpers.events import CONTAINER_WRITE, happened_now, write_event
 from containment.operate.principal import ROLES
 from tests.helpers.operators import ONCALL, ONCALL_ID, operator
 
@@ -276,7 +276,7 @@ def test_the_budget_keeps_a_reserve_for_high_severity_and_is_spent_only_on_write
     # Decided, then fixed by its owner before the worker ran: nothing to write, nothing spent.
     container = emulator.arm.resources[public["id"].lower()]["properties"]
     container["publicAccess"] = "Blob"
-    app.deliver(write_event(public["id"], CONTAINER_WRITE))
+    app.deliver(happened_now(write_event(public["id"], CONTAINER_WRITE)))
     container["publicAccess"] = "None"
     app.drain()
     assert [r.outcome for r in app.records() if r.resource_id == public["id"]] == ["contained", "contained"]
@@ -827,8 +827,8 @@ def test_a_release_exempts_the_exposure_it_released_not_a_new_one_beside_it(app,
     rules = emulator.arm.resources[nsg["id"].lower()]["properties"]["securityRules"]
     rules.append({**b.security_rule("allow-ssh", 400, source="Internet", port="22"),
                   "id": f"{nsg['id']}/securityRules/allow-ssh"})
-    app.deliver(write_event(f"{nsg['id']}/securityRules/allow-ssh",
-                            "Microsoft.Network/networkSecurityGroups/securityRules/write"))
+    app.deliver(happened_now(write_event(f"{nsg['id']}/securityRules/allow-ssh",
+                                         "Microsoft.Network/networkSecurityGroups/securityRules/write")))
     app.drain()
     latest = app.records()[-1]
     assert latest.outcome == "contained" and latest.actions == ["block_untrusted_inbound"]

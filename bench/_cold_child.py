@@ -2,6 +2,7 @@
 
     python bench/_cold_child.py bare|app|sdks     # the import cost of nothing, function_app, the eleven SDKs
     python bench/_cold_child.py invoke < payload  # load the app as the worker does, invoke one function twice
+    python bench/_cold_child.py identity < payload  # the managed identity's first tokens, after the app
 
 Only the standard library is loaded before the measurements, and nothing of the app or
 the SDKs: whatever this process imports is what it measures. Timestamps are
@@ -63,6 +64,44 @@ def invoke(payload: dict) -> dict:
     return {"began": began, "loaded": loaded, "host_import": host_ready - imported, "first": first,
             "second": second, "peak_after_first_kib": peak_after_first, "answers": [first_answer, second_answer],
             "modules_by_first": len(imported_by_first), "azure_by_first": _azure_packages(imported_by_first)}
+
+
+# The scopes a first invocation asks tokens for: ARM's (reads, writes), Storage's (ledger, queue).
+ARM_SCOPE = "https://management.azure.com/.default"
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+
+
+def identity(payload: dict) -> dict:
+    """What the managed identity adds to a first invocation in Azure: import azure.identity,
+    build the credential, fetch ARM's and Storage's first tokens from the managed-identity
+    endpoint IDENTITY_ENDPOINT names, then ARM's again (from the credential's cache).
+
+    Measured after what every first invocation has loaded before it asks for a token: the app
+    and azure.core's pipeline with its requests transport (each SDK client's).
+    payload: {"credential": "default" | "managed"}, DefaultAzureCredential as the app builds
+    it (containment/adapters/clients.py), or ManagedIdentityCredential for the identity
+    AZURE_CLIENT_ID names."""
+    import function_app  # noqa: F401
+    import azure.core.pipeline.transport  # noqa: F401
+
+    loaded, peak_loaded = time.monotonic(), _peak()
+    import azure.identity
+
+    imported, peak_imported = time.monotonic(), _peak()
+    if payload["credential"] == "default":
+        credential = azure.identity.DefaultAzureCredential()
+    else:
+        credential = azure.identity.ManagedIdentityCredential(client_id=os.environ["AZURE_CLIENT_ID"])
+    built = time.monotonic()
+    credential.get_token(ARM_SCOPE)
+    arm = time.monotonic()
+    credential.get_token(STORAGE_SCOPE)
+    storage = time.monotonic()
+    credential.get_token(ARM_SCOPE)
+    cached = time.monotonic()
+    return {"import": imported - loaded, "build": built - imported, "arm_token": arm - built,
+            "storage_token": storage - arm, "cached_token": cached - storage,
+            "import_kib": peak_imported - peak_loaded, "tokens_kib": _peak() - peak_imported}
 
 
 def _deliver(host, app, function: str, trigger: dict):
@@ -135,7 +174,7 @@ def _peak() -> int:
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    payload = json.load(sys.stdin) if mode == "invoke" else None  # read before any clock runs
-    result = invoke(payload) if mode == "invoke" else imports(mode)
+    payload = json.load(sys.stdin) if mode in ("invoke", "identity") else None  # read before any clock runs
+    result = invoke(payload) if mode == "invoke" else identity(payload) if mode == "identity" else imports(mode)
     result.update(started=STARTED, peak_kib=_peak())
     print(json.dumps(result))

@@ -19,8 +19,15 @@
    construction, first connections); a second, warm invocation in the same process on the
    same kind of input; peak RSS above a bare interpreter; and the Azure packages the first
    invocation imported. Against the emulator the app authenticates with its local token:
-   in Azure, a first invocation also imports azure.identity and fetches a managed-identity
-   token, which this does not measure.
+   in Azure, a first invocation also imports azure.identity and fetches managed-identity
+   tokens, which 3. measures.
+3. The managed identity, each in a fresh process, N times, after loading what a first
+   invocation has loaded before it asks for a token (the app, azure.core's pipeline):
+   importing azure.identity, building the credential (DefaultAzureCredential as the app
+   does, and ManagedIdentityCredential), ARM's and Storage's first tokens and a cached one,
+   against a loopback stand-in for the App Service managed-identity endpoint
+   (IdentityEndpoint). That measures the client's side; the round trip to the real endpoint
+   on an Azure instance, and Entra ID's issuance behind it, are not measured.
 
 Figures are medians and minimums within this run, and ratios between them: the machine is
 noisy, so compare ratios across machines, not milliseconds. .pyc files and the OS file
@@ -35,12 +42,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from _harness import (REPO, Stack, apply_settings, container_event, median, mib, ms, print_machine, print_table,
                       public_containers, ratio, synthetic_account)
@@ -588,11 +598,128 @@ def report_invocations(results: dict[str, list[dict]], floor: float) -> dict[str
           "sweep: the same estate, its findings on record already) and egress_scan (the next window: the hour's "
           "baseline kept)")
     print("RSS above floor: peak resident memory after the 1st invocation, above a bare interpreter's")
-    print("not measured: importing azure.identity and fetching a managed-identity token, which each 1st "
-          "invocation adds in Azure (against the emulator the app uses a local token and a connection string)")
+    print("not measured here: importing azure.identity and fetching managed-identity tokens, which each 1st "
+          "invocation adds in Azure (against the emulator the app uses a local token and a connection string): "
+          "see the managed identity below")
     print("Azure packages each first invocation imported (azure.functions came with the app):")
     for function, runs in results.items():
         print(f"  {function}: {', '.join(runs[0]['azure_by_first']) or 'none'}")
+    return summary
+
+
+# -- 3. the managed identity -----------------------------------------------------------------
+CREDENTIALS = {"default": "DefaultAzureCredential (the app's)", "managed": "ManagedIdentityCredential"}
+TOKEN_RESOURCES = ["https://management.azure.com", "https://storage.azure.com"]  # _cold_child.identity's, in order
+
+
+class IdentityEndpoint:
+    """A loopback stand-in for the App Service managed-identity endpoint, answering as its
+    REST reference says (https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference):
+    a GET with api-version 2019-08-01, the token's `resource` and the user-assigned
+    identity's `client_id`, the instance's secret in X-IDENTITY-HEADER; a JSON answer with
+    access_token, expires_on (epoch seconds, a string), resource, token_type and client_id.
+    Anything else is refused. It keeps the resources asked for: a run counts only if its
+    first tokens came from here and its cached one did not."""
+
+    SECRET = "cold-start-identity-header"
+    CLIENT_ID = "0c8e4f6a-2b1d-4e3f-9a7b-5d6c8e0f1a2b"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def __enter__(self) -> "IdentityEndpoint":
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a client may use it
+            # Headers and body go out in two writes: without this, Nagle holds the body for the
+            # client's delayed ACK (~40 ms on Linux), a cost of this stand-in, not of the client.
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                query = {name: values[0] for name, values in parse_qs(url.query).items()}
+                if (url.path != "/msi/token" or self.headers.get("X-IDENTITY-HEADER") != endpoint.SECRET
+                        or query.get("api-version") != "2019-08-01" or query.get("client_id") != endpoint.CLIENT_ID
+                        or not query.get("resource")):
+                    self._answer(400, {"statusCode": 400, "message": f"refused: {self.path}"})
+                    return
+                endpoint.asked.append(query["resource"])
+                self._answer(200, {"access_token": f"stand-in-token-for-{query['resource']}",
+                                   "expires_on": str(int(time.time()) + 24 * 3600), "resource": query["resource"],
+                                   "token_type": "Bearer", "client_id": endpoint.CLIENT_ID})
+
+            def _answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def child_env(self) -> dict[str, str]:
+        """This environment as an App Service instance's: the endpoint, its secret, the
+        user-assigned identity; no other credential source (no AZURE_* secrets, no proxies)."""
+        env = {name: value for name, value in os.environ.items()
+               if not name.upper().startswith(("AZURE_", "IDENTITY_", "MSI_", "IMDS_"))
+               and name.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}}
+        return {**env, "IDENTITY_ENDPOINT": f"http://127.0.0.1:{self.server.server_port}/msi/token",
+                "IDENTITY_HEADER": self.SECRET, "AZURE_CLIENT_ID": self.CLIENT_ID}
+
+
+def measure_identity(rounds: int) -> dict[str, list[dict]]:
+    results: dict[str, list[dict]] = {credential: [] for credential in CREDENTIALS}
+    with IdentityEndpoint() as endpoint:
+        for run in range(WARMUP + rounds):
+            for credential in (list(CREDENTIALS) if run % 2 == 0 else list(CREDENTIALS)[::-1]):
+                endpoint.asked.clear()
+                result = run_child("identity", {"credential": credential}, endpoint.child_env())
+                if endpoint.asked != TOKEN_RESOURCES:  # the figures count only if the tokens came from here
+                    raise RuntimeError(f"{credential}: the endpoint was asked for {endpoint.asked}, "
+                                       f"expected {TOKEN_RESOURCES} (the third token from the cache)")
+                if run >= WARMUP:
+                    results[credential].append(result)
+    return results
+
+
+def report_identity(results: dict[str, list[dict]], imports: dict[str, float],
+                    invocations: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    rows = []
+    for credential, label in CREDENTIALS.items():
+        runs = results[credential]
+        rows.append([label] + [ms(median([r[key] for r in runs]))
+                               for key in ("import", "build", "arm_token", "storage_token", "cached_token")]
+                    + [mib(median([r["import_kib"] + r["tokens_kib"] for r in runs]))])
+    print_table(f"Managed identity on a first invocation, in a fresh process ({len(results['default'])} runs each, "
+                "medians)", ["credential", "import azure.identity ms", "build ms", "1st ARM token ms",
+                             "1st Storage token ms", "cached token ms", "peak RSS added MiB"], rows)
+    runs = results["default"]
+    summary = {"import": median([r["import"] for r in runs]),
+               "first": median([r["import"] + r["build"] + r["arm_token"] + r["storage_token"] for r in runs]),
+               "rss": median([r["import_kib"] + r["tokens_kib"] for r in runs])}
+    print(f"the app's credential (DefaultAzureCredential), import to both first tokens: {ms(summary['first'])} ms, "
+          f"{mib(summary['rss'])} MiB; importing azure.identity is {ratio(summary['import'], imports['app'])} "
+          f"the time of import function_app, the identity's memory {ratio(summary['rss'], imports['app_rss'])} "
+          "its memory above the floor")
+    if invocations:
+        slowest = max(invocations, key=lambda f: invocations[f]["total"])
+        for function in ("storage_exposure", "contain", slowest):
+            print(f"  against {function}'s start -> decision: {ratio(summary['first'], invocations[function]['total'])}"
+                  f" the time, {ratio(summary['rss'], invocations[function]['rss'])} the memory above the floor")
+    print("measured after the app and azure.core's pipeline are loaded (as on a first invocation); the tokens come "
+          "from a loopback stand-in for the App Service identity endpoint: the client's work only. Not measured: "
+          "the round trip to the real endpoint on an Azure instance, and Entra ID's issuance behind it")
     return summary
 
 
@@ -605,6 +732,7 @@ def main() -> None:
     began = time.monotonic()
     imports = report_imports(measure_imports(args.imports))
     invocations = report_invocations(measure_invocations(args.invocations), imports["floor"])
+    identity = report_identity(measure_identity(args.imports), imports, invocations)
 
     rows = [["import function_app", ms(imports["app"]), mib(imports["app_rss"])],
             ["import the eleven SDKs eagerly", ms(imports["sdks"]), mib(imports["sdks_rss"])],
@@ -612,6 +740,8 @@ def main() -> None:
              ratio(imports["sdks_rss"], imports["app_rss"])]]
     for function, figures in invocations.items():
         rows.append([f"{function}: start -> decision", ms(figures["total"]), mib(figures["rss"])])
+    rows.append(["managed identity: import azure.identity to both first tokens", ms(identity["first"]),
+                 mib(identity["rss"])])
     print_table("Summary (medians; memory is peak RSS above a bare interpreter)", ["", "ms / ratio", "MiB / ratio"],
                 rows)
     print_machine()

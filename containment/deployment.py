@@ -21,6 +21,12 @@ EVENT_SUBSCRIPTIONS: dict[str, EventSubscription] = {
     "key_vault_write": key_vault.SUBSCRIPTION,
 }
 
+# The functions an exposure passes through before its containment write: the Event Grid
+# function that detects it, then `contain`, the queue-triggered worker. Flex Consumption
+# scales each of them on instances of its own, so infra keeps instances of each always
+# ready (alwaysReady `function:<name>`, infra/app/function.bicep).
+CONTAINMENT_PATH: tuple[str, ...] = (*EVENT_SUBSCRIPTIONS, "contain")
+
 
 def required_permissions() -> set[str]:
     """Every ARM (and Log Analytics) operation the app's code can perform: what each

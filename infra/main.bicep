@@ -72,6 +72,14 @@ param maximumInstanceCount int = 40
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+// Flex Consumption scales each Event Grid function and the queue-triggered `contain` on
+// instances of their own, from zero: without instances kept ready, the first event after an
+// idle spell waits for a cold start at the detection hop and again at the containment hop.
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#always-ready-instances
+@description('Flex Consumption: instances kept running for each function on the containment path (each Event Grid function, and contain), so that a first event after an idle spell is judged and contained in seconds, not after cold starts. Billed whether they run or not: at 2,048 MB about 21 USD a month each, 147 USD for the seven at 1 (list price, README "Latency in Azure"). 0: none, every hop may start cold.')
+@minValue(0)
+param alwaysReadyInstances int = 1
+
 // ---------------------------------------------------------------------------------------
 // App settings: one parameter per setting the code reads (containment/settings.py), with
 // the code's default. CONTAINMENT_SELF_PRINCIPAL_ID, CONTAINMENT_LOG_WORKSPACE_ID (and _RESOURCE_ID),
@@ -272,6 +280,7 @@ module app 'app/function.bicep' = {
     ledgerDigestRetentionDays: ledgerDigestRetentionDays
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    alwaysReadyInstances: alwaysReadyInstances
     entraClientId: entraClientId
     containmentSettings: {
       CONTAINMENT_MODE: containmentMode

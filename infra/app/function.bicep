@@ -19,12 +19,34 @@ param ledgerReaderPrincipalIds array
 param ledgerDigestRetentionDays int
 param maximumInstanceCount int
 param instanceMemoryMB int
+@description('Instances kept running for each function on the containment path (main.bicep alwaysReadyInstances).')
+param alwaysReadyInstances int
 @description('Every CONTAINMENT_* app setting, by name (see main.bicep).')
 param containmentSettings object
 @description('Application (client) ID of the Entra app registration that App Service Authentication accepts tokens for (main.bicep entraClientId).')
 param entraClientId string
 
 var deploymentContainerName = 'app-package'
+
+// The functions on the containment path (containment/deployment.py CONTAINMENT_PATH; the infra
+// tests keep the two lists equal). An Event Grid or queue trigger is in none of Flex
+// Consumption's scale groups (http, blob, durable): each such function scales on its own
+// instances, named `function:<name>` in alwaysReady.
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling
+// https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#set-always-ready-instance-counts
+var containmentPath = [
+  'storage_exposure'
+  'role_assignment_grant'
+  'nsg_exposure'
+  'storage_key_access'
+  'guardrail_change'
+  'key_vault_write'
+  'contain'
+]
+var alwaysReady = [for name in containmentPath: {
+  name: 'function:${name}'
+  instanceCount: alwaysReadyInstances
+}]
 var deadLetterContainerName = 'eventgrid-deadletter'
 
 // Built-in roles (IDs are the same in every tenant).
@@ -279,8 +301,8 @@ var appSettings = union(containmentSettings, hostSettings)
 resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Event Grid delivers to the functions over the app's public endpoint (AzureFunction destination, authenticated by the host's Event Grid system key); operators call the HTTP endpoints with an Entra token (authSettings) and a function key
   // checkov:skip=CKV_AZURE_17: Event Grid does not present a client certificate, so requiring one would stop event delivery; operators authenticate with an Entra token (authSettings) and a function key
-  // checkov:skip=CKV_AZURE_212: Flex Consumption scales per trigger from zero; failover is Event Grid's retries and the queue's redelivery, not standing instances
-  // checkov:skip=CKV_AZURE_213: Flex Consumption scales instances per trigger from zero; there is no standing instance pool for a health check to evict from
+  // checkov:skip=CKV_AZURE_212: Flex Consumption has no site worker count (siteConfig.numberOfWorkers): it scales per function, from zero or from its always-ready instances (alwaysReadyInstances); failover is Event Grid's retries and the queue's redelivery
+  // checkov:skip=CKV_AZURE_213: Flex Consumption scales instances per function; there is no site-wide instance pool behind a load balancer for a health check to evict from
   name: 'func-${resourceToken}'
   location: location
   tags: union(tags, { 'azd-service-name': 'containment' })
@@ -319,6 +341,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // 0: no entries at all, Flex Consumption's default (scale from zero).
+        alwaysReady: (alwaysReadyInstances > 0) ? alwaysReady : []
       }
       runtime: {
         name: 'python'

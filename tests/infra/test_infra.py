@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from containment.core.settings import SETTINGS
-from containment.deployment import EVENT_SUBSCRIPTIONS, required_permissions
+from containment.deployment import CONTAINMENT_PATH, EVENT_SUBSCRIPTIONS, required_permissions
 from localazure.shared import REPO_ROOT
 
 INFRA = REPO_ROOT / "infra"
@@ -645,6 +645,36 @@ def test_the_function_app_is_flex_consumption_python_311_https_only():
     storage = resource("app/function.bicep", "storage")["properties"]
     assert storage["allowBlobPublicAccess"] is False and storage["allowSharedKeyAccess"] is False
     assert storage["minimumTlsVersion"] == "TLS1_2"
+
+
+def test_every_function_on_the_containment_path_is_kept_always_ready():
+    """The functions an exposure passes through before its containment write (each Event Grid
+    trigger, and the queue trigger on the containment queue) are the code's CONTAINMENT_PATH,
+    and infra keeps alwaysReadyInstances of each: Flex Consumption scales an Event Grid or
+    queue function on instances of its own, named `function:<name>`
+    (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling)."""
+    on_the_path = {name for name, trigger in _triggers().items()
+                   if trigger.type == "eventGridTrigger"
+                   or trigger.type == "queueTrigger" and trigger.queue_name == "%CONTAINMENT_QUEUE%"}
+    assert set(CONTAINMENT_PATH) == on_the_path
+    path = "app/function.bicep"
+    assert sorted(variable(path, "containmentPath")) == sorted(CONTAINMENT_PATH)
+    entries = variable(path, "alwaysReady")
+    assert entries["loop_type"]["detail"] == {"item_name": "name", "array_name": "containmentPath"}
+    assert entries["config"] == {"name": "function:${name}", "instanceCount": "alwaysReadyInstances"}
+    chosen = resource(path, "site")["properties"]["functionAppConfig"]["scaleAndConcurrency"]["alwaysReady"]
+    assert chosen["operator"]["type"] == "conditional"
+    assert chosen["operator"]["operands"] == {
+        "condition": {"operator": {"type": "greater_than", "operands": {"operand_1": "alwaysReadyInstances",
+                                                                         "operand_2": 0}}},
+        "true_value": "alwaysReady", "false_value": []}
+    main = bicep("main.bicep")
+    assert main["modules"]["app"]["config"]["params"]["alwaysReadyInstances"] == "alwaysReadyInstances"
+    parameter = main["parameters"]["alwaysReadyInstances"]
+    assert parameter["type"] == "int" and parameter["default"] >= 1
+    assert {"type": "min_value", "argument": 0} in parameter["decorators"], "0 (none, cold starts) is allowed"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["alwaysReadyInstances"]["value"] == f"${{ALWAYS_READY_INSTANCES={parameter['default']}}}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,11 +276,12 @@ def public_containers(account: dict, prefix: str, count: int) -> list[dict]:
     return [container(account["id"], f"{prefix}{index:03d}", "Container") for index in range(count)]
 
 
-def container_event(container: dict) -> dict:
-    """The Event Grid event ARM sends when someone writes the container (a fresh event ID)."""
-    from tests.helpers.events import CONTAINER_WRITE, write_event
+def container_event(container: dict, actor: str | None = None) -> dict:
+    """The Event Grid event ARM sends when someone (`actor`: an object ID) writes the container
+    (a fresh event ID), timed now: nothing the app read before it shows it."""
+    from tests.helpers.events import ANALYST, CONTAINER_WRITE, happened_now, write_event
 
-    return write_event(container["id"], CONTAINER_WRITE)
+    return happened_now(write_event(container["id"], CONTAINER_WRITE, actor=actor or ANALYST))
 
 
 # -- HTTP call accounting --------------------------------------------------------------------
@@ -291,6 +293,7 @@ class Call:
     path: str
     seconds: float
     entity: str = ""  # for Table calls: the ledger entity's kind, from its PartitionKey
+    started: float = 0.0  # perf_counter when it was sent: calls that overlap were issued together
 
     def describe(self) -> str:
         """What the call did, without the names that differ per event."""
@@ -342,6 +345,7 @@ class HttpCalls:
         self.services = services
         self.calls: list[Call] = []
         self._original = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> "HttpCalls":
         from azure.core.pipeline.transport import RequestsTransport
@@ -354,7 +358,7 @@ class HttpCalls:
             try:
                 return original(transport, request, *args, **kwargs)
             finally:
-                counter._note(request, time.perf_counter() - started)
+                counter._note(request, started, time.perf_counter() - started)
 
         RequestsTransport.send = send
         return self
@@ -369,7 +373,7 @@ class HttpCalls:
         calls, self.calls = self.calls, []
         return calls
 
-    def _note(self, request, seconds: float) -> None:
+    def _note(self, request, started: float, seconds: float) -> None:
         url = urlsplit(request.url)
         service = self.services.get(url.port, f"port {url.port}")
         if service == "arm" and url.path.startswith("/api/events"):
@@ -377,7 +381,8 @@ class HttpCalls:
         content = getattr(request, "content", None)
         entity = (_ledger_entity(url.path, content) if service == "table"
                   else _query_name(content) if url.path.lower().startswith("/v1/workspaces/") else "")
-        self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity))
+        with self._lock:  # the app issues some calls together, from its thread pool
+            self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity, started))
 
 
 def _query_name(content) -> str:
@@ -404,8 +409,11 @@ _FUNCTIONS_HOST = str(REPO / "localazure" / "functions_host.py")
 
 def _origin() -> str:
     """The app function on the stack (its entry point in function_app.py), else the local
-    Functions host, else the benchmark itself."""
+    Functions host, else the benchmark itself. A call from the app's thread pool
+    (containment.adapters.runtime.together) is the function's the main thread is running."""
     frame, host = sys._getframe(2), False
+    if threading.current_thread() is not threading.main_thread():
+        frame = sys._current_frames().get(threading.main_thread().ident)
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename == _FUNCTION_APP:

@@ -5,7 +5,8 @@
 The app: an Event Grid event that made a blob container public is delivered to
 storage_exposure (localazure.functions_host.deliver_event), and the containment queue is
 drained into contain (drain_queue): event -> decision -> contained -> recorded. Each event
-is about a fresh public container.
+is about a fresh public container in an account of its own, made public by someone of its
+own, timed now: an incident of its own, nothing of it read before.
 
 The bare path: the least the same work needs, with the app's own clients -- the
 container's GET, the PATCH that makes it private, one Table insert of the record.
@@ -47,7 +48,7 @@ class Bench:
         that it did the work."""
         from localazure.functions_host import deliver_event, drain_queue
 
-        event = container_event(container)
+        event = container_event(container, actor=str(uuid.uuid4()))  # nobody's second exposure
         self.http.take()
         started = time.perf_counter()
         handled = deliver_event(self.app, event)
@@ -100,11 +101,15 @@ def main() -> None:
         # The limit (20 an hour by default) would hold the 21st event for approval: this
         # measures containment, not the limit (its cost, two Table calls, is still paid).
         apply_settings({**stack.app_settings("oneevent", mode="enforce"), "CONTAINMENT_MAX_ACTIONS_PER_HOUR": "1000000"})
-        account = synthetic_account()
         count = WARMUP + args.events + args.memory
-        app_containers = public_containers(account, "app", count)
+        # Each event is an exposure of its own: a public container in an account of its own, made
+        # public by someone of its own (a container of an account, or by a person, an earlier
+        # event exposed would join that incident, which was notified already).
+        accounts = [synthetic_account(f"benchapp{index:04d}") for index in range(count)]
+        app_containers = [public_containers(account, "app", 1)[0] for account in accounts]
+        account = synthetic_account()
         bare_containers = public_containers(account, "bare", count)
-        stack.emulator.seed([account, *app_containers, *bare_containers])
+        stack.emulator.seed([*accounts, *app_containers, account, *bare_containers])
         bench = Bench(stack, account, http)
 
         timings: dict[str, list[float]] = {"app": [], "bare": []}
@@ -174,13 +179,48 @@ def report(timings, calls, arm_traffic, peaks) -> None:
         rows.append([f"{label}: Python outside HTTP calls", "", "", ms(rest), f"{rest / median(elapsed):.0%}"])
     print_table("Where one event's time goes (medians)", ["", "calls/event", "ms/call", "ms/event", "share"], rows)
 
+    # Round trips before the containment write: the app's calls before the write, calls that
+    # overlap in time counted once (issued together), detection's and the worker's apart; the
+    # queue hop (the host's receive) between them is the platform's.
+    trips = [round_trips(made) for made in calls["app"]]
+    detection, worker = median([t[0] for t in trips]), median([t[1] for t in trips])
+    print(f"\nRound trips before the containment write (median): {detection:.0f} in the Event Grid function + "
+          f"{worker:.0f} in contain = {detection + worker:.0f}, and the queue hop between them; "
+          f"{median([t[2] for t in trips]):.0f} of the app's calls come before the write")
+
     # What the calls are: the same for every event, else say so.
-    shapes = Counter(tuple((c.origin, c.describe()) for c in made) for made in calls["app"])
+    shapes = Counter(tuple((c.origin, c.describe(), wave) for c, wave in waves(made)) for made in calls["app"])
     sequence, times = shapes.most_common(1)[0]
     print(f"\nHTTP calls while the app handles one event, in order ({times} of {len(calls['app'])} events "
-          "made exactly these)")
-    for number, (origin, what) in enumerate(sequence, 1):
-        print(f"{number:>3}  {origin:<17} {what}")
+          "made exactly these; the round trip each is in, calls issued together sharing one)")
+    for number, (origin, what, wave) in enumerate(sequence, 1):
+        print(f"{number:>3}  {wave:>3}  {origin:<17} {what}")
+
+
+def waves(made: list) -> list[tuple]:
+    """Each call with the round trip it belongs to, by origin: calls whose times overlap went
+    out together and are one round trip."""
+    numbered, last_end, count, origin = [], None, 0, None
+    for call in sorted(made, key=lambda c: c.started):
+        if call.origin != origin:
+            origin, last_end, count = call.origin, None, 0
+        if last_end is None or call.started >= last_end:
+            count += 1
+            last_end = call.started + call.seconds
+        else:
+            last_end = max(last_end, call.started + call.seconds)
+        numbered.append((call, count))
+    return numbered
+
+
+def round_trips(made: list) -> tuple[int, int, int]:
+    """(round trips in detection, in the worker, the app's calls) before the containment write."""
+    write = min((c.started for c in made if c.origin == "contain" and c.service == "arm"
+                 and c.method in ("PATCH", "PUT", "POST", "DELETE")), default=None)
+    before = [(c, wave) for c, wave in waves(made) if c.origin != "host" and (write is None or c.started < write)]
+    detection = max((wave for c, wave in before if c.origin != "contain"), default=0)
+    worker = max((wave for c, wave in before if c.origin == "contain"), default=0)
+    return detection, worker, len(before)
 
 
 if __name__ == "__main__":

@@ -66,17 +66,6 @@ class Judged:
                 "release": self.release or {"before": {}, "after": {}}, "findings": list(self.findings)}
 
 
-def would_change(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged) -> bool:
-    """Whether carrying out the step now would write anything: the target is still the one
-    judged and still exposed. What the blast-radius budget is spent on."""
-    action = ACTIONS[step.action]
-    target = parse_resource_id(step.target)
-    state = _in_context(arm.read_state(clients, target), judged.context(step))
-    if action.moot is not None and action.moot(state, settings) is not None:
-        return False
-    return still_exposed(action, state, settings)
-
-
 def carry_out(clients: AzureClients, step: PlannedAction, settings: Settings, judged: Judged = Judged(),
               attempts: int = 3) -> ActionResult:
     action = ACTIONS[step.action]

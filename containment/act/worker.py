@@ -8,63 +8,153 @@ per claim (an ETag-guarded move of the claim to `acting`), and writes the one de
 record with the state before and after. A request that keeps failing becomes a `failed`
 record on its last attempt, with a loud log line, and still goes to the poison queue:
 never silence.
+
+One round trip before the write: the claim read, the claim taken under the ETag the request
+carries, the budget spent and the resource read, together; what does not hold is undone.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from containment.act.carry_out import ActionResult, Judged, carry_out, would_change
-from containment.adapters import arm
-from containment.adapters.runtime import Runtime, current
+from containment.act.carry_out import ActionResult, Judged, carry_out
+from containment.adapters import arm, reads
+from containment.adapters.runtime import Runtime, current, together
 from containment.core import clock
 from containment.core.findings import exposed_since
 from containment.core.ids import MalformedResourceId, parse_resource_id
 from containment.core.records import (Claim, ContainmentRequest, DecisionRecord, MalformedRequest, PlannedAction,
-                                      describe_failure, plan_digest)
+                                      budgeted, describe_failure, plan_digest)
 from containment.core.settings import Settings
 from containment.plan.decisions import (carried_out, containment_failed, held_by_budget, no_longer_judged,
                                         nothing_to_contain, recorded, rejected)
 from containment.plan.registry import ACTIONS
+from containment.record.correlation import assign
 from containment.record.impact import previewed
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
-# Decisions a person made (approval, break-glass) are not counted against the blast-radius limit.
-PERSON_DECIDED = ("approval", "break-glass", "release")
+
+
+@dataclass
+class Spending:
+    """What this delivery spent of the blast-radius budget: how many actions, when (the minute
+    it counts in), and how many the hour had spent where it could not (the decision is held)."""
+
+    actions: int = 0
+    at: float = 0.0
+    refused: int | None = None
 
 
 def on_containment_request(message: Any, runtime: Runtime | None = None) -> DecisionRecord | None:
     runtime = runtime or current()
+    started = reads.now()  # what is read from here on shows the resource as containment finds it
     try:
         request = ContainmentRequest.from_message(message.get_body())
     except MalformedRequest as malformed:
         # Only this app writes the queue: a malformed request is a bug or tampering, kept as evidence.
         return _reject(runtime, message, f"malformed containment request: {malformed}")
-    if runtime.ledger.decided(request.resource_id, request.key):
-        return None  # already contained (or failed) and recorded
-    claim = runtime.ledger.get_claim(request.key, request.resource_id)
-    if claim is None or claim.decision is None:
-        # Detection claims before it queues: a request without a claim was not queued by
-        # this app (or the ledger lost the claim), so nobody decided it should act.
-        return _reject(runtime, message, f"containment request refused: no claimed decision {request.key} on "
-                                         f"{request.resource_id}: not queued by this app; not acted on")
-    if plan_digest(claim.decision.plan) != request.plan_sha256:
-        return _reject(runtime, message, f"containment request refused: its plan is not the plan of claimed "
-                                         f"decision {request.key}; not acted on")
-    refused = out_of_scope(claim.decision.planned, runtime.settings)
-    if refused:
-        return _reject(runtime, message, f"containment request refused: {refused}")
     holder = str(message.id)
-    if claim.state == "done":
-        return None
-    if claim.state == "acting" and claim.holder != holder:
-        return None  # another delivery of this request is carrying it out
+    with reads.reads_fresh_since(started):
+        if (message.dequeue_count or 1) <= 1:
+            taken = _take_at_once(runtime, request, holder)
+        else:  # a retry: the claim may be this request's already, the budget spent on it
+            taken = _take(runtime, request, holder, runtime.ledger.get_claim(request.key, request.resource_id))
+        if isinstance(taken, Refusal):
+            return _reject(runtime, message, taken.reason)
+        if taken is None:
+            return None
+        return _contain(runtime, message, *taken)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+
+
+def _take_at_once(runtime: Runtime, request: ContainmentRequest, holder: str):
+    """The first delivery: in one round trip, read the claim, move it to `acting` under the
+    ETag the request carries (so only a claim unchanged since detection queued it), spend the
+    budget the request names, and read the resource; everything checked after. What does not
+    hold is undone: the budget given back, the claim put back `queued`."""
+    ledger = runtime.ledger
+    named = Claim(request.key, request.resource_id, "queued", "", request.claim_etag)
+    settings = runtime.settings
+    low_limit = settings.max_actions_per_hour - settings.high_severity_reserve
+    try:
+        claim, moved, spending, _ = together(
+            lambda: ledger.get_claim(request.key, request.resource_id),
+            lambda: ledger.move_claim(named, "acting", holder, spent=True if request.spend else None),
+            lambda: _spend(runtime, request.spend, low_limit),
+            lambda: _read_ahead(runtime, request.resource_id))
+    except Exception:
+        # The claim may say spent where the spending failed: unmarked, the retry spends (twice,
+        # at worst, which holds more for a person, never less).
+        taken = ledger.get_claim(request.key, request.resource_id) if request.spend else None
+        if taken is not None and taken.holder == holder and taken.spent:
+            ledger.move_claim(taken, "acting", holder, spent=False)
+        raise
+    if moved is None:  # the claim moved since the request was queued: take it as a retry does
+        _refund(runtime, spending)
+        return _take(runtime, request, holder, claim)
+    refused = _refused(runtime, request, claim)
+    if refused is not None:
+        _refund(runtime, spending)
+        ledger.move_claim(moved, "queued", "", spent=False)  # the request it belongs to may still come
+        return refused
+    moved = replace(moved, decision=claim.decision)
+    if spending.refused is not None and _high(moved.decision):  # the reserve is for high and critical
+        spending = _spend(runtime, request.spend, settings.max_actions_per_hour)
+    return moved, spending
+
+
+def _take(runtime: Runtime, request: ContainmentRequest, holder: str, claim: Claim | None):
+    """Take the claim as it is now: (claim, spending), None where another delivery has it or it
+    is done, or a Refusal."""
+    refused = _refused(runtime, request, claim)
+    if refused is not None:
+        return refused
+    if claim.state == "done" or (claim.state == "acting" and claim.holder != holder):
+        return None  # carried out, or being carried out by another delivery of this request
     claim = runtime.ledger.move_claim(claim, "acting", holder)
     if claim is None:
         return None  # lost the race to a concurrent delivery
+    spending = Spending()
+    if request.spend and not claim.spent:
+        # Spent, then marked: a crash between the two counts it twice, which holds more for a
+        # person, never less.
+        high = _high(claim.decision)
+        settings = runtime.settings
+        spending = _spend(runtime, request.spend, settings.max_actions_per_hour
+                          - (0 if high else settings.high_severity_reserve))
+        if spending.refused is None:
+            claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True)
+            if claim is None:
+                return None  # another delivery moved the claim meanwhile: it carries the decision on
+    return claim, spending
+
+
+def _refused(runtime: Runtime, request: ContainmentRequest, claim: Claim | None) -> Refusal | None:
+    """Why the request must not be carried out on this claim, or None."""
+    if claim is None or claim.decision is None:
+        # Detection claims before it queues: a request without a claim was not queued by
+        # this app (or the ledger lost the claim), so nobody decided it should act.
+        return Refusal(f"containment request refused: no claimed decision {request.key} on "
+                       f"{request.resource_id}: not queued by this app; not acted on")
+    if plan_digest(claim.decision.plan) != request.plan_sha256 or budgeted(claim.decision) != request.spend:
+        return Refusal(f"containment request refused: its plan is not the plan of claimed decision {request.key}; "
+                       "not acted on")
+    refused = out_of_scope(claim.decision.planned, runtime.settings)
+    return Refusal(f"containment request refused: {refused}") if refused else None
+
+
+def _contain(runtime: Runtime, message: Any, claim: Claim, spending: Spending) -> DecisionRecord | None:
     decision = claim.decision
+    if spending.refused is not None:
+        held = _held(runtime, decision, spending.refused)
+        return _finish(runtime, previewed(runtime, held), claim,
+                       notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
     # The keys that leaked are those created before the exposure, not before whoever approved
     # the rotation: an approval copies the findings of the decision it settles.
     exposed = exposed_since(decision.findings) or decision.event_time or decision.decided_at or ""
@@ -78,16 +168,6 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     results: list[ActionResult] = []
     retried = (message.dequeue_count or 1) > 1
     try:
-        # Once per claim, whatever the retries. Spent, then marked: a crash between the two
-        # counts it twice, which holds more for a person, never less.
-        if decision.operation not in PERSON_DECIDED and not claim.spent:
-            held = _spend_budget(runtime, decision, judged)
-            if held is not None:
-                return _finish(runtime, previewed(runtime, held), claim,
-                               notify_it=runtime.ledger.first_hold(clock.now().timestamp()))
-            claim = runtime.ledger.move_claim(claim, "acting", holder, spent=True)
-            if claim is None:
-                return None  # another delivery moved the claim meanwhile: it carries the decision on
         for step in decision.planned:
             results.append(carry_out(runtime.clients, step, runtime.settings, judged))
     except arm.Refused as refused:
@@ -104,6 +184,9 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
                   message.dequeue_count, error)
         _finish(runtime, containment_failed(decision, describe_failure(error)), claim)
         raise
+    # Only writes that changed something count against the limit: what was no longer exposed
+    # when containment read it is given back.
+    _refund(runtime, replace(spending, actions=min(spending.actions, sum(not r.changed for r in results))))
     before, after = _states(decision.before, results, retried)
     moot = [r.moot for r in results if r.moot]
     if decision.operation == "approval" and not any(r.changed for r in results):
@@ -117,22 +200,47 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
     return _finish(runtime, carried_out(decision, before, after, any(r.changed for r in results), clock.iso()), claim)
 
 
-def _spend_budget(runtime: Runtime, decision: DecisionRecord, judged: Judged) -> DecisionRecord | None:
-    """Spend the blast-radius budget on the steps that would change something, all or none;
-    the decision held for a person (with the true reason) when they do not fit. Findings
-    below high severity cannot spend the reserve CONTAINMENT_HIGH_SEVERITY_RESERVE keeps."""
+def _high(decision: DecisionRecord) -> bool:
+    return decision.severity in ("high", "critical")
+
+
+def _spend(runtime: Runtime, actions: int, limit: int) -> Spending:
+    """Spend the blast-radius budget on a decision's actions, all or none, against `limit`
+    (findings below high severity cannot spend the reserve CONTAINMENT_HIGH_SEVERITY_RESERVE keeps)."""
+    if not actions:
+        return Spending()
+    at = clock.now().timestamp()
+    refused = runtime.ledger.spend_budget(actions, limit, at)
+    return Spending(0, at, refused) if refused is not None else Spending(actions, at)
+
+
+def _refund(runtime: Runtime, spending: Spending) -> None:
+    if spending.actions:
+        runtime.ledger.refund_budget(spending.actions, spending.at)
+
+
+def _held(runtime: Runtime, decision: DecisionRecord, spent: int) -> DecisionRecord:
+    """The decision held for a person, with the true reason: its actions do not fit the limit."""
     settings = runtime.settings
-    needed = [step for step in decision.planned if would_change(runtime.clients, step, settings, judged)]
-    if not needed:
-        return None  # nothing to write: nothing to spend
-    high = decision.severity in ("high", "critical")
+    high = _high(decision)
     limit = settings.max_actions_per_hour - (0 if high else settings.high_severity_reserve)
-    spent = runtime.ledger.spend_budget(len(needed), limit, clock.now().timestamp())
-    if spent is None:
-        return None
     log.error("BLAST-RADIUS LIMIT: %s of %s actions spent in the last hour; %s (%s actions) waits for approval",
-              spent, limit, decision.resource_id, len(needed))
-    return held_by_budget(decision, len(needed), spent, limit, settings, high)
+              spent, limit, decision.resource_id, budgeted(decision))
+    return held_by_budget(decision, budgeted(decision), spent, limit, settings, high)
+
+
+def _read_ahead(runtime: Runtime, resource_id: str) -> None:
+    """Read the resource the request names beside taking the claim, so that carrying it out
+    finds it read (containment.adapters.reads); a resource outside the app's subscriptions is
+    not read (the claimed plan is checked before anything acts), and any failure is left to
+    carrying out, which reads again."""
+    try:
+        target = parse_resource_id(resource_id)
+        settings = runtime.settings
+        if not settings.subscriptions or target.subscription in settings.subscriptions:
+            arm.read_state(runtime.clients, target)
+    except Exception:  # noqa: BLE001 - only a head start: carry_out reads and reports what fails
+        pass
 
 
 def _lower(states: dict) -> dict:
@@ -164,7 +272,7 @@ def _states(detected: dict, results: list[ActionResult], retried: bool) -> tuple
 
 
 def _finish(runtime: Runtime, record: DecisionRecord, claim: Claim, notify_it: bool = True) -> DecisionRecord | None:
-    written = runtime.ledger.write(record)
+    written = runtime.ledger.write(assign(runtime, record))
     if written is not None:
         notify(runtime, written, quiet=not notify_it)
     runtime.ledger.move_claim(claim, "done")

@@ -324,23 +324,28 @@ def list_role_assignments(clients: AzureClients, scope: str) -> list[dict[str, A
 
 def write(clients: AzureClients, change: Write) -> str | None:
     """Send one containment write and wait for it to finish; the ETag it left on an NSG (the
-    precondition of the plan's next write), else None. ChangedConcurrently on a failed
+    precondition of the plan's next write), else None. Where ARM answers with the resource,
+    the answer is kept as a read of it (containment.adapters.reads): the read-back is that. ChangedConcurrently on a failed
     If-Match, Refused when ARM refuses it, OutcomeUnknown on a server error or a lost answer."""
     from azure.core.exceptions import HttpResponseError, ServiceResponseError
 
     target = parse_resource_id(change.resource_id)
     headers = {"If-Match": change.if_match} if change.if_match else {}
-    # Whatever happens to it, what was read of it before no longer stands.
-    clients.reads.forget(target.key)
-    if target.is_type(SECURITY_RULE):
-        clients.reads.forget(target.ancestor(1).key)
+    # Whatever happens to it, what was read of it, or of what holds it (an NSG holds its rules,
+    # a vault its access policies), no longer stands.
+    for level in range(len(target.types)):
+        clients.reads.forget((target.ancestor(level) if level else target).key)
+    sent_at, answer = now(), None  # answer: the resource, where ARM answers a write with it
     try:
         if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
-            clients.storage(target.subscription).storage_accounts.update(
-                target.resource_group, target.name, change.body, headers=headers)
+            # Storage Accounts - Update and Blob Containers - Update answer 200 with the resource
+            # as it now is (https://learn.microsoft.com/rest/api/storagerp/storage-accounts/update,
+            # .../blob-containers/update): that answer is the read-back, no GET after it.
+            answer = clients.storage(target.subscription).storage_accounts.update(
+                target.resource_group, target.name, change.body, headers=headers, cls=_as_sent)
         elif change.method == "PATCH" and target.is_type(BLOB_CONTAINER):
-            clients.storage(target.subscription).blob_containers.update(
-                target.resource_group, target.names[0], target.name, change.body, headers=headers)
+            answer = clients.storage(target.subscription).blob_containers.update(
+                target.resource_group, target.names[0], target.name, change.body, headers=headers, cls=_as_sent)
         elif change.method == "PUT" and target.is_type(SECURITY_RULE):
             # Long-running: result() polls Azure-AsyncOperation until Succeeded (or raises on Failed).
             written = clients.network(target.subscription).security_rules.begin_create_or_update(
@@ -369,7 +374,11 @@ def write(clients: AzureClients, change: Write) -> str | None:
             refusal = refused_shape(clients, change, target)
             if refusal:
                 raise ValueError(f"{change.method} {change.resource_id} refused before sending: {refusal}")
-            rest(clients, change.method, target.text, _api_version(target), change.body, headers)
+            # A vault's PATCH, a diagnostic setting's and a policy assignment's PUT answer with the
+            # resource (Vaults - Update, Diagnostic Settings - Create Or Update, Policy Assignments -
+            # Create); accessPolicies/remove answers with the access policies alone, not the vault.
+            answered = rest(clients, change.method, target.text, _api_version(target), change.body, headers)
+            answer = None if target.is_type(VAULT_ACCESS_POLICY) else answered
         else:
             raise ValueError(f"this app never sends {change.method} to a {target.type}")
     except ServiceResponseError as error:
@@ -386,4 +395,6 @@ def write(clients: AzureClients, change: Write) -> str | None:
             raise
         raise Refused(status, code, f"ARM refused {change.method} {change.resource_id}: HTTP {status} {code}: "
                                     f"{error.message}") from None
+    if isinstance(answer, dict) and str(answer.get("id", "")).lower() == target.key:
+        clients.reads.keep(target.key, json.dumps(answer), sent_at)  # what ARM holds, no older than the write
     return None

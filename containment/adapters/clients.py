@@ -185,7 +185,9 @@ class Recreating:
             try:
                 result = attribute(*args, **kwargs)
             except HttpResponseError as error:  # a transaction on a lost table fails as TableTransactionError
-                if getattr(error, "error_code", None) != self._lost:
+                # create_entity's 404 carries no parsed error_code (azure-data-tables 12.x): its
+                # body still names the code.
+                if getattr(error, "error_code", None) != self._lost and f'"{self._lost}"' not in str(error):
                     raise
                 self.recreate()
                 result = attribute(*args, **kwargs)

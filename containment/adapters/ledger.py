@@ -324,6 +324,8 @@ class Ledger:
 
     def __init__(self, table, evidence, chains, digests):
         self.table, self.evidence, self.chains, self.digests = table, evidence, chains, digests
+        # Each budget as this instance last wrote it: (counts per minute, ETag) by pool.
+        self._budgets: dict[str, tuple[dict[str, int], str]] = {}
 
     @classmethod
     def open(cls, table_service, name: str, evidence_container, chain_table: str, digest_container) -> "Ledger":
@@ -861,31 +863,66 @@ class Ledger:
         """Count `actions` against the limit per rolling hour, across every instance (one
         entity, ETag-guarded): None when spent; when they would exceed it, spending nothing,
         what the last hour has spent. Counts are kept per minute, so the entity stays small
-        however busy the hour. `pool`: automatic containment's, or break-glass's own."""
+        however busy the hour. `pool`: automatic containment's, or break-glass's own.
+        The instance keeps the entity as it last wrote it and spends from that without reading
+        it first; another instance's spending since fails the ETag, and it is read then. A hold
+        is only ever decided on what was read just now."""
+        minute = int(now // 60)
+        for _ in range(10):  # contention between instances: read again and retry
+            kept = self._budgets.pop(pool, None)
+            counts, etag = kept if kept is not None else self._read_budget(pool)
+            recent = {m: n for m, n in counts.items() if int(m) > minute - 60}
+            if sum(recent.values()) + actions > limit:
+                if kept is not None:
+                    continue  # decided on what this instance wrote earlier: read it first
+                return sum(recent.values())
+            recent[str(minute)] = recent.get(str(minute), 0) + actions
+            if self._write_budget(pool, recent, etag):
+                return None
+        raise RuntimeError(f"the {pool} budget is contended beyond 10 attempts")
+
+    def refund_budget(self, actions: int, spent_at: float, pool: str = "containment") -> None:
+        """Give back what was spent at `spent_at` on actions that wrote nothing (the resource was
+        no longer exposed when containment read it), from the minute it was spent in, so the hour
+        counts only writes that changed something. Nothing where that minute has left the hour."""
+        minute = str(int(spent_at // 60))
+        for _ in range(10):
+            kept = self._budgets.pop(pool, None)
+            counts, etag = kept if kept is not None else self._read_budget(pool)
+            if counts.get(minute, 0) <= 0:
+                if kept is not None:
+                    continue
+                return
+            counts = {**counts, minute: max(0, counts[minute] - actions)}
+            if self._write_budget(pool, counts, etag):
+                return
+        raise RuntimeError(f"the {pool} budget is contended beyond 10 attempts")
+
+    def _read_budget(self, pool: str) -> tuple[dict[str, int], str | None]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = self.table.get_entity("budget", pool)
+            return json.loads(entity["per_minute"]), entity.metadata["etag"]
+        except (ResourceNotFoundError, KeyError):
+            return {}, None
+
+    def _write_budget(self, pool: str, counts: dict[str, int], etag: str | None) -> bool:
+        """Write the counts if nobody changed them since `etag` (None: if nobody created them);
+        kept by this instance for its next spending."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-        minute = int(now // 60)
-        for _ in range(10):  # contention between instances: read again and retry
-            try:
-                entity = self.table.get_entity("budget", pool)
-                counts, etag = json.loads(entity["per_minute"]), entity.metadata["etag"]
-            except (ResourceNotFoundError, KeyError):
-                counts, etag = {}, None
-            recent = {m: n for m, n in counts.items() if int(m) > minute - 60}
-            if sum(recent.values()) + actions > limit:
-                return sum(recent.values())
-            recent[str(minute)] = recent.get(str(minute), 0) + actions
-            updated = {"PartitionKey": "budget", "RowKey": pool, "per_minute": json.dumps(recent)}
-            try:
-                if etag is None:
-                    self.table.create_entity(updated)
-                else:
-                    self.table.update_entity(updated, etag=etag, match_condition=MatchConditions.IfNotModified)
-                return None
-            except (ResourceExistsError, ResourceModifiedError):
-                continue
-        raise RuntimeError(f"the {pool} budget is contended beyond 10 attempts")
+        entity = {"PartitionKey": "budget", "RowKey": pool, "per_minute": json.dumps(counts)}
+        try:
+            if etag is None:
+                written = self.table.create_entity(entity)
+            else:
+                written = self.table.update_entity(entity, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return False
+        self._budgets[pool] = (counts, written["etag"])
+        return True
 
     def first_hold(self, now: float) -> bool:
         """Whether this is the first decision the budget held in the last hour (which alone
@@ -918,15 +955,16 @@ class Ledger:
 
     # -- claims: who carries out an event's containment -------------------------------
     def claim(self, decision: DecisionRecord) -> tuple[bool, Claim]:
-        """Claim a decision's containment of its resource, keeping the decision on the claim:
-        (True, claim) when this call made it, else (False, the existing claim)."""
+        """Claim a decision's containment of its resource, `queued` at once and keeping the
+        decision: (True, claim) when this call made it, else (False, the existing claim)."""
         from azure.core.exceptions import ResourceExistsError
 
         entity = self._entity(decision, f"claim {decision.key}", resource_key(decision.resource_id),
-                              state="new", holder="")
+                              state="queued", holder="")
         try:
             written = self.table.create_entity(entity)
-            return True, Claim(decision.key, decision.resource_id, "new", "", written["etag"], decision)
+            return True, Claim(decision.key, decision.resource_id, "queued", "", written["etag"], decision,
+                               updated_at=time.time())
         except ResourceExistsError:
             return False, self.get_claim(decision.key, decision.resource_id)
 
@@ -938,23 +976,25 @@ class Ledger:
         except ResourceNotFoundError:
             return None
         decision = self._record(entity) if "outcome" in entity else None  # a claim from before claims kept it
+        changed = entity.metadata.get("timestamp")
         return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"], decision,
-                     bool(entity.get("budget_spent")))
+                     bool(entity.get("budget_spent")), changed.timestamp() if changed else None)
 
-    def move_claim(self, claim: Claim, state: str, holder: str = "", spent: bool = False) -> Claim | None:
+    def move_claim(self, claim: Claim, state: str, holder: str = "", spent: bool | None = None) -> Claim | None:
         """Move a claim on, if nobody moved it since it was read (ETag); None if somebody did.
-        A merge: the decision it carries stays."""
+        A merge: the decision it carries stays. `spent`: mark (or, False, unmark) the budget spent on it."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
         try:
             written = self.table.update_entity(
                 {"PartitionKey": f"claim {claim.key}", "RowKey": resource_key(claim.resource_id), "state": state,
-                 "holder": holder, **({"budget_spent": True} if spent else {})},
+                 "holder": holder, **({} if spent is None else {"budget_spent": spent})},
                 mode="merge", etag=claim.etag, match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
-        return replace(claim, state=state, holder=holder, etag=written["etag"], spent=claim.spent or spent)
+        return replace(claim, state=state, holder=holder, etag=written["etag"],
+                       spent=claim.spent if spent is None else spent)
 
     # -- checkpoints: where a scan got to ----------------------------------------------------
     def checkpoint(self, name: str) -> tuple[str | None, str | None]:

@@ -22,9 +22,14 @@ _INTERNAL = re.compile(r"^(egress-|sweep-|message-|refused-|second-|exemption-|m
 # What people do, accepted or refused: approvals, denials and expiries, releases, exemptions,
 # mutes, break-glass, refused requests, and their decisions about incidents. The actor of such
 # a record is the operator, never the cause of what it is about.
+# Decisions a person made: not counted against the blast-radius limit (their own controls apply).
+PERSON_DECIDED = ("approval", "break-glass", "release")
 OPERATOR_OPERATIONS = ("approval", "release", "exemption", "mute", "break-glass", "operator-request", "incident")
 # "A few KiB": a queue message holds 64 KiB, and nothing the worker acts on travels in it.
 MAX_REQUEST_BYTES = 4 * 1024
+# Bounds a request's `spend`: a plan has an action per rule at most, and an NSG holds at most
+# 1,000 rules (https://learn.microsoft.com/azure/azure-resource-manager/management/azure-subscription-service-limits#azure-networking-limits).
+MAX_PLANNED = 10_000
 
 
 def decision_key(event_id: str | None, raw: Any = None) -> str:
@@ -124,9 +129,10 @@ class DecisionRecord:
 
 @dataclass(frozen=True)
 class Claim:
-    """Who carries out a decision's containment of one resource: new -> queued -> acting
-    (holder) -> done. It carries the decision it claims, as detection made it: the
-    containment worker acts on that, never on what a queue message says."""
+    """Who carries out a decision's containment of one resource: queued -> acting (holder)
+    -> done. It carries the decision it claims, as detection made it: the containment worker
+    acts on that, never on what a queue message says. Written `queued` at once, with the
+    decision: the request names its ETag, so the worker takes it without reading it first."""
 
     key: str
     resource_id: str
@@ -135,6 +141,7 @@ class Claim:
     etag: str
     decision: DecisionRecord | None = None
     spent: bool = False  # the blast-radius budget was spent on it (by whichever delivery got that far)
+    updated_at: float | None = None  # epoch seconds the ledger last changed it
 
 
 class MalformedRequest(ValueError):
@@ -153,19 +160,24 @@ class ContainmentRequest:
     The worker loads the decision from its claim; a forged or truncated message can at most
     name a decision that exists, and one whose plan digest differs from the claim's plan is
     refused. A digest, not the plan: a plan of any length (an NSG with a hundred open rules)
-    fits one message."""
+    fits one message. `claim_etag` is the claim's ETag as detection wrote it, so the worker
+    moves the claim to `acting` at once (a claim moved since refuses it, 412); `spend` is
+    how many actions the blast-radius budget is to be spent on (0 for a person's decision),
+    checked against the claimed decision before anything is written."""
 
     key: str
     resource_id: str
     plan_sha256: str
+    claim_etag: str
+    spend: int
 
     @classmethod
-    def of(cls, record: DecisionRecord) -> ContainmentRequest:
-        return cls(record.key, record.resource_id, plan_digest(record.plan))
+    def of(cls, record: DecisionRecord, claim_etag: str) -> ContainmentRequest:
+        return cls(record.key, record.resource_id, plan_digest(record.plan), claim_etag, budgeted(record))
 
     def to_message(self) -> str:
-        text = json.dumps({"key": self.key, "resource_id": self.resource_id, "plan_sha256": self.plan_sha256},
-                          separators=(",", ":"))
+        text = json.dumps({"key": self.key, "resource_id": self.resource_id, "plan_sha256": self.plan_sha256,
+                           "claim_etag": self.claim_etag, "spend": self.spend}, separators=(",", ":"))
         if len(text.encode()) > MAX_REQUEST_BYTES:
             raise ValueError(f"containment request for {self.key} is {len(text.encode())} bytes; at most "
                              f"{MAX_REQUEST_BYTES} travel on the queue")
@@ -181,15 +193,25 @@ class ContainmentRequest:
             raise MalformedRequest(f"not JSON: {error}") from None
         if not isinstance(request, dict):
             raise MalformedRequest("not a JSON object")
-        fields = {"key", "resource_id", "plan_sha256"}
+        fields = {"key", "resource_id", "plan_sha256", "claim_etag", "spend"}
         if set(request) != fields:
             missing, unknown = sorted(fields - set(request)), sorted(set(request) - fields)
             raise MalformedRequest("; ".join(part for part in (
                 f"missing {', '.join(missing)}" if missing else "",
                 f"unknown fields {', '.join(unknown)}" if unknown else "") if part))
-        wrong = [name for name in fields if not isinstance(request[name], str) or not request[name]]
+        text = fields - {"spend"}
+        wrong = [name for name in text if not isinstance(request[name], str) or not request[name]]
         if wrong:
             raise MalformedRequest(f"{', '.join(sorted(wrong))} must be non-empty strings")
         if not re.fullmatch(r"[0-9a-f]{64}", request["plan_sha256"]):
             raise MalformedRequest("plan_sha256 must be 64 lower-case hexadecimal digits")
-        return cls(request["key"], request["resource_id"], request["plan_sha256"])
+        spend = request["spend"]
+        if type(spend) is not int or not 0 <= spend <= MAX_PLANNED:
+            raise MalformedRequest(f"spend must be a whole number from 0 to {MAX_PLANNED}")
+        return cls(request["key"], request["resource_id"], request["plan_sha256"], request["claim_etag"], spend)
+
+
+def budgeted(record: DecisionRecord) -> int:
+    """How many actions a decision spends of the blast-radius budget: each planned action the
+    app decided on its own; none for what a person decided (an approval, break-glass, a release)."""
+    return 0 if record.operation in PERSON_DECIDED else len(record.plan)

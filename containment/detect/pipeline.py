@@ -99,13 +99,9 @@ def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionR
     if settings.self_principal_id and settings.self_principal_id in (
             (parsed.actor.object_id or "").lower(), (parsed.actor.app_id or "").lower()):
         return record_once(runtime, recorded(record, ignored("the change was made by this app's own identity")))
-    if runtime.ledger.decided(record.resource_id, record.key):
-        return None  # a redelivery of an event already decided: nothing to read or do
-    claim = runtime.ledger.get_claim(record.key, record.resource_id)
-    if claim is not None and claim.state != "new":
-        # Its containment is queued or under way: the worker writes its record. (A claim still
-        # `new` was never queued, by a crash: judging again queues it.)
-        return None
+    # No ledger read before ARM's: a redelivery is judged again from what this instance read
+    # after the event (containment.adapters.reads), and its record or claim, written once, refuses
+    # the copy (conclude); containment waits on one round trip less.
     try:
         # What this instance read after the event happened already shows it: not read again.
         with reads_fresh_since(after_event(parsed.time.timestamp() if parsed.time else None)):
@@ -124,7 +120,7 @@ def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionR
     decision = decide(assessment.findings, settings, assessment.note)
     if path.exposure_is_the_event:
         decision = within_incident(decision, acted_in_incident(runtime, assessment.resource_id))
-    return conclude(runtime, record, decision, assessment.state)
+    return conclude(runtime, record, decision, assessment.state, redelivered_to_worker=True)
 
 
 def _raw(event: Any) -> Any:

@@ -7,6 +7,7 @@ so "one record per decision" and "one containment per claim" are kept in one pla
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -19,19 +20,27 @@ from containment.record.impact import previewed
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
+# A queued claim older than this (by the Table service's clock: its Timestamp) has lost its request: the queue is polled every second at
+# most (host.json maxPollingInterval) and a request waits for the visibility timeout (10 s)
+# when a delivery of it failed; a minute is far past both, and short of Event Grid's later retries.
+REQUEUE_AFTER = 60.0
 
 
 def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict],
-             check_exemptions: bool = True) -> DecisionRecord | None:
+             check_exemptions: bool = True, redelivered_to_worker: bool = False) -> DecisionRecord | None:
     """Record the decision, or (to contain) claim it and queue the request; the record
     written, or None when it was already there (or is the containment worker's to write).
     What an exemption covers is held back (a person's explicit request is not). What waits
-    for a person carries the preview of whom it would break (containment.record.impact)."""
+    for a person carries the preview of whom it would break (containment.record.impact).
+    `redelivered_to_worker`: the decision may be a redelivery of one an earlier delivery
+    claimed (an event); its record is then the worker's, whatever this delivery judged."""
     if check_exemptions:
         decision = with_exemptions(runtime, decision, str(record.actor.get("object_id") or "").lower())
     record = previewed(runtime, recorded(record, decision, state))
     if decision.outcome == CONTAIN:
         return request_containment(runtime, record)
+    if redelivered_to_worker and runtime.ledger.get_claim(record.key, record.resource_id) is not None:
+        return None
     return record_once(runtime, record)
 
 
@@ -48,16 +57,16 @@ def with_exemptions(runtime: Runtime, decision: Decision, actor: str = "") -> De
 
 
 def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
-    """Claim the decision (the claim keeps it), then queue a request that names it.
+    """Claim the decision (the claim keeps it, `queued`), then queue a request that names it
+    and the claim's ETag. Its incident is found when its record is written (after the write).
 
-    A claim left un-queued by a crash is queued by the next delivery; a request queued
-    twice is harmless, as the containment worker acts once per claim."""
-    decision = assign(runtime, decision)
+    A claim whose request was lost (a crash between the two) is still `queued` when Event Grid
+    delivers the event again: queued again once it has waited longer than a request takes to
+    be picked up. A request queued twice is harmless: the worker acts once per claim."""
     fresh, claim = runtime.ledger.claim(decision)
-    if not fresh and claim.state != "new":
+    if not fresh and not (claim.state == "queued" and time.time() - (claim.updated_at or 0) > REQUEUE_AFTER):
         return None
-    runtime.queue.send_message(ContainmentRequest.of(claim.decision or decision).to_message())
-    runtime.ledger.move_claim(claim, "queued")
+    runtime.queue.send_message(ContainmentRequest.of(claim.decision or decision, claim.etag).to_message())
     log.info("containment requested for %s (%s): %s", decision.resource_id, decision.key, ", ".join(decision.actions))
     return None
 

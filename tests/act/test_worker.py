@@ -21,20 +21,41 @@ def container_access(emulator, container=PUBLIC) -> str:
     return emulator.arm.get(container["id"])["properties"]["publicAccess"]
 
 
-def test_two_instances_draining_duplicate_requests_act_once(app, emulator):
-    """Two deliveries that both queued a request (one crashed before marking it queued) and
-    two instances taking them at once: the claim lets exactly one act."""
+def test_two_instances_taking_two_requests_for_one_claim_at_once_act_once(app, emulator):
+    """The request detection queued and a second one for the same claim (as a redelivery queues
+    it again when the first seems lost), taken by two instances at once: the claim, moved under
+    the ETag both carry, lets exactly one act, and the budget is spent once."""
     emulator.seed([ACCOUNT, PUBLIC])
     app.configure(CONTAINMENT_MODE="enforce")
     event = write_event(PUBLIC["id"], CONTAINER_WRITE)
     app.deliver(event)
     claim = app.runtime.ledger.get_claim(event["id"], PUBLIC["id"])
-    app.runtime.ledger.move_claim(claim, "new")  # as if the first delivery died before marking it queued
-    app.deliver(event)
+    app.runtime.queue.send_message(ContainmentRequest.of(claim.decision, claim.etag).to_message())
     assert app.runtime.queue.get_queue_properties().approximate_message_count == 2
     at_once(app.drain, app.drain)
     assert [r.outcome for r in app.records()] == ["contained"]
     assert len(app.writes()) == 1
+    budget = json.loads(app.runtime.ledger.table.get_entity("budget", "containment")["per_minute"])
+    assert sum(budget.values()) == 1
+
+
+def test_a_claim_whose_request_was_lost_is_queued_again_by_a_redelivery(app, emulator, monkeypatch):
+    """Detection claimed, then died before queuing: the claim waits `queued`; a redelivery of
+    the event past REQUEUE_AFTER queues its request again, and it is contained once. Before
+    that, a redelivery queues nothing (the request is on its way)."""
+    from containment.record import conclude
+
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(PUBLIC["id"], CONTAINER_WRITE)
+    app.deliver(event)
+    app.runtime.queue.clear_messages()  # the request that never left
+    app.deliver(event)
+    assert app.runtime.queue.get_queue_properties().approximate_message_count == 0
+    monkeypatch.setattr(conclude, "REQUEUE_AFTER", 0.0)  # as if a minute had passed
+    app.deliver(event)
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"] and len(app.writes()) == 1
 
 
 def test_throttling_and_a_server_error_during_containment_do_not_stop_it(app, emulator):
@@ -82,9 +103,9 @@ def test_a_request_naming_a_claimed_decision_with_another_plan_is_refused(app, e
     emulator.seed([ACCOUNT, public])
     app.configure(**SETTINGS)
     claimed = forged_decision("real", public["id"], "make_container_private")
-    app.runtime.ledger.claim(claimed)
+    _, claim = app.runtime.ledger.claim(claimed)
     widened = ContainmentRequest(claimed.key, claimed.resource_id, plan_digest(claimed.planned + (
-        PlannedAction("rotate_account_keys", ACCOUNT["id"]),)))
+        PlannedAction("rotate_account_keys", ACCOUNT["id"]),)), claim.etag, 2)
     app.runtime.queue.send_message(widened.to_message())
     app.drain()
     [record] = app.records()
@@ -106,7 +127,7 @@ def test_a_request_carries_a_reference_never_the_decision(app, emulator):
                                                message_decode_policy=TextBase64DecodePolicy())
     [message] = queue.peek_messages()
     request = json.loads(message.content)
-    assert set(request) == {"key", "resource_id", "plan_sha256"}
+    assert set(request) == {"key", "resource_id", "plan_sha256", "claim_etag", "spend"}
     assert len(message.content.encode()) < MAX_REQUEST_BYTES
     assert request["plan_sha256"] == plan_digest([{"action": "make_container_private", "target": public["id"]}])
 
@@ -140,8 +161,8 @@ def rotated(emulator) -> set[str]:
 
 
 def carry(app, decision: DecisionRecord) -> DecisionRecord:
-    app.runtime.ledger.claim(decision)
-    app.runtime.queue.send_message(ContainmentRequest.of(decision).to_message())
+    _, claim = app.runtime.ledger.claim(decision)
+    app.runtime.queue.send_message(ContainmentRequest.of(decision, claim.etag).to_message())
     app.drain()
     [record] = [r for r in app.records() if r.key == decision.key]
     return record

@@ -103,3 +103,18 @@ def test_the_clients_ignore_the_environment_after_they_are_built(app, emulator, 
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     assert arm.read(clients, parse_resource_id(PUBLIC["id"]))["name"] == "training"
     assert app.runtime.ledger.exemptions() == []
+
+
+def test_a_write_to_a_part_of_a_resource_forgets_what_holds_it(app, emulator):
+    """Removing a vault's access policy is a write to `<vault>/accessPolicies/remove`: the vault
+    read before it no longer stands (its read-back must show the policy gone)."""
+    from containment.plan.action import Write
+
+    vault = b.key_vault(policies=[b.access_policy("3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b9a", keys=["unwrapKey"])])
+    emulator.seed([vault])
+    clients, target = app.runtime.clients, parse_resource_id(vault["id"])
+    with reads_fresh_since(0):
+        arm.read(clients, target)
+        arm.write(clients, Write("PUT", f"{vault['id']}/accessPolicies/remove", {"properties": {
+            "accessPolicies": vault["properties"]["accessPolicies"]}}))
+        assert arm.read(clients, target)["properties"]["accessPolicies"] == []

@@ -866,8 +866,8 @@ def test_a_forged_containment_request_outside_the_scope_is_refused(app, emulator
     emulator.seed(TRAPS)
     app.configure(**SETTINGS)
     forged = forged_decision("forged", target, "disable_blob_public_access")
-    app.runtime.ledger.claim(forged)  # the forger can write the table too
-    app.runtime.queue.send_message(ContainmentRequest.of(forged).to_message())
+    _, claim = app.runtime.ledger.claim(forged)  # the forger can write the table too
+    app.runtime.queue.send_message(ContainmentRequest.of(forged, claim.etag).to_message())
     app.drain()
     assert_scope_safe(emulator)
     [record] = app.records()
@@ -881,7 +881,7 @@ def test_a_well_formed_request_nobody_claimed_is_refused_on_the_record(app, emul
     emulator.seed([ACCOUNT, public])
     app.configure(**SETTINGS)
     app.runtime.queue.send_message(ContainmentRequest.of(
-        forged_decision("unclaimed", public["id"], "make_container_private")).to_message())
+        forged_decision("unclaimed", public["id"], "make_container_private"), 'W/"datetime\'2026-11-30T00%3A00%3A00Z\'"').to_message())
     app.drain()
     [record] = app.records()
     assert record.outcome == "rejected" and "no claimed decision unclaimed" in record.reason

@@ -3,6 +3,7 @@ containment per claimed decision, requests that are only references, retries and
 handling, every failure on the record."""
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 
@@ -222,3 +223,29 @@ def test_a_step_that_carries_its_keys_rotates_those_alone(app, emulator):
     decision = rotation("left", [naming("key1", "key2")])
     carry(app, replace(decision, plan=[{**decision.plan[0], "keys": ["key2"]}]))
     assert rotated(emulator) == {"key2"}
+
+
+def test_a_request_refused_after_taking_the_claim_gives_it_back_and_the_budget_too(app, emulator):
+    """The first delivery takes the claim and spends the budget before it has read the claim
+    (one round trip): a request whose plan then proves not to be the claim's is refused on the
+    record, the claim is put back `queued` and the budget given back, so the genuine request
+    that follows contains, spending once."""
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(**SETTINGS)
+    app.deliver(write_event(PUBLIC["id"], CONTAINER_WRITE))
+    received = app.runtime.queue.receive_message()
+    app.runtime.queue.delete_message(received)
+    genuine = base64.b64decode(received.content)  # the host's encoding (messageEncoding: base64)
+    request = ContainmentRequest.from_message(genuine)
+    widened = replace(request, plan_sha256=plan_digest([{"action": "rotate_account_keys", "target": ACCOUNT["id"]}]))
+    app.runtime.queue.send_message(widened.to_message())
+    app.drain()
+    claim = app.runtime.ledger.get_claim(request.key, PUBLIC["id"])
+    assert (claim.state, claim.holder, claim.spent) == ("queued", "", False)
+    budget = json.loads(app.runtime.ledger.table.get_entity("budget", "containment")["per_minute"])
+    assert sum(budget.values()) == 0 and container_access(emulator) == "Container"
+    app.runtime.queue.send_message(request.to_message())
+    app.drain()
+    assert sorted(r.outcome for r in app.records()) == ["contained", "rejected"]
+    budget = json.loads(app.runtime.ledger.table.get_entity("budget", "containment")["per_minute"])
+    assert sum(budget.values()) == 1 and container_access(emulator) == "None"

@@ -57,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -326,6 +327,10 @@ class Ledger:
         self.table, self.evidence, self.chains, self.digests = table, evidence, chains, digests
         # Each budget as this instance last wrote it: (counts per minute, ETag) by pool.
         self._budgets: dict[str, tuple[dict[str, int], str]] = {}
+        # Each chain's head as this instance last moved or read it: a record is appended without
+        # reading the head first (Ledger._head). Threads of one instance share it.
+        self._heads: dict[int, _Head] = {}
+        self._heads_lock = threading.Lock()
 
     @classmethod
     def open(cls, table_service, name: str, evidence_container, chain_table: str, digest_container) -> "Ledger":
@@ -431,14 +436,31 @@ class Ledger:
                                   "resource_id": record.resource_id, "decided_at": record.decided_at or ""})
 
     # -- the evidence chains ------------------------------------------------------------------
-    def _head(self, chain: int) -> _Head:
+    def _head(self, chain: int, read: bool = False) -> _Head:
+        """The chain's head as this instance last moved or read it, else (or when `read`) as the
+        chain table holds it. A head kept here that another instance has moved since costs the
+        append that relies on it: its transaction fails on the head's ETag, and the lost-race
+        path reads the head and moves the record's place (Ledger._append)."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        kept = None if read else self._heads.get(chain)
+        if kept is not None:
+            return kept
         try:
-            head = self.chains.get_entity(chain_partition(chain), HEAD)
+            entity = self.chains.get_entity(chain_partition(chain), HEAD)
+            head = _Head(chain, entity["sequence"], entity[RECORD_HASH], entity.metadata["etag"])
         except ResourceNotFoundError:
-            return _Head(chain)
-        return _Head(chain, head["sequence"], head[RECORD_HASH], head.metadata["etag"])
+            head = _Head(chain)
+        with self._heads_lock:
+            self._heads[chain] = head
+        return head
+
+    def _moved(self, head: _Head) -> None:
+        """Keep the head this instance just moved, unless another of its threads moved it further."""
+        with self._heads_lock:
+            kept = self._heads.get(head.chain)
+            if kept is None or kept.sequence <= head.sequence:
+                self._heads[head.chain] = head
 
     def _caught_up(self, head: _Head) -> _Head:
         """A head its chain has gone past (deleted, or set back, by hand): the chain's true last
@@ -463,15 +485,18 @@ class Ledger:
             entry = {name: entity[name] for name in ("sequence", "key", "resource_id", "recorded_at", "previous_hash",
                                                      RECORD_HASH)}
             try:
-                self.chains.submit_transaction([
+                answers = self.chains.submit_transaction([
                     ("create", {**entry, "PartitionKey": chain_partition(head.chain),
                                 "RowKey": entry_row(entity["sequence"])}),
                     head.moved_to(entity)])
-                return entity
             except TableTransactionError as error:
                 if error.error_code not in _LOST_RACE:
                     raise
-            moved = self._head(head.chain)
+            else:
+                # The head's new ETag is in the transaction's answer: the next append needs no read.
+                self._moved(_Head(head.chain, entity["sequence"], entity[RECORD_HASH], answers[1]["etag"]))
+                return entity
+            moved = self._head(head.chain, read=True)
             # Entry and head move together: a place taken under a head nobody moved is a head behind its chain.
             head = self._caught_up(moved) if moved.etag == head.etag else moved
             entity = head.next(entity)

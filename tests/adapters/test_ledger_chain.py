@@ -122,6 +122,45 @@ def test_an_instance_that_loses_the_place_takes_the_next_one(app):
     assert verified(slow) == []
 
 
+class CountsHeadReads:
+    """One instance's chain table, counting how often the head of a chain is read."""
+
+    def __init__(self, chains):
+        self._chains, self.head_reads = chains, 0
+
+    def __getattr__(self, name):
+        return getattr(self._chains, name)
+
+    def get_entity(self, partition, row, **options):
+        self.head_reads += row == HEAD
+        return self._chains.get_entity(partition, row, **options)
+
+
+def test_an_instance_appends_after_its_own_without_reading_the_head(app):
+    ledger = app.runtime.ledger
+    counted = ledger.chains = CountsHeadReads(ledger.chains)
+    keys = keys_in_one_chain(3, "kept")
+    for key in keys:
+        ledger.write(record(key))
+    assert counted.head_reads == 1  # the first record's; each later one takes the head its predecessor moved
+    assert [entity(ledger, ACCOUNT["id"], key)["sequence"] for key in keys] == [1, 2, 3]
+    assert verified(ledger) == []
+
+
+def test_a_head_another_instance_moved_since_costs_one_read_and_the_chain_still_verifies(app):
+    mine, theirs = app.runtime.ledger, another_instance(app)
+    counted = mine.chains = CountsHeadReads(mine.chains)
+    first, between, last = keys_in_one_chain(3, "stale")
+    mine.write(record(first))
+    theirs.write(record(between))  # the head this instance keeps is stale now
+    written = mine.write(record(last, outcome="contained"))
+    assert written is not None and mine.find(ACCOUNT["id"], last) == written
+    assert counted.head_reads == 2  # the first record's, and once its kept head failed the transaction
+    assert [entity(mine, ACCOUNT["id"], key)["sequence"] for key in (first, between, last)] == [1, 2, 3]
+    assert record_hash(mine.day_copy(written.decided_at, last)) == entity(mine, ACCOUNT["id"], last)[RECORD_HASH]
+    assert verified(mine) == []
+
+
 def test_two_instances_writing_at_once_build_one_chain_that_verifies(app):
     ledgers = [app.runtime.ledger, another_instance(app)]
     keys = keys_in_one_chain(40, "storm")

@@ -49,6 +49,15 @@ so that a record changed or deleted since shows (containment.record.verify):
 
 The decision entity carries its place too (`chain`, `sequence`, `previous_hash`, `record_hash`,
 and `supersedes` for a final record that replaced a provisional one), and its hash covers them.
+
+A writer (a thread of an instance) keeps to one chain, chosen at random, and keeps its head as
+it last moved it, with the ETag the transaction answered, so an append reads no head: two calls
+(the decision's insert, the chain's transaction). A kept head that another writer moved since
+fails the transaction on its ETag, and costs three calls more (the head read, the record's place
+moved, the transaction again); the writer then moves to another chain. With fewer writers than
+CHAINS they spread out and this is rare; with more (instances times worker threads, in a storm
+that scales out far) they share chains, and once more than a third of appends find their head
+stale, this costs more calls than reading the head before every append.
 At the drift sweep's every run the heads go to a digest blob (CONTAINMENT_LEDGER_DIGEST_CONTAINER,
 immutable in Azure), so a chain rewritten whole shows against the digests written before.
 """
@@ -56,6 +65,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import threading
 import time
@@ -86,9 +96,8 @@ _KEPT = ("key", "outcome", "mode", "decided_at", "recorded_at")
 EVIDENCE_BLOB, EVIDENCE_SHA256 = "evidence_blob", "evidence_sha256"
 UNRESOLVED = "unresolved"
 
-# The evidence chains. A small fixed number, so instances that scale out rarely append to the
-# same one at once, and the digest stays small. A decision's chain follows from its key, so a
-# final record lands in the chain of the provisional one it replaces.
+# The evidence chains. A small fixed number, so the digest stays small, and enough that the
+# writers of instances that scale out each keep to a chain of their own (Ledger._chain).
 CHAINS = 16
 GENESIS = "0" * 64  # the previous hash of a chain's first record
 RECORD_HASH = "record_hash"
@@ -223,8 +232,8 @@ def incidents_named(record: DecisionRecord) -> list[str]:
     return [incident for incident in dict.fromkeys(named) if isinstance(incident, str) and incident]
 
 
-def chain_of(key: str) -> int:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % CHAINS
+def _any_chain() -> int:
+    return random.randrange(CHAINS)
 
 
 def chain_partition(chain: int) -> str:
@@ -331,6 +340,7 @@ class Ledger:
         # reading the head first (Ledger._head). Threads of one instance share it.
         self._heads: dict[int, _Head] = {}
         self._heads_lock = threading.Lock()
+        self._writer = threading.local()  # the chain each thread appends to
 
     @classmethod
     def open(cls, table_service, name: str, evidence_container, chain_table: str, digest_container) -> "Ledger":
@@ -401,7 +411,7 @@ class Ledger:
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
         record = replace(record, recorded_at=f"{time.time_ns():020d}")
-        head = self._head(chain_of(record.key))
+        head = self._head(self._chain())
         entity = head.next(self._entity(record, resource_partition(record.resource_id), record.key,
                                         **({"provisional": True} if provisional else {})))
         try:
@@ -410,6 +420,10 @@ class Ledger:
             existing = self.table.get_entity(entity["PartitionKey"], entity["RowKey"])
             if provisional or not existing.get("provisional"):
                 return None
+            if isinstance(existing.get("chain"), int) and existing["chain"] != head.chain:
+                # In the provisional record's chain, which keeps the copy of it that `supersedes` names.
+                head = self._head(existing["chain"])
+                entity = head.next(entity)
             entity = self._superseding(entity, existing)
             try:  # ETag-guarded: of two deliveries that both succeed, one replaces it
                 etag = self.table.update_entity(entity, mode="replace", etag=existing.metadata["etag"],
@@ -455,6 +469,14 @@ class Ledger:
             self._heads[chain] = head
         return head
 
+    def _chain(self) -> int:
+        """The chain this writer (a thread of this instance) appends to: one chosen at random,
+        kept until another writer appends there too (Ledger._append moves it on), so the head
+        it keeps is nearly always current and its appends read none."""
+        if not hasattr(self._writer, "chain"):
+            self._writer.chain = _any_chain()
+        return self._writer.chain
+
     def _moved(self, head: _Head) -> None:
         """Keep the head this instance just moved, unless another of its threads moved it further."""
         with self._heads_lock:
@@ -496,6 +518,8 @@ class Ledger:
                 # The head's new ETag is in the transaction's answer: the next append needs no read.
                 self._moved(_Head(head.chain, entity["sequence"], entity[RECORD_HASH], answers[1]["etag"]))
                 return entity
+            if head.chain == self._chain():
+                self._writer.chain = _any_chain()  # shared with another writer: the next record goes elsewhere
             moved = self._head(head.chain, read=True)
             # Entry and head move together: a place taken under a head nobody moved is a head behind its chain.
             head = self._caught_up(moved) if moved.etag == head.etag else moved

@@ -8,8 +8,10 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
-from containment.adapters.ledger import (GENESIS, HEAD, RECORD_HASH, chain_of, entry_row, record_hash,
-                                         resource_partition, superseded_row)
+import pytest
+
+from containment.adapters.ledger import (GENESIS, HEAD, RECORD_HASH, entry_row, record_hash, resource_partition,
+                                         superseded_row)
 from containment.core.records import DecisionRecord
 from containment.record.verify import verify
 from tests.helpers import arm_bodies as b
@@ -31,15 +33,16 @@ def verified(ledger) -> list:
     return verify(ledger, TODAY, TODAY + timedelta(days=1)).ordered()
 
 
-def keys_in_one_chain(count: int, prefix: str) -> list[str]:
-    """Keys whose records all land in the same chain, so that writers contend for its head."""
-    keys, n = [], 0
-    while len(keys) < count:
-        key = f"{prefix}-{n}"
-        if chain_of(key) == 0:
-            keys.append(key)
-        n += 1
-    return keys
+@pytest.fixture(autouse=True)
+def one_chain(monkeypatch):
+    """Every writer keeps to chain 0, as writers that chose the same chain do: they contend for its head."""
+    from containment.adapters import ledger
+
+    monkeypatch.setattr(ledger, "_any_chain", lambda: 0)
+
+
+def numbered(count: int, prefix: str) -> list[str]:
+    return [f"{prefix}-{n}" for n in range(count)]
 
 
 def another_instance(app):
@@ -55,7 +58,7 @@ def entity(ledger, resource_id: str, key: str) -> dict:
 
 def test_each_record_names_its_place_the_previous_hash_and_its_own(app):
     ledger = app.runtime.ledger
-    first, second = keys_in_one_chain(2, "placed")
+    first, second = numbered(2, "placed")
     ledger.write(record(first))
     ledger.write(record(second, outcome="compliant"))
     one, two = entity(ledger, ACCOUNT["id"], first), entity(ledger, ACCOUNT["id"], second)
@@ -86,7 +89,7 @@ def test_a_redelivery_takes_no_place(app):
     ledger = app.runtime.ledger
     assert ledger.write(record("once")) is not None
     assert ledger.write(record("once", outcome="contained")) is None
-    assert ledger.chain_entity(chain_of("once"), HEAD)["sequence"] == 1
+    assert ledger.chain_entity(0, HEAD)["sequence"] == 1
     assert verified(ledger) == []
 
 
@@ -109,7 +112,7 @@ class LosesTheRaceOnce:
 
 def test_an_instance_that_loses_the_place_takes_the_next_one(app):
     slow, fast = app.runtime.ledger, another_instance(app)
-    slow_key, fast_key = keys_in_one_chain(2, "race")
+    slow_key, fast_key = numbered(2, "race")
     raced = LosesTheRaceOnce(slow.chains, lambda: fast.write(record(fast_key)))
     slow.chains = raced
     written = slow.write(record(slow_key, outcome="contained"))
@@ -139,7 +142,7 @@ class CountsHeadReads:
 def test_an_instance_appends_after_its_own_without_reading_the_head(app):
     ledger = app.runtime.ledger
     counted = ledger.chains = CountsHeadReads(ledger.chains)
-    keys = keys_in_one_chain(3, "kept")
+    keys = numbered(3, "kept")
     for key in keys:
         ledger.write(record(key))
     assert counted.head_reads == 1  # the first record's; each later one takes the head its predecessor moved
@@ -150,7 +153,7 @@ def test_an_instance_appends_after_its_own_without_reading_the_head(app):
 def test_a_head_another_instance_moved_since_costs_one_read_and_the_chain_still_verifies(app):
     mine, theirs = app.runtime.ledger, another_instance(app)
     counted = mine.chains = CountsHeadReads(mine.chains)
-    first, between, last = keys_in_one_chain(3, "stale")
+    first, between, last = numbered(3, "stale")
     mine.write(record(first))
     theirs.write(record(between))  # the head this instance keeps is stale now
     written = mine.write(record(last, outcome="contained"))
@@ -161,9 +164,25 @@ def test_a_head_another_instance_moved_since_costs_one_read_and_the_chain_still_
     assert verified(mine) == []
 
 
+def test_a_writer_that_finds_another_in_its_chain_moves_to_another_chain(app, monkeypatch):
+    from containment.adapters import ledger as module
+
+    chosen = iter([3, 3, 5])  # both instances choose chain 3; the first to lose a race there moves to 5
+    monkeypatch.setattr(module, "_any_chain", lambda: next(chosen))
+    mine, theirs = app.runtime.ledger, another_instance(app)
+    first, between, lost, moved = numbered(4, "moving")
+    mine.write(record(first))
+    theirs.write(record(between))
+    mine.write(record(lost))  # its kept head is stale: it loses the place, takes the next one, and moves on
+    mine.write(record(moved))
+    assert [(entity(mine, ACCOUNT["id"], key)["chain"], entity(mine, ACCOUNT["id"], key)["sequence"])
+            for key in (first, between, lost, moved)] == [(3, 1), (3, 2), (3, 3), (5, 1)]
+    assert verified(mine) == []
+
+
 def test_two_instances_writing_at_once_build_one_chain_that_verifies(app):
     ledgers = [app.runtime.ledger, another_instance(app)]
-    keys = keys_in_one_chain(40, "storm")
+    keys = numbered(40, "storm")
 
     def write(ledger, mine):
         for key in mine:
@@ -199,6 +218,20 @@ def test_a_final_record_that_replaces_a_provisional_one_names_it_and_the_chain_v
     assert (mismatch.what, mismatch.key, mismatch.sequence) == ("hash mismatch", "retried", 1)
 
 
+def test_a_final_record_written_by_a_writer_of_another_chain_lands_in_the_provisional_ones(app, monkeypatch):
+    from containment.adapters import ledger as module
+
+    chosen = iter([2, 7])
+    monkeypatch.setattr(module, "_any_chain", lambda: next(chosen))
+    failing, succeeding = app.runtime.ledger, another_instance(app)
+    failing.write(record("elsewhere", outcome="failed", reason="reading the resource failed"), provisional=True)
+    assert succeeding.write(record("elsewhere", outcome="contained")) is not None
+    replaced = entity(succeeding, ACCOUNT["id"], "elsewhere")
+    assert (replaced["chain"], replaced["sequence"], replaced["supersedes"]) == (2, 2, 1)
+    assert succeeding.chain_entity(7, HEAD) is None
+    assert verified(succeeding) == []
+
+
 def test_a_record_whose_evidence_is_in_a_blob_is_chained_with_the_blobs_digest(app):
     ledger = app.runtime.ledger
     nsg = b.nsg(rules=[b.security_rule(f"allow-training-{n:04d}", 100 + n, source=f"10.20.{n // 250}.{n % 250}/32")
@@ -225,7 +258,7 @@ def test_a_record_whose_evidence_is_in_a_blob_is_chained_with_the_blobs_digest(a
 
 def test_a_head_deleted_or_set_back_by_hand_does_not_stop_the_chain(app):
     ledger = app.runtime.ledger
-    keys = keys_in_one_chain(4, "headless")
+    keys = numbered(4, "headless")
     for key in keys[:2]:
         ledger.write(record(key))
     head = ledger.chain_entity(0, HEAD)
@@ -242,7 +275,7 @@ def test_a_head_deleted_or_set_back_by_hand_does_not_stop_the_chain(app):
 
 def test_a_chain_table_storage_lost_is_made_again_and_what_it_held_is_named(app):
     ledger = app.runtime.ledger
-    before, after = keys_in_one_chain(2, "lost")
+    before, after = numbered(2, "lost")
     ledger.write(record(before))
     ledger.chains.delete_table()  # an account restored, Azurite restarted, a table deleted by hand
     ledger.write(record(after))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from containment.adapters.ledger import (HEAD, RECORD_HASH, DigestExists, chain_of, chain_partition, entry_row,
+from containment.adapters.ledger import (HEAD, RECORD_HASH, DigestExists, chain_partition, entry_row,
                                          resource_partition)
 from containment.core import clock
 from containment.core.records import DecisionRecord
@@ -67,13 +67,17 @@ def write(ledger, key: str, resource_id: str = ACCOUNT["id"], **fields):
                                        mode="enforce", reason="test", decided_at=clock.iso(), **fields))
 
 
+@pytest.fixture(autouse=True)
+def one_chain(monkeypatch):
+    """Every writer keeps to chain 0, so the records a test writes are places of one chain."""
+    from containment.adapters import ledger
+
+    monkeypatch.setattr(ledger, "_any_chain", lambda: 0)
+
+
 def in_chain_0(ledger, count: int, prefix: str) -> list[str]:
-    """Write `count` records whose keys put them in chain 0; their keys."""
-    keys, n = [], 0
-    while len(keys) < count:
-        if chain_of(f"{prefix}-{n}") == 0:
-            keys.append(f"{prefix}-{n}")
-        n += 1
+    """Write `count` records (in chain 0); their keys."""
+    keys = [f"{prefix}-{n}" for n in range(count)]
     for key in keys:
         write(ledger, key)
     return keys

@@ -12,8 +12,8 @@ One table (CONTAINMENT_LEDGER_TABLE) holds every kind of entity the app keeps:
 | exemption | `exemption`                 | `<scope id, '/' as '|'>`    | which scopes are exempt, why, until when |
 | budget   | `budget`                     | `containment`, `held`       | actions taken in the last hour (blast radius); when the last hold was notified |
 | notification failure | `notification-failure` | `<notice id>` | a notification that could not be published, and the decision it was about |
-| notice   | `notice`                     | `<incident> <kind>[ <about>]`, `digest <YYYY-MM-DDTHH>` | a notification sent once: whoever creates the entity sends it (containment.record.notifications) |
-| notice clock | `notice-clock`           | `<incident id>`             | an incident whose Article 33 notices (assessment due, deadline passed) are still to come, and from when |
+| notice   | `notice`                     | `<incident> <kind>[ <about>]`, `<incident> watched`, `digest <YYYY-MM-DDTHH>` | a notification sent once: whoever creates the entity sends it (containment.record.notifications); the incident's Article 33 watch, claimed by its first exposure |
+| notice clock | `notice`                 | `clock <incident id>`       | an incident whose Article 33 notices (assessment due, deadline passed) are still to come, and from when: beside the notices, so the watch and the clock are one transaction |
 | digest entry | `digest`                 | `<recorded at> <decision key>` | a finding recorded `reported`, or a notification a mute silenced, not yet in an hourly digest |
 | mute     | `mute`                       | `<rule> <scope id, '/' as '|'>` | whose notifications are muted, why, whose it is, until when |
 | incident sign | `incident-sign`         | `<sign>` (`identity <id>`, `resource <id>`, `dataset <account id>`, `credential <account id> ...`); `closed <incident>`; `exposed <incident>` | which incident a finding with this sign joins, since when, last seen (containment.record.correlation); which incidents are closed; when each incident's first exposure was detected |
@@ -220,6 +220,14 @@ def row_filter(partition: str, rows: list[str]) -> tuple[str, dict[str, str]]:
     # The SDK reads a parameter's name up to a space: the brackets stand apart.
     return (f"PartitionKey eq @p and ( {' or '.join(f'RowKey eq @{name}' for name in names)} )",
             {"p": partition, **names})
+
+
+NOTICE = "notice"
+CLOCK = "clock "  # an incident's Article 33 clock, beside its notices: what one record claims is one transaction
+
+
+def clock_row(incident: str) -> str:
+    return CLOCK + incident
 
 
 def incident_partition(incident: str) -> str:
@@ -654,43 +662,83 @@ class Ledger:
 
     # -- notices: each sent once, across instances ------------------------------------------
     def claim_notice(self, row: str, **fields: Any) -> bool:
-        """Whether this call is the one to send the notice (a conditional insert: of two
-        instances that get there at once, one creates the entity)."""
-        from azure.core.exceptions import ResourceExistsError
+        """Whether this call is the one to send the notice (Ledger.claim_notices)."""
+        return self.claim_notices([row], **fields)
 
+    def claim_notices(self, rows: list[str], watch: tuple[str, str] | None = None, **fields: Any) -> bool:
+        """Whether this call is the one to send these notices: their entities created in one
+        entity group transaction (one partition, all or nothing:
+        https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions),
+        so of two instances that get there at once, one creates them; False, and nothing written,
+        when one exists already. `watch`: (incident, due at), the incident's Article 33 clock,
+        written with them (rows holds the incident's `watched`)."""
+        from azure.data.tables import TableTransactionError
+
+        at = clock.iso()
+        operations: list[tuple] = [("create", {"PartitionKey": NOTICE, "RowKey": row, "at": at, **fields})
+                                   for row in rows]
+        if watch is not None:
+            operations.append(("upsert", {"PartitionKey": NOTICE, "RowKey": clock_row(watch[0]), "due_at": watch[1]}))
         try:
-            self.table.create_entity({"PartitionKey": "notice", "RowKey": row, "at": clock.iso(), **fields})
-        except ResourceExistsError:
+            self.table.submit_transaction(operations)
+        except TableTransactionError as error:
+            if error.error_code != "EntityAlreadyExists":
+                raise
             return False
         return True
+
+    def notices(self, incident: str) -> dict[str, dict]:
+        """The incident's notices that exist (its watch, what was sent about it, its latest
+        assessment), by row: one query of the rows that start with its ID."""
+        return {e["RowKey"]: dict(e) for e in self.table.query_entities(
+            "PartitionKey eq @p and RowKey ge @first and RowKey lt @after",
+            parameters={"p": NOTICE, "first": incident + " ", "after": incident + "!"})}
 
     def notice(self, row: str) -> dict | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return dict(self.table.get_entity("notice", row))
+            return dict(self.table.get_entity(NOTICE, row))
         except ResourceNotFoundError:
             return None
 
     def keep_notice(self, row: str, **fields: Any) -> None:
         """What later notices need to know (an incident's latest assessment), kept beside them."""
-        self.table.upsert_entity({"PartitionKey": "notice", "RowKey": row, "at": clock.iso(), **fields})
+        self.table.upsert_entity({"PartitionKey": NOTICE, "RowKey": row, "at": clock.iso(), **fields})
 
     def forget_notice(self, row: str) -> None:
         """The notice may be sent again (its publishing failed, or what it announced ended)."""
-        self.table.delete_entity("notice", row)  # the SDK takes an entity already gone as deleted
+        self.table.delete_entity(NOTICE, row)  # the SDK takes an entity already gone as deleted
 
     def keep_clock(self, incident: str, due_at: str) -> None:
         """Watch the incident's Article 33 clock from `due_at` on."""
-        self.table.upsert_entity({"PartitionKey": "notice-clock", "RowKey": incident, "due_at": due_at})
+        self.table.upsert_entity({"PartitionKey": NOTICE, "RowKey": clock_row(incident), "due_at": due_at})
 
     def clocks_due(self, now: str) -> list[str]:
-        """The incidents whose clock is to be looked at by now."""
-        return [e["RowKey"] for e in self.table.query_entities("PartitionKey eq 'notice-clock' and due_at le @now",
-                                                               parameters={"now": now})]
+        """The incidents whose clock is to be looked at by now (one query of the clocks' rows)."""
+        self._move_old_clocks()
+        return [e["RowKey"].removeprefix(CLOCK) for e in self.table.query_entities(
+            "PartitionKey eq @p and RowKey ge @first and RowKey lt @after and due_at le @now",
+            parameters={"p": NOTICE, "first": CLOCK, "after": CLOCK.strip() + "!", "now": now})]
+
+    def _move_old_clocks(self) -> None:
+        """Clocks that earlier versions kept in a partition of their own (`notice-clock`) are
+        moved beside the notices, unless a newer one is there already, so no Article 33 notice of
+        an incident watched before an upgrade is lost. The first hourly run after an upgrade moves
+        them all (an instance of an earlier version still running may keep one more): after
+        that, one empty query an hour, which can go in a later version."""
+        from azure.core.exceptions import ResourceExistsError
+
+        for old in self.table.query_entities("PartitionKey eq 'notice-clock'"):
+            try:
+                self.table.create_entity({"PartitionKey": NOTICE, "RowKey": clock_row(old["RowKey"]),
+                                          "due_at": old["due_at"]})
+            except ResourceExistsError:
+                pass
+            self.table.delete_entity("notice-clock", old["RowKey"])
 
     def drop_clock(self, incident: str) -> None:
-        self.table.delete_entity("notice-clock", incident)
+        self.table.delete_entity(NOTICE, clock_row(incident))
 
     def keep_for_digest(self, record: DecisionRecord, muted: list[dict]) -> None:
         """Hold a record for the next digest: a finding recorded `reported`, or one whose

@@ -38,6 +38,7 @@ from containment.adapters.runtime import Runtime, current
 from containment.core import clock
 from containment.core.records import OPERATOR_OPERATIONS, DecisionRecord
 from containment.record import impact
+from containment.record.correlation import new_incident_id
 from containment.record.export import read_incident
 from containment.record.incidents import GDPR_NOTIFICATION, SEVERITIES, Incident, shows_exposure, weaknesses_only
 
@@ -52,6 +53,7 @@ NOTIFIED = ("contained", "pending-approval", "failed")
 DIGESTED = ("reported", "would-contain")
 DUE_WITHIN = timedelta(hours=24)
 UPDATES = {"assessment": "assessed", "closure": "closed", "merge": "merged", "split": "split"}
+WATCHED = "watched"  # an incident's Article 33 watch, claimed by its first exposure
 # What an incident has once; every other kind can come again (contained after a release,
 # another hold, a failure on another resource, another assessment), so its ID names the
 # decision that brought it: an ID is unique per notification, as consumers may drop a
@@ -70,8 +72,6 @@ def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> Non
     if runtime.settings.notify_topic_endpoint is None:
         return
     try:
-        if record.incident and shows_exposure(record) and record.operation not in OPERATOR_OPERATIONS:
-            _watch_clock(runtime, record)
         if record.operation == "incident":
             _incident_decided(runtime, record)
         elif record.operation in OPERATOR_OPERATIONS:
@@ -79,42 +79,52 @@ def notify(runtime: Runtime, record: DecisionRecord, quiet: bool = False) -> Non
         elif record.incident is None:
             if record.outcome == "failed":  # a scan or sweep that cannot run: nobody else will say so
                 _publish(runtime, _decision_event(record), record.key, record.resource_id)
-        elif quiet or (record.outcome in DIGESTED and not record.own_deployment) or (
-                weaknesses_only(record) and not _for_a_person(record) and not record.own_deployment):
-            runtime.ledger.keep_for_digest(record, [])
-        elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
-            _finding(runtime, record)
+        else:
+            _finding(runtime, record, quiet)
     except Exception:  # a notification must never stop containment
         log.exception("NOTIFICATION FAILED for decision %s", record.key)
 
 
-def _finding(runtime: Runtime, record: DecisionRecord) -> None:
-    """A finding in an incident: the notice of what it brings about that was not notified yet."""
-    silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
-    if _for_a_person(record):
-        # What waits for a person, or a containment that failed, reaches a person whatever mutes it:
-        # muted, the approval would expire unseen and the exposure stay open.
-        silencing, overridden = [], overridden + silencing
-    if silencing:
-        runtime.ledger.keep_for_digest(record, [{name: m[name] for name in ("decision", "rule", "scope", "owner",
-                                                                              "expires_at")} for m in silencing])
-        log.info("notification of %s muted by %s", record.key, ", ".join(m["decision"] for m in silencing))
-        return
-    # An incident is `detected` by its first exposure: a weakness that waits for a person or
-    # failed says that alone, and the exposure that joins later still opens the breach's thread.
-    # On the app's own deployment a weakness is `detected` too: the app never acts there, a person must.
-    reached = ([] if weaknesses_only(record) and not record.own_deployment else ["detected"]) + (
-        ["contained"] if record.outcome == "contained" else []) + (
-        ["held"] if record.outcome == "pending-approval" or record.awaiting_approval else []) + (
-        ["failed"] if record.outcome == "failed" else [])
+def _finding(runtime: Runtime, record: DecisionRecord, quiet: bool) -> None:
+    """A finding in an incident: the notice of what it brings about that was not notified yet,
+    or the digest; and where it is the incident's first exposure, the watch on its clock."""
+    reached: list[str] = []
+    overridden: list[dict] = []
+    if quiet or (record.outcome in DIGESTED and not record.own_deployment) or (
+            weaknesses_only(record) and not _for_a_person(record) and not record.own_deployment):
+        runtime.ledger.keep_for_digest(record, [])
+    elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
+        silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
+        if _for_a_person(record):
+            # What waits for a person, or a containment that failed, reaches a person whatever mutes it:
+            # muted, the approval would expire unseen and the exposure stay open.
+            silencing, overridden = [], overridden + silencing
+        if silencing:
+            runtime.ledger.keep_for_digest(record, [{name: m[name] for name in (
+                "decision", "rule", "scope", "owner", "expires_at")} for m in silencing])
+            log.info("notification of %s muted by %s", record.key, ", ".join(m["decision"] for m in silencing))
+        else:
+            # An incident is `detected` by its first exposure: a weakness that waits for a person or
+            # failed says that alone, and the exposure that joins later still opens the breach's thread.
+            # On the app's own deployment a weakness is `detected` too: the app never acts there, a person must.
+            reached = ([] if weaknesses_only(record) and not record.own_deployment else ["detected"]) + (
+                ["contained"] if record.outcome == "contained" else []) + (
+                ["held"] if record.outcome == "pending-approval" or record.awaiting_approval else []) + (
+                ["failed"] if record.outcome == "failed" else [])
     rows = {kind: _row(record, kind) for kind in reached}
-    claimed = [kind for kind in reached if runtime.ledger.claim_notice(rows[kind], decision=record.key)]
+    if shows_exposure(record):  # whatever was sent, the incident's first exposure starts its watch
+        rows[WATCHED] = _row(record, WATCHED)
+    claimed, known = _claim(runtime, record, rows)
+    claimed = [kind for kind in claimed if kind != WATCHED]
+    if not reached:
+        return
     if not claimed:
         # The incident knows: this finding updates it, no notice; unless it came after the
         # incident's assessment (one `reassess` per assessment, whoever finds it first). An
         # incident is read only when a notice is to be sent: a burst of hundreds of findings
-        # in one incident must not read it hundreds of times.
-        assessed = runtime.ledger.notice(f"{record.incident} assessment")
+        # in one incident must not read it hundreds of times. (What was claimed already was
+        # read, `known`, when the claim did not hold.)
+        assessed = known.get(f"{record.incident} assessment")
         rows["reassess"] = f"{record.incident} reassess {assessed['decision']}" if assessed else ""
         if not assessed or not runtime.ledger.claim_notice(rows["reassess"], decision=record.key):
             return
@@ -142,12 +152,29 @@ def _for_a_person(record: DecisionRecord) -> bool:
     return record.outcome in ("failed", "pending-approval") or bool(record.awaiting_approval)
 
 
-def _watch_clock(runtime: Runtime, record: DecisionRecord) -> None:
-    """Once per incident (its first exposure claims the watch): due 24 hours before 72 hours
-    from this detection, which is the incident's first exposure."""
-    if runtime.ledger.claim_notice(f"{record.incident} watched", decision=record.key):
-        detected = datetime.fromisoformat((record.event_time or record.decided_at).replace("Z", "+00:00"))
-        runtime.ledger.keep_clock(record.incident, clock.iso(detected + GDPR_NOTIFICATION - DUE_WITHIN))
+def _claim(runtime: Runtime, record: DecisionRecord, rows: dict[str, str]) -> tuple[list[str], dict | None]:
+    """Claim the record's notices (kind: row) in one transaction, with its incident's watch the
+    clock (due 24 hours before 72 hours from this detection, the incident's first exposure):
+    (the kinds this call claimed, the incident's notices where they were read, else None).
+
+    An incident this record opened has no notices yet: they are claimed at once. One it joined
+    has most of them already: which it has is read first (one query). A claim that does not
+    hold (another instance claimed one of them meanwhile) reads them again and claims the rest,
+    so each notice still has one sender."""
+    if not rows:
+        return [], None
+    detected = datetime.fromisoformat((record.event_time or record.decided_at).replace("Z", "+00:00"))
+    due = clock.iso(detected + GDPR_NOTIFICATION - DUE_WITHIN)
+    known = None if record.incident == new_incident_id(record) else runtime.ledger.notices(record.incident)
+    for _ in range(len(rows) + 1):
+        wanted = [kind for kind, row in rows.items() if known is None or row not in known]
+        if not wanted:
+            return [], known
+        watch = (record.incident, due) if WATCHED in wanted else None
+        if runtime.ledger.claim_notices([rows[kind] for kind in wanted], watch, decision=record.key):
+            return wanted, known
+        known = runtime.ledger.notices(record.incident)
+    raise RuntimeError(f"the notices of incident {record.incident} kept changing under decision {record.key}")
 
 
 def _row(record: DecisionRecord, kind: str) -> str:

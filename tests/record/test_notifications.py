@@ -11,6 +11,7 @@ from functools import partial
 import pytest
 
 from containment.core import clock
+from containment.core.records import DecisionRecord
 from tests.helpers import arm_bodies as b
 from tests.helpers.concurrency import at_once
 from tests.helpers.events import ACCOUNT_WRITE, CONTAINER_WRITE, write_event
@@ -147,6 +148,112 @@ def test_records_of_one_incident_arriving_at_once_make_one_detected_notice(app, 
     records = app.records()
     assert [r.outcome for r in records] == ["reported", "reported"] and len({r.incident for r in records}) == 1
     assert kinds(emulator) == ["detected"]
+
+
+# -- what one record claims: one transaction, each notice once ----------------------------------------------
+class NoticeCalls:
+    """A ledger's table, noting the calls about the `notice` partition (its notices and clocks)."""
+
+    def __init__(self, table):
+        self._table, self.calls = table, []
+
+    def __getattr__(self, name):
+        attribute = getattr(self._table, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            if "'notice'" in repr((args, kwargs)):
+                self.calls.append(name)
+            return attribute(*args, **kwargs)
+        return call
+
+
+def test_a_first_exposure_claims_its_watch_its_clock_and_its_notice_in_one_call(app, emulator, moment):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    ledger = app.runtime.ledger
+    counted = ledger.table = NoticeCalls(ledger.table)
+    deliver(app, moment, PUBLIC["id"])
+    [record] = app.records()
+    assert counted.calls == ["submit_transaction"]
+    assert set(ledger.notices(record.incident)) == {f"{record.incident} {kind}"
+                                                    for kind in ("watched", "detected", "contained")}
+    assert ledger.clocks_due(clock.iso(START + timedelta(hours=48))) == [record.incident]
+
+
+def test_a_later_finding_in_the_incident_reads_its_notices_once_and_claims_none(app, emulator, moment):
+    other = b.container(ACCOUNT["id"], "validation", "Container")
+    emulator.seed([ACCOUNT, PUBLIC, other])
+    app.configure(CONTAINMENT_MODE="enforce")
+    deliver(app, moment, PUBLIC["id"])
+    ledger = app.runtime.ledger
+    counted = ledger.table = NoticeCalls(ledger.table)
+    deliver(app, moment, other["id"], at=START + timedelta(minutes=1))
+    first, later = app.records()
+    assert later.incident == first.incident and kinds(emulator) == ["detected"]
+    assert counted.calls == ["query_entities"]  # which notices it has (and its assessment): all there
+
+
+class ClaimsMeanwhile:
+    """One instance's ledger, on which another instance claims notices just before this one's first claim."""
+
+    def __init__(self, ledger, meanwhile):
+        self._ledger, self._meanwhile, self.claims = ledger, meanwhile, 0
+
+    def __getattr__(self, name):
+        return getattr(self._ledger, name)
+
+    def claim_notices(self, *args, **kwargs):
+        self.claims += 1
+        if self.claims == 1:
+            self._meanwhile()
+        return self._ledger.claim_notices(*args, **kwargs)
+
+
+def test_a_claim_that_loses_a_notice_to_another_instance_claims_the_rest_and_each_is_sent_once(app, emulator):
+    from containment.adapters.runtime import Runtime
+    from containment.record.notifications import notify
+
+    app.configure(CONTAINMENT_MODE="enforce")
+    incident = "inc-20261124-0123456789ab"  # opened by neither record: both read its notices first
+    finding = {"rule": "storage_container_public_access", "severity": "high", "summary": "public",
+               "resource_id": PUBLIC["id"], "evidence": {}}
+
+    def write(key: str, **fields):
+        return app.runtime.ledger.write(DecisionRecord(
+            key=key, resource_id=PUBLIC["id"], mode="enforce", reason="test", decided_at=clock.iso(START),
+            event_time=clock.iso(START), incident=incident, findings=[finding], rules=[finding["rule"]],
+            severity="high", **fields))
+
+    contained = write("evt-contained", outcome="contained", actions=["make_container_private"])
+    held = write("evt-held", outcome="pending-approval",
+                 awaiting_approval=[{"action": "make_container_private", "target": PUBLIC["id"]}])
+    other = Runtime(app.runtime.settings)
+    raced = app.runtime.__dict__["ledger"] = ClaimsMeanwhile(app.runtime.ledger, lambda: notify(other, held))
+    notify(app.runtime, contained)
+    assert raced.claims == 2  # its first claim found `watched` and `detected` taken, its second claimed the rest
+    assert [(n["id"], n["data"]["changed"]) for n in emulator.notifications] == [
+        (f"{incident}.detected", ["detected", "held"]), (f"{incident}.contained.evt-contained", ["contained"])]
+    assert set(app.runtime.ledger.notices(incident)) == {f"{incident} {kind}"
+                                                          for kind in ("watched", "detected", "held", "contained")}
+
+
+def test_a_clock_kept_before_clocks_moved_beside_the_notices_still_brings_its_notices(app, emulator, moment):
+    emulator.seed([ACCOUNT, PUBLIC])
+    app.configure(CONTAINMENT_MODE="enforce")
+    deliver(app, moment, PUBLIC["id"])
+    incident = app.records()[0].incident
+    ledger = app.runtime.ledger
+    # As an older version kept it: in a partition of its own, keyed by the incident.
+    ledger.drop_clock(incident)
+    ledger.table.upsert_entity({"PartitionKey": "notice-clock", "RowKey": incident,
+                                "due_at": clock.iso(START + timedelta(hours=48))})
+    [due] = hourly(emulator, moment, START + timedelta(hours=48, minutes=5))
+    assert due["id"] == f"{incident}.due"
+    assert list(ledger.table.query_entities("PartitionKey eq 'notice-clock'")) == []
+    [overdue] = hourly(emulator, moment, START + timedelta(hours=72, minutes=5))
+    assert overdue["id"] == f"{incident}.overdue"
 
 
 # -- the Article 33 clock, from the hourly timer ------------------------------------------------------------

@@ -172,6 +172,9 @@ param containmentRoleAssignmentWaitSeconds string = '4'
 @description('CONTAINMENT_INCIDENT_WINDOW_HOURS: a finding joins the incident one of its signs (the identity that caused it, the resource, the storage account) was last seen in within this long, if that incident was detected at most 72 hours before.')
 param containmentIncidentWindowHours string = '24'
 
+@description('CONTAINMENT_CONTROLS_CACHE_SECONDS: how long an instance uses the exemptions and mutes it read before reading them again (0: on every decision).')
+param containmentControlsCacheSeconds string = '10'
+
 @allowed(['deny-by-default', 'disable-public-network-access'])
 @description('CONTAINMENT_NETWORK_LOCK: how lock_account_network locks an account.')
 param containmentNetworkLock string = 'deny-by-default'
@@ -310,6 +313,7 @@ module app 'app/function.bicep' = {
       CONTAINMENT_BREAK_GLASS_PER_HOUR: containmentBreakGlassPerHour
       CONTAINMENT_ROLE_ASSIGNMENT_WAIT_SECONDS: containmentRoleAssignmentWaitSeconds
       CONTAINMENT_INCIDENT_WINDOW_HOURS: containmentIncidentWindowHours
+      CONTAINMENT_CONTROLS_CACHE_SECONDS: containmentControlsCacheSeconds
       CONTAINMENT_NETWORK_LOCK: containmentNetworkLock
       CONTAINMENT_EGRESS_SCHEDULE: containmentEgressSchedule
       CONTAINMENT_SWEEP_SCHEDULE: containmentSweepSchedule

@@ -349,6 +349,10 @@ class Ledger:
         self._heads: dict[int, _Head] = {}
         self._heads_lock = threading.Lock()
         self._writer = threading.local()  # the chain each thread appends to
+        # Exemptions and mutes as this instance last read them and when, and when it last changed
+        # them (time.monotonic(): Ledger._controls).
+        self._controls_read: dict[str, tuple[float, list[dict]]] = {}
+        self._controls_changed: dict[str, float] = {}
 
     @classmethod
     def open(cls, table_service, name: str, evidence_container, chain_table: str, digest_container) -> "Ledger":
@@ -792,11 +796,14 @@ class Ledger:
                                   "scope": scope, "reason": reason, "owner": owner, "expires_at": expires_at,
                                   "created_by": created_by, "created_by_id": created_by_id.lower(),
                                   "created_at": created_at, "decision": decision})
+        self._controls_changed["mute"] = time.monotonic()
 
-    def mutes(self) -> list[dict]:
+    def mutes(self, max_age: float = 0) -> list[dict]:
+        """Every mute, expired or not; as this instance read them at most `max_age` seconds ago."""
         keep = ("rule", "scope", "reason", "owner", "expires_at", "created_by", "created_by_id", "created_at",
                 "decision")
-        return [{k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'mute'")]
+        return self._controls("mute", max_age, lambda: [
+            {k: e.get(k) for k in keep} for e in self.table.query_entities("PartitionKey eq 'mute'")])
 
     def remove_mute(self, rule: str, scope: str) -> bool:
         from azure.core.exceptions import ResourceNotFoundError
@@ -807,6 +814,7 @@ class Ledger:
         except ResourceNotFoundError:
             return False
         self.table.delete_entity("mute", row)
+        self._controls_changed["mute"] = time.monotonic()
         return True
 
     # -- incidents: the signs that correlate findings, and each incident's records ------------
@@ -938,12 +946,15 @@ class Ledger:
                                   "created_by": created_by, "created_at": created_at,
                                   "decided_by": json.dumps(sorted(decided_by)),
                                   **({"rules": json.dumps(sorted(rules))} if rules is not None else {})})
+        self._controls_changed["exemption"] = time.monotonic()
 
-    def exemptions(self) -> list[dict]:
+    def exemptions(self, max_age: float = 0) -> list[dict]:
+        """Every exemption, expired or not; as this instance read them at most `max_age` seconds ago."""
         keep = ("scope", "reason", "owner", "expires_at", "created_by", "created_at")
-        return [{**{k: e.get(k) for k in keep}, "rules": json.loads(e["rules"]) if "rules" in e else None,
-                 "decided_by": json.loads(e.get("decided_by") or "[]")}
-                for e in self.table.query_entities("PartitionKey eq 'exemption'")]
+        return self._controls("exemption", max_age, lambda: [
+            {**{k: e.get(k) for k in keep}, "rules": json.loads(e["rules"]) if "rules" in e else None,
+             "decided_by": json.loads(e.get("decided_by") or "[]")}
+            for e in self.table.query_entities("PartitionKey eq 'exemption'")])
 
     def remove_exemption(self, scope: str) -> bool:
         from azure.core.exceptions import ResourceNotFoundError
@@ -953,7 +964,23 @@ class Ledger:
         except ResourceNotFoundError:
             return False
         self.table.delete_entity("exemption", scope.lower().replace("/", "|"))
+        self._controls_changed["exemption"] = time.monotonic()
         return True
+
+    def _controls(self, kind: str, max_age: float, read) -> list[dict]:
+        """Exemptions or mutes (`kind`, its partition) as this instance last read them, if that
+        read was sent at most `max_age` seconds ago (CONTAINMENT_CONTROLS_CACHE_SECONDS) and
+        after this instance last changed them, else read again: only another instance's change
+        can be missed, for at most `max_age` seconds. Whether one has expired is judged at each
+        use, so an expiry is never late."""
+        kept = self._controls_read.get(kind)
+        if (max_age > 0 and kept is not None and time.monotonic() - kept[0] <= max_age
+                and kept[0] > self._controls_changed.get(kind, float("-inf"))):
+            return list(kept[1])
+        sent_at = time.monotonic()
+        listed = read()
+        self._controls_read[kind] = (sent_at, listed)
+        return list(listed)
 
     # -- the blast-radius budget ---------------------------------------------------------------
     def spend_budget(self, actions: int, limit: int, now: float, pool: str = "containment") -> int | None:

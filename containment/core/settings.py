@@ -432,6 +432,10 @@ SETTINGS: tuple[Setting, ...] = (
             ("a finding joins the incident one of its signs (the identity that caused it, the resource, "
              "the storage account) was last seen in within this long, if that incident's first exposure was "
              "detected at most 72 hours before (an incident of weaknesses only: the window alone)")),
+    Setting("CONTAINMENT_CONTROLS_CACHE_SECONDS", "controls_cache_seconds", "10", _whole_between(0, 60),
+            "how long an instance uses the exemptions and mutes it read before reading them again (0: on every "
+            "decision): an exemption or mute removed on one instance can still hold back a containment or a "
+            "notice on another for this long (the instance that removes it forgets its own copy at once)"),
     Setting("CONTAINMENT_NETWORK_LOCK", "network_lock", "deny-by-default",
             _choice("deny-by-default", "disable-public-network-access"),
             "how `lock_account_network` locks an account: `networkAcls.defaultAction=Deny` keeping its IP and "
@@ -539,6 +543,7 @@ class Settings:
     mute_max_days: float
     break_glass_per_hour: int
     incident_window_hours: float
+    controls_cache_seconds: int
     notify_topic_endpoint: str | None
     network_lock: str
     log_workspace_id: str | None

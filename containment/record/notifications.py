@@ -94,7 +94,8 @@ def _finding(runtime: Runtime, record: DecisionRecord, quiet: bool) -> None:
             weaknesses_only(record) and not _for_a_person(record) and not record.own_deployment):
         runtime.ledger.keep_for_digest(record, [])
     elif record.outcome in NOTIFIED or record.awaiting_approval or record.own_deployment:
-        silencing, overridden = muting(record, runtime.ledger.mutes(), clock.iso())
+        silencing, overridden = muting(record, runtime.ledger.mutes(runtime.settings.controls_cache_seconds),
+                                       clock.iso())
         if _for_a_person(record):
             # What waits for a person, or a containment that failed, reaches a person whatever mutes it:
             # muted, the approval would expire unseen and the exposure stay open.

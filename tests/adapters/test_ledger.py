@@ -129,3 +129,71 @@ def test_a_record_a_ledger_wrote_before_evidence_blobs_is_read_whole(app):
     assert "before_1" in entity
     ledger.table.create_entity(entity)
     assert ledger.find(nsg["id"], "legacy-1").before == {nsg["id"]: nsg}
+
+
+# -- exemptions and mutes: read at most once per CONTAINMENT_CONTROLS_CACHE_SECONDS per instance ---------
+class Queries:
+    """A ledger's table, counting its queries; and the ledger's monotonic clock, set by the test."""
+
+    def __init__(self, table):
+        self._table, self.sent = table, 0
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+    def query_entities(self, *args, **kwargs):
+        self.sent += 1
+        return self._table.query_entities(*args, **kwargs)
+
+
+@pytest.fixture
+def seconds(monkeypatch):
+    """The ledger's monotonic clock, which the test moves on: [now]."""
+    import time
+    from types import SimpleNamespace
+
+    from containment.adapters import ledger
+
+    now = [1000.0]
+    monkeypatch.setattr(ledger, "time", SimpleNamespace(monotonic=lambda: now[0], time_ns=time.time_ns))
+    return now
+
+
+def exempt(ledger, scope: str) -> None:
+    ledger.exempt(scope, "rehearsal", "ml-platform", "2026-12-01T00:00:00.000000Z", "dana", DECIDED)
+
+
+def test_exemptions_and_mutes_read_within_the_bound_are_not_read_again(app, seconds):
+    ledger = app.runtime.ledger
+    exempt(ledger, b.RG_ID)
+    counted = ledger.table = Queries(ledger.table)
+    seconds[0] += 0.1
+    assert [e["scope"] for e in ledger.exemptions(10)] == [b.RG_ID]
+    seconds[0] += 10
+    assert [e["scope"] for e in ledger.exemptions(10)] == [b.RG_ID] and ledger.mutes(10) == []
+    assert ledger.mutes(10) == [] and counted.sent == 2  # one read of each
+    seconds[0] += 10.5
+    ledger.exemptions(10)
+    assert counted.sent == 3  # older than the bound: read again
+    ledger.exemptions(0)
+    ledger.exemptions(0)
+    assert counted.sent == 5  # 0: every time
+
+
+def test_another_instances_change_is_seen_within_the_bound_and_this_ones_at_once(app, seconds):
+    from containment.adapters.runtime import Runtime
+
+    mine, theirs = app.runtime.ledger, Runtime(app.runtime.settings).ledger
+    exempt(mine, b.RG_ID)
+    seconds[0] += 0.1
+    assert len(theirs.exemptions(10)) == 1 and len(mine.exemptions(10)) == 1
+    mine.remove_exemption(b.RG_ID)
+    assert mine.exemptions(10) == []  # the instance that removed it forgets its copy
+    seconds[0] += 9
+    assert len(theirs.exemptions(10)) == 1  # another instance holds it for the bound at most
+    seconds[0] += 1.5
+    assert theirs.exemptions(10) == []
+    theirs.mute("storage_container_public_access", b.RG_ID, "noisy", "ml-platform", "2026-12-01T00:00:00.000000Z",
+                "dana", DECIDED, "mute-1")
+    assert mine.mutes(10) != [] and [m["decision"] for m in theirs.mutes(10)] == ["mute-1"]
+    assert theirs.remove_mute("storage_container_public_access", b.RG_ID) and theirs.mutes(10) == []

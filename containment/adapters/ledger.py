@@ -450,6 +450,8 @@ class Ledger:
         self.table.upsert_entity({**entity, "PartitionKey": partition, "RowKey": row})
         if record.outcome == "pending-approval" or record.awaiting_approval:
             self.keep_pending(record)
+        # Its own partition per incident (not beside the incident's signs, whose transaction could
+        # carry it): what read_incident lists in one query, for every record an incident names.
         for incident in incidents_named(record):
             self.table.upsert_entity({"PartitionKey": incident_partition(incident),
                                       "RowKey": f"{record.recorded_at} {record.key}",
@@ -907,15 +909,12 @@ class Ledger:
             if rows is None or entity["RowKey"] in rows:
                 self.table.upsert_entity({**entity, "incident": target}, mode="merge")
 
-    def incident_records(self, incident: str) -> list[DecisionRecord]:
-        """Every record written with this incident, or naming it (a merge from it, a split of
-        it), in the order written."""
-        found = []
-        for pointer in self.table.query_entities("PartitionKey eq @p", parameters={"p": incident_partition(incident)}):
-            record = self.find(pointer["resource_id"], pointer["key"])
-            if record is not None:
-                found.append(record)
-        return sorted(found, key=lambda r: r.recorded_at)
+    def incident_pointers(self, incident: str) -> list[tuple[str, str]]:
+        """(resource ID, decision key) of every record written with this incident, or naming it
+        (a merge from it, a split of it): one query of its partition. Each record is read from
+        its resource's partition (Ledger.find)."""
+        return [(pointer["resource_id"], pointer["key"]) for pointer in self.table.query_entities(
+            "PartitionKey eq @p", parameters={"p": incident_partition(incident)})]
 
     # -- what waits for approval ------------------------------------------------------------
     def pending(self) -> list[dict]:

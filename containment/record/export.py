@@ -7,8 +7,10 @@ import io
 import json
 import re
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from containment.adapters.ledger import Ledger
+from containment.adapters.runtime import together
 from containment.core.records import DecisionRecord
 from containment.record import report
 from containment.record.incidents import Incident, effective_incidents, group
@@ -44,24 +46,35 @@ def incidents_between(ledger: Ledger, start: datetime, end: datetime) -> list[In
     return sorted(found.values(), key=lambda i: (i.detected_at, i.id))
 
 
-def read_incident(ledger: Ledger, incident_id: str) -> Incident | None:
+def read_incident(ledger: Ledger, incident_id: str, known: DecisionRecord | None = None) -> Incident | None:
     """One incident, whole: its records, and those of the incidents merged into it or split
     from it (the ledger keeps a merge or split record in both); the incident it was merged
-    into, where it was."""
+    into, where it was. `known`: a record of it in hand (the one just written), not read again.
+    Each incident's records are listed by one query and read together."""
     records: dict[tuple[str, str], DecisionRecord] = {}
+    if known is not None:
+        records[_located(known.resource_id, known.key)] = known
     todo, seen = [incident_id], set()
     while todo:
         current = todo.pop()
         if not current or current in seen:
             continue
         seen.add(current)
-        for record in ledger.incident_records(current):
-            records[((record.resource_id or "").lower(), record.key)] = record
-            if record.operation == "incident":
+        pointers = {_located(*pointer): pointer for pointer in ledger.incident_pointers(current)}
+        unread = [where for where in pointers if where not in records]
+        read = together(*(partial(ledger.find, *pointers[where]) for where in unread))
+        records.update((where, record) for where, record in zip(unread, read) if record is not None)
+        for where in pointers:
+            record = records.get(where)  # None: a pointer whose record was never written
+            if record is not None and record.operation == "incident":
                 todo += [record.incident_update.get("from"), record.incident]
     incidents = group(list(records.values()))
     return next((i for i in incidents if i.id == incident_id), None) or next(
         (i for i in incidents if incident_id in i.merged), None)
+
+
+def _located(resource_id: str | None, key: str) -> tuple[str, str]:
+    return (resource_id or "").lower(), key
 
 
 # An instant as records and incidents hold one: events' times (up to seven fractional digits),

@@ -129,13 +129,13 @@ def _finding(runtime: Runtime, record: DecisionRecord, quiet: bool) -> None:
         rows["reassess"] = f"{record.incident} reassess {assessed['decision']}" if assessed else ""
         if not assessed or not runtime.ledger.claim_notice(rows["reassess"], decision=record.key):
             return
-        incident = read_incident(runtime.ledger, record.incident)
+        incident = read_incident(runtime.ledger, record.incident, record)
         if incident is None or incident.status != "reassess":  # decided before the assessment, written after
             runtime.ledger.forget_notice(rows["reassess"])
             return
         claimed = ["reassess"]
     else:
-        incident = read_incident(runtime.ledger, record.incident)
+        incident = read_incident(runtime.ledger, record.incident, record)
     event = _incident_event(incident, claimed, record)
     if overridden:
         event["data"]["mutes_not_applied"] = {"mutes": [m["decision"] for m in overridden],
@@ -210,7 +210,7 @@ def _operator_act(runtime: Runtime, record: DecisionRecord) -> None:
     if record.incident and record.operation == "release":
         runtime.ledger.forget_notice(f"{record.incident} contained")
     settled = record.incident and record.operation == "approval"
-    if settled and not read_incident(runtime.ledger, record.incident).waiting:
+    if settled and not read_incident(runtime.ledger, record.incident, record).waiting:
         runtime.ledger.forget_notice(f"{record.incident} held")
     _publish(runtime, _decision_event(record), record.key, record.resource_id)
 
@@ -221,7 +221,7 @@ def _incident_decided(runtime: Runtime, record: DecisionRecord) -> None:
     kind = UPDATES[record.incident_update["kind"]]
     if kind == "assessed":  # what a finding after it checks first (_finding)
         runtime.ledger.keep_notice(f"{record.incident} assessment", decision=record.key)
-    incident = read_incident(runtime.ledger, record.incident)
+    incident = read_incident(runtime.ledger, record.incident, record)
     event = _incident_event(incident, [kind], record, decided_by=record.actor.get("name"),
                             **({"from": record.incident_update["from"]} if "from" in record.incident_update else {}))
     if _publish(runtime, event, record.key, record.resource_id) and kind in ("merged", "split") \

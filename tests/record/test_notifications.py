@@ -195,6 +195,26 @@ def test_a_later_finding_in_the_incident_reads_its_notices_once_and_claims_none(
     assert counted.calls == ["query_entities"]  # which notices it has (and its assessment): all there
 
 
+def test_a_notice_lists_its_incident_in_one_query_and_reads_only_the_records_not_in_hand(app, emulator, moment):
+    others = [b.container(ACCOUNT["id"], name, "Container") for name in ("validation", "holdout")]
+    grant = b.role_assignment(f"/subscriptions/{b.SUBSCRIPTION}", "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
+                              b.CONTRIBUTOR, name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e05")
+    emulator.seed([ACCOUNT, PUBLIC, *others, grant])
+    app.configure(CONTAINMENT_MODE="enforce")
+    for minute, container in enumerate([PUBLIC, *others]):
+        deliver(app, moment, container["id"], at=START + timedelta(minutes=minute))
+    ledger = app.runtime.ledger
+    listed, read = [], []
+    ledger.incident_pointers = lambda incident, listing=ledger.incident_pointers: listed.append(incident) or listing(
+        incident)
+    ledger.find = lambda resource_id, key, finding=ledger.find: read.append(key) or finding(resource_id, key)
+    deliver(app, moment, grant["id"], "Microsoft.Authorization/roleAssignments/write", START + timedelta(minutes=5))
+    *contained, held = app.records()
+    assert kinds(emulator) == ["detected", "held"] and emulator.notifications[-1]["data"]["resource_count"] == 4
+    assert listed == [held.incident]
+    assert sorted(read) == sorted(r.key for r in contained)  # the held record itself was in hand
+
+
 class ClaimsMeanwhile:
     """One instance's ledger, on which another instance claims notices just before this one's first claim."""
 

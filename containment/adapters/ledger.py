@@ -700,14 +700,6 @@ class Ledger:
             "PartitionKey eq @p and RowKey ge @first and RowKey lt @after",
             parameters={"p": NOTICE, "first": incident + " ", "after": incident + "!"})}
 
-    def notice(self, row: str) -> dict | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return dict(self.table.get_entity(NOTICE, row))
-        except ResourceNotFoundError:
-            return None
-
     def keep_notice(self, row: str, **fields: Any) -> None:
         """What later notices need to know (an incident's latest assessment), kept beside them."""
         self.table.upsert_entity({"PartitionKey": NOTICE, "RowKey": row, "at": clock.iso(), **fields})

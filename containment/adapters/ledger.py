@@ -530,7 +530,8 @@ class Ledger:
                     raise
             else:
                 # The head's new ETag is in the transaction's answer: the next append needs no read.
-                self._moved(_Head(head.chain, entity["sequence"], entity[RECORD_HASH], answers[1]["etag"]))
+                # (Without one, the head kept holds no ETag, and the next append reads it again.)
+                self._moved(_Head(head.chain, entity["sequence"], entity[RECORD_HASH], answers[1].get("etag")))
                 return entity
             if head.chain == self._chain():
                 self._writer.chain = _any_chain()  # shared with another writer: the next record goes elsewhere

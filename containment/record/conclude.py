@@ -52,7 +52,7 @@ def with_exemptions(runtime: Runtime, decision: Decision, actor: str = "") -> De
     if not decision.findings:
         return decision
     now = clock.iso()
-    return exempting(decision, [e for e in runtime.ledger.exemptions()
+    return exempting(decision, [e for e in runtime.ledger.exemptions(runtime.settings.controls_cache_seconds)
                                 if e["expires_at"] > now and not (actor and actor in e.get("decided_by", []))])
 
 

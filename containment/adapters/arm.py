@@ -262,11 +262,13 @@ def read_role_definition(clients: AzureClients, subscription: str, role_definiti
 
 
 def list_containers(clients: AzureClients, account: ResourceId) -> list[dict[str, Any]]:
-    """An account's blob containers, each kept as a read of the container sent when the list
-    was (containment.adapters.reads): a listed item is a container's GET body for everything
-    the app judges and restores (below), so the other events of a storm about the account's
-    containers are answered without a call.
+    """An account's blob containers. Each listed container is kept as a read of it sent when
+    the list was (containment.adapters.reads), and the listing as the IDs it named, so the
+    storm's other events about the account or its containers are answered without a call:
+    the list is sent again only where the work asks for reads fresher than it, or one of its
+    containers has been written (forgotten) since.
 
+    A listed item is a container's GET body for everything the app judges and restores:
     ListContainerItem and BlobContainer share ContainerProperties, `id`, `name`, `type` and
     `etag` (storage spec 2026-09-01); what Microsoft's examples show only on a GET is the
     immutability policy's and legal hold's detail (`immutabilityPolicy`, `legalHold`; a list
@@ -276,15 +278,29 @@ def list_containers(clients: AzureClients, account: ResourceId) -> list[dict[str
     evidence taken from a listing lacks that detail and nothing else (unverified beyond the
     examples). One call lists them all: "SRP today does not return continuation token"
     (Blob Containers - List, https://learn.microsoft.com/rest/api/storagerp/blob-containers/list)."""
+    listing, since = containers_of(account), fresh_since()
+    kept = clients.reads.fresh(listing, since)
+    if kept is not None:
+        reads = [clients.reads.fresh(key, since) for key in json.loads(kept.body)]
+        if all(reads):
+            return [json.loads(read.body) for read in reads]
     containers = clients.storage(account.subscription).blob_containers
     sent_at = now()
     listed = _arm(lambda: [item.as_dict() for item in containers.list(account.resource_group, account.name)])
+    keys = []
     for body in listed:
         try:
-            clients.reads.keep(parse_resource_id(str(body.get("id"))).key, json.dumps(body), sent_at)
+            keys.append(parse_resource_id(str(body.get("id"))).key)
         except MalformedResourceId:
-            continue  # judged from the list all the same; only never answers a read
+            return listed  # judged from the list all the same; a listing that names it is never reused
+        clients.reads.keep(keys[-1], json.dumps(body), sent_at)
+    clients.reads.keep(listing, json.dumps(keys), sent_at)
     return listed
+
+
+def containers_of(account: ResourceId) -> str:
+    """What an account's container listing is kept as among the reads: its collection's path."""
+    return f"{account.key}/blobservices/default/containers"
 
 
 def list_accounts(clients: AzureClients, subscription: str, resource_group: str | None) -> list[dict[str, Any]]:

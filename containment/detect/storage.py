@@ -87,14 +87,16 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
 
 
 def storm_on(account: ResourceId, container: ResourceId, runtime: Runtime) -> bool:
-    """Whether this instance read the container's account after the event but not the
-    container: another event about the account came first (one of its other containers, or
-    the account itself, changed), so this is likely one of many. Then one listing of the
-    account's containers answers this event and the others about them (arm.list_containers);
-    a lone container event reads just its container, which is cheaper than listing an account
-    of many containers."""
+    """Whether this instance read the container's account after the event, but neither the
+    container nor the account's containers: another event about the account came first (one
+    of its other containers, or the account itself, changed), so this is likely one of many.
+    Then one listing of the account's containers answers this event and the others about
+    them (arm.list_containers). A lone container event reads just its container, cheaper than
+    listing an account of many containers; so does one whose container was written (and
+    forgotten) since the account's containers were listed."""
     since, reads = fresh_since(), runtime.clients.reads
-    return reads.fresh(account.key, since) is not None and reads.fresh(container.key, since) is None
+    return (reads.fresh(account.key, since) is not None and reads.fresh(container.key, since) is None
+            and reads.fresh(arm.containers_of(account), since) is None)
 
 
 def customer_key_state(account: dict, runtime: Runtime, state: dict[str, dict]) -> dict[str, Any] | None:

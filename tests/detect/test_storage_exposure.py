@@ -335,3 +335,16 @@ def test_a_lone_container_event_reads_its_container_and_an_event_newer_than_the_
     assert (account, container) == ("synthtrain01", "shard02")  # read again, not listed again (no storm seen)
     assert sum(1 for read in arm_reads(emulator) if read.endswith("/containers")) == 1
     assert len(app.records()) == 3
+
+
+def test_an_accounts_events_list_its_containers_once_and_its_container_events_need_no_call(app, emulator):
+    opened = b.storage_account(allowBlobPublicAccess=True)
+    containers = [b.container(opened["id"], f"shard{n:02}", "Container") for n in range(3)]
+    emulator.seed([opened, *containers])
+    app.configure(CONTAINMENT_MODE="dry-run")
+    for _ in range(3):
+        app.deliver(write_event(opened["id"], ACCOUNT_WRITE))
+    for container in containers:
+        app.deliver(write_event(container["id"], CONTAINER_WRITE))
+    assert [read.rsplit("/", 1)[1] for read in arm_reads(emulator)] == ["synthtrain01", "containers"]
+    assert len(app.records()) == 6 and {r.outcome for r in app.records()} == {"would-contain"}

@@ -37,6 +37,8 @@ import argparse
 import os
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
+from typing import Iterator
 
 from _harness import (STORM_SETTINGS, HttpCalls, Stack, apply_settings, container_event, median, ms, p95,
                       print_machine, print_table, public_containers, run_storm, storm, synthetic_account)
@@ -135,6 +137,19 @@ class ArmCount:
             bounds += [(beyond(storage[kind], *budget), f"Storage provider {kind} ({storage[kind]:,})")
                        for kind, budgets in STORAGE_BUDGETS.items() for budget in budgets]
         return max(bounds)
+
+
+@contextmanager
+def waits_noted(into: list[float]) -> Iterator[None]:
+    """The seconds each re-read or list waited for ARM's read reserve (containment.adapters.arm_limits)."""
+    from containment.adapters.arm_limits import LIMITS
+
+    sleep = LIMITS.sleep
+    LIMITS.sleep = lambda seconds: (into.append(seconds), sleep(seconds))
+    try:
+        yield
+    finally:
+        LIMITS.sleep = sleep
 
 
 def bare_path(clients, table, the_storm) -> float:
@@ -245,8 +260,10 @@ def main() -> int:
             count.add(http.take())  # so does the call count
             return invocations
 
+        waited: list[float] = []
         started = time.perf_counter()
-        run = run_storm(the_storm.deliveries, deliver, drain, drain_every=args.drain_every)
+        with waits_noted(waited):
+            run = run_storm(the_storm.deliveries, deliver, drain, drain_every=args.drain_every)
         storm_seconds = time.perf_counter() - started
         throttled = stack.emulator.throttled()
         rss_storm = vm_hwm_kib()
@@ -256,7 +273,9 @@ def main() -> int:
         arm_limits.LIMITS.forget()
         table = current.clients.table_service().create_table_if_not_exists("benchbare")
         http.take()
-        bare_seconds = bare_path(current.clients, table, twin)
+        bare_waited: list[float] = []
+        with waits_noted(bare_waited):
+            bare_seconds = bare_path(current.clients, table, twin)
         bare = ArmCount()
         bare.add(http.take())
         bare_throttled = stack.emulator.throttled()
@@ -324,6 +343,9 @@ def main() -> int:
          f"{detection_reads / resources:.2f} ({resources} resources; their accounts, role definitions, listings too)"],
         ["reads by `contain` per ARM write it made", f"{contain_reads:,} / {len(writes):,} = "
                                                       f"{contain_reads / max(1, len(writes)):.2f}"],
+        ["re-reads and lists that waited for the read reserve, and how long in all",
+         f"{len(waited)}, {sum(waited):.1f} s (reads left below {arm_limits.RESERVE}; the worker's reads never wait "
+         "once it marks them)"],
         ["429s received (Event Grid functions, contain)",
          f"{count.throttled['detection']}, {count.throttled['contain']} (ARM answered {throttled})"],
         ["ARM requests answered, per subscription", "; ".join(
@@ -342,6 +364,8 @@ def main() -> int:
          f"{sum(k['reads'] for k in bare.arm.values()):,}"],
         ["429s received", f"{sum(count.throttled.values())}", f"{sum(bare.throttled.values())} (ARM answered "
                                                                 f"{bare_throttled})"],
+        ["reads that waited for the reserve (seconds in all)", f"{len(waited)} ({sum(waited):.1f} s)",
+         f"{len(bare_waited)} ({sum(bare_waited):.1f} s)"],
         ["time in Azure's terms (the model above)", f"{azure_seconds:.1f} s", f"{bare_azure:.1f} s ({bare_bound})"],
         ["the storm's time / the bare path's", f"{storm_seconds / bare_seconds:.2f}x", ""],
     ])

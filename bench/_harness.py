@@ -294,6 +294,7 @@ class Call:
     seconds: float
     entity: str = ""  # for Table calls: the ledger entity's kind, from its PartitionKey
     started: float = 0.0  # perf_counter when it was sent: calls that overlap were issued together
+    status: int | None = None  # the answer's HTTP status; None when none came (a dropped connection)
 
     def describe(self) -> str:
         """What the call did, without the names that differ per event."""
@@ -354,11 +355,12 @@ class HttpCalls:
         counter = self
 
         def send(transport, request, *args, **kwargs):
-            started = time.perf_counter()
+            started, response = time.perf_counter(), None
             try:
-                return original(transport, request, *args, **kwargs)
+                response = original(transport, request, *args, **kwargs)
+                return response
             finally:
-                counter._note(request, started, time.perf_counter() - started)
+                counter._note(request, started, time.perf_counter() - started, getattr(response, "status_code", None))
 
         RequestsTransport.send = send
         return self
@@ -373,7 +375,7 @@ class HttpCalls:
         calls, self.calls = self.calls, []
         return calls
 
-    def _note(self, request, started: float, seconds: float) -> None:
+    def _note(self, request, started: float, seconds: float, status: int | None = None) -> None:
         url = urlsplit(request.url)
         service = self.services.get(url.port, f"port {url.port}")
         if service == "arm" and url.path.startswith("/api/events"):
@@ -382,7 +384,7 @@ class HttpCalls:
         entity = (_ledger_entity(url.path, content) if service == "table"
                   else _query_name(content) if url.path.lower().startswith("/v1/workspaces/") else "")
         with self._lock:  # the app issues some calls together, from its thread pool
-            self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity, started))
+            self.calls.append(Call(_origin(), service, request.method, url.path, seconds, entity, started, status))
 
 
 def _query_name(content) -> str:

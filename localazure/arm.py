@@ -298,15 +298,20 @@ class ArmState:
             _refusing(authorize, principals, token, operation, scope)
             with self._lock:
                 remaining = None if self.throttling is None else _refusing(
-                    self.throttling.take, _subscription_of(lower), provider, method)
-                answer = handler(self, path, match, query, headers, body)
+                    self.throttling.take, _subscription_of(lower), method)
+                # What is left is said on every answer to a request that spent a token, a refusal too.
+                said = {} if remaining is None else {f"x-ms-ratelimit-remaining-subscription-{remaining[0]}":
+                                                     str(remaining[1])}
+                try:
+                    answer = handler(self, path, match, query, headers, body)
+                except ArmError as error:
+                    error.headers = {**said, **error.headers}
+                    raise
                 if operation is not None and operation.endswith("/action") and answer.status < 300:
                     self.action_events.append(key_actions.action_event(
                         path, operation, query, headers, _timestamp(self.clock()),
                         self._caller(token, scope, operation), client_address))
-            if remaining is not None:
-                kind, left = remaining
-                answer.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left)
+            answer.headers.update(said)
             return answer
         raise ArmError(404, "NoRegisteredProviderFound" if "/providers/" in lower else "InvalidResourceType",
                        f"The emulator has no operation for {method} {path}.")

@@ -7,7 +7,7 @@ assignment can be recreated exactly), and nothing here decides anything.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from containment.adapters.clients import AzureClients
 from containment.adapters.reads import fresh_since, now
@@ -25,6 +25,7 @@ from containment.core.ids import (
     STORAGE_ACCOUNT,
     VAULT_ACCESS_POLICY,
     VAULT_KEY,
+    MalformedResourceId,
     ResourceId,
     parse_resource_id,
 )
@@ -104,13 +105,19 @@ def rest(clients: AzureClients, method: str, path: str, api_version: str, body: 
 
 
 def list_at(clients: AzureClients, path: str, api_version: str) -> list[dict[str, Any]]:
-    """Every item of an ARM list, following nextLink (an absolute URL carrying its api-version)."""
-    items, page = [], rest(clients, "GET", path, api_version) or {}
+    """Every item of an ARM list, following nextLink."""
+    return list(pages_at(clients, path, api_version))
+
+
+def pages_at(clients: AzureClients, path: str, api_version: str) -> Iterator[dict[str, Any]]:
+    """The items of an ARM list page by page: the next page (nextLink, an absolute URL
+    carrying its api-version) is asked for when the items before it have been used."""
+    page = rest(clients, "GET", path, api_version) or {}
     while True:
-        items += page.get("value") or []
+        yield from page.get("value") or []
         following = page.get("nextLink")
         if not following:
-            return items
+            return
         from azure.core.rest import HttpRequest
 
         if not following.lower().startswith(_management_endpoint(clients).lower() + "/"):
@@ -255,8 +262,45 @@ def read_role_definition(clients: AzureClients, subscription: str, role_definiti
 
 
 def list_containers(clients: AzureClients, account: ResourceId) -> list[dict[str, Any]]:
+    """An account's blob containers. Each listed container is kept as a read of it sent when
+    the list was (containment.adapters.reads), and the listing as the IDs it named, so the
+    storm's other events about the account or its containers are answered without a call:
+    the list is sent again only where the work asks for reads fresher than it, or one of its
+    containers has been written (forgotten) since.
+
+    A listed item is a container's GET body for everything the app judges and restores:
+    ListContainerItem and BlobContainer share ContainerProperties, `id`, `name`, `type` and
+    `etag` (storage spec 2026-09-01); what Microsoft's examples show only on a GET is the
+    immutability policy's and legal hold's detail (`immutabilityPolicy`, `legalHold`; a list
+    item has `hasImmutabilityPolicy` and `hasLegalHold`: BlobContainersGet and
+    BlobContainersList, and the recorded list in ../shared/recorded-arm). No rule reads them,
+    and a release restores only `publicAccess` (containment.plan.restore), so a container's
+    evidence taken from a listing lacks that detail and nothing else (unverified beyond the
+    examples). One call lists them all: "SRP today does not return continuation token"
+    (Blob Containers - List, https://learn.microsoft.com/rest/api/storagerp/blob-containers/list)."""
+    listing, since = containers_of(account), fresh_since()
+    kept = clients.reads.fresh(listing, since)
+    if kept is not None:
+        reads = [clients.reads.fresh(key, since) for key in json.loads(kept.body)]
+        if all(reads):
+            return [json.loads(read.body) for read in reads]
     containers = clients.storage(account.subscription).blob_containers
-    return _arm(lambda: [item.as_dict() for item in containers.list(account.resource_group, account.name)])
+    sent_at = now()
+    listed = _arm(lambda: [item.as_dict() for item in containers.list(account.resource_group, account.name)])
+    keys = []
+    for body in listed:
+        try:
+            keys.append(parse_resource_id(str(body.get("id"))).key)
+        except MalformedResourceId:
+            return listed  # judged from the list all the same; a listing that names it is never reused
+        clients.reads.keep(keys[-1], json.dumps(body), sent_at)
+    clients.reads.keep(listing, json.dumps(keys), sent_at)
+    return listed
+
+
+def containers_of(account: ResourceId) -> str:
+    """What an account's container listing is kept as among the reads: its collection's path."""
+    return f"{account.key}/blobservices/default/containers"
 
 
 def list_accounts(clients: AzureClients, subscription: str, resource_group: str | None) -> list[dict[str, Any]]:
@@ -309,17 +353,31 @@ def list_diagnostic_settings(clients: AzureClients, resource_id: str) -> list[di
                    API_VERSIONS[DIAGNOSTIC_SETTING])
 
 
-def list_nsgs(clients: AzureClients, subscription: str) -> list[dict[str, Any]]:
-    groups = clients.network(subscription).network_security_groups
-    return _arm(lambda: [item.as_dict() for item in groups.list_all()])
+def list_nsgs(clients: AzureClients, subscription: str) -> Iterator[dict[str, Any]]:
+    """A subscription's network security groups, page by page (each NSG holds all its rules:
+    a few thousand of them are tens of MiB, never held at once)."""
+    return _pages(clients.network(subscription).network_security_groups.list_all(), lambda item: item.as_dict())
 
 
-def list_role_assignments(clients: AzureClients, scope: str) -> list[dict[str, Any]]:
+def list_role_assignments(clients: AzureClients, scope: str) -> Iterator[dict[str, Any]]:
     """The role assignments at a scope, below it, and inherited from above it, in ARM's own
-    JSON shape (an inherited one cannot be read again by ID from where the app's role is)."""
+    JSON shape (an inherited one cannot be read again by ID from where the app's role is),
+    page by page."""
     subscription = scope.split("/")[2]
     assignments = clients.authorization(subscription).role_assignments
-    return _arm(lambda: [item.serialize(keep_readonly=True) for item in assignments.list_for_scope(scope)])
+    return _pages(assignments.list_for_scope(scope), lambda item: item.serialize(keep_readonly=True))
+
+
+def _pages(pager: Iterable, as_sent: Callable[[Any], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """An SDK pager's items as ARM's JSON: its next page is asked for when the items before it
+    have been used. ResourceGone on 404, as for a read."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        for item in pager:
+            yield as_sent(item)
+    except ResourceNotFoundError as error:
+        raise ResourceGone(str(error.message or error)) from None
 
 
 def write(clients: AzureClients, change: Write) -> str | None:

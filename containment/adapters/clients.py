@@ -74,10 +74,11 @@ class AzureClients:
                 from azure.mgmt.network import NetworkManagementClient as Client
             else:
                 from azure.mgmt.authorization import AuthorizationManagementClient as Client
+            from containment.adapters.arm_limits import Signals
             from containment.adapters.arm_retry import WriteSafeRetry
 
             self._management[key] = Client(self.credential, subscription_id, retry_policy=WriteSafeRetry(),
-                                           **self._endpoint_options())
+                                           per_retry_policies=[Signals()], **self._endpoint_options())
         return self._management[key]
 
     def storage(self, subscription_id: str):
@@ -94,9 +95,11 @@ class AzureClients:
         """Lists the subscriptions the identity can see (tenant-level: no subscription ID)."""
         from azure.mgmt.resource.subscriptions import SubscriptionClient
 
+        from containment.adapters.arm_limits import Signals
         from containment.adapters.arm_retry import WriteSafeRetry
 
-        return SubscriptionClient(self.credential, retry_policy=WriteSafeRetry(), **self._endpoint_options())
+        return SubscriptionClient(self.credential, retry_policy=WriteSafeRetry(), per_retry_policies=[Signals()],
+                                  **self._endpoint_options())
 
     @cached_property
     def logs(self):

@@ -10,8 +10,11 @@ The same assess step, rules, decisions and records as the event path, called on 
 listed resource (no event is made up); a sweep decision says it came from the sweep. Only
 what has findings is recorded: a decision to contain whenever the sweep finds it, anything
 else once per resource, set of rules, outcome and day, so an exposure left reported is not
-recorded again every hour (sweep_key). The lists follow nextLink; calls are
-sequential and the SDK's retry policy honours ARM's 429s.
+recorded again every hour (sweep_key). The lists are read page by page as the sweep goes
+(following nextLink), and a list that fails is that collection's `failed` record. Calls are
+sequential, and paced: while ARM says few of the subscription's reads are left, each list
+page and re-read waits for a reserve kept for containment (containment.adapters.arm_limits);
+a 429's Retry-After is honoured by the SDK's retry policy.
 
 Each run first writes the ledger's digest: every evidence chain's head, to the immutable
 digest container, so what was recorded before it cannot be rewritten unseen.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from containment.adapters import arm
 from containment.adapters.runtime import Runtime, current
@@ -79,58 +82,59 @@ Listed = Callable[[Runtime], Assessment]
 
 
 def _inventory(runtime: Runtime, subscription: str) -> Iterator[tuple[str, Listed]]:
-    """Every listed resource with the assess step that judges it. A role assignment the
-    subscription holds from above it (the root, a management group) is judged from its body:
-    it has no ID under the subscription to read it by."""
+    """Every listed resource with the assess step that judges it, collection by collection and
+    page by page. A role assignment the subscription holds from above it (the root, a
+    management group) is judged from its body: it has no ID under the subscription to read it by."""
     clients = runtime.clients
-    for account in storage_accounts(runtime, subscription):
-        yield account["id"], _by_id(assess_storage, account["id"])
-        if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
-            yield from _replication_policies(runtime, account["id"])
-            yield from _listed(runtime, f"{account['id']}/blobServices/default/providers/Microsoft.Insights/"
-                               "diagnosticSettings", lambda: arm.list_diagnostic_settings(
-                                   clients, f"{account['id']}/blobServices/default"))
-    yield from _listed(runtime, f"/subscriptions/{subscription}/providers/Microsoft.KeyVault/vaults",
-                       lambda: arm.list_vaults(clients, subscription), assess_key_vault)
-    for nsg in arm.list_nsgs(clients, subscription):
-        yield nsg["id"], _by_id(assess_nsg, nsg["id"])
-    for assignment in arm.list_role_assignments(clients, f"/subscriptions/{subscription}"):
-        if str(assignment.get("id", "")).lower().startswith("/subscriptions/"):
-            yield assignment["id"], _by_id(assess_role_assignment, assignment["id"])
-        else:
-            yield str(assignment.get("id")), lambda runtime, body=assignment: assess_inherited_assignment(
-                body, subscription, runtime)
+    under = f"/subscriptions/{subscription}/providers"
+    yield from _each(f"{under}/Microsoft.Storage/storageAccounts", lambda: storage_accounts(runtime, subscription),
+                     lambda account: _account(runtime, account))
+    yield from _each(f"{under}/Microsoft.KeyVault/vaults", lambda: arm.list_vaults(clients, subscription),
+                     lambda vault: [(vault["id"], _by_id(assess_key_vault, vault["id"]))])
+    yield from _each(f"{under}/Microsoft.Network/networkSecurityGroups", lambda: arm.list_nsgs(clients, subscription),
+                     lambda nsg: [(nsg["id"], _by_id(assess_nsg, nsg["id"]))])
+    yield from _each(f"{under}/Microsoft.Authorization/roleAssignments",
+                     lambda: arm.list_role_assignments(clients, f"/subscriptions/{subscription}"),
+                     lambda assignment: [_assignment(assignment, subscription)])
     # Those of a management group have no ID under the subscription and are not judged (README).
     for kind, listing in (("policyAssignments", arm.list_policy_assignments),
                           ("policyExemptions", arm.list_policy_exemptions)):
-        yield from _listed(runtime, f"/subscriptions/{subscription}/providers/Microsoft.Authorization/{kind}",
-                           lambda listing=listing: [item for item in listing(clients, subscription)
-                                                    if str(item.get("id", "")).lower().startswith("/subscriptions/")])
+        yield from _each(f"{under}/Microsoft.Authorization/{kind}", lambda listing=listing: listing(clients, subscription),
+                         lambda item: [(item["id"], _by_id(assess_guardrail, item["id"]))]
+                         if str(item.get("id", "")).lower().startswith("/subscriptions/") else [])
 
 
-def _listed(runtime: Runtime, collection: str, listing: Callable[[], list[dict]],
-            assess: Assess = assess_guardrail) -> Iterator[tuple[str, Listed]]:
-    """Guardrails (or vaults), each judged by ID (containment.detect.guardrails); a list that
-    fails is that collection's failure (a `failed` record), not the sweep's."""
+def _each(collection: str, listing: Callable[[], Iterable[dict]],
+          work: Callable[[dict], Iterable[tuple[str, Listed]]]) -> Iterator[tuple[str, Listed]]:
+    """The work on each listed item, as its page arrives (lists are never held whole: a page
+    at a time, and ARM is asked for the next when the sweep has judged the one before). A list
+    that fails, at once or at a later page, is that collection's failure (a `failed` record),
+    not the sweep's: what was listed before the failure is judged, and the sweep goes on."""
     try:
-        items = listing()
+        for item in listing():
+            yield from work(item)
     except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this collection's failure
         yield collection, _failing(error)
-        return
-    for item in items:
-        yield item["id"], _by_id(assess, item["id"])
 
 
-def _replication_policies(runtime: Runtime, account_id: str) -> Iterator[tuple[str, Listed]]:
-    """A protected account's object replication policies, each judged by ID. A list that
-    fails is that account's failure (a `failed` record), not the sweep's."""
-    try:
-        policies = arm.list_replication_policies(runtime.clients, parse_resource_id(account_id))
-    except Exception as error:  # noqa: BLE001 - recorded by _sweep_one as this account's failure
-        yield f"{account_id}/objectReplicationPolicies", _failing(error)
-        return
-    for policy in policies:
-        yield policy["id"], _by_id(assess_storage, policy["id"])
+def _account(runtime: Runtime, account: dict) -> Iterator[tuple[str, Listed]]:
+    """A storage account and, where it is protected, its object replication policies and its
+    blob service's diagnostic settings (guardrails: containment.detect.guardrails)."""
+    yield account["id"], _by_id(assess_storage, account["id"])
+    if protection_of(parse_resource_id(account["id"]), account.get("tags"), runtime.settings).protected:
+        yield from _each(f"{account['id']}/objectReplicationPolicies",
+                         lambda: arm.list_replication_policies(runtime.clients, parse_resource_id(account["id"])),
+                         lambda policy: [(policy["id"], _by_id(assess_storage, policy["id"]))])
+        service = f"{account['id']}/blobServices/default"
+        yield from _each(f"{service}/providers/Microsoft.Insights/diagnosticSettings",
+                         lambda: arm.list_diagnostic_settings(runtime.clients, service),
+                         lambda setting: [(setting["id"], _by_id(assess_guardrail, setting["id"]))])
+
+
+def _assignment(assignment: dict, subscription: str) -> tuple[str, Listed]:
+    if str(assignment.get("id", "")).lower().startswith("/subscriptions/"):
+        return assignment["id"], _by_id(assess_role_assignment, assignment["id"])
+    return str(assignment.get("id")), lambda runtime: assess_inherited_assignment(assignment, subscription, runtime)
 
 
 def _failing(error: Exception) -> Listed:

@@ -2,13 +2,15 @@
 
 The event says only that something was written; this re-reads the account (and its
 containers), the container (and its account, whose tags decide the scope), or the policy
-(its account, and the account it replicates to) and judges what is there now.
+(its account, and the account it replicates to) and judges what is there now. In a storm on
+one account, its containers are judged from one listing (`storm_on`).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from containment.adapters import arm
+from containment.adapters.reads import fresh_since
 from containment.adapters.runtime import Runtime, current, together
 from containment.core.events import WRITE_SUCCESS, ArmEvent, EventSubscription
 from containment.core.ids import (
@@ -49,7 +51,10 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
         return Assessment(resource.text, ignored=f"{resource.type} is not a storage account, blob container or "
                                                  "object replication policy")
     account_id = resource if resource.is_type(STORAGE_ACCOUNT) else resource.ancestor(2)
-    try:  # the account's tags decide the scope: read beside the container, not after it
+    try:
+        if resource.is_type(BLOB_CONTAINER) and storm_on(account_id, resource, runtime):
+            arm.list_containers(runtime.clients, account_id)  # kept as reads of each: the container's among them
+        # The account's tags decide the scope: read beside the container, not after it.
         account, container = together(lambda: arm.read(runtime.clients, account_id),
                                       lambda: None if resource.is_type(STORAGE_ACCOUNT)
                                       else arm.read(runtime.clients, resource))
@@ -79,6 +84,19 @@ def assess_storage(resource: ResourceId, runtime: Runtime, event: ArmEvent | Non
             findings += exposed
             state[body["id"]] = body
     return Assessment(spelled, findings, state)
+
+
+def storm_on(account: ResourceId, container: ResourceId, runtime: Runtime) -> bool:
+    """Whether this instance read the container's account after the event, but neither the
+    container nor the account's containers: another event about the account came first (one
+    of its other containers, or the account itself, changed), so this is likely one of many.
+    Then one listing of the account's containers answers this event and the others about
+    them (arm.list_containers). A lone container event reads just its container, cheaper than
+    listing an account of many containers; so does one whose container was written (and
+    forgotten) since the account's containers were listed."""
+    since, reads = fresh_since(), runtime.clients.reads
+    return (reads.fresh(account.key, since) is not None and reads.fresh(container.key, since) is None
+            and reads.fresh(arm.containers_of(account), since) is None)
 
 
 def customer_key_state(account: dict, runtime: Runtime, state: dict[str, dict]) -> dict[str, Any] | None:

@@ -117,6 +117,22 @@ def test_one_item_that_cannot_be_judged_is_a_failed_record_and_the_sweep_goes_on
     assert records["synthtrain01"].outcome == "contained"  # the sweep went on past it
 
 
+def test_a_list_that_fails_is_that_collections_failed_record_and_the_sweep_goes_on(app, emulator):
+    grant = b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", b.STORAGE_BLOB_DATA_READER,
+                              name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e0a")
+    nsg = b.nsg(rules=[b.security_rule("allow-https", 300, source="Internet")])
+    emulator.seed([b.storage_account(allowBlobPublicAccess=False), nsg, grant])
+    # Every attempt the SDK makes (four) fails: the NSG list cannot be had this sweep.
+    broken = emulator.faults.add("status", path=r"/networkSecurityGroups$", method="GET", status=500, retry_after=0.01,
+                                 times=4)
+    records = {r.resource_id: r for r in sweep(app)}
+    assert broken.fired == 4
+    nsgs = f"/subscriptions/{b.SUBSCRIPTION}/providers/Microsoft.Network/networkSecurityGroups"
+    assert records[nsgs].outcome == "failed" and "500" in records[nsgs].reason
+    assert records[grant["id"]].outcome == "contained"  # the collections after it were swept
+    assert emulator.arm.get(nsg["id"])["properties"]["securityRules"][0]["properties"]["access"] == "Allow"
+
+
 def test_an_item_that_fails_sweep_after_sweep_is_one_record_until_it_is_judged(app, emulator):
     broken = b.role_assignment(ACCOUNT["id"], "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b", "0000dead-0000-4000-8000-00000000beef",
                                name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e09")

@@ -289,3 +289,62 @@ def test_an_account_opened_with_20_public_containers_is_contained_by_one_write(a
     assert record.actions == ["disable_blob_public_access"]
     assert [(w.method, w.url.split("?")[0].rsplit("/", 1)[1]) for w in app.writes()] == [("PATCH", "synthtrain01")]
     assert emulator.arm.get(opened["id"])["properties"]["allowBlobPublicAccess"] is False
+
+
+def arm_reads(emulator) -> list[str]:
+    """The ARM reads sent so far, by path (a list is its collection's path)."""
+    return [x.url.split("?")[0].split("/subscriptions/", 1)[1].lower() for x in emulator.traffic if x.method == "GET"]
+
+
+def test_a_storm_on_one_accounts_containers_is_judged_from_one_listing(app, emulator):
+    """The first container event reads its container; the next, finding the account read
+    already (after its event), lists the account's containers once; every later event is
+    answered by what was listed. Each container is still judged and contained by itself."""
+    containers = [b.container(ACCOUNT["id"], f"shard{n:02}", "Container") for n in range(8)]
+    emulator.seed([ACCOUNT, *containers])
+    app.configure(CONTAINMENT_MODE="enforce")
+    for container in containers:
+        app.deliver(write_event(container["id"], CONTAINER_WRITE))
+    reads = arm_reads(emulator)
+    listing = ACCOUNT["id"].split("/subscriptions/", 1)[1].lower() + "/blobservices/default/containers"
+    assert reads.count(listing) == 1
+    assert [read for read in reads if read.startswith(listing + "/")] == [
+        containers[0]["id"].split("/subscriptions/", 1)[1].lower()]
+    assert len(reads) == 3  # the account, the first container, the listing
+    app.drain()
+    assert {r.outcome for r in app.records()} == {"contained"} and len(app.records()) == 8
+    assert all(container_access(emulator, container) == "None" for container in containers)
+
+
+def test_a_lone_container_event_reads_its_container_and_an_event_newer_than_the_listing_reads_again(app, emulator):
+    import time
+
+    from containment.core import clock
+
+    containers = [b.container(ACCOUNT["id"], f"shard{n:02}", "Container") for n in range(3)]
+    emulator.seed([ACCOUNT, *containers])
+    app.deliver(write_event(containers[0]["id"], CONTAINER_WRITE))
+    assert sum(1 for read in arm_reads(emulator) if read.endswith("/containers")) == 0  # no listing for one event
+    app.deliver(write_event(containers[1]["id"], CONTAINER_WRITE))
+    assert sum(1 for read in arm_reads(emulator) if read.endswith("/containers")) == 1
+    # An event that happened after the listing was sent: what it reports may not show in it.
+    later = clock.iso(clock.now()).replace("+00:00", "Z")
+    time.sleep(0.01)
+    app.deliver(write_event(containers[2]["id"], CONTAINER_WRITE, time=later))
+    account, container = (read.rsplit("/", 1)[1] for read in sorted(arm_reads(emulator)[-2:]))
+    assert (account, container) == ("synthtrain01", "shard02")  # read again, not listed again (no storm seen)
+    assert sum(1 for read in arm_reads(emulator) if read.endswith("/containers")) == 1
+    assert len(app.records()) == 3
+
+
+def test_an_accounts_events_list_its_containers_once_and_its_container_events_need_no_call(app, emulator):
+    opened = b.storage_account(allowBlobPublicAccess=True)
+    containers = [b.container(opened["id"], f"shard{n:02}", "Container") for n in range(3)]
+    emulator.seed([opened, *containers])
+    app.configure(CONTAINMENT_MODE="dry-run")
+    for _ in range(3):
+        app.deliver(write_event(opened["id"], ACCOUNT_WRITE))
+    for container in containers:
+        app.deliver(write_event(container["id"], CONTAINER_WRITE))
+    assert [read.rsplit("/", 1)[1] for read in arm_reads(emulator)] == ["synthtrain01", "containers"]
+    assert len(app.records()) == 6 and {r.outcome for r in app.records()} == {"would-contain"}

@@ -136,6 +136,84 @@ def test_a_storm_keeps_every_invariant(app, emulator, record_property):
     tally(record_property, the_storm, run)
 
 
+# -- a storm within ARM's budget -------------------------------------------------------------------
+def noting(emulator, call, into: list):
+    """`call`, with the ARM exchanges it caused added to `into`."""
+    def run(*args):
+        before = len(emulator.traffic)
+        try:
+            return call(*args)
+        finally:
+            into.extend(emulator.traffic[before:])
+    return run
+
+
+def path_of(exchange) -> str:
+    return exchange.url.split("?")[0].split("/subscriptions/", 1)[-1].lower()
+
+
+def test_a_storm_reads_each_resource_once_and_each_accounts_containers_from_one_listing(app, emulator):
+    """An event about a resource this instance read after the event's time is answered by that
+    read: whatever the deliveries, redeliveries and order, the Event Grid functions read each
+    account and NSG of the storm at most once, and a host account's many containers from one
+    listing (after at most one container's own read, which showed the storm)."""
+    the_storm = storm(40, 120, seed=3)
+    start(app, emulator, the_storm)
+    detection: list = []
+    run = run_storm(with_traps(the_storm.deliveries), noting(emulator, app.deliver, detection), app.drain,
+                    drain_every=6)
+    assert run.failed_deliveries == run.failed_contain_invocations == 0
+    assert_invariants(app, emulator, the_storm)
+    reads = Counter(path_of(x) for x in detection if x.method == "GET")
+    hosts = {unit.resource_id.split("/blobServices/")[0] for unit in the_storm.units if unit.family == "container"}
+    for unit in the_storm.units:
+        if unit.family in ("account", "nsg"):
+            assert reads[path_of_id(unit.resource_id)] == 1, unit.resource_id
+    container_reads = sum(reads[path_of_id(u.resource_id)] for u in the_storm.units if u.family == "container")
+    assert container_reads <= len(hosts)  # one per host account at most: the read that showed the storm
+    for host in hosts:
+        assert reads[path_of_id(host) + "/blobservices/default/containers"] == 1, host
+        assert reads[path_of_id(host)] == 1, host
+
+
+def path_of_id(resource_id: str) -> str:
+    return resource_id.split("/subscriptions/", 1)[1].lower()
+
+
+def test_under_arms_throttling_re_reads_wait_for_the_reserve_and_containment_does_not(app, emulator, monkeypatch):
+    """With ARM's read bucket running low, detection's reads wait until it refills to the
+    reserve kept for containment (containment.adapters.arm_limits) instead of spending it and
+    being answered 429; containment's reads (the worker marks them) never wait. ARM's buckets
+    and the reserve are scaled down alike, so a small storm reaches them."""
+    import time
+
+    from containment.adapters import arm_limits
+    from localazure.throttling import Throttling
+
+    scaled = {"reads": (10, 10.0), "writes": (200, 10.0), "deletes": (200, 10.0)}
+    monkeypatch.setattr(arm_limits, "BUCKETS", scaled)
+    monkeypatch.setattr(arm_limits, "RESERVE", 5)
+    monkeypatch.setattr(arm_limits, "JITTER", 0.05)
+    waits: list = []
+    monkeypatch.setattr(arm_limits.LIMITS, "sleep", lambda seconds: (waits.append(arm_limits.priority()),
+                                                                       time.sleep(seconds)))
+    the_storm = storm(20, 48, seed=4)
+    start(app, emulator, the_storm)
+    emulator.arm.throttling = Throttling(**scaled)
+    detection: list = []
+
+    def contain():
+        with arm_limits.containing():  # as the worker marks its reads (containment.act.worker)
+            return app.drain()
+
+    run = run_storm(the_storm.deliveries, noting(emulator, app.deliver, detection),
+                    contain, drain_every=5)
+    assert run.failed_deliveries == run.failed_contain_invocations == 0
+    assert_invariants(app, emulator, the_storm, traps=False)
+    assert waits and set(waits) == {arm_limits.RE_READING}  # the reserve was reached; only re-reads waited
+    assert [x for x in detection if x.status == 429] == []  # they waited instead of being throttled
+
+
 # -- ARM's bad days -----------------------------------------------------------------------------------
 # Each fault fires a bounded number of times: enough to outlast the SDK's own retries
 # (4 attempts a call) somewhere, so the host's retries (Event Grid redelivery, the queue's
@@ -250,6 +328,13 @@ def test_a_resource_that_can_never_be_contained_ends_failed_once_per_event_and_t
 
 
 # -- Event Grid gives up --------------------------------------------------------------------------------
+def reading(container) -> str:
+    """The paths that read a container: its own GET, and its account's container listing (a
+    redelivery finds the account read already, and lists: containment.detect.storage.storm_on)."""
+    containers, name = container.resource_id.split("/", 3)[3].rsplit("/", 1)
+    return f"{containers}(/{name})?$"
+
+
 def test_an_event_whose_every_delivery_fails_leaves_a_failed_record_and_the_sweep_contains_it(app, emulator):
     """Reading the resource fails for all of Event Grid's 30 attempts: the event is
     dead-lettered by Event Grid, and its one record says `failed` and why. The hourly
@@ -260,8 +345,8 @@ def test_an_event_whose_every_delivery_fails_leaves_a_failed_record_and_the_swee
     the_storm = storm(4, 4, seed=4, compliant_every=0)
     container = next(u for u in the_storm.units if u.family == "container")
     start(app, emulator, the_storm)
-    outage = emulator.faults.add("status", path=container.resource_id.split("/", 3)[3] + "$", method="GET",
-                                 status=500, retry_after=QUICK, times=None)
+    outage = emulator.faults.add("status", path=reading(container), method="GET", status=500, retry_after=QUICK,
+                                 times=None)
     event = write_event(container.resource_id, CONTAINER_WRITE)
     run = run_storm([event], app.deliver, app.drain, max_attempts=30)
     assert run.undelivered == 1 and run.failed_deliveries == 30
@@ -284,8 +369,8 @@ def test_a_read_that_fails_then_succeeds_replaces_the_failed_record_with_the_dec
     the_storm = storm(4, 4, seed=4, compliant_every=0)
     container = next(u for u in the_storm.units if u.family == "container")
     start(app, emulator, the_storm)
-    emulator.faults.add("status", path=container.resource_id.split("/", 3)[3] + "$", method="GET",
-                        status=500, retry_after=QUICK, times=4 * 2)  # two deliveries' worth of SDK attempts
+    emulator.faults.add("status", path=reading(container), method="GET", status=500, retry_after=QUICK,
+                        times=4 * 2)  # two deliveries' worth of SDK attempts
     event = write_event(container.resource_id, CONTAINER_WRITE)
     run = run_storm([event], app.deliver, app.drain, max_attempts=30)
     assert run.failed_deliveries == 2 and run.undelivered == 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from containment.act.carry_out import ActionResult, Judged, carry_out
-from containment.adapters import arm, reads
+from containment.adapters import arm, arm_limits, reads
 from containment.adapters.runtime import Runtime, current, together
 from containment.core import clock
 from containment.core.findings import exposed_since
@@ -56,7 +56,8 @@ def on_containment_request(message: Any, runtime: Runtime | None = None) -> Deci
         # Only this app writes the queue: a malformed request is a bug or tampering, kept as evidence.
         return _reject(runtime, message, f"malformed containment request: {malformed}")
     holder = str(message.id)
-    with reads.reads_fresh_since(started):
+    # Its reads never wait for ARM's read reserve: they are what the reserve is kept for.
+    with reads.reads_fresh_since(started), arm_limits.containing():
         if (message.dequeue_count or 1) <= 1:
             taken = _take_at_once(runtime, request, holder)
         else:  # a retry: the claim may be this request's already, the budget spent on it

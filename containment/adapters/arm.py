@@ -172,6 +172,8 @@ def read(clients: AzureClients, resource: ResourceId) -> dict[str, Any]:
     else a GET, which is kept for the reads after it."""
     kept = clients.reads.fresh(resource.key, fresh_since())
     if kept is not None:
+        if kept.body is None:
+            raise ResourceGone(f"{resource.text}: deleted by this app since the event")
         return json.loads(kept.body)
     sent_at = now()
     body = _get(clients, resource)  # a 404 is never kept: a new role assignment can read as 404 for a while
@@ -257,8 +259,17 @@ def find_rule(nsg: dict, name: str) -> dict | None:
 
 
 def read_role_definition(clients: AzureClients, subscription: str, role_definition_id: str) -> dict[str, Any]:
+    """The role definition; like `read`, reused within the work's freshness bound (every grant
+    in a storm names one of a few roles)."""
+    key = role_definition_id.lower()
+    kept = clients.reads.fresh(key, fresh_since())
+    if kept is not None and kept.body is not None:
+        return json.loads(kept.body)
     definitions = clients.authorization(subscription).role_definitions
-    return _arm(lambda: definitions.get_by_id(role_definition_id, cls=_as_sent))
+    sent_at = now()
+    body = _arm(lambda: definitions.get_by_id(role_definition_id, cls=_as_sent))
+    clients.reads.keep(key, json.dumps(body), sent_at)
+    return body
 
 
 def list_containers(clients: AzureClients, account: ResourceId) -> list[dict[str, Any]]:
@@ -389,10 +400,11 @@ def write(clients: AzureClients, change: Write) -> str | None:
 
     target = parse_resource_id(change.resource_id)
     headers = {"If-Match": change.if_match} if change.if_match else {}
-    # Whatever happens to it, what was read of it, or of what holds it (an NSG holds its rules,
-    # a vault its access policies), no longer stands.
-    for level in range(len(target.types)):
-        clients.reads.forget((target.ancestor(level) if level else target).key)
+    # Whatever happens to it, what was read of it, or of the resource whose body holds it (an
+    # NSG holds its rules, a vault its access policies), no longer stands.
+    clients.reads.forget(target.key)
+    if target.is_type(SECURITY_RULE) or target.is_type(VAULT_ACCESS_POLICY):
+        clients.reads.forget(target.ancestor(1).key)
     sent_at, answer = now(), None  # answer: the resource, where ARM answers a write with it
     try:
         if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
@@ -455,4 +467,8 @@ def write(clients: AzureClients, change: Write) -> str | None:
                                     f"{error.message}") from None
     if isinstance(answer, dict) and str(answer.get("id", "")).lower() == target.key:
         clients.reads.keep(target.key, json.dumps(answer), sent_at)  # what ARM holds, no older than the write
+    elif change.method == "DELETE":
+        # Gone by the app's own hand: the storm's later events about it need no 404 each. (A 404
+        # read is never kept: a new role assignment can read as 404 for a while.)
+        clients.reads.keep(target.key, None, sent_at)
     return None

@@ -7,9 +7,12 @@ the change. Sending it again writes the resource twice (and a second key regener
 rotates twice). So a write is retried here only where ARM did not act on it: a 429
 (throttled before it was processed) or a connection that never carried the request.
 Anything else raises, and containment reads the resource again to learn what happened
-(containment.act.carry_out). Reads keep every SDK retry.
+(containment.act.carry_out). Reads keep every SDK retry. A 429's Retry-After is waited out
+with jitter (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
 """
 from __future__ import annotations
+
+import random
 
 from azure.core.pipeline.policies import RetryPolicy
 
@@ -27,3 +30,12 @@ class WriteSafeRetry(RetryPolicy):
         if response is None and request.method.upper() in WRITES:
             return False
         return super()._is_method_retryable(settings, request, response)
+
+    def _sleep_for_retry(self, response, transport) -> bool:
+        # ARM's Retry-After, honoured, plus up to a second (at most the wait itself) at random, so
+        # that the requests one throttling held back do not all go out again at the same moment.
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            transport.sleep(retry_after + random.uniform(0, min(1.0, retry_after)))
+            return True
+        return False

@@ -45,7 +45,7 @@ _fresh_since: ContextVar[float | None] = ContextVar("reads_fresh_since", default
 
 @dataclass(frozen=True)
 class Read:
-    body: str  # ARM's JSON, as text: whoever is given a copy may change it
+    body: str | None  # ARM's JSON, as text (whoever is given a copy may change it); None: the app deleted it
     sent_at: float  # epoch seconds when the request went out: the body is no older than this
 
 
@@ -66,7 +66,7 @@ class ReadCache:
             self._reads.move_to_end(key)
             return kept
 
-    def keep(self, key: str, body: str, sent_at: float) -> None:
+    def keep(self, key: str, body: str | None, sent_at: float) -> None:
         with self._lock:
             kept = self._reads.get(key)
             if kept is not None and kept.sent_at > sent_at:

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from containment.adapters import arm_limits
 from containment.adapters.reads import after_event, reads_fresh_since
 from containment.adapters.runtime import Runtime
 from containment.core import clock
@@ -101,7 +102,10 @@ def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionR
         return record_once(runtime, recorded(record, ignored("the change was made by this app's own identity")))
     # No ledger read before ARM's: a redelivery is judged again from what this instance read
     # after the event (containment.adapters.reads), and its record or claim, written once, refuses
-    # the copy (conclude); containment waits on one round trip less.
+    # the copy (conclude); containment waits on one round trip less. Only while ARM's reads run
+    # short is a redelivery looked up first, where that saves the reads it would cost.
+    if arm_limits.reads_scarce(parsed.resource.subscription) and runtime.ledger.decided(record.resource_id, record.key):
+        return None
     try:
         # What this instance read after the event happened already shows it: not read again.
         with reads_fresh_since(after_event(parsed.time.timestamp() if parsed.time else None)):

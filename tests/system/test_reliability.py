@@ -201,17 +201,35 @@ def test_under_arms_throttling_re_reads_wait_for_the_reserve_and_containment_doe
     start(app, emulator, the_storm)
     emulator.arm.throttling = Throttling(**scaled)
     detection: list = []
-
-    def contain():
-        with arm_limits.containing():  # as the worker marks its reads (containment.act.worker)
-            return app.drain()
-
     run = run_storm(the_storm.deliveries, noting(emulator, app.deliver, detection),
-                    contain, drain_every=5)
+                    app.drain, drain_every=5)  # the worker marks its own reads (containment.act.worker)
     assert run.failed_deliveries == run.failed_contain_invocations == 0
     assert_invariants(app, emulator, the_storm, traps=False)
     assert waits and set(waits) == {arm_limits.RE_READING}  # the reserve was reached; only re-reads waited
     assert [x for x in detection if x.status == 429] == []  # they waited instead of being throttled
+
+
+def test_while_arms_reads_run_short_a_redelivery_already_decided_reads_nothing_from_arm(app, emulator, monkeypatch):
+    """Detection reads ARM before the ledger (one round trip less to contain), but while ARM's
+    reads are below the reserve, a redelivery is looked up in the ledger first: one already
+    decided costs no read at all. Timed now, so no earlier read of this instance answers it."""
+    from containment.adapters import arm_limits
+    from tests.helpers.events import happened_now
+
+    from localazure.throttling import Throttling
+
+    monkeypatch.setattr(arm_limits, "RESERVE", 10_000)  # whatever ARM says is left is short of it
+    monkeypatch.setattr(arm_limits.LIMITS, "sleep", lambda seconds: None)
+    public = b.container(b.storage_account()["id"], "burst", "Container")
+    emulator.seed([b.storage_account(), public])
+    emulator.arm.throttling = Throttling()  # ARM's answers say what is left
+    app.configure(**SETTINGS)
+    event = happened_now(write_event(public["id"], CONTAINER_WRITE))
+    app.deliver(event)
+    app.drain()
+    emulator.clear_traffic()
+    app.deliver(event)
+    assert emulator.traffic == [] and [r.outcome for r in app.records()] == ["contained"]
 
 
 # -- ARM's bad days -----------------------------------------------------------------------------------

@@ -83,19 +83,13 @@ def _take_at_once(runtime: Runtime, request: ContainmentRequest, holder: str):
     named = Claim(request.key, request.resource_id, "queued", "", request.claim_etag)
     settings = runtime.settings
     low_limit = settings.max_actions_per_hour - settings.high_severity_reserve
-    try:
-        claim, moved, spending, _ = together(
-            lambda: ledger.get_claim(request.key, request.resource_id),
-            lambda: ledger.move_claim(named, "acting", holder, spent=True if request.spend else None),
-            lambda: _spend(runtime, request.spend, low_limit),
-            lambda: _read_ahead(runtime, request.resource_id))
-    except Exception:
-        # The claim may say spent where the spending failed: unmarked, the retry spends (twice,
-        # at worst, which holds more for a person, never less).
-        taken = ledger.get_claim(request.key, request.resource_id) if request.spend else None
-        if taken is not None and taken.holder == holder and taken.spent:
-            ledger.move_claim(taken, "acting", holder, spent=False)
-        raise
+    # The claim is marked spent only once the spending is done (_contain): a retry of a
+    # delivery that failed before then spends again, which holds more for a person, never less.
+    claim, moved, spending, _ = together(
+        lambda: ledger.get_claim(request.key, request.resource_id),
+        lambda: ledger.move_claim(named, "acting", holder),
+        lambda: _spend(runtime, request.spend, low_limit),
+        lambda: _read_ahead(runtime, request.resource_id))
     if moved is None:  # the claim moved since the request was queued: take it as a retry does
         _refund(runtime, spending)
         return _take(runtime, request, holder, claim)
@@ -166,11 +160,27 @@ def _contain(runtime: Runtime, message: Any, claim: Claim, spending: Spending) -
             return _finish(runtime, containment_failed(decision, f"the released decision {decision.releases} is not "
                                                                  "in the ledger: nothing to go back to"), claim)
         judged = replace(judged, release={"before": _lower(released.before), "after": _lower(released.after)})
-    results: list[ActionResult] = []
     retried = (message.dequeue_count or 1) > 1
+    results: list[ActionResult] = []
+
+    def act() -> Exception | None:
+        try:
+            for step in decision.planned:
+                results.append(carry_out(runtime.clients, step, runtime.settings, judged))
+        except Exception as error:  # noqa: BLE001 - judged below, with what the steps before it did
+            return error
+        return None
+
+    if spending.actions and not claim.spent:
+        # Spent, then marked, while the writes go out: a retry after a failed write does not
+        # spend again; a crash before the mark counts it twice, never less.
+        marked, failure = together(lambda: runtime.ledger.move_claim(claim, "acting", claim.holder, spent=True), act)
+        claim = marked or claim
+    else:
+        failure = act()
     try:
-        for step in decision.planned:
-            results.append(carry_out(runtime.clients, step, runtime.settings, judged))
+        if failure is not None:
+            raise failure
     except arm.Refused as refused:
         # Sending it again would get the same answer: fail now, on the record with ARM's code,
         # keeping what the steps before it changed.

@@ -402,10 +402,10 @@ def write(clients: AzureClients, change: Write) -> str | None:
     headers = {"If-Match": change.if_match} if change.if_match else {}
     # Whatever happens to it, what was read of it, or of the resource whose body holds it (an
     # NSG holds its rules, a vault its access policies), no longer stands.
-    clients.reads.forget(target.key)
-    if target.is_type(SECURITY_RULE) or target.is_type(VAULT_ACCESS_POLICY):
-        clients.reads.forget(target.ancestor(1).key)
     sent_at, answer = now(), None  # answer: the resource, where ARM answers a write with it
+    clients.reads.forget(target.key, sent_at)
+    if target.is_type(SECURITY_RULE) or target.is_type(VAULT_ACCESS_POLICY):
+        clients.reads.forget(target.ancestor(1).key, sent_at)
     try:
         if change.method == "PATCH" and target.is_type(STORAGE_ACCOUNT):
             # Storage Accounts - Update and Blob Containers - Update answer 200 with the resource

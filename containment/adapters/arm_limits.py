@@ -151,6 +151,15 @@ def subscription_of(url: str) -> str | None:
     return parts[1].lower() if len(parts) > 1 and parts[0].lower() == "subscriptions" and parts[1] else None
 
 
+def following_a_write() -> bool:
+    """Whether this request is azure-core polling a long-running write (its status, then the
+    resource it wrote: https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+    Only the worker writes, so it is containment's; the poller runs in a thread of its own
+    (azure.core.polling.LROPoller names it `LROPoller(<uuid>)`), which does not carry
+    `containing()`, so it is known by that thread."""
+    return threading.current_thread().name.startswith("LROPoller(")
+
+
 class Signals:
     """On the app's ARM clients, after the retry policy, so it sees every attempt: a read
     waits for the reserve before its first attempt (`pace`; a retry has waited Retry-After
@@ -166,7 +175,7 @@ class Signals:
         http_request = request.http_request
         subscription = subscription_of(http_request.url)
         kind = kind_of(http_request.method)
-        if subscription and kind == "reads" and not request.context.get("retry_count"):
+        if subscription and kind == "reads" and not request.context.get("retry_count") and not following_a_write():
             pace(subscription, priority())
         response = self.next.send(request)
         if subscription:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import urllib.request
 from functools import cache, cached_property
 from typing import Any, Iterator
 
@@ -157,15 +156,16 @@ class AzureClients:
 
 @cache
 def transport_options() -> dict[str, Any]:
-    """What every SDK client is built with: the environment is read once, here, not on every
-    request. azure-core's requests transport trusts the environment by default, and requests
-    then reads the proxy variables (twice) and looks for ~/.netrc on every call: a cost that
-    grows with the number of app settings, which a Functions host puts in the environment
-    (issue #20 measured 150 us a call with 44 variables, 450 us with 144). A proxy the
-    environment names is still used (HTTPS_PROXY, HTTP_PROXY: read at the first client);
-    NO_PROXY is then not applied, and ~/.netrc never is."""
-    proxies = {scheme: url for scheme, url in urllib.request.getproxies().items() if scheme in ("http", "https")}
-    return {"use_env_settings": False, **({"proxies": proxies} if proxies else {})}
+    """What every SDK client is built with. azure-core's requests transport trusts the
+    environment by default, and requests then reads the proxy variables (twice) and looks for
+    ~/.netrc on every call: a cost that grows with the number of app settings, which a
+    Functions host puts in the environment (issue #20 measured 150 us a call with 44
+    variables, 450 us with 144). Where no proxy is configured, the environment is not read per
+    call; where one is (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY), it is, as before, so that
+    NO_PROXY still keeps the identity endpoint and private endpoints off the proxy."""
+    if any(os.environ.get(name) or os.environ.get(name.lower()) for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")):
+        return {}
+    return {"use_env_settings": False}
 
 
 class Recreating:

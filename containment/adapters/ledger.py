@@ -1075,12 +1075,13 @@ class Ledger:
         decision: (True, claim) when this call made it, else (False, the existing claim)."""
         from azure.core.exceptions import ResourceExistsError
 
+        queued_at = time.time()
         entity = self._entity(decision, f"claim {decision.key}", resource_key(decision.resource_id),
-                              state="queued", holder="")
+                              state="queued", holder="", queued_at=queued_at)
         try:
             written = self.table.create_entity(entity)
             return True, Claim(decision.key, decision.resource_id, "queued", "", written["etag"], decision,
-                               updated_at=time.time())
+                               queued_at=queued_at)
         except ResourceExistsError:
             return False, self.get_claim(decision.key, decision.resource_id)
 
@@ -1092,9 +1093,8 @@ class Ledger:
         except ResourceNotFoundError:
             return None
         decision = self._record(entity) if "outcome" in entity else None  # a claim from before claims kept it
-        changed = entity.metadata.get("timestamp")
         return Claim(key, resource_id, entity["state"], entity["holder"], entity.metadata["etag"], decision,
-                     bool(entity.get("budget_spent")), changed.timestamp() if changed else None)
+                     bool(entity.get("budget_spent")), entity.get("queued_at"))
 
     def move_claim(self, claim: Claim, state: str, holder: str = "", spent: bool | None = None) -> Claim | None:
         """Move a claim on, if nobody moved it since it was read (ETag); None if somebody did.

@@ -47,6 +47,7 @@ _fresh_since: ContextVar[float | None] = ContextVar("reads_fresh_since", default
 class Read:
     body: str | None  # ARM's JSON, as text (whoever is given a copy may change it); None: the app deleted it
     sent_at: float  # epoch seconds when the request went out: the body is no older than this
+    written: bool = False  # a write went out at sent_at: nothing read before it may be kept
 
 
 class ReadCache:
@@ -61,7 +62,7 @@ class ReadCache:
             return None
         with self._lock:
             kept = self._reads.get(key)
-            if kept is None or kept.sent_at < since or kept.sent_at < now() - self.max_age:
+            if kept is None or kept.written or kept.sent_at < since or kept.sent_at < now() - self.max_age:
                 return None
             self._reads.move_to_end(key)
             return kept
@@ -70,15 +71,19 @@ class ReadCache:
         with self._lock:
             kept = self._reads.get(key)
             if kept is not None and kept.sent_at > sent_at:
-                return  # a later read landed first: keep the newer view
+                return  # a later read, or a write, went out after this read: keep the newer view
             self._reads[key] = Read(body, sent_at)
             self._reads.move_to_end(key)
             while len(self._reads) > self.capacity:
                 self._reads.popitem(last=False)
 
-    def forget(self, key: str) -> None:
+    def forget(self, key: str, written_at: float | None = None) -> None:
+        """What was read of `key` no longer stands: a write goes out at `written_at`, and a read
+        sent before it that lands later (another thread's) is not kept either."""
         with self._lock:
             self._reads.pop(key, None)
+            if written_at is not None:
+                self._reads[key] = Read(None, written_at, written=True)
 
     def __len__(self) -> int:
         return len(self._reads)

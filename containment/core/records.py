@@ -141,7 +141,7 @@ class Claim:
     etag: str
     decision: DecisionRecord | None = None
     spent: bool = False  # the blast-radius budget was spent on it (by whichever delivery got that far)
-    updated_at: float | None = None  # epoch seconds the ledger last changed it
+    queued_at: float | None = None  # epoch seconds (the writer's clock) when detection claimed and queued it
 
 
 class MalformedRequest(ValueError):

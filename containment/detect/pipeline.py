@@ -26,7 +26,7 @@ from containment.core.ids import ResourceId
 from containment.core.records import DecisionRecord, decision_key, describe_failure
 from containment.judge.scope import Protection, protection_of
 from containment.plan.decisions import decide, failed, ignored, recorded, rejected, within_incident
-from containment.record.conclude import acted_in_incident, conclude, record_once
+from containment.record.conclude import acted_in_incident, conclude, record_once, record_unless_claimed
 
 log = logging.getLogger("containment")
 
@@ -120,7 +120,7 @@ def handle_arm_event(event: Any, path: EventPath, runtime: Runtime) -> DecisionR
         raise
     record = replace(record, resource_id=assessment.resource_id)
     if assessment.ignored:
-        return record_once(runtime, recorded(record, ignored(assessment.ignored)))
+        return record_unless_claimed(runtime, recorded(record, ignored(assessment.ignored)))
     decision = decide(assessment.findings, settings, assessment.note)
     if path.exposure_is_the_event:
         decision = within_incident(decision, acted_in_incident(runtime, assessment.resource_id))

@@ -20,10 +20,12 @@ from containment.record.impact import previewed
 from containment.record.notifications import notify
 
 log = logging.getLogger("containment")
-# A queued claim older than this (by the Table service's clock: its Timestamp) has lost its request: the queue is polled every second at
-# most (host.json maxPollingInterval) and a request waits for the visibility timeout (10 s)
-# when a delivery of it failed; a minute is far past both, and short of Event Grid's later retries.
-REQUEUE_AFTER = 60.0
+# A redelivery that finds the claim still `queued` this long after it was written queues its
+# request again: Event Grid delivers again only after a delivery failed, at the earliest 10 s
+# later (https://learn.microsoft.com/azure/event-grid/delivery-and-retry), and a detection that
+# died between the claim and the queue fails its delivery; a copy that comes sooner is one
+# Event Grid sent twice while the first was handled. A request queued twice is harmless.
+REQUEUE_AFTER = 5.0
 
 
 def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state: dict[str, dict],
@@ -39,7 +41,14 @@ def conclude(runtime: Runtime, record: DecisionRecord, decision: Decision, state
     record = previewed(runtime, recorded(record, decision, state))
     if decision.outcome == CONTAIN:
         return request_containment(runtime, record)
-    if redelivered_to_worker and runtime.ledger.get_claim(record.key, record.resource_id) is not None:
+    return record_unless_claimed(runtime, record) if redelivered_to_worker else record_once(runtime, record)
+
+
+def record_unless_claimed(runtime: Runtime, record: DecisionRecord) -> DecisionRecord | None:
+    """Write an event's record unless an earlier delivery of the event claimed its containment:
+    that record is the worker's, whatever this delivery found (the resource it deleted reads as
+    gone, the container it made private as compliant)."""
+    if runtime.ledger.get_claim(record.key, record.resource_id) is not None:
         return None
     return record_once(runtime, record)
 
@@ -64,7 +73,7 @@ def request_containment(runtime: Runtime, decision: DecisionRecord) -> None:
     delivers the event again: queued again once it has waited longer than a request takes to
     be picked up. A request queued twice is harmless: the worker acts once per claim."""
     fresh, claim = runtime.ledger.claim(decision)
-    if not fresh and not (claim.state == "queued" and time.time() - (claim.updated_at or 0) > REQUEUE_AFTER):
+    if not fresh and not (claim.state == "queued" and time.time() - (claim.queued_at or 0) > REQUEUE_AFTER):
         return None
     runtime.queue.send_message(ContainmentRequest.of(claim.decision or decision, claim.etag).to_message())
     log.info("containment requested for %s (%s): %s", decision.resource_id, decision.key, ", ".join(decision.actions))

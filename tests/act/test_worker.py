@@ -42,8 +42,9 @@ def test_two_instances_taking_two_requests_for_one_claim_at_once_act_once(app, e
 
 def test_a_claim_whose_request_was_lost_is_queued_again_by_a_redelivery(app, emulator, monkeypatch):
     """Detection claimed, then died before queuing: the claim waits `queued`; a redelivery of
-    the event past REQUEUE_AFTER queues its request again, and it is contained once. Before
-    that, a redelivery queues nothing (the request is on its way)."""
+    the event past REQUEUE_AFTER (Event Grid retries a failed delivery 10 s on at the earliest)
+    queues its request again, and it is contained once. A copy sooner than that queues nothing
+    (the request is on its way)."""
     from containment.record import conclude
 
     emulator.seed([ACCOUNT, PUBLIC])
@@ -53,7 +54,7 @@ def test_a_claim_whose_request_was_lost_is_queued_again_by_a_redelivery(app, emu
     app.runtime.queue.clear_messages()  # the request that never left
     app.deliver(event)
     assert app.runtime.queue.get_queue_properties().approximate_message_count == 0
-    monkeypatch.setattr(conclude, "REQUEUE_AFTER", 0.0)  # as if a minute had passed
+    monkeypatch.setattr(conclude, "REQUEUE_AFTER", 0.0)  # as if this were Event Grid's retry, 10 s on
     app.deliver(event)
     app.drain()
     assert [r.outcome for r in app.records()] == ["contained"] and len(app.writes()) == 1

@@ -118,3 +118,31 @@ def test_a_write_to_a_part_of_a_resource_forgets_what_holds_it(app, emulator):
         arm.write(clients, Write("PUT", f"{vault['id']}/accessPolicies/remove", {"properties": {
             "accessPolicies": vault["properties"]["accessPolicies"]}}))
         assert arm.read(clients, target)["properties"]["accessPolicies"] == []
+
+
+def test_a_read_sent_before_a_write_that_lands_after_it_is_not_kept():
+    """Two threads of one instance: one's GET is in flight when the other writes; the GET's
+    answer (the state before the write) must not become what the write's read-back finds."""
+    cache = ReadCache()
+    before_write, write = time.time(), time.time() + 0.001
+    cache.forget("nsg", write)  # the write goes out
+    cache.keep("nsg", '{"before": true}', before_write)  # the earlier read lands late
+    assert cache.fresh("nsg", 0) is None
+    cache.keep("nsg", '{"after": true}', write)  # the write's own answer, or a read after it
+    assert cache.fresh("nsg", 0).body == '{"after": true}'
+
+
+def test_with_a_proxy_configured_no_proxy_still_keeps_local_endpoints_off_it(app, emulator, monkeypatch):
+    """Where the environment names a proxy, it is read per call as azure-core does by default,
+    so NO_PROXY applies (the managed-identity endpoint and private endpoints are local)."""
+    from containment.adapters import clients as clients_module
+
+    emulator.seed([ACCOUNT, PUBLIC])
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    clients_module.transport_options.cache_clear()
+    try:
+        app.configure()
+        assert arm.read(app.runtime.clients, parse_resource_id(PUBLIC["id"]))["name"] == "training"
+    finally:
+        clients_module.transport_options.cache_clear()

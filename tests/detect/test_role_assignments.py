@@ -56,6 +56,26 @@ def test_a_data_role_on_a_protected_account_to_an_unknown_principal_is_deleted(a
     assert [w.method for w in app.writes()] == ["DELETE"]
 
 
+def test_a_redelivery_that_finds_the_grant_gone_before_the_worker_recorded_leaves_the_record_to_it(app, emulator):
+    """The worker deleted the grant and has not written its record yet when Event Grid's retry
+    of the event reaches another instance: that delivery reads 404 and would record `ignored`
+    under the event's key, and the worker's record (the deleted body, what a release needs)
+    would be refused. The claim makes it the worker's: one record, the worker's."""
+    grant = assignment(ACCOUNT["id"])
+    emulator.seed([ACCOUNT, grant])
+    app.configure(CONTAINMENT_MODE="enforce")
+    event = write_event(grant["id"], WRITE)
+    app.deliver(event)
+    emulator.arm.resources.pop(grant["id"].lower())  # deleted, the record not yet written
+    app.configure(CONTAINMENT_MODE="enforce")  # another instance: nothing read before
+    app.deliver(event)
+    assert app.records() == []
+    emulator.seed([grant])  # the worker's delete, as it happens, finds it and takes it away
+    app.drain()
+    [record] = app.records()
+    assert (record.outcome, record.before[grant["id"]]) == ("contained", grant)
+
+
 def test_dry_run_records_would_contain_and_deletes_nothing(app, emulator):
     grant = assignment(ACCOUNT["id"])
     emulator.seed([ACCOUNT, grant])

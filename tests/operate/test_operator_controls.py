@@ -245,6 +245,9 @@ def test_the_blast_radius_limit_holds_what_is_beyond_it(app, emulator):
     assert all("blast-radius limit" in r.reason and r.awaiting_approval for r in held)
     # What the budget holds raises one alert, not one per finding.
     assert len([n for n in emulator.notifications if "held" in n["data"]["changed"]]) == 1
+    # A held decision's claim never says the budget was spent on it: were its request retried
+    # (the record's write failing), the retry would have to spend, not act for free.
+    assert [app.runtime.ledger.get_claim(r.key, r.resource_id).spent for r in held] == [False, False]
     private = [emulator.arm.get(c["id"])["properties"]["publicAccess"] for c in containers]
     assert private.count("None") == 2
     # A person approves one anyway: approvals are not counted against the limit.

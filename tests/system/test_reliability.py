@@ -232,6 +232,27 @@ def test_while_arms_reads_run_short_a_redelivery_already_decided_reads_nothing_f
     assert emulator.traffic == [] and [r.outcome for r in app.records()] == ["contained"]
 
 
+def test_the_polls_of_containments_long_running_writes_never_wait_for_the_read_reserve(app, emulator, monkeypatch):
+    """An NSG rule's PUT is long-running: azure-core polls its status from a thread of its own,
+    which does not carry the worker's mark; the polls are known by their path and never wait."""
+    from containment.adapters import arm_limits
+    from localazure.throttling import Throttling
+
+    monkeypatch.setattr(arm_limits, "RESERVE", 10_000)  # whatever ARM says is left is short of it
+    waits: list = []
+    monkeypatch.setattr(arm_limits.LIMITS, "sleep", lambda seconds: waits.append(seconds))
+    nsg = b.nsg(rules=[b.security_rule("allow-any", 200, source="*")])
+    emulator.seed([nsg])
+    app.configure(**SETTINGS)
+    emulator.arm.throttling = Throttling()  # ARM's answers say what is left
+    app.deliver(write_event(nsg["id"], "Microsoft.Network/networkSecurityGroups/write"))
+    waits.clear()  # detection's re-reads may wait; containment's never
+    app.drain()
+    assert [r.outcome for r in app.records()] == ["contained"]
+    assert any("operation" in x.url.lower() for x in emulator.traffic) or emulator.polls  # it was long-running
+    assert waits == []
+
+
 # -- ARM's bad days -----------------------------------------------------------------------------------
 # Each fault fires a bounded number of times: enough to outlast the SDK's own retries
 # (4 attempts a call) somewhere, so the host's retries (Event Grid redelivery, the queue's

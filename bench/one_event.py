@@ -214,10 +214,13 @@ def waves(made: list) -> list[tuple]:
 
 
 def round_trips(made: list) -> tuple[int, int, int]:
-    """(round trips in detection, in the worker, the app's calls) before the containment write."""
+    """(round trips in detection, in the worker, the app's calls) the containment write waited
+    for: those that ended before it was sent (one sent beside it, as the claim's mark that the
+    budget is spent, is not waited for)."""
     write = min((c.started for c in made if c.origin == "contain" and c.service == "arm"
                  and c.method in ("PATCH", "PUT", "POST", "DELETE")), default=None)
-    before = [(c, wave) for c, wave in waves(made) if c.origin != "host" and (write is None or c.started < write)]
+    before = [(c, wave) for c, wave in waves(made)
+              if c.origin != "host" and (write is None or c.started + c.seconds <= write)]
     detection = max((wave for c, wave in before if c.origin != "contain"), default=0)
     worker = max((wave for c, wave in before if c.origin == "contain"), default=0)
     return detection, worker, len(before)

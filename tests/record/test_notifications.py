@@ -74,7 +74,9 @@ def test_an_incident_is_one_thread_and_its_first_notice_says_all_that_happened_a
     assert data["summary"] == f"incident {record.incident}: high finding(s) on 1 resource(s), contained"
 
 
-def test_later_findings_update_the_incident_without_a_notice_and_a_hold_is_one(app, emulator, moment):
+def three_containments_in_one_incident(app, emulator, moment) -> dict:
+    """Three public containers of one account contained a minute apart: one incident. The
+    same person's subscription-wide Contributor grant is seeded, not yet delivered: returned."""
     others = [b.container(ACCOUNT["id"], name, "Container") for name in ("validation", "holdout")]
     grant = b.role_assignment(f"/subscriptions/{b.SUBSCRIPTION}", "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
                               b.CONTRIBUTOR, name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e05")
@@ -82,6 +84,11 @@ def test_later_findings_update_the_incident_without_a_notice_and_a_hold_is_one(a
     app.configure(CONTAINMENT_MODE="enforce")
     for minute, container in enumerate([PUBLIC, *others]):
         deliver(app, moment, container["id"], at=START + timedelta(minutes=minute))
+    return grant
+
+
+def test_later_findings_update_the_incident_without_a_notice_and_a_hold_is_one(app, emulator, moment):
+    grant = three_containments_in_one_incident(app, emulator, moment)
     assert kinds(emulator) == ["detected"]  # three containments, one incident, one notice
     # The same person's subscription-wide grant: its deletion waits for a person, in the same incident.
     deliver(app, moment, grant["id"], "Microsoft.Authorization/roleAssignments/write", START + timedelta(minutes=5))
@@ -196,13 +203,7 @@ def test_a_later_finding_in_the_incident_reads_its_notices_once_and_claims_none(
 
 
 def test_a_notice_lists_its_incident_in_one_query_and_reads_only_the_records_not_in_hand(app, emulator, moment):
-    others = [b.container(ACCOUNT["id"], name, "Container") for name in ("validation", "holdout")]
-    grant = b.role_assignment(f"/subscriptions/{b.SUBSCRIPTION}", "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
-                              b.CONTRIBUTOR, name="0d9f8e7c-6b5a-4c3d-8e2f-1a0b9c8d7e05")
-    emulator.seed([ACCOUNT, PUBLIC, *others, grant])
-    app.configure(CONTAINMENT_MODE="enforce")
-    for minute, container in enumerate([PUBLIC, *others]):
-        deliver(app, moment, container["id"], at=START + timedelta(minutes=minute))
+    grant = three_containments_in_one_incident(app, emulator, moment)
     ledger = app.runtime.ledger
     listed, read = [], []
     ledger.incident_pointers = lambda incident, listing=ledger.incident_pointers: listed.append(incident) or listing(
